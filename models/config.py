@@ -1,0 +1,97 @@
+"""Settings: one frozen dataclass, each field with its default and a help line.
+
+Every field can be set by an environment variable `SEENEXT_<FIELD>` (upper case) or a command-line
+flag; `Settings.from_env()` is called once at start-up and the result passed down explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+
+def _opt(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _opt("127.0.0.1", "address the gRPC server binds")
+    port: int = _opt(50051, "port the gRPC server binds; 0 picks a free one")
+    data_dir: Path = _opt(Path("var"), "folder of the SQLite file and the model artifacts")
+    demo: bool = _opt(False, "seed the demo retailer into an empty store and train on start")
+    holdout: float = _opt(0.0, "share of customers (stable hash) kept on the non-personalised baseline")
+    workers: int = _opt(16, "threads serving RPCs per process")
+    processes: int = _opt(1, "serving processes sharing the port (SO_REUSEPORT)")
+    sync_full: bool = _opt(True, "fsync every commit (survives power loss, not only kill -9)")
+    # demo retailer sizes
+    demo_customers: int = _opt(2000, "customers the demo generator makes")
+    demo_items: int = _opt(600, "catalogue items the demo generator makes")
+    demo_days: int = _opt(400, "days of history the demo generator makes")
+    demo_seed: int = _opt(42, "seed of the demo generator")
+    # training
+    components: int = _opt(48, "LightFM embedding size")
+    loss: str = _opt("warp", "LightFM loss: warp, bpr, warp-kos or logistic")
+    epochs: int = _opt(30, "LightFM training epochs")
+    learning_rate: float = _opt(0.05, "LightFM learning rate")
+    item_alpha: float = _opt(1e-6, "L2 penalty on item features")
+    user_alpha: float = _opt(1e-6, "L2 penalty on user features")
+    max_sampled: int = _opt(10, "WARP negatives sampled per positive")
+    train_threads: int = _opt(2, "threads LightFM trains with")
+    recency_half_life_days: float = _opt(90.0, "an interaction's weight halves every this many days")
+    eval_holdout_days: int = _opt(0, "days held out to report metrics when training; 0 = no evaluation")
+    models_kept: int = _opt(5, "model versions kept on disk for rollback")
+    reload_seconds: float = _opt(2.0, "how often a server checks for a model trained elsewhere")
+    seed: int = _opt(42, "random seed of training")
+    # serving
+    max_k: int = _opt(100, "largest k a request may ask for")
+    popular_window_days: int = _opt(30, "window of the popularity fallback")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "seenext.db"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Defaults, then SEENEXT_* variables, then explicit overrides (flags) that are not None."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"SEENEXT_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, raw, f.default)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return dataclasses.replace(cls(), **values)
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, Any, str]]:
+        """(variable, default, help) for every setting, for `seenext settings` and the docs."""
+        return [(f"SEENEXT_{f.name.upper()}", f.default, f.metadata["help"]) for f in dataclasses.fields(cls)]
+
+
+def _parse(name: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Path):
+            return Path(raw)
+        return raw
+    except ValueError:
+        raise ValueError(
+            f"SEENEXT_{name.upper()}={raw!r} is not a valid {type(default).__name__}"
+        ) from None

@@ -1,0 +1,142 @@
+"""The service as one object: what every transport (gRPC, CLI, a batch job) calls.
+
+It wires the store, catalogue, model registry and recommender over one SQLite file and one
+models folder, as the settings say.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+from models import trainer
+from models.catalog import Catalog
+from models.config import Settings
+from models.db import Connections
+from models.domain import BatchResult, Event, Item, TrackResult
+from models.errors import AlreadyRunning, InvalidArgument, NotFound
+from models.popularity import Popularity
+from models.recommend import Recommendation, Recommender, RecommendQuery
+from models.registry import ModelRegistry, new_version
+from models.served import ServedLog
+from models.store import EventStore
+from models.validation import check_batch_size
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelInfo:
+    version: str = ""
+    trained_at: float | None = None
+    customers: int = 0
+    items: int = 0
+    interactions: int = 0
+    events_stored: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Seenext:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Connections(settings.db_path, settings.sync_full)
+        self.store = EventStore(self.db)
+        self.catalog = Catalog(self.db)
+        self.registry = ModelRegistry(settings.models_dir, keep=settings.models_kept)
+        self.registry.refresh()
+        self.popularity = Popularity(self.db, settings.popular_window_days)
+        self.served = ServedLog(self.db)
+        self.recommender = Recommender(
+            self.store, self.catalog, self.registry, self.popularity, self.served,
+            max_k=settings.max_k, holdout=settings.holdout,
+        )
+        self._train_lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def start_background(self) -> None:
+        """Follows models trained by other processes sharing the data folder."""
+        self.registry.watch(self.settings.reload_seconds, self._stop)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.served.close()
+        self.db.close()
+
+    # -- events and catalogue ----------------------------------------------------------------------
+
+    def track(self, event: Event) -> TrackResult:
+        return self.store.track(event)
+
+    def track_batch(self, events: Sequence[Event]) -> BatchResult:
+        check_batch_size(len(events), "events", "event")
+        return self.store.track_batch(events)
+
+    def upsert_items(self, items: Sequence[Item]) -> int:
+        return self.catalog.upsert(items)
+
+    def get_item(self, item_id: str) -> Item:
+        return self.catalog.get(item_id)
+
+    # -- recommendations -----------------------------------------------------------------------------
+
+    def recommend(self, query: RecommendQuery) -> Recommendation:
+        return self.recommender.recommend(query)
+
+    # -- model ---------------------------------------------------------------------------------------
+
+    def train(self) -> ModelInfo:
+        """Trains on everything stored and swaps the new model in; one training at a time."""
+        with self._exclusive_training():
+            started = time.perf_counter()
+            artifact = trainer.train(
+                self.store.interaction_log(), self.catalog.all_items(), self.settings, new_version()
+            )
+            self.registry.publish(artifact)
+            self.popularity.invalidate()
+            log.info("training took %.1fs in all", time.perf_counter() - started)
+        return self.model_info()
+
+    def model_info(self, version: str | None = None) -> ModelInfo:
+        if version is None:
+            current = self.registry.current
+            manifest: dict[str, Any] = current.manifest if current is not None else {}
+        else:
+            manifest = self.registry.manifest(version)
+        return ModelInfo(
+            version=manifest.get("version", ""), trained_at=manifest.get("trained_at"),
+            customers=manifest.get("customers", 0), items=manifest.get("items", 0),
+            interactions=manifest.get("interactions", 0), events_stored=self.store.count_events(),
+            metrics=dict(manifest.get("metrics", {})),
+        )
+
+    def list_models(self) -> list[ModelInfo]:
+        return [self.model_info(v) for v in self.registry.versions()]
+
+    def rollback(self, version: str) -> ModelInfo:
+        if not version:
+            raise InvalidArgument("model_version", "is required")
+        self.registry.rollback(version)
+        return self.model_info()
+
+    @contextmanager
+    def _exclusive_training(self) -> Iterator[None]:
+        if not self._train_lock.acquire(blocking=False):
+            raise AlreadyRunning("a training is already running in this server; try again when it ends")
+        lock_path = self.settings.models_dir / "train.lock"
+        try:
+            with open(lock_path, "w") as fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise AlreadyRunning("a training is already running on this data folder") from None
+                yield
+        finally:
+            self._train_lock.release()
+
+
+__all__ = ["Seenext", "ModelInfo", "NotFound"]

@@ -1,0 +1,133 @@
+"""Proto messages <-> the plain data of `models.domain`. Nothing else lives here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from models.domain import Event, Identifier, Item, Offer
+from models.recommend import Recommendation, Recommended, RecommendQuery
+from protos.seenext.v1 import catalog_pb2, common_pb2, events_pb2, recommendation_pb2
+
+
+def enum_name(enum: Any, value: int, prefix: str) -> str:
+    """CHANNEL_WEB -> "WEB"; unset -> "", an unknown number -> "<unknown N>" (both rejected by validation)."""
+    try:
+        name = enum.Name(value)
+    except ValueError:
+        return f"<unknown {value}>"
+    return "" if name.endswith("_UNSPECIFIED") else name.removeprefix(prefix)
+
+
+def channel(value: int) -> str:
+    return enum_name(common_pb2.Channel, value, "CHANNEL_")
+
+
+def channel_value(name: str) -> int:
+    return common_pb2.Channel.Value(f"CHANNEL_{name}") if name else 0
+
+
+def event_type_value(name: str) -> int:
+    return common_pb2.EventType.Value(f"EVENT_TYPE_{name}") if name else 0
+
+
+def time_or_none(ts: Timestamp, present: bool) -> float | None:
+    return ts.seconds + ts.nanos / 1e9 if present else None
+
+
+def timestamp(seconds: float | None) -> Timestamp | None:
+    if seconds is None:
+        return None
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def identifier(msg: common_pb2.Identifier) -> Identifier:
+    return Identifier(enum_name(common_pb2.IdentifierKind, msg.kind, "IDENTIFIER_KIND_"), msg.value)
+
+
+def identifier_msg(ident: Identifier) -> common_pb2.Identifier:
+    kind = common_pb2.IdentifierKind.Value(f"IDENTIFIER_KIND_{ident.kind}")
+    return common_pb2.Identifier(kind=kind, value=ident.value)
+
+
+def event(msg: events_pb2.Event) -> Event:
+    return Event(
+        event_id=msg.event_id,
+        identifiers=tuple(identifier(i) for i in msg.identifiers),
+        channel=channel(msg.channel),
+        type=enum_name(common_pb2.EventType, msg.type, "EVENT_TYPE_"),
+        item_id=msg.item_id, quantity=msg.quantity, price=msg.price, store_id=msg.store_id,
+        order_id=msg.order_id, recommendation_id=msg.recommendation_id,
+        occurred_at=time_or_none(msg.occurred_at, msg.HasField("occurred_at")),
+        attributes=dict(msg.attributes),
+    )
+
+
+def offer(msg: common_pb2.Offer) -> Offer:
+    return Offer(
+        price=msg.price, promo_price=msg.promo_price,
+        valid_from=time_or_none(msg.valid_from, msg.HasField("valid_from")),
+        valid_until=time_or_none(msg.valid_until, msg.HasField("valid_until")),
+        offer_id=msg.offer_id, currency=msg.currency,
+    )
+
+
+def offer_msg(o: Offer) -> common_pb2.Offer:
+    return common_pb2.Offer(
+        price=o.price, promo_price=o.promo_price, valid_from=timestamp(o.valid_from),
+        valid_until=timestamp(o.valid_until), offer_id=o.offer_id, currency=o.currency,
+    )
+
+
+def item(msg: catalog_pb2.Item) -> Item:
+    stock: dict[str, int] = {}
+    for s in msg.stock:
+        stock[s.store_id] = stock.get(s.store_id, 0) + s.quantity
+    return Item(
+        item_id=msg.item_id, title=msg.title, category=msg.category, brand=msg.brand, price=msg.price,
+        accessory_for=list(msg.accessory_for), repeatable=msg.repeatable, attributes=dict(msg.attributes),
+        stock=stock, offer=offer(msg.offer) if msg.HasField("offer") else None, active=msg.active,
+    )
+
+
+def item_msg(it: Item) -> catalog_pb2.Item:
+    return catalog_pb2.Item(
+        item_id=it.item_id, title=it.title, category=it.category, brand=it.brand, price=it.price,
+        accessory_for=it.accessory_for, repeatable=it.repeatable, attributes=it.attributes,
+        stock=[catalog_pb2.Stock(store_id=s, quantity=q) for s, q in sorted(it.stock.items())],
+        offer=offer_msg(it.offer) if it.offer is not None else None, active=it.active,
+    )
+
+
+def recommend_query(msg: recommendation_pb2.RecommendRequest) -> RecommendQuery:
+    return RecommendQuery(
+        channel=channel(msg.channel),
+        who=identifier(msg.who) if msg.HasField("who") else None,
+        placement=msg.placement or "home",
+        item_ids=list(msg.context.item_ids), basket_item_ids=list(msg.context.basket_item_ids),
+        store_id=msg.context.store_id, k=msg.k,
+        categories=list(msg.filter.categories), exclude_item_ids=list(msg.filter.exclude_item_ids),
+        max_price=msg.filter.max_price, in_stock_only=msg.filter.in_stock_only, explain=msg.explain,
+    )
+
+
+def recommended_msg(r: Recommended) -> common_pb2.RecommendedItem:
+    return common_pb2.RecommendedItem(
+        item_id=r.item_id, score=r.score, title=r.title, category=r.category,
+        offer=offer_msg(r.offer) if r.offer is not None else None,
+        reasons=[
+            common_pb2.Reason(code=x.code, text=x.text, related_item_id=x.related_item_id,
+                              related_at=timestamp(x.related_at))
+            for x in r.reasons
+        ],
+    )
+
+
+def recommendation_msg(rec: Recommendation) -> recommendation_pb2.RecommendResponse:
+    return recommendation_pb2.RecommendResponse(
+        recommendation_id=rec.recommendation_id, customer_id=rec.customer_id, recognised=rec.recognised,
+        items=[recommended_msg(r) for r in rec.items], model_version=rec.model_version, strategy=rec.strategy,
+    )
