@@ -12,8 +12,6 @@ import time
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
-
 from models.db import Connections
 from models.domain import Item, Offer
 from models.errors import NotFound
@@ -118,8 +116,6 @@ class CatalogSnapshot:
             return True
         return item.stock.get(store_id, 0) > 0
 
-    def mask(self, item_ids: np.ndarray, predicate) -> np.ndarray:  # type: ignore[no-untyped-def]
-        return np.fromiter((predicate(self.items.get(i)) for i in item_ids), dtype=bool, count=len(item_ids))
 
 
 def _item_row(it: Item, now: float) -> tuple:

@@ -106,7 +106,6 @@ class ModelRegistry:
 
 
 def new_version() -> str:
-    """Sortable by time, unique enough across processes."""
-    import secrets
-
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+    """Sortable by time to the microsecond (trainings are serialised), e.g. 20261122T224059.123456Z."""
+    now = time.time()
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"

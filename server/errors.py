@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 def _abort(context: grpc.ServicerContext, exc: Exception, method: str) -> None:
     if isinstance(exc, SeenextError):
         context.abort(grpc.StatusCode[exc.status], exc.message)
+    if isinstance(exc, NotImplementedError):  # the generated base servicer of a service not built yet
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented in this version")
     incident = uuid.uuid4().hex[:12]
     log.exception("internal error %s in %s", incident, method)
     context.abort(grpc.StatusCode.INTERNAL, f"internal error (incident {incident}); the server log has the details")
