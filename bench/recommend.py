@@ -1,0 +1,94 @@
+"""Recommend through gRPC beside the transport floor (grpc.health.v1 Health/Check on the same server).
+
+The server runs as `python -m server serve` in its own process(es) on the benchmark world; the
+requests are Recommend(k) for known customers drawn with a fixed seed, by CUSTOMER_ID, channel WEB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import grpc
+
+from bench.load import LoadResult, run_load
+from bench.serving import ServerProcess
+from protos.seenext.v1 import common_pb2, recommendation_pb2, recommendation_pb2_grpc
+
+RECOMMEND = "/seenext.v1.RecommendationService/Recommend"
+HEALTH = "/grpc.health.v1.Health/Check"
+HEALTH_REQUEST = b""  # HealthCheckRequest(service="") serialises to nothing
+
+
+@dataclass(frozen=True)
+class Run:
+    """One load run: what was called, how the load was made, how many processes served it."""
+
+    label: str               # "Recommend" or "Health/Check (no-op)"
+    server_processes: int
+    result: LoadResult
+
+
+def requests(customers: Sequence[str], k: int) -> list[bytes]:
+    return [
+        recommendation_pb2.RecommendRequest(
+            who=common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_CUSTOMER_ID, value=c),
+            channel=common_pb2.CHANNEL_WEB, k=k,
+        ).SerializeToString()
+        for c in customers
+    ]
+
+
+def check_answers(target: str, customers: Sequence[str], k: int) -> float:
+    """Share of sampled customers answered with k personalised items (the load itself is not parsed)."""
+    good = 0
+    sample = list(customers[:20])
+    with grpc.insecure_channel(target) as ch:
+        stub = recommendation_pb2_grpc.RecommendationServiceStub(ch)
+        for c in sample:
+            reply = stub.Recommend(recommendation_pb2.RecommendRequest(
+                who=common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_CUSTOMER_ID, value=c),
+                channel=common_pb2.CHANNEL_WEB, k=k,
+            ), timeout=10)
+            ids = [i.item_id for i in reply.items]
+            good += reply.strategy == "personalised" and len(ids) == k and len(set(ids)) == k
+    return good / len(sample)
+
+
+def latency_runs(
+    data_dir: Path, customers: Sequence[str], k: int, duration: float, warmup: float,
+    concurrencies: Sequence[int] = (1, 8), client_processes: int = 2,
+) -> tuple[list[Run], float]:
+    """One serving process: no-op and Recommend at each concurrency, back to back. (runs, personalised share)."""
+    payloads = requests(customers, k)
+    runs = []
+    with ServerProcess(data_dir) as server:
+        personalised = check_answers(server.target, customers, k)
+        for c in concurrencies:
+            for label, method, body in (("Health/Check (no-op)", HEALTH, [HEALTH_REQUEST]),
+                                        ("Recommend", RECOMMEND, payloads)):
+                result = run_load(server.target, method, body, duration=duration, warmup=warmup, concurrency=c,
+                                  client_processes=client_processes, server_cpu=server.cpu_seconds)
+                runs.append(Run(label, 1, result))
+    return runs, personalised
+
+
+def throughput_runs(
+    data_dir: Path, customers: Sequence[str], k: int, duration: float, warmup: float,
+    concurrency: int = 16, rate: float = 1000.0, client_processes: int = 2, channels: int = 4,
+    server_processes: Sequence[int] = (1, 2),
+) -> list[Run]:
+    """Most Recommend QPS closed-loop, then p99 at a fixed open-loop rate, for 1 and 2 serving processes."""
+    payloads = requests(customers, k)
+    runs = []
+    for n in server_processes:
+        with ServerProcess(data_dir, processes=n) as server:
+            closed = run_load(server.target, RECOMMEND, payloads, duration=duration, warmup=warmup,
+                              concurrency=concurrency, client_processes=client_processes, channels=channels,
+                              server_cpu=server.cpu_seconds)
+            runs.append(Run("Recommend", n, closed))
+            opened = run_load(server.target, RECOMMEND, payloads, duration=duration, warmup=warmup, rate=rate,
+                              client_processes=client_processes, channels=channels, server_cpu=server.cpu_seconds)
+            runs.append(Run("Recommend", n, opened))
+    return runs

@@ -1,0 +1,130 @@
+"""`python -m bench.run` (`make bench`): every measurement in one run, printed and written to
+docs/benchmarks.md. `--toy` runs the same code at a size that takes well under a minute (for trying
+it out; the figures mean nothing), and writes nowhere unless --out is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+from bench import memory, recommend, report, retrain, track, world
+from bench.conditions import Conditions
+from models.service import Seenext
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Scale:
+    items: int = 20_000          # catalogue of the world (Recommend ranks all of them)
+    customers: int = 30_000      # demo customers: about 1M item events
+    k: int = 10
+    sample: int = 1_000          # known customers the load draws from
+    duration: float = 8.0        # seconds measured per load run
+    warmup: float = 2.0
+    concurrency_high: int = 8
+    throughput_concurrency: int = 16
+    open_rate: float = 1000.0
+    track_events: int = 200_000
+    track_batch: int = 1_000
+    memory_customers: int = 1_000_000
+    epochs: int | None = None    # None: the product default (Settings.epochs)
+
+
+TOY = Scale(items=300, customers=150, sample=50, duration=1.0, warmup=0.3, concurrency_high=2,
+            throughput_concurrency=4, open_rate=100.0, track_events=3_000, memory_customers=20_000, epochs=2)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--toy", action="store_true", help="tiny sizes, to check the benchmark itself runs")
+    parser.add_argument("--out", type=Path, help="where to write the Markdown (default docs/benchmarks.md; "
+                        "with --toy, nowhere)")
+    parser.add_argument("--duration", type=float, help="seconds measured per load run")
+    parser.add_argument("--epochs", type=int, help="LightFM epochs of the retrain (default: the product's)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
+    parser.add_argument("--work", type=Path, help="use (and keep) this folder; a world already built there is "
+                        "reused (for working on one measurement)")
+    parser.add_argument("--only", nargs="+", choices=STEPS, default=list(STEPS), help="measurements to run")
+    args = parser.parse_args(argv)
+    scale = TOY if args.toy else Scale()
+    if args.duration:
+        scale = replace(scale, duration=args.duration)
+    if args.epochs:
+        scale = replace(scale, epochs=args.epochs)
+    out = args.out if args.out else (None if args.toy else ROOT / "docs" / "benchmarks.md")
+    command = "make bench" if not argv and not sys.argv[1:] else "python -m bench.run " + shlex.join(sys.argv[1:])
+    work = args.work or Path(tempfile.mkdtemp(prefix="seenext-bench-"))
+    try:
+        results = run_all(scale, work, command, steps=args.only)
+    finally:
+        if args.keep or args.work:
+            print(f"data kept in {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    text = report.markdown(results)
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        print(f"written to {out}", file=sys.stderr)
+    return 0
+
+
+STEPS = ("retrain", "latency", "throughput", "track", "memory")
+
+
+def run_all(
+    scale: Scale, work: Path, command: str = "python -m bench.run", steps: Sequence[str] = STEPS
+) -> report.Results:
+    t0 = time.perf_counter()
+    results = report.Results(Conditions.now(), command, time.strftime("%Y-%m-%d %H:%M %Z"), k=scale.k,
+                             duration=scale.duration, warmup=scale.warmup)
+
+    def step(name: str) -> None:
+        print(f"[{time.perf_counter() - t0:6.0f}s] {name}", file=sys.stderr, flush=True)
+
+    data = work / "world"
+    overrides = {"epochs": scale.epochs} if scale.epochs else {}
+    if not (data / "seenext.db").exists():
+        step(f"world: demo retailer with {scale.items:,} items and {scale.customers:,} customers")
+        results.world = world.build(data, scale.items, scale.customers)
+    if "retrain" in steps or not (data / "models" / "CURRENT").exists():
+        step("retrain on the world's item events, and a bare fit")
+        results.retrain = retrain.measure(data, **overrides)
+    service = Seenext(world.settings_for(data))
+    try:
+        customers = world.known_customers(service, scale.sample)
+    finally:
+        service.close()
+    if "latency" in steps:
+        step("Recommend and the no-op at concurrency 1 and %d" % scale.concurrency_high)
+        results.latency, results.personalised_share = recommend.latency_runs(
+            data, customers, scale.k, scale.duration, scale.warmup, concurrencies=(1, scale.concurrency_high))
+    if "throughput" in steps:
+        step("Recommend throughput with 1 and 2 serving processes")
+        results.throughput = recommend.throughput_runs(
+            data, customers, scale.k, scale.duration, scale.warmup, concurrency=scale.throughput_concurrency,
+            rate=scale.open_rate)
+    if "track" in steps:
+        step(f"TrackBatch of {scale.track_events:,} events")
+        results.track = track.measure(work, scale.track_events, scale.track_batch)
+    if "memory" in steps:
+        step(f"serving memory with {scale.memory_customers:,} customers")
+        results.memory = memory.measure(data, customers, scale.memory_customers, scale.k)
+    results.conditions.finish()
+    results.seconds = time.perf_counter() - t0
+    step("done")
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(main())

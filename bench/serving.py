@@ -1,0 +1,120 @@
+"""A seenext server in its own process(es), as `python -m server serve` runs it, for the load tests.
+
+Picks a free port, waits until the standard health check answers SERVING, and reads what the
+kernel knows about the serving processes (CPU time, peak resident memory) from /proc.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[1]
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A port nothing listens on now (SO_REUSEPORT servers need a fixed one, not 0)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """`python -m server serve` with SEENEXT_* settings; a context manager that stops it on exit."""
+
+    def __init__(self, data_dir: Path, processes: int = 1, log_path: Path | None = None, **settings: object) -> None:
+        self.port = free_port()
+        self.target = f"127.0.0.1:{self.port}"
+        self.processes = processes
+        env = dict(os.environ, SEENEXT_DATA_DIR=str(data_dir), SEENEXT_HOST="127.0.0.1",
+                   SEENEXT_PORT=str(self.port), SEENEXT_PROCESSES=str(processes), SEENEXT_DEMO="0",
+                   SEENEXT_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
+        env.pop("SEENEXT_CHILD", None)
+        env.update({f"SEENEXT_{k.upper()}": str(v) for k, v in settings.items()})
+        self._log = open(log_path or data_dir / f"server-{self.port}.log", "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve"], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def __enter__(self) -> "ServerProcess":
+        try:
+            self.wait_serving()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+    def wait_serving(self, timeout: float = 120.0) -> None:
+        """Polls grpc.health.v1 Health/Check until SERVING (every serving process, when several)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.proc.returncode}; see {self._log.name}")
+            if len(self.serving_pids()) == self.processes and self._healthy():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"the server on {self.target} was not SERVING after {timeout:.0f}s; see {self._log.name}")
+
+    def _healthy(self) -> bool:
+        # Each new channel is a new connection, which SO_REUSEPORT hands to any of the processes;
+        # several checks make it likely that every process has answered once.
+        for _ in range(2 * self.processes):
+            with grpc.insecure_channel(self.target, options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
+                try:
+                    reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
+                except grpc.RpcError:
+                    return False
+                if reply.status != health_pb2.HealthCheckResponse.SERVING:
+                    return False
+        return True
+
+    def serving_pids(self) -> list[int]:
+        """The processes that serve: the server itself, or the children of `serve --processes N`."""
+        if self.processes <= 1:
+            return [self.proc.pid]
+        try:
+            text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(p) for p in text.split()]
+
+    def cpu_seconds(self) -> dict[int, float]:
+        """User + system CPU seconds used so far by each serving process."""
+        out = {}
+        for pid in self.serving_pids():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) + int(fields[12])) / _TICKS
+        return out
+
+    def memory_kb(self) -> dict[str, int]:
+        """VmHWM (peak resident set) and VmRSS of the first serving process, in kB."""
+        pid = self.serving_pids()[0]
+        values = {}
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmHWM", "VmRSS"):
+                values[key] = int(rest.split()[0])
+        return values
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()

@@ -1,0 +1,67 @@
+"""The benchmark's world: the demo retailer at a benchmark size, seeded into a temp data folder.
+
+One world serves every server-side measurement: the retrain measures training on it, then the
+Recommend and memory measurements serve the model trained there.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models import demo
+from models.config import Settings
+from models.service import Seenext
+
+
+@dataclass(frozen=True)
+class WorldFigures:
+    items: int
+    customers: int          # demo customers generated
+    events: int             # events stored
+    item_events: int        # events with an item: the interaction log the dataset is built from
+    generate_seconds: float
+    seed_seconds: float     # demo.seed: catalogue upsert + EventStore.track_batch in chunks of 10,000
+
+
+def settings_for(data_dir: Path, **overrides: object) -> Settings:
+    """The product's default settings, except what a benchmark must fix: the folder, no evaluation fit."""
+    base: dict[str, object] = dict(data_dir=data_dir, eval_holdout_days=0)
+    base.update(overrides)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+def build(data_dir: Path, items: int, customers: int, days: int = 400, seed: int = 42) -> WorldFigures:
+    """Generates the demo retailer and seeds it into `data_dir` (which must be empty)."""
+    started = time.perf_counter()
+    retailer = demo.generate(demo.DemoConfig(customers=customers, items=items, days=days, seed=seed))
+    generated = time.perf_counter()
+    service = Seenext(settings_for(data_dir))
+    try:
+        counts = demo.seed(service.store, service.catalog, retailer)
+        seeded = time.perf_counter()
+        item_events = int(service.db.reader().execute("SELECT COUNT(*) FROM events WHERE item_id != ''").fetchone()[0])
+    finally:
+        service.close()
+    return WorldFigures(
+        items=counts["items"], customers=customers, events=counts["events"], item_events=item_events,
+        generate_seconds=generated - started, seed_seconds=seeded - generated,
+    )
+
+
+def known_customers(service: Seenext, n: int, seed: int = 7) -> list[str]:
+    """`n` customers (with a CUSTOMER_ID identifier) the serving model knows, drawn with a fixed seed."""
+    model = service.registry.current
+    if model is None:
+        raise RuntimeError("no model is serving in the benchmark world: train first")
+    rows = service.db.reader().execute(
+        "SELECT value_key FROM identifiers WHERE kind='CUSTOMER_ID' ORDER BY value_key"
+    ).fetchall()
+    known = [r[0] for r in rows if model.user_row(r[0]) is not None]
+    if not known:
+        raise RuntimeError("the model knows none of the stored customers")
+    rng = np.random.default_rng(seed)
+    return [known[i] for i in rng.choice(len(known), size=min(n, len(known)), replace=False)]

@@ -1,0 +1,108 @@
+"""The benchmark's measurements run end to end at a toy size and return well-formed figures.
+
+No timing is asserted (timings belong in docs/benchmarks.md); these guard the benchmark code
+itself: servers start and stop, load workers report, every figure is present and finite.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from bench import memory, recommend, report, retrain, track, world
+from bench.conditions import Conditions
+from bench.load import LoadResult
+from models.service import Seenext
+
+
+def _finite_positive(*values: float) -> bool:
+    return all(math.isfinite(v) and v > 0 for v in values)
+
+
+def _well_formed(result: LoadResult) -> None:
+    lat = result.latency
+    assert lat.errors == 0
+    assert lat.requests > 0 and _finite_positive(lat.qps, lat.p50_ms, lat.p99_ms, lat.max_ms)
+    assert lat.p50_ms <= lat.p90_ms <= lat.p99_ms <= lat.max_ms
+    assert result.server_cpu and all(c >= 0 for c in result.server_cpu)
+    assert result.client_cpu >= 0
+
+
+@pytest.fixture(scope="module")
+def toy_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, world.WorldFigures, retrain.RetrainFigures]:
+    data = tmp_path_factory.mktemp("bench") / "world"
+    figures = world.build(data, items=200, customers=60, days=120)
+    trained = retrain.measure(data, epochs=1, components=8, train_threads=1)
+    return data, figures, trained
+
+
+@pytest.fixture(scope="module")
+def customers(toy_world: tuple[Path, world.WorldFigures, retrain.RetrainFigures]) -> list[str]:
+    service = Seenext(world.settings_for(toy_world[0]))
+    try:
+        return world.known_customers(service, 20)
+    finally:
+        service.close()
+
+
+def test_world_and_retrain_figures(toy_world: tuple[Path, world.WorldFigures, retrain.RetrainFigures]) -> None:
+    _, w, r = toy_world
+    assert w.items == 200 and w.customers == 60 and 0 < w.item_events <= w.events
+    assert r.item_events == w.item_events
+    assert 0 < r.matrix_nnz <= r.item_events and r.users > 0 and r.items >= 200
+    assert _finite_positive(r.train_seconds, r.bare_fit_seconds, r.ratio)
+    assert r.fit_seconds + r.build_seconds <= r.train_seconds
+
+
+def test_recommend_latency_beside_the_noop(
+    toy_world: tuple[Path, world.WorldFigures, retrain.RetrainFigures], customers: list[str]
+) -> None:
+    runs, personalised = recommend.latency_runs(toy_world[0], customers, k=5, duration=0.4, warmup=0.1,
+                                                concurrencies=(2,), client_processes=1)
+    assert [r.label for r in runs] == ["Health/Check (no-op)", "Recommend"]
+    assert personalised == 1.0
+    for r in runs:
+        assert r.server_processes == 1 and r.result.concurrency == 2
+        _well_formed(r.result)
+
+
+def test_two_process_throughput_and_open_loop(
+    toy_world: tuple[Path, world.WorldFigures, retrain.RetrainFigures], customers: list[str]
+) -> None:
+    runs = recommend.throughput_runs(toy_world[0], customers, k=5, duration=0.5, warmup=0.1, concurrency=4,
+                                     rate=50.0, client_processes=1, channels=2, server_processes=(2,))
+    closed, opened = runs
+    assert closed.result.mode == "closed" and opened.result.mode == "open"
+    for r in runs:
+        assert r.server_processes == 2 and len(r.result.server_cpu) == 2
+        _well_formed(r.result)
+    assert opened.result.rate == 50.0 and opened.result.send_lag_p99_ms >= 0
+
+
+def test_trackbatch_beside_bare_sqlite(tmp_path: Path) -> None:
+    t = track.measure(tmp_path, events=1500, batch=500)
+    assert t.events == 1500 and t.batch == 500
+    assert _finite_positive(t.grpc_eps, t.store_eps, t.bare_eps, t.grpc_client_cpu_seconds)
+
+
+def test_memory_of_a_widened_model(
+    toy_world: tuple[Path, world.WorldFigures, retrain.RetrainFigures], customers: list[str]
+) -> None:
+    data = toy_world[0]
+    before = (data / "models" / "CURRENT").read_text()
+    m = memory.measure(data, customers, customers_total=5000, k=5, warmup=0.3)
+    assert m.customers == 5000 and m.baseline_customers < 5000
+    assert m.hwm_kb >= m.rss_kb > 0 and m.baseline_hwm_kb > 0
+    assert _finite_positive(m.gb_per_million, m.artifact_mb)
+    assert (data / "models" / "CURRENT").read_text() == before  # the world's own model serves again
+
+
+def test_report_has_every_target(toy_world: tuple[Path, world.WorldFigures, retrain.RetrainFigures]) -> None:
+    _, w, r = toy_world
+    results = report.Results(Conditions.now(), "python -m bench.run --toy", "now", world=w, retrain=r)
+    text = report.markdown(results)
+    assert "full retrain / bare LightFM.fit" in text and "## Conditions" in text
+    [line] = [t.line() for t in report.targets(results)]
+    assert line.startswith(("PASS", "MISS"))
