@@ -24,6 +24,7 @@ from server.errors import ErrorInterceptor
 from server.events import EventServicer
 from server.model import ModelServicer
 from server.recommendation import RecommendationServicer
+from server.runtime import one_blas_thread
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class Running:
 
 
 def create_server(settings: Settings, service: Seenext | None = None) -> Running:
+    one_blas_thread()
     service = service or Seenext(settings)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
