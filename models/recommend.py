@@ -166,7 +166,7 @@ class Recommender:
     def _owned(self, customer_id: str, snapshot: CatalogSnapshot) -> set[str]:
         """Bought and kept, and not a consumable: never offered again."""
         owned = set()
-        for item_id, _ in self.store.purchased_items(customer_id):
+        for item_id in self.store.kept_item_ids(customer_id):
             item = snapshot.items.get(item_id)
             if item is None or not item.repeatable:
                 owned.add(item_id)
