@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -11,6 +12,7 @@ from models.recommend import Recommendation, Recommended, RecommendQuery
 from protos.seenext.v1 import catalog_pb2, common_pb2, events_pb2, recommendation_pb2
 
 
+@lru_cache(maxsize=4096)  # a batch of 1,000 events names ~3,000 enum values; each costs 2 us uncached
 def enum_name(enum: Any, value: int, prefix: str) -> str:
     """CHANNEL_WEB -> "WEB"; unset -> "", an unknown number -> "<unknown N>" (both rejected by validation)."""
     try:
