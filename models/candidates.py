@@ -145,7 +145,7 @@ def _similar_to_context(tier: int, state: RankingState) -> Iterator[Candidate]:
     if state.model is None or not state.context:
         return
     space = state.model.items(state.snapshot)
-    rows = [space.index[i] for i in dict.fromkeys(state.context) if i in space.index]
+    rows = [space.index[i] for i in state.context if i in space.index][:1]  # the item on the page
     if not rows:
         return
     anchor = str(space.ids[rows[0]])

@@ -62,7 +62,8 @@ class Source:
 # The sources, in the order they fill a ranking:
 #   basket_complements  accessories and bought-together items of context.basket_item_ids
 #   owned_complements   accessories and bought-together items of what the customer bought lately
-#   similar_to_item     items closest to context.item_ids in the model's embedding space
+#   similar_to_item     items closest to the item on the page (context.item_ids[0]) in the model's
+#                       embedding space
 #   personalised        the customer's LightFM ranking (or, for a visitor or a customer newer than
 #                       the model, the ranking built from their session's items)
 #   popular             what is popular: everywhere for a known customer, in the store / channel
