@@ -42,7 +42,7 @@ class Settings:
     max_sampled: int = _opt(10, "WARP negatives sampled per positive")
     train_threads: int = _opt(2, "threads LightFM trains with")
     recency_half_life_days: float = _opt(90.0, "an interaction's weight halves every this many days")
-    eval_holdout_days: int = _opt(0, "days held out to report metrics when training; 0 = no evaluation")
+    eval_holdout_days: int = _opt(14, "days held out to report metrics (vs popularity) when training; 0 = skip")
     models_kept: int = _opt(5, "model versions kept on disk for rollback")
     reload_seconds: float = _opt(2.0, "how often a server checks for a model trained elsewhere")
     seed: int = _opt(42, "random seed of training")
