@@ -108,6 +108,17 @@ def learn(
     return AssociationTable(links, n, key, time.time())
 
 
+def _categories_completed_by(item_id: str, snapshot: CatalogSnapshot) -> set[str]:
+    """The item's own category and those of the items it is an accessory for."""
+    item = snapshot.items.get(item_id)
+    if item is None:
+        return set()
+    cats = {snapshot.items[m].category for m in item.accessory_for if m in snapshot.items}
+    cats.add(item.category)
+    cats.discard("")
+    return cats
+
+
 class Complements:
     """The merged complements the recommender asks for; the learned part cached and refreshed."""
 
@@ -147,20 +158,20 @@ class Complements:
     ) -> Iterator[tuple[str, Link]]:
         """(anchor, link) for every complement of the anchors: catalogue accessories, then learned ones.
 
-        A learned pair within one category is left out: two phones bought together are alternatives
-        (or two gifts), not one completing the other."""
+        Learned pairs that do not complete the anchor are left out: one in the anchor's own category
+        (two phones bought together are alternatives or gifts), and, for an accessory, one in the
+        category of the items it is an accessory for (who bought a laptop sleeve has the laptop)."""
         table = self.table(key)
         anchors = list(anchors)
         for anchor in anchors:
             for acc in snapshot.accessories_of.get(anchor, ()):
                 yield anchor, Link(acc, ACCESSORY)
         for anchor in anchors:
-            own = snapshot.items.get(anchor)
+            skip = _categories_completed_by(anchor, snapshot)
             for link in table.of(anchor):
                 other = snapshot.items.get(link.item_id)
-                if own is not None and other is not None and own.category and own.category == other.category:
-                    continue
-                yield anchor, link
+                if other is None or other.category not in skip:
+                    yield anchor, link
 
     def _build(self, key: str) -> AssociationTable:
         started = time.perf_counter()

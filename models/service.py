@@ -68,8 +68,19 @@ class Seenext:
         self._stop = threading.Event()
 
     def start_background(self) -> None:
-        """Follows models trained by other processes sharing the data folder."""
+        """Follows models trained by other processes sharing the data folder; warms the serving caches."""
         self.registry.watch(self.settings.reload_seconds, self._stop)
+        self.warm()
+
+    def warm(self) -> None:
+        """Builds what serving reads (catalogue snapshot, item space, complements, popularity) now, so the
+        first request — a till with a 150 ms deadline — does not pay for it."""
+        snapshot = self.catalog.snapshot()
+        model = self.registry.current
+        if model is not None:
+            model.items(snapshot)
+        self.complements.table(model.version if model is not None else "")
+        self.popularity.top("")
 
     def close(self) -> None:
         self._stop.set()
