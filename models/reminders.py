@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from models import rules
+from models import reasons, rules
 from models.candidates import Candidate
 from models.catalog import Catalog, CatalogSnapshot
 from models.db import Connections
@@ -207,6 +207,8 @@ class DueReminders:
         chosen = chosen[:k]
         if not chosen:
             return None
+        for c in chosen:  # sentences speak from the window's point of view ("last year")
+            c.reason.text = reasons.sentence(c.reason, snapshot, channel, now=start)
         query = RecommendQuery(channel=channel or "EMAIL", explain=True)
         items = [self.recommender.decorate(c, 2, snapshot, query) for c in chosen]
         return Reminder(customer_id, items, items[0].reasons[0].text)
