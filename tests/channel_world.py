@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Sequence
 
 from models.config import Settings
 from models.domain import Event, Identifier, Item, Offer
@@ -104,3 +105,13 @@ def load(service: Seenext, train: bool = True) -> Seenext:
     if train:
         service.train()
     return service
+
+
+def serve(data_dir: Path, interceptors: Sequence[object] = (), train: bool = True):  # type: ignore[no-untyped-def]
+    """A real server on a free loopback port over a loaded world; `.stop()` it when done."""
+    from server.app import create_server
+
+    running = create_server(settings(data_dir), interceptors=interceptors)  # type: ignore[arg-type]
+    load(running.service, train)
+    running.service.warm()
+    return running
