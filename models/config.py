@@ -51,6 +51,7 @@ class Settings:
     popular_window_days: int = _opt(30, "window of the popularity fallback")
     # channel rules, complements, reminders (docs/channels.md)
     email_repeat_days: float = _opt(7.0, "an item mailed to a customer is not offered by e-mail again for this long")
+    email_retry_minutes: float = _opt(60.0, "a served e-mail offer counts as mailed once this old (retried runs repeat)")
     owned_complement_days: float = _opt(180.0, "accessories are promoted for purchases this many days old or newer")
     complement_days: float = _opt(3.0, "purchases of one customer within this many days count as one basket")
     complement_min_support: int = _opt(3, "baskets that must hold both items before a learned complement counts")

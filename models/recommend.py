@@ -129,8 +129,9 @@ class Recommender:
             plan = (rules.Source("popular"),)
         mailed: set[str] = set()
         if rule.hold_back_mailed and customer_id:
-            since = time.time() - self.policy.email_repeat_days * 86400.0
-            mailed = rules.mailed_items(self.store.db.reader(), customer_id, since)
+            now = time.time()
+            mailed = rules.mailed_items(self.store.db.reader(), customer_id, now - self.policy.email_repeat_days * 86400.0,
+                                        served_before=now - self.policy.email_retry_minutes * 60.0)
         passes = rules.channel_filter(rule, q.store_id, snapshot, _caller_filter(q), mailed)
         ranked = candidates.ranking(plan, state, self.complements, rules.base_filter(snapshot, excluded))
         chosen = candidates.take(ranked, k, passes)

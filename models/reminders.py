@@ -21,6 +21,7 @@ import datetime as dt
 import heapq
 import itertools
 import statistics
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -178,7 +179,9 @@ class DueReminders:
                 return None
             mailed = set()
             if rule.hold_back_mailed:
-                mailed = rules.mailed_items(conn, customer_id, start - self.recommender.policy.email_repeat_days * DAY)
+                policy = self.recommender.policy
+                mailed = rules.mailed_items(conn, customer_id, start - policy.email_repeat_days * DAY,
+                                            served_before=time.time() - policy.email_retry_minutes * 60.0)
             passes = rules.channel_filter(rule, "", snapshot, rules.CallerFilter(), mailed)
         purchases = self.recommender.store.purchased_items(customer_id)
         base = rules.base_filter(snapshot, rules.owned_durables(purchases, snapshot))

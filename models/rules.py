@@ -99,6 +99,7 @@ class Policy:
     """The numbers behind the rules (from Settings)."""
 
     email_repeat_days: float = 7.0   # an item mailed to a customer is not mailed again for this long
+    email_retry_minutes: float = 60.0  # a served e-mail offer counts as mailed once this old (retries)
     owned_days: float = 180.0        # accessories are promoted for purchases this recent
 
 
@@ -114,9 +115,12 @@ def has_consent(conn: sqlite3.Connection, customer_id: str, channel: str, purpos
     return bool(row[0]) if row is not None else False
 
 
-def mailed_items(conn: sqlite3.Connection, customer_id: str, since: float) -> set[str]:
+def mailed_items(
+    conn: sqlite3.Connection, customer_id: str, since: float, served_before: float | None = None
+) -> set[str]:
     """Items mailed to the customer since a time: EMAIL_SENT events (their item, or the items of the
-    recommendation they quote) and recommendations served for the EMAIL channel."""
+    recommendation they quote) and recommendations served for the EMAIL channel before
+    `served_before` (so a campaign retried within the grace period gets the same offers again)."""
     mailed: set[str] = set()
     quoted: list[str] = []
     for item_id, rec_id in conn.execute(
@@ -128,8 +132,8 @@ def mailed_items(conn: sqlite3.Connection, customer_id: str, since: float) -> se
         if rec_id:
             quoted.append(rec_id)
     for (items,) in conn.execute(
-        "SELECT items FROM recommendations WHERE customer_id=? AND channel='EMAIL' AND served_at>=?",
-        (customer_id, since),
+        "SELECT items FROM recommendations WHERE customer_id=? AND channel='EMAIL' AND served_at>=?"
+        " AND served_at<?", (customer_id, since, float("inf") if served_before is None else served_before),
     ):
         mailed.update(json.loads(items))
     for start in range(0, len(quoted), 500):

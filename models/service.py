@@ -60,7 +60,8 @@ class Seenext:
         self.recommender = Recommender(
             self.store, self.catalog, self.registry, self.popularity, self.served,
             max_k=settings.max_k, holdout=settings.holdout, complements=self.complements,
-            policy=Policy(email_repeat_days=settings.email_repeat_days, owned_days=settings.owned_complement_days),
+            policy=Policy(email_repeat_days=settings.email_repeat_days, email_retry_minutes=settings.email_retry_minutes,
+                          owned_days=settings.owned_complement_days),
         )
         self.reminders = DueReminders(self.db, self.catalog, self.registry, self.recommender,
                                       slack_days=settings.reminder_slack_days)

@@ -31,7 +31,7 @@ def test_a_loyalty_card_makes_the_shopper_known(channel: grpc.Channel) -> None:
 
 
 def test_the_command_line(running: object, capsys: pytest.CaptureFixture[str]) -> None:
-    pos_main(["--target", f"127.0.0.1:{running.port}", "--store", "store-a", "--basket", "phone-1",
-              "--deadline-ms", "5000"])  # type: ignore[attr-defined]
+    target = f"127.0.0.1:{running.port}"  # type: ignore[attr-defined]
+    pos_main(["--target", target, "--store", "store-a", "--basket", "phone-1", "--deadline-ms", "5000"])
     out = capsys.readouterr().out
     assert "3 suggestions, strategy complements" in out and "case-1" in out and "charger-1" not in out

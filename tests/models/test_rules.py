@@ -79,6 +79,9 @@ def test_withdrawn_consent_stops_email_offers(fresh: Seenext) -> None:
 def test_items_mailed_recently_are_not_mailed_again_but_stay_on_the_web(fresh: Seenext) -> None:
     first = ask(fresh, "EMAIL", "alice", k=3)
     fresh.served.flush()
+    assert ask(fresh, "EMAIL", "alice", k=3) == first  # a retry within the grace period: the same offers
+    with fresh.db.write_lock:  # an hour and a bit later they count as mailed
+        fresh.db.writer.execute("UPDATE recommendations SET served_at = served_at - 3700 WHERE customer_id='alice'")
     again = ask(fresh, "EMAIL", "alice", k=3)
     assert first and again and not set(first) & set(again)
     assert set(first) <= set(ask(fresh, "WEB", "alice", k=10))
