@@ -16,14 +16,18 @@ import datetime as dt
 import itertools
 import sys
 import time
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clients.connection import DEFAULT_TARGET, auth_metadata, customer, item_lines, open_channel
 from protos.seenext.v1 import (
-    common_pb2, insights_pb2, insights_pb2_grpc, recommendation_pb2, recommendation_pb2_grpc,
+    common_pb2,
+    insights_pb2,
+    insights_pb2_grpc,
+    recommendation_pb2,
+    recommendation_pb2_grpc,
 )
 
 CHUNK = 10_000  # customers per RecommendBatch call
@@ -70,12 +74,12 @@ class EmailClient:
 
 def _timestamp(when: dt.datetime) -> Timestamp:
     ts = Timestamp()
-    ts.FromDatetime(when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc))
+    ts.FromDatetime(when if when.tzinfo else when.replace(tzinfo=dt.UTC))
     return ts
 
 
 def _day(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
 
 
 def _campaign(args: argparse.Namespace) -> Iterator[str]:

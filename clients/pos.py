@@ -23,8 +23,8 @@ import argparse
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import grpc
 
@@ -136,7 +136,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--deadline-ms", type=float, default=DEFAULT_DEADLINE * 1000)
     p.add_argument("--accessories", help="JSON file {main item: [accessory ids]} for the offline fallback")
     args = p.parse_args(argv)
-    accessories = json.load(open(args.accessories)) if args.accessories else None
+    accessories = None
+    if args.accessories:
+        with open(args.accessories) as fh:
+            accessories = json.load(fh)
     with open_channel(args.target) as channel:
         client = PosClient(channel, args.store, args.deadline_ms / 1000, accessories)
         result = client.suggest(args.basket, args.loyalty_card, args.k)

@@ -10,8 +10,8 @@ the popularity fallback of an *anonymous* visitor, which uses their store or cha
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -106,7 +106,7 @@ def _source(name: str, tier: int, state: RankingState, complements: Complements 
             [(i, None) for i in dict.fromkeys(state.basket)], "accessory_for_basket", tier, state, complements)
     if name == "owned_complements":
         recent = sorted(((t, i) for i, t in state.purchases.items() if t >= state.owned_since), reverse=True)
-        anchors = [(i, t) for t, i in recent[:MAX_OWNED_ANCHORS]]
+        anchors: list[tuple[str, float | None]] = [(i, t) for t, i in recent[:MAX_OWNED_ANCHORS]]
         return _complements_of(anchors, "accessory_for_owned", tier, state, complements)
     if name == "similar_to_item":
         return _similar_to_context(tier, state)

@@ -21,8 +21,8 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 from models.catalog import CatalogSnapshot
 from models.db import Connections

@@ -8,8 +8,8 @@ reworded. `CODES` lists every code with what it means (docs/channels.md shows it
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from models.catalog import CatalogSnapshot
 
@@ -92,15 +92,15 @@ def day_phrase(at: float | None, now: float | None = None) -> str:
     """'3 March' within the last year, '3 March 2023' before that (UTC)."""
     if at is None:
         return ""
-    day = dt.datetime.fromtimestamp(at, dt.timezone.utc)
+    day = dt.datetime.fromtimestamp(at, dt.UTC)
     text = f"{day.day} {day:%B}"
-    reference = dt.datetime.now(dt.timezone.utc) if now is None else dt.datetime.fromtimestamp(now, dt.timezone.utc)
+    reference = dt.datetime.now(dt.UTC) if now is None else dt.datetime.fromtimestamp(now, dt.UTC)
     return text if 0 <= (reference - day).days < 300 else f"{text} {day.year}"
 
 
 def year_phrase(at: float, now: float | None = None) -> str:
     """'14 February last year' / '14 February 2022' for seasonal reminders."""
-    day = dt.datetime.fromtimestamp(at, dt.timezone.utc)
-    reference = dt.datetime.now(dt.timezone.utc) if now is None else dt.datetime.fromtimestamp(now, dt.timezone.utc)
+    day = dt.datetime.fromtimestamp(at, dt.UTC)
+    reference = dt.datetime.now(dt.UTC) if now is None else dt.datetime.fromtimestamp(now, dt.UTC)
     text = f"{day.day} {day:%B}"
     return f"{text} last year" if reference.year - day.year == 1 else f"{text} {day.year}"

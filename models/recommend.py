@@ -18,8 +18,8 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 
@@ -88,7 +88,7 @@ class Recommender:
         max_k: int = 100,
         holdout: float = 0.0,
         complements: Complements | None = None,
-        policy: rules.Policy = rules.Policy(),
+        policy: rules.Policy | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -98,7 +98,7 @@ class Recommender:
         self.max_k = max_k
         self.holdout = holdout
         self.complements = complements
-        self.policy = policy
+        self.policy = policy or rules.Policy()
 
     def recommend(self, q: RecommendQuery) -> Recommendation:
         k = self._validate(q)
@@ -278,4 +278,4 @@ def _caller_filter(q: RecommendQuery) -> rules.CallerFilter:
     )
 
 
-__all__ = ["Recommender", "RecommendQuery", "Recommendation", "Recommended", "Reason", "in_holdout"]
+__all__ = ["Reason", "RecommendQuery", "Recommendation", "Recommended", "Recommender", "in_holdout"]

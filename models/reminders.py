@@ -22,8 +22,8 @@ import heapq
 import itertools
 import statistics
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -172,7 +172,7 @@ class DueReminders:
         self, customer_id: str, dues: list[Due], k: int, channel: str, start: float, snapshot: CatalogSnapshot,
     ) -> Reminder | None:
         conn = self.db.reader()
-        passes: Callable[[str], bool] = lambda _: True  # noqa: E731
+        passes: Callable[[str], bool] = lambda _: True
         if channel:
             rule = rules.rule_for(channel)
             if rule.consent and not rules.has_consent(conn, customer_id, channel, rule.consent):
@@ -231,7 +231,7 @@ class DueReminders:
 
 def years_before(at: float, years: int) -> float:
     """The same calendar day and time `years` earlier (29 February becomes 28 February), UTC."""
-    day = dt.datetime.fromtimestamp(at, dt.timezone.utc)
+    day = dt.datetime.fromtimestamp(at, dt.UTC)
     try:
         return day.replace(year=day.year - years).timestamp()
     except ValueError:
@@ -239,7 +239,7 @@ def years_before(at: float, years: int) -> float:
 
 
 def _gaps(times: list[float]) -> list[float]:
-    return [b - a for a, b in zip(times, times[1:]) if b - a >= DAY]
+    return [b - a for a, b in itertools.pairwise(times) if b - a >= DAY]
 
 
 def _check_window(start: float | None, end: float | None) -> tuple[float, float]:
@@ -255,4 +255,4 @@ def _check_window(start: float | None, end: float | None) -> tuple[float, float]
     return start, end
 
 
-__all__ = ["DueReminders", "Reminder", "Due", "years_before"]
+__all__ = ["Due", "DueReminders", "Reminder", "years_before"]

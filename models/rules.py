@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import AbstractSet, Callable, Iterable, Mapping
 
 from models.catalog import CatalogSnapshot
 from models.domain import Item, Offer
@@ -202,9 +203,7 @@ def channel_filter(
             return False
         if caller.categories and item.category not in caller.categories:
             return False
-        if caller.max_price and effective_price(item) > caller.max_price:
-            return False
-        return True
+        return not (caller.max_price and effective_price(item) > caller.max_price)
 
     return allowed
 

@@ -23,9 +23,9 @@ from models.domain import BatchResult, Event, Identifier, Item, TrackResult
 from models.errors import AlreadyRunning, InvalidArgument, NotFound
 from models.popularity import Popularity
 from models.recommend import Recommendation, Recommended, Recommender, RecommendQuery
+from models.registry import ModelRegistry, new_version
 from models.reminders import DueReminders, Reminder
 from models.rules import Policy
-from models.registry import ModelRegistry, new_version
 from models.served import ServedLog
 from models.store import EventStore
 from models.validation import check_batch_size

@@ -6,7 +6,7 @@ falls through to the generated base class, which answers UNIMPLEMENTED.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import grpc
 

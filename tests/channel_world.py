@@ -9,8 +9,8 @@ are also learned). "alice" bought phone-1 on the web a week ago and consented to
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from models.config import Settings
 from models.domain import Event, Identifier, Item, Offer
@@ -54,13 +54,13 @@ def events() -> list[Event]:
     out: list[Event] = []
     for c in range(N_CUSTOMERS):
         cid, taste = f"c{c:02d}", TASTES[c % 4]
-        n = c % 4 + 1
+        n = c // 4 % 4 + 1
         base = NOW - (20 + c % 7) * DAY
         for j in range(3):
             item = f"{taste}-{(n + j - 1) % 4 + 1}"
             out.append(Event(f"{cid}-v{j}", who(cid), "WEB", "VIEW", item, occurred_at=base - 3600 * (j + 1)))
         if taste in ("phone", "laptop"):
-            acc = "case" if taste == "phone" and c % 2 else "charger" if taste == "phone" else "mouse"
+            acc = ("case" if c // 16 % 2 else "charger") if taste == "phone" else "mouse"
             out.append(Event(f"{cid}-p0", who(cid), "WEB", "PURCHASE", f"{taste}-{n}", price=600,
                              order_id=f"{cid}-o0", occurred_at=base))
             out.append(Event(f"{cid}-p1", who(cid), "POS", "PURCHASE", f"{acc}-{n}", price=20, store_id="store-b",
@@ -88,8 +88,10 @@ def grant(service: Seenext, customer_id: str, granted: bool = True, channel: str
 
 
 def settings(data_dir: Path, **overrides: object) -> Settings:
-    base = dict(data_dir=data_dir, port=0, epochs=15, components=8, train_threads=1, workers=8,
-                reload_seconds=0.2, sync_full=False, complement_min_support=2)
+    base: dict[str, object] = {
+        "data_dir": data_dir, "port": 0, "epochs": 15, "components": 8, "train_threads": 1, "workers": 8,
+        "reload_seconds": 0.2, "sync_full": False, "complement_min_support": 2,
+    }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
 

@@ -40,11 +40,11 @@ def test_bad_campaigns_are_refused_naming_the_field(channel: grpc.Channel) -> No
 
 
 def test_reminders_for_a_window(running: object, channel: grpc.Channel) -> None:
-    last_year = dt.datetime.now(dt.timezone.utc).replace(hour=12) - dt.timedelta(days=365)
+    last_year = dt.datetime.now(dt.UTC).replace(hour=12) - dt.timedelta(days=365)
     running.service.track(Event(  # type: ignore[attr-defined]
         "alice-flowers", (Identifier("CUSTOMER_ID", "alice"),), "WEB", "PURCHASE", "flowers-2",
         occurred_at=last_year.timestamp()))
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     reminders = list(EmailClient(channel).reminders(now - dt.timedelta(days=3), now + dt.timedelta(days=3), k=2))
     alice = next(r for r in reminders if r.customer_id == "alice")
     assert alice.reason.startswith("You bought flowers around") and alice.reason.endswith("last year")
@@ -57,3 +57,10 @@ def test_the_command_line_prints_offers_and_throughput(running: object, capsys: 
                 "--show", "2", "-k", "2"])
     out, err = capsys.readouterr()
     assert "c00 —" in out and "6 customers, 3 with offers" in err and "customers/s" in err
+
+
+def test_a_bad_reminder_window_is_refused_naming_the_field(channel: grpc.Channel) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with pytest.raises(grpc.RpcError) as err:
+        list(EmailClient(channel).reminders(now, now - dt.timedelta(days=1)))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith("window_end:")

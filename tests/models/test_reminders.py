@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -16,7 +16,7 @@ from tests import channel_world as world
 
 
 def day(y: int, m: int, d: int) -> float:
-    return dt.datetime(y, m, d, 12, tzinfo=dt.timezone.utc).timestamp()
+    return dt.datetime(y, m, d, 12, tzinfo=dt.UTC).timestamp()
 
 
 START, END = day(2025, 2, 10), day(2025, 2, 18)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -190,3 +190,21 @@ def test_story3_holds_for_a_known_customer_with_nothing_to_rank_from(fresh: Seen
             both = set(a) & set(b)
             assert [i for i in a if i in both] == [i for i in b if i in both]
     assert lists[0] == [i for i, _ in fresh.popularity.top("")][:12]
+
+
+def test_an_anonymous_shopper_at_a_till_gets_what_is_popular_in_that_store(shop: Seenext) -> None:
+    rec = shop.recommend(RecommendQuery(channel="POS", store_id="store-b", k=3, explain=True))
+    assert not rec.recognised and rec.strategy == "popular"
+    store_sales = {i for i, _ in shop.popularity.top(store_id="store-b")}
+    assert [r.reasons[0].code for r in rec.items] == ["popular_in_store"] * 3
+    assert {r.item_id for r in rec.items} <= store_sales
+    assert rec.items[0].reasons[0].text == "Popular in this store right now"
+
+
+def test_similar_items_without_a_model_fall_back_to_the_items_category(tmp_path: Path) -> None:
+    svc = world.load(Seenext(world.settings(tmp_path)), train=False)
+    try:
+        items, version = svc.similar_items("charger-2", k=3)
+        assert version == "" and items and all(r.category == "chargers" and r.item_id != "charger-2" for r in items)
+    finally:
+        svc.close()

@@ -8,8 +8,9 @@ import datetime as dt
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -18,7 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from clients.email import EmailClient
 from clients.pos import PosClient
 from clients.web import WebClient
-from models.domain import Event, Identifier
+from models.domain import Event
 from protos.seenext.v1 import common_pb2, events_pb2, events_pb2_grpc
 from tests import channel_world as world
 
@@ -113,9 +114,9 @@ def test_story3_the_same_offer_everywhere(channel: grpc.Channel) -> None:
 
 
 def test_story4_the_flower_anniversary(running: Any, channel: grpc.Channel) -> None:
-    year = dt.datetime.now(dt.timezone.utc).year
-    valentine_last_year = dt.datetime(year - 1, 2, 14, 11, tzinfo=dt.timezone.utc).timestamp()
-    summer_last_year = dt.datetime(year - 1, 7, 3, 11, tzinfo=dt.timezone.utc).timestamp()
+    year = dt.datetime.now(dt.UTC).year
+    valentine_last_year = dt.datetime(year - 1, 2, 14, 11, tzinfo=dt.UTC).timestamp()
+    summer_last_year = dt.datetime(year - 1, 7, 3, 11, tzinfo=dt.UTC).timestamp()
     running.service.track_batch([
         Event("flora-1", world.who("flora"), "POS", "PURCHASE", "flowers-3", store_id="store-b",
               occurred_at=valentine_last_year),
@@ -123,7 +124,7 @@ def test_story4_the_flower_anniversary(running: Any, channel: grpc.Channel) -> N
     ])
     world.grant(running.service, "flora")
     world.grant(running.service, "summer")
-    start = dt.datetime(year, 2, 10, tzinfo=dt.timezone.utc)
+    start = dt.datetime(year, 2, 10, tzinfo=dt.UTC)
     due = {r.customer_id: r for r in EmailClient(channel).reminders(start, start + dt.timedelta(days=8), k=2)}
     assert "flora" in due and "summer" not in due
     assert due["flora"].reason == "You bought flowers around 14 February last year"
