@@ -3,8 +3,10 @@
 Two kinds of being due, merged per customer:
 
 * **seasonal**: the customer bought in a category around the same dates in an earlier year (up to
-  `max_years` back, `slack_days` either side of the window moved back by whole years), and has not
-  bought in it again since the window's season began. Only categories holding repeatable items count
+  `max_years` back, `slack_days` either side of the window moved back by whole years), has not
+  bought in it again since the window's season began, and bought in it on at most two days between
+  last year's season and this one (Valentine's roses and Mothering Sunday tulips are seasons; coffee
+  every month is a routine, left to replenishment). Only categories holding repeatable items count
   (flowers recur; a phone bought last February does not make its buyer due for another).
 * **replenishment** (`due_again`): a repeatable item whose interval has elapsed by the window's end —
   the customer's own median gap between purchases of it, or, after a single purchase, the median gap
@@ -41,6 +43,7 @@ from models.validation import check_k
 DAY = 86400.0
 MAX_WINDOW_DAYS = 92
 MIN_POPULATION_GAPS = 3  # gaps needed before an item's typical interval is trusted
+MAX_BETWEEN_SEASONS = 2  # purchase days in a category between two seasons before it counts as a routine
 
 
 @dataclass
@@ -116,17 +119,31 @@ class DueReminders:
                     latest[item.category] = (item_id, at)
             if not latest:
                 continue
-            since = self._categories_bought(customer_id, start - self.slack, end, snapshot)
+            in_season, between = self._since_last_season(customer_id, start, end, snapshot)
             for category, (item_id, at) in sorted(latest.items(), key=lambda kv: -kv[1][1]):
-                if category not in since:
+                if category not in in_season and len(between.get(category, ())) <= MAX_BETWEEN_SEASONS:
                     yield Due(customer_id, "seasonal", item_id, at, category=category)
 
-    def _categories_bought(self, customer_id: str, since: float, until: float, snapshot: CatalogSnapshot) -> set[str]:
+    def _since_last_season(
+        self, customer_id: str, start: float, end: float, snapshot: CatalogSnapshot
+    ) -> tuple[set[str], dict[str, set[int]]]:
+        """Categories bought this season already, and the days each was bought on between last year's
+        season and this one (a category bought every month is a routine, not a season)."""
         rows = self.db.reader().execute(
-            "SELECT item_id FROM events WHERE customer_id=? AND type='PURCHASE' AND occurred_at BETWEEN ? AND ?",
-            (customer_id, since, until),
+            "SELECT item_id, occurred_at FROM events WHERE customer_id=? AND type='PURCHASE'"
+            " AND occurred_at BETWEEN ? AND ?", (customer_id, years_before(end, 1) + self.slack, end),
         )
-        return {snapshot.items[i].category for (i,) in rows if i in snapshot.items}
+        in_season: set[str] = set()
+        between: dict[str, set[int]] = {}
+        for item_id, at in rows:
+            item = snapshot.items.get(item_id)
+            if item is None:
+                continue
+            if at >= start - self.slack:
+                in_season.add(item.category)
+            else:
+                between.setdefault(item.category, set()).add(int(at // DAY))
+        return in_season, between
 
     def _replenishment(self, start: float, end: float, snapshot: CatalogSnapshot) -> Iterator[Due]:
         repeatable = [i for i, it in snapshot.items.items() if it.repeatable]

@@ -31,6 +31,9 @@ PURCHASES = {
     "fresh": [("coffee-1", day(2025, 1, 6)), ("coffee-1", day(2025, 2, 5))],  # not: next one in March
     "single": [("coffee-1", day(2025, 1, 12))],                              # due: the usual 30 days
     "lapsed": [("coffee-1", day(2024, 6, 1)), ("coffee-1", day(2024, 7, 1))],  # not: lapsed long ago
+    # flowers every month: a routine, not a season (and due again like coffee)
+    "monthly": [("flowers-2", day(2024, m, 14)) for m in range(2, 13)] + [("flowers-2", day(2025, 1, 14))],
+    "mothersday": [("flowers-1", day(2024, 2, 14)), ("flowers-2", day(2024, 3, 10))],  # two seasons: due
 }
 
 
@@ -63,8 +66,9 @@ def due(svc: Seenext, start: float = START, end: float = END, **kw: object) -> d
 
 def test_story4_the_flower_anniversary(shop: Seenext) -> None:
     found = due(shop)
-    assert "rose" in found and "twoyears" in found
+    assert "rose" in found and "twoyears" in found and "mothersday" in found
     assert not {"june", "early", "phoneguy"} & set(found)
+    assert [i.reasons[0].code for i in found["monthly"].items] == ["due_again"]
     rose = found["rose"]
     assert rose.reason == "You bought flowers around 14 February last year"
     assert [i.item_id for i in rose.items][:2] and all(i.category == "flowers" for i in rose.items)
