@@ -2,8 +2,10 @@
 
 Two kinds of being due, merged per customer:
 
-* **seasonal**: the customer bought in a category around the same dates in an earlier year (up to
-  `max_years` back, `slack_days` either side of the window moved back by whole years), has not
+* **seasonal**: the category is seasonal at these dates — in earlier years (up to `max_years` back,
+  the window moved back by whole years and widened by `slack_days`) it sold at least twice the share
+  the calendar would give it (flowers around 14 February; not coffee, bought all year) — and the
+  customer bought in it around the same dates in an earlier year, has not
   bought in it again since the window's season began, and bought in it on at most two days between
   last year's season and this one (Valentine's roses and Mothering Sunday tulips are seasons; coffee
   every month is a routine, left to replenishment). Only categories holding repeatable items count
@@ -44,6 +46,8 @@ DAY = 86400.0
 MAX_WINDOW_DAYS = 92
 MIN_POPULATION_GAPS = 3  # gaps needed before an item's typical interval is trusted
 MAX_BETWEEN_SEASONS = 2  # purchase days in a category between two seasons before it counts as a routine
+MIN_SEASON_LIFT = 2.0    # how much more of a category's sales its seasons must hold than the calendar gives
+MIN_SEASON_PURCHASES = 3  # purchases in earlier seasons before a category is called seasonal at all
 
 
 @dataclass
@@ -100,12 +104,43 @@ class DueReminders:
 
     # -- who is due -------------------------------------------------------------------------------
 
+    def _seasons(self, start: float, end: float) -> list[tuple[float, float]]:
+        """The window moved back by 1..max_years years, widened by the slack on both sides."""
+        return [(years_before(start, y) - self.slack, years_before(end, y) + self.slack)
+                for y in range(1, self.max_years + 1)]
+
+    def seasonal_categories(self, start: float, end: float, snapshot: CatalogSnapshot) -> set[str]:
+        """Categories of repeatable items whose sales peak around these dates in earlier years: their
+        share of purchases in those seasons is at least MIN_SEASON_LIFT times what the calendar gives."""
+        candidates = {it.category for it in snapshot.items.values() if it.repeatable and it.category}
+        ranges = self._seasons(start, end)
+        until = start - self.slack
+        conn = self.db.reader()
+        first = conn.execute("SELECT MIN(occurred_at) FROM events WHERE type='PURCHASE' AND occurred_at >= ?",
+                             (ranges[-1][0],)).fetchone()[0]
+        if not candidates or first is None or first >= until:
+            return set()
+        covered = sum(max(0.0, min(b, until) - max(a, first)) for a, b in ranges)
+        expected = covered / (until - first)  # the seasons' share of the time the data covers
+        if expected <= 0:
+            return set()
+        in_season = " OR ".join("e.occurred_at BETWEEN ? AND ?" for _ in ranges)
+        rows = conn.execute(
+            f"SELECT i.category, SUM(CASE WHEN {in_season} THEN 1 ELSE 0 END), COUNT(*) FROM events e"
+            " JOIN items i ON i.item_id = e.item_id WHERE e.type = 'PURCHASE' AND e.occurred_at BETWEEN ? AND ?"
+            " GROUP BY i.category", [t for r in ranges for t in r] + [first, until],
+        )
+        return {
+            category for category, seasonal, total in rows
+            if category in candidates and seasonal >= MIN_SEASON_PURCHASES
+            and seasonal / total >= MIN_SEASON_LIFT * expected
+        }
+
     def _seasonal(self, start: float, end: float, snapshot: CatalogSnapshot) -> Iterator[Due]:
-        seasonal = {it.category for it in snapshot.items.values() if it.repeatable and it.category}
+        seasonal = self.seasonal_categories(start, end, snapshot)
         if not seasonal:
             return
-        ranges = [(years_before(start, y) - self.slack, years_before(end, y) + self.slack)
-                  for y in range(1, self.max_years + 1)]
+        ranges = self._seasons(start, end)
         where = " OR ".join("occurred_at BETWEEN ? AND ?" for _ in ranges)
         rows = self.db.reader().execute(
             f"SELECT customer_id, item_id, occurred_at FROM events WHERE type='PURCHASE' AND ({where})"

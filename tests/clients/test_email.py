@@ -41,9 +41,10 @@ def test_bad_campaigns_are_refused_naming_the_field(channel: grpc.Channel) -> No
 
 def test_reminders_for_a_window(running: object, channel: grpc.Channel) -> None:
     last_year = dt.datetime.now(dt.UTC).replace(hour=12) - dt.timedelta(days=365)
-    running.service.track(Event(  # type: ignore[attr-defined]
-        "alice-flowers", (Identifier("CUSTOMER_ID", "alice"),), "WEB", "PURCHASE", "flowers-2",
-        occurred_at=last_year.timestamp()))
+    running.service.track_batch([  # type: ignore[attr-defined]
+        Event(f"{who}-flowers", (Identifier("CUSTOMER_ID", who),), "WEB", "PURCHASE", f"flowers-{n + 1}",
+              occurred_at=last_year.timestamp() - n * 86400)
+        for n, who in enumerate(["alice", "ann", "amy", "ava"])])  # a season: many bought flowers then
     now = dt.datetime.now(dt.UTC)
     reminders = list(EmailClient(channel).reminders(now - dt.timedelta(days=3), now + dt.timedelta(days=3), k=2))
     alice = next(r for r in reminders if r.customer_id == "alice")

@@ -92,7 +92,13 @@ def test_customers_come_in_order_and_the_window_decides(shop: Seenext) -> None:
     ids = [r.customer_id for r in shop.due_reminders(START, END)]
     assert ids == sorted(ids)
     june = due(shop, day(2025, 5, 28), day(2025, 6, 5))
-    assert "june" in june and "rose" not in june
+    assert not {"june", "rose"} & set(june)  # one bouquet in June does not make June a flower season
+
+
+def test_only_categories_that_peak_around_the_dates_are_seasonal(shop: Seenext) -> None:
+    catalog = shop.catalog.snapshot()
+    assert shop.reminders.seasonal_categories(START, END, catalog) == {"flowers"}
+    assert shop.reminders.seasonal_categories(day(2025, 5, 28), day(2025, 6, 5), catalog) == set()
 
 
 def test_email_rules_apply_when_the_channel_is_email(shop: Seenext) -> None:

@@ -121,6 +121,9 @@ def test_story4_the_flower_anniversary(running: Any, channel: grpc.Channel) -> N
         Event("flora-1", world.who("flora"), "POS", "PURCHASE", "flowers-3", store_id="store-b",
               occurred_at=valentine_last_year),
         Event("summer-1", world.who("summer"), "WEB", "PURCHASE", "flowers-3", occurred_at=summer_last_year),
+        # Valentine's is a season because many buy flowers then (one bouquet alone would not make one)
+        *(Event(f"valentine-{n}", world.who(f"v{n}"), "WEB", "PURCHASE", f"flowers-{n}",
+                occurred_at=valentine_last_year - n * 86400) for n in range(1, 4)),
     ])
     world.grant(running.service, "flora")
     world.grant(running.service, "summer")
