@@ -11,9 +11,10 @@ Two kinds of being due, merged per customer:
   every month is a routine, left to replenishment). Only categories holding repeatable items count
   (flowers recur; a phone bought last February does not make its buyer due for another).
 * **replenishment** (`due_again`): a repeatable item whose interval has elapsed by the window's end —
-  the customer's own median gap between purchases of it, or, after a single purchase, the median gap
-  of every customer who bought it repeatedly. A customer more than one interval overdue at the
-  window's start has lapsed and is not reminded.
+  the customer's own median gap between purchases of it (two gaps or more), or else the median gap of
+  every customer who bought it repeatedly (three gaps or more); either only when the gaps are regular
+  (spread within half their mean). A customer more than one interval overdue at the window's start
+  has lapsed and is not reminded.
 
 Customers come out in customer_id order, one `Reminder` each, produced as the caller reads them: the
 history is read through cursors sorted by customer, never loaded whole.
@@ -48,6 +49,7 @@ MIN_POPULATION_GAPS = 3  # gaps needed before an item's typical interval is trus
 MAX_BETWEEN_SEASONS = 2  # purchase days in a category between two seasons before it counts as a routine
 MIN_SEASON_LIFT = 2.0    # how much more of a category's sales its seasons must hold than the calendar gives
 MIN_SEASON_PURCHASES = 3  # purchases in earlier seasons before a category is called seasonal at all
+MAX_INTERVAL_CV = 0.5    # replenishment: gaps between purchases must be this regular (stdev / mean)
 
 
 @dataclass
@@ -195,7 +197,7 @@ class DueReminders:
             for item_id, purchases in itertools.groupby(group, key=lambda r: r[1]):
                 times = [t for _, _, t in purchases]
                 own = _gaps(times)
-                interval = statistics.median(own) if own else typical.get(item_id, 0.0)
+                interval = regular_interval(own, 2) or typical.get(item_id, 0.0)
                 if interval < DAY:
                     continue
                 last = times[-1]
@@ -216,7 +218,8 @@ class DueReminders:
         for item_id, gap in rows:
             if gap is not None and gap >= DAY:
                 gaps.setdefault(item_id, []).append(gap)
-        return {i: statistics.median(g) for i, g in gaps.items() if len(g) >= MIN_POPULATION_GAPS}
+        typical = {i: regular_interval(g, MIN_POPULATION_GAPS) for i, g in gaps.items()}
+        return {i: t for i, t in typical.items() if t}
 
     # -- what to offer ----------------------------------------------------------------------------
 
@@ -288,6 +291,17 @@ def years_before(at: float, years: int) -> float:
         return day.replace(year=day.year - years).timestamp()
     except ValueError:
         return day.replace(year=day.year - years, day=28).timestamp()
+
+
+def regular_interval(gaps: list[float], at_least: int) -> float:
+    """The median gap when there are enough and they are regular (spread at most MAX_INTERVAL_CV of the
+    mean: coffee every 30 days is; flowers at Valentine's and Mothering Sunday are not); else 0."""
+    if len(gaps) < at_least:
+        return 0.0
+    mean = statistics.fmean(gaps)
+    if len(gaps) > 1 and statistics.pstdev(gaps) > MAX_INTERVAL_CV * mean:
+        return 0.0
+    return statistics.median(gaps)
 
 
 def _gaps(times: list[float]) -> list[float]:

@@ -34,6 +34,8 @@ PURCHASES = {
     # flowers every month: a routine, not a season (and due again like coffee)
     "monthly": [("flowers-2", day(2024, m, 14)) for m in range(2, 13)] + [("flowers-2", day(2025, 1, 14))],
     "mothersday": [("flowers-1", day(2024, 2, 14)), ("flowers-2", day(2024, 3, 10))],  # two seasons: due
+    # gaps of 5 and 60 days (median 32.5: "due" on 11 February) are no rhythm to remind on
+    "erratic": [("coffee-2", day(2024, 11, 6)), ("coffee-2", day(2024, 11, 11)), ("coffee-2", day(2025, 1, 10))],
 }
 
 
@@ -43,6 +45,7 @@ def catalogue() -> list[Item]:
         Item("flowers-2", "Tulip Bunch", "flowers", repeatable=True, price=25, stock={"": 10}),
         Item("flowers-3", "Peony Bouquet", "flowers", repeatable=True, price=55, stock={"": 0}),
         Item("coffee-1", "Espresso Beans", "coffee", repeatable=True, price=9, stock={"": 50}),
+        Item("coffee-2", "Coffee Pods", "coffee", repeatable=True, price=6, stock={"": 50}),
         Item("phone-1", "Nova X1 Phone", "phones", price=600, stock={"": 3}),
         Item("vase-1", "Glass Vase", "home", price=20, stock={"": 5}),
     ]
@@ -80,7 +83,7 @@ def test_story4_the_flower_anniversary(shop: Seenext) -> None:
 def test_replenishment_when_the_usual_interval_has_elapsed(shop: Seenext) -> None:
     found = due(shop)
     assert "beans" in found and "single" in found
-    assert not {"fresh", "lapsed"} & set(found)
+    assert not {"fresh", "lapsed", "erratic"} & set(found)
     beans = found["beans"]
     assert [i.item_id for i in beans.items] == ["coffee-1"]
     assert beans.items[0].reasons[0].code == "due_again"
