@@ -255,7 +255,7 @@ class DueReminders:
         for due in (d for d in dues if d.kind == "seasonal"):
             in_category = [i for i, it in snapshot.items.items()
                            if it.category == due.category and i not in taken and allowed(i)]
-            in_category.sort(key=lambda i: (-scores(i), i))
+            in_category.sort(key=lambda i: (i != due.item_id, -scores(i), i))  # what they bought then, first
             for item_id in in_category:
                 taken.add(item_id)
                 chosen.append(Candidate(item_id, scores(item_id), "seasonal", 1, Reason(
