@@ -208,3 +208,12 @@ def test_similar_items_without_a_model_fall_back_to_the_items_category(tmp_path:
         assert version == "" and items and all(r.category == "chargers" and r.item_id != "charger-2" for r in items)
     finally:
         svc.close()
+
+
+def test_docs_describe_every_channel_placement_source_and_reason_code() -> None:
+    from models.reasons import CODES
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "channels.md").read_text()
+    names = [*CHANNELS, *rules.PLACEMENT_PLANS, *{s.name for p in rules.PLACEMENT_PLANS.values() for s in p}, *CODES]
+    missing = [n for n in names if f"`{n}`" not in doc]
+    assert not missing, f"docs/channels.md does not mention: {missing}"
