@@ -133,16 +133,6 @@ class EventStore:
                 returned[item_id] = n
         return [(i, t) for i, (t, n) in bought.items() if n > returned.get(i, 0)]
 
-    def kept_item_ids(self, customer_id: str) -> list[str]:
-        """Items the customer bought more often than returned: purchased_items without the times,
-        answered from the (customer_id, type, item_id) index alone, for Recommend's exclusions."""
-        rows = self.db.reader().execute(
-            "SELECT item_id, SUM(type = 'PURCHASE') - SUM(type = 'RETURN') FROM events"
-            " WHERE customer_id=? AND type IN ('PURCHASE', 'RETURN') GROUP BY item_id",
-            (customer_id,),
-        ).fetchall()
-        return [item_id for item_id, kept in rows if kept > 0]
-
     def recent_items(self, customer_id: str, since: float, limit: int = 50) -> list[tuple[str, str, float]]:
         """(item_id, type, occurred_at) of the customer's item events since a time, newest first."""
         return self.db.reader().execute(

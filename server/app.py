@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent import futures
 
 import grpc
@@ -22,6 +23,7 @@ from protos.seenext.v1 import (
 from server.catalog import CatalogServicer
 from server.errors import ErrorInterceptor
 from server.events import EventServicer
+from server.insights import InsightsServicer
 from server.model import ModelServicer
 from server.recommendation import RecommendationServicer
 from server.runtime import one_blas_thread
@@ -53,12 +55,15 @@ class Running:
         self.service.close()
 
 
-def create_server(settings: Settings, service: Seenext | None = None) -> Running:
+def create_server(
+    settings: Settings, service: Seenext | None = None, interceptors: Sequence[grpc.ServerInterceptor] = (),
+) -> Running:
+    """`interceptors` run after the error interceptor (tests use one to slow the server down)."""
     one_blas_thread()
     service = service or Seenext(settings)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
-        interceptors=[ErrorInterceptor()],
+        interceptors=[ErrorInterceptor(), *interceptors],
         # Several processes may share the port (seenext serve --processes N).
         options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 64 * 1024 * 1024)],
     )
@@ -66,11 +71,11 @@ def create_server(settings: Settings, service: Seenext | None = None) -> Running
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(service), server)
     recommendation_pb2_grpc.add_RecommendationServiceServicer_to_server(RecommendationServicer(service), server)
     model_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(service), server)
+    insights_pb2_grpc.add_InsightsServiceServicer_to_server(InsightsServicer(service), server)
     # Declared by the contract; their bodies land with their issues and answer UNIMPLEMENTED until then.
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(identity_pb2_grpc.IdentityServiceServicer(), server)
     profile_pb2_grpc.add_ProfileServiceServicer_to_server(profile_pb2_grpc.ProfileServiceServicer(), server)
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(privacy_pb2_grpc.PrivacyServiceServicer(), server)
-    insights_pb2_grpc.add_InsightsServiceServicer_to_server(insights_pb2_grpc.InsightsServiceServicer(), server)
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -69,7 +69,6 @@ def test_purchases_minus_returns(service: Seenext) -> None:
         ev("r2", "RETURN", "case", occurred_at=300.0), ev("v1", "VIEW", "laptop"),
     ])
     assert service.store.purchased_items("c1") == [("phone", 100.0)]
-    assert service.store.kept_item_ids("c1") == ["phone"]
 
 
 def test_identifiers_on_one_event_point_at_one_customer(service: Seenext) -> None:
