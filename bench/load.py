@@ -15,6 +15,7 @@ import asyncio
 import multiprocessing as mp
 import random
 import time
+from queue import Empty
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -88,10 +89,7 @@ def run_load(
     for p in workers:
         p.start()
     try:
-        for _ in workers:
-            msg = ready.get(timeout=120)
-            if isinstance(msg, str):
-                raise RuntimeError(f"a load worker failed to start: {msg}")
+        _wait_ready(ready, workers)
         begin = time.monotonic() + START_SLACK
         for g in gos:
             g.put(begin)
@@ -124,6 +122,25 @@ def run_load(
         server_cpu=tuple((cpu1[pid] - cpu0.get(pid, 0.0)) / duration for pid in sorted(cpu1)),
         send_lag_p99_ms=float(np.percentile(lag, 99) * 1000) if len(lag) else 0.0,
     )
+
+
+def _wait_ready(ready: mp.Queue, workers: list, timeout: float = 120.0) -> None:
+    """Every worker connected, or the reason one did not (a worker that died is noticed at once)."""
+    deadline = time.monotonic() + timeout
+    waiting = len(workers)
+    while waiting:
+        try:
+            msg = ready.get(timeout=0.5)
+        except Empty:
+            dead = [p for p in workers if p.exitcode is not None]
+            if dead:
+                raise RuntimeError(f"a load worker exited with {dead[0].exitcode} before it was ready") from None
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"load workers not ready after {timeout:.0f}s") from None
+            continue
+        if isinstance(msg, str):
+            raise RuntimeError(f"a load worker failed to start: {msg}")
+        waiting -= 1
 
 
 def _sleep_until(t: float) -> None:
