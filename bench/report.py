@@ -136,7 +136,7 @@ def markdown(r: Results) -> str:
             f"## Recommend beside the transport floor (k={r.k}, {r.world.items if r.world else '?'} items)",
             "",
             f"Known customers drawn with a fixed seed; {r.personalised_share:.0%} of a checked sample were "
-            f"answered `personalised` with {r.k} distinct items. Each run: {r.warmup:g}s warm-up, then "
+            f"answered from their own model vector (strategy includes `personalised`) with {r.k} distinct items. Each run: {r.warmup:g}s warm-up, then "
             f"{r.duration:g}s measured.",
             "",
             _RUN_HEADER,
