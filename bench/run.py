@@ -61,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.epochs:
         scale = replace(scale, epochs=args.epochs)
     out = args.out if args.out else (None if args.toy else ROOT / "docs" / "benchmarks.md")
-    command = "make bench" if not argv and not sys.argv[1:] else "python -m bench.run " + shlex.join(sys.argv[1:])
+    args_text = shlex.join(sys.argv[1:] if argv is None else list(argv))
+    command = "make bench` (`python -m bench.run" if not args_text else f"python -m bench.run {args_text}"
     work = args.work or Path(tempfile.mkdtemp(prefix="seenext-bench-"))
     try:
         results = run_all(scale, work, command, steps=args.only)

@@ -70,8 +70,8 @@ class ServerProcess:
 
     def _healthy(self) -> bool:
         # Each new channel is a new connection, which SO_REUSEPORT hands to any of the processes;
-        # several checks make it likely that every process has answered once.
-        for _ in range(2 * self.processes):
+        # with 4 per process, two processes are both checked but for a 1-in-128 chance.
+        for _ in range(4 * self.processes):
             with grpc.insecure_channel(self.target, options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
                 try:
                     reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
