@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scale = replace(scale, epochs=args.epochs)
     out = args.out if args.out else (None if args.toy else ROOT / "docs" / "benchmarks.md")
     args_text = shlex.join(sys.argv[1:] if argv is None else list(argv))
-    command = "make bench` (`python -m bench.run" if not args_text else f"python -m bench.run {args_text}"
+    command = f"python -m bench.run {args_text}" if args_text else "make bench"  # make bench runs it bare
     work = args.work or Path(tempfile.mkdtemp(prefix="seenext-bench-"))
     try:
         results = run_all(scale, work, command, steps=args.only)
