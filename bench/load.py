@@ -43,9 +43,9 @@ class WorkerSpec:
 
 @dataclass
 class WorkerResult:
-    latencies: np.ndarray       # seconds, of the requests sent (or scheduled) in the window
+    latencies: np.ndarray       # seconds, of the requests sent (or scheduled) in the window, failed ones too
     completed: int              # requests completed inside the window
-    errors: int
+    errors: dict[str, int]      # failed requests of the window by status code
     cpu_seconds: float          # this client's CPU time over the window
     send_lag: np.ndarray = field(default_factory=lambda: np.zeros(0))  # open loop: sent minus scheduled
 
@@ -60,6 +60,7 @@ class LoadResult:
     client_cpu: float           # cores used by the load generators during the window
     server_cpu: tuple[float, ...]  # cores used by each serving process during the window
     send_lag_p99_ms: float = 0.0
+    error_codes: dict[str, int] = field(default_factory=dict)
 
 
 def run_load(
@@ -111,7 +112,11 @@ def run_load(
             if p.is_alive():
                 p.terminate()
     lat = np.concatenate([p.latencies for p in parts]) if parts else np.zeros(0)
-    summary = Latency.of(lat, duration, errors=sum(p.errors for p in parts))
+    errors: dict[str, int] = {}
+    for p in parts:
+        for code, n in p.errors.items():
+            errors[code] = errors.get(code, 0) + n
+    summary = Latency.of(lat, duration, errors=sum(errors.values()))
     completed = sum(p.completed for p in parts)
     summary = Latency(completed, duration, completed / duration, summary.p50_ms, summary.p90_ms, summary.p99_ms,
                       summary.max_ms, summary.errors)
@@ -120,7 +125,7 @@ def run_load(
         mode="open" if rate else "closed", concurrency=concurrency, rate=rate, client_processes=procs,
         latency=summary, client_cpu=sum(p.cpu_seconds for p in parts) / duration,
         server_cpu=tuple((cpu1[pid] - cpu0.get(pid, 0.0)) / duration for pid in sorted(cpu1)),
-        send_lag_p99_ms=float(np.percentile(lag, 99) * 1000) if len(lag) else 0.0,
+        send_lag_p99_ms=float(np.percentile(lag, 99) * 1000) if len(lag) else 0.0, error_codes=errors,
     )
 
 
@@ -189,7 +194,8 @@ async def _work(spec: WorkerSpec, ready: mp.Queue, go: mp.Queue) -> WorkerResult
 
 async def _closed_loop(spec: WorkerSpec, calls: list, order: list[bytes], start: float, end: float) -> WorkerResult:
     lat: list[float] = []
-    counts = {"completed": 0, "errors": 0, "next": 0}
+    counts = {"completed": 0, "next": 0}
+    errors: dict[str, int] = {}
     cpu: dict[str, float] = {}
 
     async def one_stream(n: int) -> None:
@@ -200,17 +206,13 @@ async def _closed_loop(spec: WorkerSpec, calls: list, order: list[bytes], start:
                 return
             i = counts["next"]
             counts["next"] = i + 1
-            try:
-                await call(order[i % len(order)], timeout=spec.timeout)
-                ok = True
-            except Exception:
-                ok = False
+            failure = await _attempt(call, order[i % len(order)], spec.timeout)
+            ok = failure is None
             t1 = time.monotonic()
             if t0 >= start:
-                if ok:
-                    lat.append(t1 - t0)
-                else:
-                    counts["errors"] += 1
+                lat.append(t1 - t0)  # a failed call's wait is counted too
+                if failure is not None:
+                    errors[failure] = errors.get(failure, 0) + 1
             if ok and start <= t1 <= end:
                 counts["completed"] += 1
 
@@ -221,7 +223,7 @@ async def _closed_loop(spec: WorkerSpec, calls: list, order: list[bytes], start:
         cpu["end"] = time.process_time()
 
     await asyncio.gather(cpu_marks(), *(one_stream(n) for n in range(spec.concurrency)))
-    return WorkerResult(np.array(lat), counts["completed"], counts["errors"], cpu["end"] - cpu["start"])
+    return WorkerResult(np.array(lat), counts["completed"], errors, cpu["end"] - cpu["start"])
 
 
 async def _open_loop(
@@ -229,25 +231,22 @@ async def _open_loop(
 ) -> WorkerResult:
     lat: list[float] = []
     lag: list[float] = []
-    counts = {"completed": 0, "errors": 0}
+    counts = {"completed": 0}
+    errors: dict[str, int] = {}
     pending: set[asyncio.Task] = set()
     interval = 1.0 / spec.rate
     cpu: dict[str, float] = {}
 
     async def one(call: object, payload: bytes, scheduled: float) -> None:
         sent = time.monotonic()
-        try:
-            await call(payload, timeout=spec.timeout)  # type: ignore[operator]
-            ok = True
-        except Exception:
-            ok = False
+        failure = await _attempt(call, payload, spec.timeout)
+        ok = failure is None
         done = time.monotonic()
         if scheduled >= start:
-            if ok:
-                lat.append(done - scheduled)  # from the scheduled time: a late send counts against us
-                lag.append(sent - scheduled)
-            else:
-                counts["errors"] += 1
+            lat.append(done - scheduled)  # from the scheduled time: a late send counts against us
+            lag.append(sent - scheduled)
+            if failure is not None:
+                errors[failure] = errors.get(failure, 0) + 1
         if ok and start <= done <= end:
             counts["completed"] += 1
 
@@ -269,8 +268,20 @@ async def _open_loop(
     cpu["end"] = time.process_time()
     if pending:
         await asyncio.wait(pending, timeout=spec.timeout + 1)
-    return WorkerResult(np.array(lat), counts["completed"], counts["errors"], cpu["end"] - cpu.get("start", cpu["end"]),
+    if pending:  # cannot happen with a deadline on every call; never dropped silently if it does
+        errors["UNFINISHED"] = len(pending)
+    return WorkerResult(np.array(lat), counts["completed"], errors, cpu["end"] - cpu.get("start", cpu["end"]),
                         np.array(lag))
+
+
+async def _attempt(call: object, payload: bytes, timeout: float) -> str | None:
+    """None when the call succeeds, else its status code name (DEADLINE_EXCEEDED, UNAVAILABLE, …)."""
+    try:
+        await call(payload, timeout=timeout)  # type: ignore[operator]
+    except Exception as exc:  # grpc.aio.AioRpcError, or anything else the client raised
+        code = getattr(exc, "code", None)
+        return code().name if callable(code) else type(exc).__name__
+    return None
 
 
 __all__ = ["run_load", "LoadResult", "WorkerSpec"]

@@ -99,8 +99,13 @@ def _run_row(run: Run) -> str:
     lag = f"{res.send_lag_p99_ms:.2f}" if res.mode == "open" else ""
     per_call = f"{sum(res.server_cpu) / lat.qps * 1000:.2f} / {res.client_cpu / lat.qps * 1000:.2f}" if lat.qps else ""
     return (f"| {run.label} | {run.server_processes} | {load} | {res.client_processes} | {lat.qps:,.0f} | "
-            f"{lat.p50_ms:.2f} | {lat.p90_ms:.2f} | {lat.p99_ms:.2f} | {lat.max_ms:.1f} | {lat.errors} | "
+            f"{lat.p50_ms:.2f} | {lat.p90_ms:.2f} | {lat.p99_ms:.2f} | {lat.max_ms:.1f} | {_errors(res)} | "
             f"{server} | {res.client_cpu:.2f} | {per_call} | {lag} |")
+
+
+def _errors(res: object) -> str:
+    codes = getattr(res, "error_codes", {})
+    return ", ".join(f"{n} {code}" for code, n in sorted(codes.items())) or "0"
 
 
 _RUN_HEADER = (

@@ -9,7 +9,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Latency:
-    """Requests completed in the measured window, the rate they completed at, and their latency."""
+    """Requests completed in the measured window, the rate they completed at, and their latency
+    (failed requests' waits included: a timeout is a long wait, not a missing sample)."""
 
     requests: int
     seconds: float
