@@ -33,7 +33,7 @@ test: install ## run the whole test suite
 
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check server models clients tests bench
-	$(VENV)/bin/mypy server models clients
+	$(VENV)/bin/mypy server models clients bench
 
 bench: install ## benchmarks (not part of test): writes docs/benchmarks.md
 	$(PY) -m bench.run

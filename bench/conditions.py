@@ -21,7 +21,7 @@ class Conditions:
     load_after: tuple[float, float, float] | None = None
 
     @classmethod
-    def now(cls) -> "Conditions":
+    def now(cls) -> Conditions:
         versions = {}
         for dist in ("grpcio", "protobuf", "numpy", "scipy", "pandas", "rectools-lightfm", "sqlite-utils"):
             try:
@@ -40,8 +40,8 @@ class Conditions:
     def lines(self) -> list[str]:
         after = f", after {_load(self.load_after)}" if self.load_after else ""
         return [
-            f"machine: {self.cpus} CPUs ({self.cpu_model}), {self.memory_gb:.0f} GB RAM, {platform.system()} "
-            f"{platform.release()}",
+            (f"machine: {self.cpus} CPUs ({self.cpu_model}), {self.memory_gb:.0f} GB RAM, {platform.system()} "
+            f"{platform.release()}"),
             f"load average (1/5/15 min): before {_load(self.load_before)}{after}",
             f"python: {self.python}; " + ", ".join(f"{k} {v}" for k, v in self.versions.items()),
         ]

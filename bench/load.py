@@ -15,9 +15,9 @@ import asyncio
 import multiprocessing as mp
 import random
 import time
-from queue import Empty
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
+from queue import Empty
 
 import numpy as np
 
@@ -107,14 +107,14 @@ def run_load(
                 raise RuntimeError(f"a load worker failed: {part}")
             parts.append(part)
     finally:
-        for p in workers:
-            p.join(timeout=10)
-            if p.is_alive():
-                p.terminate()
+        for proc in workers:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
     lat = np.concatenate([p.latencies for p in parts]) if parts else np.zeros(0)
     errors: dict[str, int] = {}
-    for p in parts:
-        for code, n in p.errors.items():
+    for part in parts:
+        for code, n in part.errors.items():
             errors[code] = errors.get(code, 0) + n
     summary = Latency.of(lat, duration, errors=sum(errors.values()))
     completed = sum(p.completed for p in parts)
@@ -157,10 +157,10 @@ def _sleep_until(t: float) -> None:
 def _worker_main(spec: WorkerSpec, ready: mp.Queue, go: mp.Queue, results: mp.Queue) -> None:
     try:
         result = asyncio.run(_work(spec, ready, go))
-    except BaseException as exc:  # report, never hang the parent
+    except BaseException as exc:  # noqa: BLE001 -- reported to the parent, which must never hang
         try:
             ready.put_nowait(f"{type(exc).__name__}: {exc}")
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 -- the parent may be gone; the result queue still says why
             pass
         results.put(f"{type(exc).__name__}: {exc}")
         return
@@ -174,7 +174,7 @@ async def _work(spec: WorkerSpec, ready: mp.Queue, go: mp.Queue) -> WorkerResult
         grpc.aio.insecure_channel(spec.target, options=[("grpc.use_local_subchannel_pool", 1)])
         for _ in range(spec.channels)
     ]
-    calls = [ch.unary_unary(spec.method) for ch in channels]  # bytes in, bytes out: no (de)serialising
+    calls = [ch.unary_unary(spec.method, None, None) for ch in channels]  # bytes in, bytes out: no (de)serialising
     for ch in channels:
         await asyncio.wait_for(ch.channel_ready(), timeout=30)
     order = list(spec.payloads)
@@ -189,7 +189,7 @@ async def _work(spec: WorkerSpec, ready: mp.Queue, go: mp.Queue) -> WorkerResult
         return await _closed_loop(spec, calls, order, start, end)
     finally:
         for ch in channels:
-            await ch.close()
+            await ch.close(None)
 
 
 async def _closed_loop(spec: WorkerSpec, calls: list, order: list[bytes], start: float, end: float) -> WorkerResult:
@@ -278,10 +278,10 @@ async def _attempt(call: object, payload: bytes, timeout: float) -> str | None:
     """None when the call succeeds, else its status code name (DEADLINE_EXCEEDED, UNAVAILABLE, …)."""
     try:
         await call(payload, timeout=timeout)  # type: ignore[operator]
-    except Exception as exc:  # grpc.aio.AioRpcError, or anything else the client raised
+    except Exception as exc:  # noqa: BLE001 -- grpc.aio.AioRpcError, or anything else the client raised
         code = getattr(exc, "code", None)
         return code().name if callable(code) else type(exc).__name__
     return None
 
 
-__all__ = ["run_load", "LoadResult", "WorkerSpec"]
+__all__ = ["LoadResult", "WorkerSpec", "run_load"]

@@ -8,9 +8,9 @@ and served by `python -m server serve` (then the world's own model is put back);
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

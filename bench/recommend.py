@@ -6,9 +6,9 @@ requests are Recommend(k) for known customers drawn with a fixed seed, by CUSTOM
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import grpc
 

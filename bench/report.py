@@ -4,8 +4,9 @@ Markdown of docs/benchmarks.md.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from bench.conditions import Conditions
 from bench.memory import MemoryFigures
@@ -83,7 +84,7 @@ def targets(r: Results) -> list[Target]:
 
 
 def _num(v: float) -> str:
-    if v != v:
+    if math.isnan(v):
         return "nan"
     if abs(v) >= 100:
         return f"{v:,.0f}"
@@ -144,18 +145,18 @@ def markdown(r: Results) -> str:
     if r.world:
         w = r.world
         lines += [
-            f"- world: demo retailer, {w.items:,} items, {w.customers:,} customers, {w.events:,} events "
+            (f"- world: demo retailer, {w.items:,} items, {w.customers:,} customers, {w.events:,} events "
             f"({w.item_events:,} with an item); generated in {w.generate_seconds:.0f}s, seeded through "
-            f"EventStore.track_batch in {w.seed_seconds:.0f}s ({w.events / w.seed_seconds:,.0f} events/s).",
+            f"EventStore.track_batch in {w.seed_seconds:.0f}s ({w.events / w.seed_seconds:,.0f} events/s)."),
         ]
     lines += ["", "## Targets", "", "```", *[t.line() for t in targets(r)], "```", ""]
     if r.latency:
         lines += [
             f"## Recommend beside the transport floor (k={r.k}, {r.world.items if r.world else '?'} items)",
             "",
-            f"Known customers drawn with a fixed seed; {r.personalised_share:.0%} of a checked sample were "
+            (f"Known customers drawn with a fixed seed; {r.personalised_share:.0%} of a checked sample were "
             f"answered from their own model vector (strategy includes `personalised`) with {r.k} distinct items. Each run: {r.warmup:g}s warm-up, then "
-            f"{r.duration:g}s measured.",
+            f"{r.duration:g}s measured."),
             "",
             _RUN_HEADER,
             *[_run_row(x) for x in r.latency],
@@ -176,9 +177,9 @@ def markdown(r: Results) -> str:
         ceiling = cpu_ceiling(r)
         if ceiling:
             lines += [
-                f"CPU per Recommend with two serving processes: {ceiling[0]:.2f} ms in the server and "
+                (f"CPU per Recommend with two serving processes: {ceiling[0]:.2f} ms in the server and "
                 f"{ceiling[1]:.2f} ms in the load generator, so {r.conditions.cpus} cores could give at most "
-                f"~{ceiling[2]:,.0f} QPS here with nothing else running.",
+                f"~{ceiling[2]:,.0f} QPS here with nothing else running."),
                 "",
             ]
     if r.track:
@@ -190,11 +191,11 @@ def markdown(r: Results) -> str:
             "|---|---|---|",
             f"| TrackBatch RPC from a client process, one call in flight | {t.grpc_seconds:.1f} | {t.grpc_eps:,.0f} |",
             f"| EventStore.track_batch in process (no gRPC) | {t.store_seconds:.1f} | {t.store_eps:,.0f} |",
-            f"| bare sqlite3 executemany of the same rows, same schema, indexes, pragmas | {t.bare_seconds:.1f} | "
-            f"{t.bare_eps:,.0f} |",
+            (f"| bare sqlite3 executemany of the same rows, same schema, indexes, pragmas | {t.bare_seconds:.1f} | "
+            f"{t.bare_eps:,.0f} |"),
             "",
-            f"Client CPU to send them: {t.grpc_client_cpu_seconds:.1f}s. Every event lands in a fresh file; "
-            "synchronous=FULL (one fsync per batch commit).",
+            (f"Client CPU to send them: {t.grpc_client_cpu_seconds:.1f}s. Every event lands in a fresh file; "
+            "synchronous=FULL (one fsync per batch commit)."),
             "",
         ]
     if r.retrain:
@@ -202,9 +203,9 @@ def markdown(r: Results) -> str:
         lines += [
             f"## Full retrain on {t2.item_events:,} interactions",
             "",
-            f"{t2.item_events:,} item events in the store become a {t2.users:,} x {t2.items:,} matrix with "
+            (f"{t2.item_events:,} item events in the store become a {t2.users:,} x {t2.items:,} matrix with "
             f"{t2.matrix_nnz:,} non-zero (customer, item) pairs. LightFM {t2.loss}, {t2.components} components, "
-            f"{t2.epochs} epochs, {t2.threads} threads, user and item features as the product builds them.",
+            f"{t2.epochs} epochs, {t2.threads} threads, user and item features as the product builds them."),
             "",
             "| step | seconds |",
             "|---|---|",
@@ -214,9 +215,9 @@ def markdown(r: Results) -> str:
             f"| - of which reading the log, the artifact, publishing | {t2.other_seconds:.1f} |",
             f"| bare `LightFM.fit` of the same matrices | {t2.bare_fit_seconds:.1f} |",
             "",
-            f"Work outside the fit: {t2.train_seconds - t2.fit_seconds:.1f}s, "
+            (f"Work outside the fit: {t2.train_seconds - t2.fit_seconds:.1f}s, "
             f"{(t2.train_seconds - t2.fit_seconds) / t2.bare_fit_seconds:.0%} of the bare fit. The two fits "
-            "are single runs of the same work minutes apart; their difference is the machine's noise.",
+            "are single runs of the same work minutes apart; their difference is the machine's noise."),
             "",
         ]
     if r.memory:
@@ -224,18 +225,18 @@ def markdown(r: Results) -> str:
         lines += [
             "## Serving memory",
             "",
-            f"The world's model widened to {m.customers:,} customers (random vectors, {m.dim} dimensions; "
+            (f"The world's model widened to {m.customers:,} customers (random vectors, {m.dim} dimensions; "
             f"ids {m.id_bytes} bytes each in the artifact, {m.artifact_mb:,.0f} MB on disk) and {m.items:,} items, "
-            "served by one process and read after warm-up Recommend traffic.",
+            "served by one process and read after warm-up Recommend traffic."),
             "",
             "| model | customers | VmHWM (peak) MB | VmRSS MB |",
             "|---|---|---|---|",
-            f"| the world's own | {m.baseline_customers:,} | {m.baseline_hwm_kb / 1024:,.0f} | "
-            f"{m.baseline_rss_kb / 1024:,.0f} |",
+            (f"| the world's own | {m.baseline_customers:,} | {m.baseline_hwm_kb / 1024:,.0f} | "
+            f"{m.baseline_rss_kb / 1024:,.0f} |"),
             f"| widened | {m.customers:,} | {m.hwm_kb / 1024:,.0f} | {m.rss_kb / 1024:,.0f} |",
             "",
-            f"Peak per 1M customers: {m.gb_per_million:.2f} GB for the whole process, "
-            f"{m.marginal_gb_per_million:.2f} GB above the baseline server.",
+            (f"Peak per 1M customers: {m.gb_per_million:.2f} GB for the whole process, "
+            f"{m.marginal_gb_per_million:.2f} GB above the baseline server."),
             "",
         ]
     lines += [

@@ -11,9 +11,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 from bench import memory, recommend, report, retrain, track, world
 from bench.conditions import Conditions
@@ -107,7 +107,7 @@ def run_all(
     finally:
         service.close()
     if "latency" in steps:
-        step("Recommend and the no-op at concurrency 1 and %d" % scale.concurrency_high)
+        step(f"Recommend and the no-op at concurrency 1 and {scale.concurrency_high}")
         results.latency, results.personalised_share = recommend.latency_runs(
             data, customers, scale.k, scale.duration, scale.warmup, concurrencies=(1, scale.concurrency_high))
     if "throughput" in steps:

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -46,7 +45,7 @@ class ServerProcess:
             [sys.executable, "-m", "server", "serve"], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         try:
             self.wait_serving()
         except BaseException:
@@ -54,7 +53,7 @@ class ServerProcess:
             raise
         return self
 
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def wait_serving(self, timeout: float = 120.0) -> None:

@@ -22,7 +22,7 @@ class Latency:
     errors: int = 0
 
     @classmethod
-    def of(cls, latencies_s: np.ndarray, seconds: float, errors: int = 0) -> "Latency":
+    def of(cls, latencies_s: np.ndarray, seconds: float, errors: int = 0) -> Latency:
         """From the latencies (seconds) of the requests completed in a window of `seconds`."""
         lat = np.asarray(latencies_s, dtype=np.float64) * 1000.0
         if len(lat) == 0:

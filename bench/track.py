@@ -13,9 +13,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from bench.serving import ServerProcess
 from bench.world import settings_for
@@ -95,12 +95,13 @@ def _serialise(events: Sequence[Event], batch: int) -> list[bytes]:
     def msg(ev: Event) -> events_pb2.Event:
         m = events_pb2.Event(
             event_id=ev.event_id, identifiers=[convert.identifier_msg(i) for i in ev.identifiers],
-            channel=convert.channel_value(ev.channel), type=convert.event_type_value(ev.type),
             item_id=ev.item_id, quantity=ev.quantity, price=ev.price, store_id=ev.store_id,
             order_id=ev.order_id, attributes=ev.attributes,
         )
+        m.channel = convert.channel_value(ev.channel)  # type: ignore[assignment]  # enum fields take ints
+        m.type = convert.event_type_value(ev.type)  # type: ignore[assignment]
         if ev.occurred_at is not None:
-            m.occurred_at.CopyFrom(convert.timestamp(ev.occurred_at))
+            m.occurred_at.FromNanoseconds(int(ev.occurred_at * 1e9))
         return m
 
     return [
@@ -116,8 +117,8 @@ def _send_all(target: str, payloads: list[bytes]) -> tuple[float, float, int]:
     from protos.seenext.v1 import events_pb2
 
     with grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]) as ch:
-        call = ch.unary_unary("/seenext.v1.EventService/TrackBatch",
-                              response_deserializer=events_pb2.TrackBatchResponse.FromString)
+        call = ch.unary_unary("/seenext.v1.EventService/TrackBatch", None,
+                              events_pb2.TrackBatchResponse.FromString)
         grpc.channel_ready_future(ch).result(timeout=30)
         accepted = 0
         cpu0, started = time.process_time(), time.perf_counter()

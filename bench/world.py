@@ -29,7 +29,7 @@ class WorldFigures:
 
 def settings_for(data_dir: Path, **overrides: object) -> Settings:
     """The product's default settings, except what a benchmark must fix: the folder, no evaluation fit."""
-    base: dict[str, object] = dict(data_dir=data_dir, eval_holdout_days=0)
+    base: dict[str, object] = {"data_dir": data_dir, "eval_holdout_days": 0}
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
 
