@@ -92,6 +92,8 @@ class Recommender:
         self.served = served
         self.max_k = max_k
         self.holdout = holdout
+        # Set by the service from the customer's consent (models/privacy.py): (customer_id, channel) -> bool.
+        self.profiling_allowed: Callable[[str, str], bool] = lambda customer_id, channel: True
 
     def recommend(self, q: RecommendQuery) -> Recommendation:
         k = self._validate(q)
@@ -107,7 +109,9 @@ class Recommender:
         items: list[Recommended] = []
         strategy = "popular"
         if model is not None and arm == "personalised":
-            items, strategy = self._from_model(model, snapshot, customer_id, q, k, allowed)
+            # A customer who refused profiling is ranked like a visitor: from this request's context only.
+            profiled = customer_id if customer_id and self.profiling_allowed(customer_id, q.channel) else None
+            items, strategy = self._from_model(model, snapshot, profiled, q, k, allowed)
         if len(items) < k:
             taken = {r.item_id for r in items}
             items += self._popular(q, k - len(items), lambda i: i not in taken and allowed(i))
@@ -131,9 +135,12 @@ class Recommender:
         q: RecommendQuery, k: int, allowed: Callable[[str], bool],
     ) -> tuple[list[Recommended], str]:
         space = model.items(snapshot)
-        row = model.user_row(customer_id) if customer_id else None
-        if row is not None:
-            scores = model.score_user(space, row)
+        rows = self._user_rows(model, customer_id) if customer_id else []
+        if rows:
+            if len(rows) == 1:
+                scores = model.score_user(space, rows[0])
+            else:  # merged since training: the mean of the vectors the model has for each merged id
+                scores = space.scoring @ np.mean([model.user_vector(r) for r in rows], axis=0)
             return [
                 Recommended(i, s, [Reason("personalised")]) for i, s in top_items(space.ids, scores, k, allowed)
             ], "personalised"
@@ -150,6 +157,11 @@ class Recommender:
             Recommended(i, s, [Reason("similar_to_viewed", related_item_id=anchor)])
             for i, s in top_items(space.ids, scores, k, allowed)
         ], "similar_items"
+
+    def _user_rows(self, model: RankingModel, customer_id: str) -> list[int]:
+        """The model's rows for this customer and for every id merged into them since it was trained."""
+        ids = [customer_id, *self.store.aliases(customer_id)]
+        return [r for r in (model.user_row(i) for i in ids) if r is not None]
 
     def _popular(self, q: RecommendQuery, k: int, allowed: Callable[[str], bool]) -> list[Recommended]:
         out: list[Recommended] = []
