@@ -1,6 +1,9 @@
-"""What every channel client shares: a channel to the server and identifier shorthands."""
+"""What every channel client shares: a channel to the server (with its API key) and identifier shorthands."""
 
 from __future__ import annotations
+
+import os
+from typing import Any, Callable
 
 import grpc
 
@@ -9,8 +12,47 @@ from protos.seenext.v1 import common_pb2
 DEFAULT_TARGET = "127.0.0.1:50051"
 
 
-def open_channel(target: str = DEFAULT_TARGET) -> grpc.Channel:
-    return grpc.insecure_channel(target)
+def open_channel(target: str = DEFAULT_TARGET, api_key: str | None = None, tls_ca_file: str | None = None) -> grpc.Channel:
+    """A channel that sends `authorization: Bearer <api_key>` on every call.
+
+    `api_key` defaults to the SEENEXT_API_KEY variable (none: calls go without a key, for a server in
+    development mode); `tls_ca_file` (or SEENEXT_TLS_CA_FILE) switches to TLS trusting that CA.
+    """
+    api_key = os.environ.get("SEENEXT_API_KEY") if api_key is None else api_key
+    tls_ca_file = tls_ca_file or os.environ.get("SEENEXT_TLS_CA_FILE") or None
+    if tls_ca_file:
+        with open(tls_ca_file, "rb") as fh:
+            channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=fh.read()))
+    else:
+        channel = grpc.insecure_channel(target)
+    if api_key:
+        channel = grpc.intercept_channel(channel, _ApiKey(api_key))
+    return channel
+
+
+class _ApiKey(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds the API key to the metadata of every unary and server-streaming call."""
+
+    def __init__(self, api_key: str) -> None:
+        self._header = ("authorization", f"Bearer {api_key}")
+
+    def _details(self, details: Any) -> Any:
+        metadata = [*(details.metadata or ()), self._header]
+        return _CallDetails(details.method, details.timeout, metadata, details.credentials,
+                            details.wait_for_ready, details.compression)
+
+    def intercept_unary_unary(self, continuation: Callable, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Callable, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, method: str, timeout: float | None, metadata: Any, credentials: Any,
+                 wait_for_ready: bool | None, compression: Any) -> None:
+        self.method, self.timeout, self.metadata = method, timeout, metadata
+        self.credentials, self.wait_for_ready, self.compression = credentials, wait_for_ready, compression
 
 
 def customer(customer_id: str) -> common_pb2.Identifier:
@@ -19,3 +61,8 @@ def customer(customer_id: str) -> common_pb2.Identifier:
 
 def device(device_id: str) -> common_pb2.Identifier:
     return common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_DEVICE_ID, value=device_id)
+
+
+def identifier(kind: str, value: str) -> common_pb2.Identifier:
+    """Any kind by name: identifier("email", "a@b.c"), identifier("LOYALTY_CARD", "6335…")."""
+    return common_pb2.Identifier(kind=common_pb2.IdentifierKind.Value(f"IDENTIFIER_KIND_{kind.upper()}"), value=value)

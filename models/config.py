@@ -52,6 +52,7 @@ class Settings:
     # identity, privacy and callers (docs/identity.md)
     pii_key_file: str = _opt("", "file of the secret that keys the e-mail/phone hashes; empty = <data_dir>/pii.key")
     phone_country_code: str = _opt("", "country calling code for national phone numbers (e.g. 44); empty = none")
+    device_link_limit: int = _opt(3, "person-level links one device or card token may make before it counts as shared")
     consent_default_marketing: bool = _opt(False, "marketing allowed when the customer recorded no decision")
     consent_default_profiling: bool = _opt(True, "personalised ranking allowed when no decision was recorded")
     auth: bool = _opt(True, "require API keys; 0 = open development mode, logged loudly at start")

@@ -76,9 +76,10 @@ class IdentifyResult:
 class IdentityGraph:
     """Normalises and hashes identifiers, answers lookups, and hands out per-transaction resolvers."""
 
-    def __init__(self, key: pii.PiiKey, country_code: str = "") -> None:
+    def __init__(self, key: pii.PiiKey, country_code: str = "", device_link_limit: int = DEVICE_LINK_LIMIT) -> None:
         self.key = key
         self.country_code = country_code
+        self.device_link_limit = device_link_limit
         self._nodes: dict[tuple[str, str], Node] = {}
 
     def node(self, ident: Identifier, field: str = "identifier") -> Node:
@@ -138,7 +139,7 @@ class IdentityGraph:
         return [r[0] for r in rows]
 
     def resolver(self, conn: sqlite3.Connection, now: float, strict: bool = False) -> "Resolver":
-        return Resolver(conn, now, strict)
+        return Resolver(conn, now, strict, self.device_link_limit)
 
     def identify(self, db: Connections, idents: Sequence[Identifier], now: float) -> IdentifyResult:
         """Links the identifiers into one customer (IdentityService.Identify).

@@ -47,7 +47,8 @@ class Seenext:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Connections(settings.db_path, settings.sync_full)
-        self.graph = IdentityGraph(pii.open_key(settings.pii_key_path, self.db.writer), settings.phone_country_code)
+        self.graph = IdentityGraph(pii.open_key(settings.pii_key_path, self.db.writer), settings.phone_country_code,
+                                   settings.device_link_limit)
         self.store = EventStore(self.db, self.graph)
         self.privacy = Privacy(self.db, self.graph, {
             "marketing": settings.consent_default_marketing, "profiling": settings.consent_default_profiling,

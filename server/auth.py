@@ -194,10 +194,27 @@ def from_settings(settings: Settings) -> ApiKeys | None:
     return keys
 
 
-def read_keys_for_banner(path: Path) -> list[tuple[str, str, list[str]]]:
-    """(name, key, scopes) of a keys file, for the start-up banner of a development server."""
-    doc = json.loads(path.read_text())
-    return [(k["name"], k["key"], k["scopes"]) for k in doc["keys"]]
+def banner(keys: ApiKeys | None, settings: Settings) -> tuple[str, str]:
+    """The grpcurl header to show in the start-up banner, and what to tell a developer about keys.
+
+    The generated development keys are printed (they are in a 0600 file of the data folder anyway);
+    keys of a configured file never are.
+    """
+    if keys is None:
+        return "", ("\n  !!! AUTHENTICATION IS OFF (SEENEXT_AUTH=0): development mode, every caller may "
+                    "call every RPC. !!!\n")
+    if settings.keys_file or keys.path is None:
+        return "-H 'authorization: Bearer <key>' ", f"\nAPI keys: {len(keys)} from {keys.path}\n"
+    entries = [(k["name"], k["key"], k["scopes"]) for k in json.loads(keys.path.read_text())["keys"]]
+    admin = next((key for name, key, scopes in entries if "*" in scopes), entries[0][1])
+    web = next((key for name, key, scopes in entries if name == "web-shop"), admin)
+    lines = [f"  {name:<11} {key}  {' '.join(scopes)}" for name, key, scopes in entries]
+    text = (
+        f"\nDevelopment API keys (from {keys.path}; set SEENEXT_KEYS_FILE for your own, SEENEXT_AUTH=0 for none):\n"
+        + "\n".join(lines)
+        + f"\nThe Python clients read SEENEXT_API_KEY:  export SEENEXT_API_KEY={web}\n"
+    )
+    return f"-H 'authorization: Bearer {admin}' ", text
 
 
 class AuthInterceptor(grpc.ServerInterceptor):
