@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 
@@ -65,4 +66,4 @@ def device(device_id: str) -> common_pb2.Identifier:
 
 def identifier(kind: str, value: str) -> common_pb2.Identifier:
     """Any kind by name: identifier("email", "a@b.c"), identifier("LOYALTY_CARD", "6335…")."""
-    return common_pb2.Identifier(kind=common_pb2.IdentifierKind.Value(f"IDENTIFIER_KIND_{kind.upper()}"), value=value)
+    return common_pb2.Identifier(kind=f"IDENTIFIER_KIND_{kind.upper()}", value=value)

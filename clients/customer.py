@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Iterator, Sequence
 
 import grpc
 
 from clients.connection import DEFAULT_TARGET, identifier, open_channel
 from protos.seenext.v1 import (
-    common_pb2, identity_pb2, identity_pb2_grpc, privacy_pb2, privacy_pb2_grpc, profile_pb2, profile_pb2_grpc,
+    common_pb2,
+    identity_pb2,
+    identity_pb2_grpc,
+    privacy_pb2,
+    privacy_pb2_grpc,
+    profile_pb2,
+    profile_pb2_grpc,
 )
 
 
@@ -41,9 +47,11 @@ class CustomerClient:
             profile_pb2.GetProfileRequest(who=who, timeline_limit=timeline_limit, page_token=page_token),
             timeout=self._timeout)
 
-    def set_consent(self, who: common_pb2.Identifier, channel: int, purpose: str, granted: bool) -> privacy_pb2.SetConsentResponse:
-        return self._privacy.SetConsent(
-            privacy_pb2.SetConsentRequest(who=who, channel=channel, purpose=purpose, granted=granted), timeout=self._timeout)
+    def set_consent(self, who: common_pb2.Identifier, channel: str, purpose: str, granted: bool) -> privacy_pb2.SetConsentResponse:
+        """`channel` by name ("email", "WEB"); "" records the decision for every channel."""
+        request = privacy_pb2.SetConsentRequest(
+            who=who, channel=f"CHANNEL_{channel.upper() or 'UNSPECIFIED'}", purpose=purpose, granted=granted)
+        return self._privacy.SetConsent(request, timeout=self._timeout)
 
     def forget(self, who: common_pb2.Identifier) -> privacy_pb2.ForgetResponse:
         return self._privacy.Forget(privacy_pb2.ForgetRequest(who=who), timeout=30.0)
@@ -116,23 +124,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     with open_channel(args.target) as channel:
         client = CustomerClient(channel)
         if args.command == "identify":
-            r = client.identify(idents)
-            print(f"customer {r.customer_id} (created {r.created}, merged {r.merged}):")
-            for i in r.identifiers:
+            linked = client.identify(idents)
+            print(f"customer {linked.customer_id} (created {linked.created}, merged {linked.merged}):")
+            for i in linked.identifiers:
                 print(f"  {_name(common_pb2.IdentifierKind, i.kind, 'IDENTIFIER_KIND_'):<15} {i.value}")
         elif args.command == "profile":
             print_profile(client.profile(idents[0], args.limit, args.page))
         elif args.command == "consent":
-            channel_value = common_pb2.Channel.Value(f"CHANNEL_{args.channel.upper()}") if args.channel else 0
-            r = client.set_consent(idents[0], channel_value, args.purpose, args.granted)
-            print(f"customer {r.customer_id}: {args.purpose} on {args.channel or 'every channel'} "
-                  f"{'granted' if r.consent.granted else 'refused'} at {_when(r.consent.updated_at)}")
+            stored = client.set_consent(idents[0], args.channel, args.purpose, args.granted)
+            print(f"customer {stored.customer_id}: {args.purpose} on {args.channel or 'every channel'} "
+                  f"{'granted' if stored.consent.granted else 'refused'} at {_when(stored.consent.updated_at)}")
         elif args.command == "forget":
-            r = client.forget(idents[0])
-            print(f"forgotten {r.customer_id or '(nobody had this identifier)'}: {r.events_deleted} events, "
-                  f"{r.identifiers_deleted} identifiers, {r.consents_deleted} consents, "
-                  f"{r.recommendations_deleted} served recommendations, {r.other_rows_deleted} other rows; "
-                  f"removed from {r.model_versions_updated} model versions")
+            gone = client.forget(idents[0])
+            print(f"forgotten {gone.customer_id or '(nobody had this identifier)'}: {gone.events_deleted} events, "
+                  f"{gone.identifiers_deleted} identifiers, {gone.consents_deleted} consents, "
+                  f"{gone.recommendations_deleted} served recommendations, {gone.other_rows_deleted} other rows; "
+                  f"removed from {gone.model_versions_updated} model versions")
         else:
             for kind, doc in client.export(idents[0]):
                 print(json.dumps({"kind": kind, **doc}, ensure_ascii=False))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import sqlite_utils
 
@@ -53,14 +53,14 @@ def create_schema(conn: sqlite3.Connection) -> None:
         )
         db["identifiers"].create_index(["customer_id"])
     for column in ("shared", "links"):  # files made before the identity graph
-        if column not in db["identifiers"].columns_dict:
-            db["identifiers"].add_column(column, int, not_null_default=0)
+        if column not in db.table("identifiers").columns_dict:
+            db.table("identifiers").add_column(column, int, not_null_default=0)
     if "customer_merges" not in db.table_names():
         # Ids merged away into a surviving customer: their model rows still stand for the survivor.
-        db["customer_merges"].create(
+        db.table("customer_merges").create(
             {"merged_id": str, "customer_id": str, "merged_at": float}, pk="merged_id",
         )
-        db["customer_merges"].create_index(["customer_id"])
+        db.table("customer_merges").create_index(["customer_id"])
     if "customers" not in db.table_names():
         db["customers"].create({"customer_id": str, "created_at": float}, pk="customer_id")
     if "items" not in db.table_names():

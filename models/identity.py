@@ -19,8 +19,9 @@ import hashlib
 import logging
 import sqlite3
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, NamedTuple, Sequence
+from typing import NamedTuple
 
 from models import pii
 from models.db import Connections
@@ -138,7 +139,7 @@ class IdentityGraph:
         ).fetchall()
         return [r[0] for r in rows]
 
-    def resolver(self, conn: sqlite3.Connection, now: float, strict: bool = False) -> "Resolver":
+    def resolver(self, conn: sqlite3.Connection, now: float, strict: bool = False) -> Resolver:
         return Resolver(conn, now, strict, self.device_link_limit)
 
     def identify(self, db: Connections, idents: Sequence[Identifier], now: float) -> IdentifyResult:

@@ -127,7 +127,7 @@ def normalise_phone(value: str, field: str, country_code: str = "") -> str:
     """International numbers become "+<digits>" ("0044 (0)20 7946-0958" -> "+442079460958"); a national
     number ("020 7946 0958") gets `country_code` when one is configured, else stays as its digits."""
     text = value.strip()
-    international = text.startswith("+") or text.startswith("00")
+    international = text.startswith(("+", "00"))
     if international:
         text = text.replace("(0)", "")  # the trunk zero written inside an international number
     compact = _PHONE_SEPARATORS.sub("", text)

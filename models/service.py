@@ -21,8 +21,8 @@ from models.db import Connections
 from models.domain import BatchResult, Event, Identifier, Item, TrackResult
 from models.errors import AlreadyRunning, InvalidArgument, NotFound
 from models.identity import IdentifyResult, IdentityGraph
-from models.privacy import ConsentRecord, ExportDocument, ForgetResult, Privacy, erase_from_models
 from models.popularity import Popularity
+from models.privacy import ConsentRecord, ExportDocument, ForgetResult, Privacy, erase_from_models
 from models.recommend import Recommendation, Recommender, RecommendQuery
 from models.registry import ModelRegistry, new_version
 from models.served import ServedLog

@@ -18,9 +18,10 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import grpc
 
@@ -139,13 +140,14 @@ def load_keys(path: Path) -> ApiKeys:
     except json.JSONDecodeError as exc:
         raise ValueError(f"keys file {path} is not JSON: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
-        raise ValueError(f'keys file {path}: expected {{"keys": [{{"name": ..., "key": ..., "scopes": [...]}}]}}')
+        raise ValueError(  # noqa: TRY004 - a mistake in a file the operator wrote, not a caller's type error
+            f'keys file {path}: expected {{"keys": [{{"name": ..., "key": ..., "scopes": [...]}}]}}')
     entries: list[tuple[str, str, list[str]]] = []
     seen: set[str] = set()
     for n, entry in enumerate(doc["keys"]):
         where = f"keys file {path}: keys[{n}]"
         if not isinstance(entry, dict):
-            raise ValueError(f"{where}: expected an object")
+            raise ValueError(f"{where}: expected an object")  # noqa: TRY004 - as above
         name, secret, scopes = entry.get("name"), entry.get("key"), entry.get("scopes")
         if not isinstance(name, str) or not name:
             raise ValueError(f"{where}.name: a non-empty string is required")

@@ -11,9 +11,14 @@ from protos.seenext.v1 import common_pb2, identity_pb2, identity_pb2_grpc
 from server import convert
 
 
+def label(prefix: str, name: str) -> str:
+    """A domain enum name as the proto's value name ("WEB" -> "CHANNEL_WEB"; "" -> "CHANNEL_UNSPECIFIED")."""
+    return f"{prefix}{name or 'UNSPECIFIED'}"
+
+
 def identifier_view_msg(view: IdentifierView) -> common_pb2.Identifier:
     """A stored identifier as responses show it: e-mail and phone masked."""
-    return common_pb2.Identifier(kind=common_pb2.IdentifierKind.Value(f"IDENTIFIER_KIND_{view.kind}"), value=view.display)
+    return common_pb2.Identifier(kind=label("IDENTIFIER_KIND_", view.kind), value=view.display)
 
 
 def who(request: object) -> Identifier | None:

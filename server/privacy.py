@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import grpc
 
@@ -10,11 +10,11 @@ from models.privacy import ConsentRecord
 from models.service import Seenext
 from protos.seenext.v1 import privacy_pb2, privacy_pb2_grpc
 from server import convert
-from server.identity import who
+from server.identity import label, who
 
 
 def consent_msg(c: ConsentRecord) -> privacy_pb2.Consent:
-    return privacy_pb2.Consent(channel=convert.channel_value(c.channel), purpose=c.purpose, granted=c.granted,
+    return privacy_pb2.Consent(channel=label("CHANNEL_", c.channel), purpose=c.purpose, granted=c.granted,
                                updated_at=convert.timestamp(c.updated_at))
 
 

@@ -6,8 +6,9 @@ import json
 import shutil
 import stat
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -177,8 +178,8 @@ def test_development_mode_without_keys_is_explicit(tmp_path: Path) -> None:
     ('{"keys": []}', "holds no keys"),
     ('{"keys": [{"name": "x", "key": "short", "scopes": ["track"]}]}', "keys[0].key"),
     ('{"keys": [{"name": "x", "key": "long-enough-secret-1", "scopes": ["trak"]}]}', "unknown ['trak']"),
-    ('{"keys": [{"name": "a", "key": "long-enough-secret-1", "scopes": []},'
-     ' {"name": "b", "key": "long-enough-secret-1", "scopes": []}]}', "keys[1].key: the same secret"),
+    (('{"keys": [{"name": "a", "key": "long-enough-secret-1", "scopes": []},'
+      ' {"name": "b", "key": "long-enough-secret-1", "scopes": []}]}'), "keys[1].key: the same secret"),
 ])
 def test_a_bad_keys_file_stops_the_start_naming_the_problem(tmp_path: Path, content: str, problem: str) -> None:
     path = tmp_path / "keys.json"

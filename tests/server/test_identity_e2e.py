@@ -5,15 +5,26 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from pathlib import Path
 
 import grpc
 import pytest
 
 from models.config import Settings
 from protos.seenext.v1 import (
-    catalog_pb2, catalog_pb2_grpc, common_pb2, events_pb2, events_pb2_grpc, identity_pb2, identity_pb2_grpc,
-    model_pb2, model_pb2_grpc, privacy_pb2, privacy_pb2_grpc, profile_pb2, profile_pb2_grpc, recommendation_pb2,
+    catalog_pb2,
+    catalog_pb2_grpc,
+    common_pb2,
+    events_pb2,
+    events_pb2_grpc,
+    identity_pb2,
+    identity_pb2_grpc,
+    model_pb2,
+    model_pb2_grpc,
+    privacy_pb2,
+    privacy_pb2_grpc,
+    profile_pb2,
+    profile_pb2_grpc,
+    recommendation_pb2,
     recommendation_pb2_grpc,
 )
 from server import convert
