@@ -121,6 +121,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("device", "DEVICE_ID"), ("card_token", "POS_CARD_TOKEN")) for v in getattr(args, flag)]
     if not idents:
         p.error("give at least one identifier (--customer, --email, --phone, --loyalty, --device, --card-token)")
+    try:
+        run(args, idents)
+    except grpc.RpcError as err:  # say what the server said, not a traceback
+        raise SystemExit(f"{err.code().name}: {err.details()}") from None
+
+
+def run(args: argparse.Namespace, idents: list[common_pb2.Identifier]) -> None:
     with open_channel(args.target) as channel:
         client = CustomerClient(channel)
         if args.command == "identify":

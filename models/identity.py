@@ -422,7 +422,7 @@ class Resolver:
         self._info.pop(loser, None)
         self._info.pop(survivor, None)
         self.merges += 1
-        log.info("customer %s merged into %s", loser, survivor)
+        log.debug("customer %s merged into %s", loser, survivor)
 
     def _customer_tables(self) -> list[str]:
         if self._tables is None:

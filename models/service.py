@@ -133,7 +133,8 @@ class Seenext:
             self.served.flush()  # a Recommend that was in flight may have logged them after the erase
             result.recommendations += self.privacy.delete_recommendations(ids)
             self.privacy.checkpoint()
-        log.info("customer %s forgotten: %d events, %d identifiers, %d model versions", customer_id,
+        # The id is not logged: the log must not remember whom it forgot.
+        log.info("a customer was forgotten: %d events, %d identifiers, %d model versions",
                  result.events, result.identifiers, result.model_versions)
         return result
 
