@@ -171,10 +171,15 @@ def write_dev_keys(path: Path) -> None:
     """A keys file with one fresh key per example caller, readable by its owner only."""
     keys = [{"name": name, "key": secrets.token_urlsafe(24), "scopes": scopes} for name, scopes in DEV_CALLERS.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # written aside, linked whole into place
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump({"keys": keys}, fh, indent=2)
         fh.write("\n")
+    try:
+        os.link(tmp, path)  # FileExistsError if another process of this server made it first
+    finally:
+        tmp.unlink()
 
 
 def from_settings(settings: Settings) -> ApiKeys | None:

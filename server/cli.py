@@ -107,13 +107,20 @@ def _serve_many(settings: Settings) -> int:
     """N processes on one port (SO_REUSEPORT): the kernel spreads connections across them."""
     if settings.port == 0:
         raise SystemExit("--processes > 1 needs a fixed --port")
+    from server.auth import banner as auth_banner
+    from server.auth import from_settings
+
+    try:  # the API keys, PII key and schema every child uses: made (if need be) and checked once, first
+        header, text = auth_banner(from_settings(settings), settings)
+        Seenext(settings).close()
+    except ValueError as exc:
+        raise SystemExit(f"seenext: cannot start: {exc}") from None
     env = dict(os.environ, SEENEXT_CHILD="1", SEENEXT_PROCESSES="1", SEENEXT_DEMO="0",
                SEENEXT_HOST=settings.host, SEENEXT_PORT=str(settings.port), SEENEXT_DATA_DIR=str(settings.data_dir))
     children = [
         subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env) for _ in range(settings.processes)
     ]
-    print(_banner(settings.host, settings.port, "-H 'authorization: Bearer <key>' " if settings.auth else "")
-          + f"\n({settings.processes} processes)", flush=True)
+    print(_banner(settings.host, settings.port, header) + text + f"\n({settings.processes} processes)", flush=True)
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
