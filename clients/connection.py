@@ -1,4 +1,4 @@
-"""What every channel client shares: a channel to the server (with its API key) and identifier shorthands."""
+"""What every channel client shares: a channel to the server, the caller's key, identifier shorthands."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 
 
 def open_channel(target: str = DEFAULT_TARGET, api_key: str | None = None, tls_ca_file: str | None = None) -> grpc.Channel:
-    """A channel that sends `authorization: Bearer <api_key>` on every call.
+    """A channel to the server; TLS trusting `tls_ca_file` (or SEENEXT_TLS_CA_FILE) when one is given.
 
-    `api_key` defaults to the SEENEXT_API_KEY variable (none: calls go without a key, for a server in
-    development mode); `tls_ca_file` (or SEENEXT_TLS_CA_FILE) switches to TLS trusting that CA.
+    The clients of this folder send `auth_metadata()` with each call. Code using the generated stubs
+    directly may pass `api_key` instead: the channel then adds `authorization: Bearer <api_key>` to
+    every call.
     """
-    api_key = os.environ.get("SEENEXT_API_KEY") if api_key is None else api_key
     tls_ca_file = tls_ca_file or os.environ.get("SEENEXT_TLS_CA_FILE") or None
     if tls_ca_file:
         with open(tls_ca_file, "rb") as fh:
@@ -56,6 +56,12 @@ class _CallDetails(grpc.ClientCallDetails):
         self.credentials, self.wait_for_ready, self.compression = credentials, wait_for_ready, compression
 
 
+def auth_metadata(api_key: str | None = None) -> tuple[tuple[str, str], ...]:
+    """`authorization: Bearer <key>` for servers that check callers; the key defaults to SEENEXT_API_KEY."""
+    key = os.environ.get("SEENEXT_API_KEY", "") if api_key is None else api_key
+    return (("authorization", f"Bearer {key}"),) if key else ()
+
+
 def customer(customer_id: str) -> common_pb2.Identifier:
     return common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_CUSTOMER_ID, value=customer_id)
 
@@ -67,3 +73,26 @@ def device(device_id: str) -> common_pb2.Identifier:
 def identifier(kind: str, value: str) -> common_pb2.Identifier:
     """Any kind by name: identifier("email", "a@b.c"), identifier("LOYALTY_CARD", "6335…")."""
     return common_pb2.Identifier(kind=f"IDENTIFIER_KIND_{kind.upper()}", value=value)
+
+
+def loyalty_card(number: str) -> common_pb2.Identifier:
+    return common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_LOYALTY_CARD, value=number)
+
+
+def email(address: str) -> common_pb2.Identifier:
+    return common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_EMAIL, value=address)
+
+
+def price(offer: common_pb2.Offer) -> float:
+    """What the customer pays under the offer."""
+    return offer.promo_price or offer.price
+
+
+def item_lines(items: list[common_pb2.RecommendedItem], indent: str = "  ") -> list[str]:
+    """Ranked items as printable lines: rank, id, title, price, and the first reason's sentence."""
+    lines = []
+    for n, it in enumerate(items, 1):
+        promo = "*" if it.offer.promo_price else " "
+        reason = it.reasons[0].text or it.reasons[0].code if it.reasons else ""
+        lines.append(f"{indent}{n:2}. {it.item_id:<12} {it.title[:36]:<36} {price(it.offer):9.2f}{promo} {reason}")
+    return lines

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import grpc
 
-from clients.connection import DEFAULT_TARGET, identifier, open_channel
+from clients.connection import DEFAULT_TARGET, auth_metadata, identifier, open_channel
 from protos.seenext.v1 import (
     common_pb2,
     identity_pb2,
@@ -32,33 +32,37 @@ from protos.seenext.v1 import (
 
 
 class CustomerClient:
-    def __init__(self, channel: grpc.Channel, timeout: float = 5.0) -> None:
+    """`api_key` defaults to SEENEXT_API_KEY; it goes with every call as `authorization: Bearer <key>`."""
+
+    def __init__(self, channel: grpc.Channel, timeout: float = 5.0, api_key: str | None = None) -> None:
         self._identity = identity_pb2_grpc.IdentityServiceStub(channel)
         self._profile = profile_pb2_grpc.ProfileServiceStub(channel)
         self._privacy = privacy_pb2_grpc.PrivacyServiceStub(channel)
         self._timeout = timeout
+        self._metadata = auth_metadata(api_key)
 
     def identify(self, identifiers: Sequence[common_pb2.Identifier]) -> identity_pb2.IdentifyResponse:
         """Links the identifiers into one customer and returns all of theirs (e-mail and phone masked)."""
-        return self._identity.Identify(identity_pb2.IdentifyRequest(identifiers=list(identifiers)), timeout=self._timeout)
+        return self._identity.Identify(identity_pb2.IdentifyRequest(identifiers=list(identifiers)),
+                                       timeout=self._timeout, metadata=self._metadata)
 
     def profile(self, who: common_pb2.Identifier, timeline_limit: int = 20, page_token: str = "") -> profile_pb2.CustomerProfile:
         return self._profile.GetProfile(
             profile_pb2.GetProfileRequest(who=who, timeline_limit=timeline_limit, page_token=page_token),
-            timeout=self._timeout)
+            timeout=self._timeout, metadata=self._metadata)
 
     def set_consent(self, who: common_pb2.Identifier, channel: str, purpose: str, granted: bool) -> privacy_pb2.SetConsentResponse:
         """`channel` by name ("email", "WEB"); "" records the decision for every channel."""
         request = privacy_pb2.SetConsentRequest(
             who=who, channel=f"CHANNEL_{channel.upper() or 'UNSPECIFIED'}", purpose=purpose, granted=granted)
-        return self._privacy.SetConsent(request, timeout=self._timeout)
+        return self._privacy.SetConsent(request, timeout=self._timeout, metadata=self._metadata)
 
     def forget(self, who: common_pb2.Identifier) -> privacy_pb2.ForgetResponse:
-        return self._privacy.Forget(privacy_pb2.ForgetRequest(who=who), timeout=30.0)
+        return self._privacy.Forget(privacy_pb2.ForgetRequest(who=who), timeout=30.0, metadata=self._metadata)
 
     def export(self, who: common_pb2.Identifier) -> Iterator[tuple[str, dict]]:
         """(kind, document) for everything held about the customer."""
-        for doc in self._privacy.Export(privacy_pb2.ExportRequest(who=who), timeout=60.0):
+        for doc in self._privacy.Export(privacy_pb2.ExportRequest(who=who), timeout=60.0, metadata=self._metadata):
             yield doc.kind, json.loads(doc.json)
 
 

@@ -59,6 +59,14 @@ class Settings:
     keys_file: str = _opt("", "JSON file of API keys and scopes; empty = <data_dir>/keys.json, made on first start")
     tls_cert_file: str = _opt("", "PEM certificate chain: serve TLS instead of plaintext (with tls_key_file)")
     tls_key_file: str = _opt("", "PEM private key of tls_cert_file")
+    # channel rules, complements, reminders (docs/channels.md)
+    email_repeat_days: float = _opt(7.0, "an item mailed to a customer is not offered by e-mail again for this long")
+    email_retry_minutes: float = _opt(60.0, "a served e-mail offer counts as mailed once this old (retried runs repeat)")
+    owned_complement_days: float = _opt(180.0, "accessories are promoted for purchases this many days old or newer")
+    complement_days: float = _opt(3.0, "purchases of one customer within this many days count as one basket")
+    complement_min_support: int = _opt(3, "baskets that must hold both items before a learned complement counts")
+    complement_min_lift: float = _opt(1.5, "how much likelier than chance a learned complement pair must be")
+    reminder_slack_days: float = _opt(7.0, "seasonal reminders: last year's purchases this close to the window count")
 
     @property
     def db_path(self) -> Path:

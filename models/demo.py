@@ -196,8 +196,31 @@ def seed(store: EventStore, catalog: Catalog, retailer: DemoRetailer) -> dict[st
                              f"({len(result.rejected)} rejected in this chunk)")
         accepted += result.accepted
         duplicates += result.duplicates
+    consents = _seed_consent(store, retailer)
     return {"items": items, "events": accepted, "duplicates": duplicates,
-            "customers": len(retailer.customers), "stores": len(retailer.stores)}
+            "customers": len(retailer.customers), "stores": len(retailer.stores), "consents": consents}
+
+
+def _seed_consent(store: EventStore, retailer: DemoRetailer) -> int:
+    """E-mail marketing consent of the customers who opted in (the others have none recorded)."""
+    rows = []
+    for c in retailer.customers:
+        customer_id = store.resolve(Identifier("CUSTOMER_ID", c.customer_id)) if c.email_opt_in else None
+        if customer_id is not None:
+            rows.append((customer_id, "EMAIL", "marketing", 1, retailer.start))
+    conn = store.db.writer
+    with store.db.write_lock:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT OR REPLACE INTO consent (customer_id, channel, purpose, granted, updated_at)"
+                " VALUES (?,?,?,?,?)", rows,
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(rows)
 
 
 _T = TypeVar("_T")

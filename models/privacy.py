@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from models.artifact import ModelArtifact
+from models.consent import ALL_CHANNELS, PURPOSES, decision
 from models.db import Connections
 from models.domain import CHANNELS, Identifier
 from models.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -30,9 +31,6 @@ from models.registry import ModelRegistry
 from models.validation import check_identifier
 
 log = logging.getLogger(__name__)
-
-PURPOSES = ("marketing", "profiling")
-ALL_CHANNELS = "ALL"  # stored channel of a decision that covers every channel
 
 
 @dataclass(slots=True)
@@ -119,12 +117,8 @@ class Privacy:
     def has_consent(self, customer_id: str, channel: str, purpose: str) -> bool:
         """Whether the customer allows `purpose` in `channel`: their decision for the channel, else their
         decision for every channel, else the default (marketing False, profiling True unless configured)."""
-        rows = dict(self.db.reader().execute(
-            "SELECT channel, granted FROM consent WHERE customer_id=? AND purpose=? AND channel IN (?, ?)",
-            (customer_id, purpose, channel or ALL_CHANNELS, ALL_CHANNELS),
-        ).fetchall())
-        decided = rows.get(channel, rows.get(ALL_CHANNELS))
-        return self.defaults.get(purpose, False) if decided is None else bool(decided)
+        decided = decision(self.db.reader(), customer_id, channel, purpose)
+        return self.defaults.get(purpose, False) if decided is None else decided
 
     def with_consent(self, customer_ids: Iterable[str], channel: str, purpose: str) -> set[str]:
         """The customers of a list who allow `purpose` in `channel` (one query per 500, for campaigns)."""

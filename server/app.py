@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent import futures
 
 import grpc
@@ -24,6 +25,7 @@ from server.catalog import CatalogServicer
 from server.errors import ErrorInterceptor
 from server.events import EventServicer
 from server.identity import IdentityServicer
+from server.insights import InsightsServicer
 from server.model import ModelServicer
 from server.privacy import PrivacyServicer
 from server.profile import ProfileServicer
@@ -58,14 +60,18 @@ class Running:
         self.service.close()
 
 
-def create_server(settings: Settings, service: Seenext | None = None) -> Running:
+def create_server(
+    settings: Settings, service: Seenext | None = None, interceptors: Sequence[grpc.ServerInterceptor] = (),
+) -> Running:
+    """`interceptors` run after the API-key check and the error interceptor (tests use one to slow the
+    server down)."""
     keys = auth.from_settings(settings)  # before anything starts: a bad keys file stops here
     credentials = _tls(settings)
     service = service or Seenext(settings)
-    interceptors: list[grpc.ServerInterceptor] = [auth.AuthInterceptor(keys)] if keys is not None else []
+    checks: list[grpc.ServerInterceptor] = [auth.AuthInterceptor(keys)] if keys is not None else []
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
-        interceptors=[*interceptors, ErrorInterceptor()],
+        interceptors=[*checks, ErrorInterceptor(), *interceptors],
         # Several processes may share the port (seenext serve --processes N).
         options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 64 * 1024 * 1024)],
     )
@@ -73,11 +79,10 @@ def create_server(settings: Settings, service: Seenext | None = None) -> Running
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(service), server)
     recommendation_pb2_grpc.add_RecommendationServiceServicer_to_server(RecommendationServicer(service), server)
     model_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(service), server)
+    insights_pb2_grpc.add_InsightsServiceServicer_to_server(InsightsServicer(service), server)
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(service), server)
     profile_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileServicer(service), server)
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(service), server)
-    # Declared by the contract; their bodies land with their issues and answer UNIMPLEMENTED until then.
-    insights_pb2_grpc.add_InsightsServiceServicer_to_server(insights_pb2_grpc.InsightsServiceServicer(), server)
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

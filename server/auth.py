@@ -219,7 +219,9 @@ def banner(keys: ApiKeys | None, settings: Settings) -> tuple[str, str]:
     text = (
         f"\nDevelopment API keys (from {keys.path}; set SEENEXT_KEYS_FILE for your own, SEENEXT_AUTH=0 for none):\n"
         + "\n".join(lines)
-        + f"\nThe Python clients read SEENEXT_API_KEY:  export SEENEXT_API_KEY={web}\n"
+        + "\nThe Python clients send SEENEXT_API_KEY: the key of the caller you play (web-shop for clients.web,"
+        + " email for clients.email, pos for clients.pos, callcentre for clients.customer), e.g."
+        + f"\n  export SEENEXT_API_KEY={web}\n"
     )
     return f"-H 'authorization: Bearer {admin}' ", text
 

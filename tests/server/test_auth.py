@@ -141,6 +141,8 @@ def test_python_clients_send_their_key(secured: Running) -> None:
         with pytest.raises(grpc.RpcError) as err:  # a streaming RPC carries the key too
             list(CustomerClient(ch).export(customer("nobody")))
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "'export'" in err.value.details()
+    with grpc.insecure_channel(target) as ch:  # the clients' own way: the key as call metadata
+        assert CustomerClient(ch, api_key=key_of("identify")).identify([customer("c9")]).customer_id == "c9"
 
 
 def test_first_start_writes_private_development_keys(tmp_path: Path) -> None:
