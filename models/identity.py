@@ -97,14 +97,18 @@ class IdentityGraph:
         self._nodes[(ident.kind, ident.value)] = node
         return node
 
-    def nodes(self, idents: Iterable[Identifier], field: str) -> tuple[Node, ...]:
-        """The nodes of an event's or a call's identifiers, in order, without repeats."""
+    def nodes(self, idents: Iterable[Identifier], field: str, index: int | None = None) -> tuple[Node, ...]:
+        """The nodes of an event's or a call's identifiers, in order, without repeats. Errors name
+        `field[n]`, or `field[index].identifiers[n]` when an index is given (built only on an error)."""
         cache = self._nodes
         out = []
         for n, ident in enumerate(idents):
             node = cache.get((ident.kind, ident.value))
-            out.append(node if node is not None else self.node(ident, f"{field}[{n}]"))
-        return tuple(out) if len(out) == 1 else tuple(dict.fromkeys(out))
+            if node is None:
+                where = f"{field}[{n}]" if index is None else f"{field}[{index}].identifiers[{n}]"
+                node = self.node(ident, where)
+            out.append(node)
+        return (out[0],) if len(out) == 1 else tuple(dict.fromkeys(out))
 
     def lookup(self, conn: sqlite3.Connection, ident: Identifier, field: str = "who") -> str | None:
         """The customer an identifier recognises: None when unknown, or a device marked shared."""
@@ -254,7 +258,8 @@ class Resolver:
 
     def resolve(self, nodes: Sequence[Node]) -> Resolution:
         """The customer of these identifiers (from `IdentityGraph.nodes`), linking and merging as the policy allows."""
-        nodes = tuple(nodes)
+        if not isinstance(nodes, tuple):
+            nodes = tuple(nodes)
         cached = self._sets.get(nodes)
         if cached is not None:
             return Resolution(self.find(cached))

@@ -68,7 +68,7 @@ class EventStore:
         for i, ev in enumerate(events):
             try:
                 check_event(ev, f"{field}[{i}]")
-                nodes = self.graph.nodes(ev.identifiers, f"{field}[{i}].identifiers")
+                nodes = self.graph.nodes(ev.identifiers, field, i)
             except InvalidArgument as exc:
                 rejected.append(Rejection(i, ev.event_id, exc.field, exc.message))
                 continue
