@@ -39,6 +39,7 @@ class WorkerSpec:
     channels: int = 1           # separate connections (SO_REUSEPORT spreads connections, not calls)
     seed: int = 0
     timeout: float = 10.0
+    metadata: tuple[tuple[str, str], ...] = ()  # e.g. the API key
 
 
 @dataclass
@@ -66,7 +67,7 @@ class LoadResult:
 def run_load(
     target: str, method: str, payloads: Sequence[bytes], *, duration: float, warmup: float,
     concurrency: int = 0, rate: float = 0.0, client_processes: int = 1, channels: int = 1, seed: int = 7,
-    server_cpu: object = None,
+    server_cpu: object = None, metadata: tuple[tuple[str, str], ...] = (),
 ) -> LoadResult:
     """Runs `client_processes` workers together (closed loop if `rate` is 0) and merges their figures.
 
@@ -80,7 +81,7 @@ def run_load(
         share = concurrency // procs + (1 if w < concurrency % procs else 0) if concurrency else 0
         specs.append(WorkerSpec(
             target, method, payloads, warmup, duration, concurrency=share, rate=rate / procs if rate else 0.0,
-            phase=w / rate if rate else 0.0, channels=channels, seed=seed + w,
+            phase=w / rate if rate else 0.0, channels=channels, seed=seed + w, metadata=metadata,
         ))
     ctx = mp.get_context("spawn")  # a fresh interpreter: gRPC must not be forked after use
     ready: mp.Queue = ctx.Queue()
@@ -206,7 +207,7 @@ async def _closed_loop(spec: WorkerSpec, calls: list, order: list[bytes], start:
                 return
             i = counts["next"]
             counts["next"] = i + 1
-            failure = await _attempt(call, order[i % len(order)], spec.timeout)
+            failure = await _attempt(call, order[i % len(order)], spec)
             ok = failure is None
             t1 = time.monotonic()
             if t0 >= start:
@@ -239,7 +240,7 @@ async def _open_loop(
 
     async def one(call: object, payload: bytes, scheduled: float) -> None:
         sent = time.monotonic()
-        failure = await _attempt(call, payload, spec.timeout)
+        failure = await _attempt(call, payload, spec)
         ok = failure is None
         done = time.monotonic()
         if scheduled >= start:
@@ -274,10 +275,10 @@ async def _open_loop(
                         np.array(lag))
 
 
-async def _attempt(call: object, payload: bytes, timeout: float) -> str | None:
+async def _attempt(call: object, payload: bytes, spec: WorkerSpec) -> str | None:
     """None when the call succeeds, else its status code name (DEADLINE_EXCEEDED, UNAVAILABLE, …)."""
     try:
-        await call(payload, timeout=timeout)  # type: ignore[operator]
+        await call(payload, timeout=spec.timeout, metadata=spec.metadata)  # type: ignore[operator]
     except Exception as exc:  # noqa: BLE001 -- grpc.aio.AioRpcError, or anything else the client raised
         code = getattr(exc, "code", None)
         return code().name if callable(code) else type(exc).__name__

@@ -71,7 +71,8 @@ def widen(models_dir: Path, customers: int, seed: int = 3) -> ModelArtifact:
 
 def _serve_and_read(data_dir: Path, payloads: Sequence[bytes], warmup: float) -> dict[str, int]:
     with ServerProcess(data_dir) as server:
-        run_load(server.target, RECOMMEND, payloads, duration=warmup, warmup=0.0, concurrency=4, client_processes=1)
+        run_load(server.target, RECOMMEND, payloads, duration=warmup, warmup=0.0, concurrency=4, client_processes=1,
+                 metadata=server.metadata)
         return server.memory_kb()
 
 

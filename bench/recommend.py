@@ -40,7 +40,7 @@ def requests(customers: Sequence[str], k: int) -> list[bytes]:
     ]
 
 
-def check_answers(target: str, customers: Sequence[str], k: int) -> float:
+def check_answers(target: str, customers: Sequence[str], k: int, metadata: tuple[tuple[str, str], ...] = ()) -> float:
     """Share of sampled customers answered from their model vector with k distinct items (the load is not parsed)."""
     good = 0
     sample = list(customers[:20])
@@ -50,7 +50,7 @@ def check_answers(target: str, customers: Sequence[str], k: int) -> float:
             reply = stub.Recommend(recommendation_pb2.RecommendRequest(
                 who=common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_CUSTOMER_ID, value=c),
                 channel=common_pb2.CHANNEL_WEB, k=k,
-            ), timeout=10)
+            ), timeout=10, metadata=metadata)
             ids = [i.item_id for i in reply.items]
             # the home placement may lead with accessories of what they own: "owned_complements+personalised"
             good += "personalised" in reply.strategy.split("+") and len(ids) == k and len(set(ids)) == k
@@ -65,12 +65,13 @@ def latency_runs(
     payloads = requests(customers, k)
     runs = []
     with ServerProcess(data_dir) as server:
-        personalised = check_answers(server.target, customers, k)
+        personalised = check_answers(server.target, customers, k, server.metadata)
         for c in concurrencies:
             for label, method, body in (("Health/Check (no-op)", HEALTH, [HEALTH_REQUEST]),
                                         ("Recommend", RECOMMEND, payloads)):
                 result = run_load(server.target, method, body, duration=duration, warmup=warmup, concurrency=c,
-                                  client_processes=client_processes, server_cpu=server.cpu_seconds)
+                                  client_processes=client_processes, server_cpu=server.cpu_seconds,
+                                  metadata=server.metadata)
                 runs.append(Run(label, 1, result))
     return runs, personalised
 
@@ -88,11 +89,12 @@ def throughput_runs(
         with ServerProcess(data_dir, processes=n) as server:
             closed = run_load(server.target, RECOMMEND, payloads, duration=duration, warmup=warmup,
                               concurrency=concurrency, client_processes=client_processes, channels=channels,
-                              server_cpu=server.cpu_seconds)
+                              server_cpu=server.cpu_seconds, metadata=server.metadata)
             runs.append(Run("Recommend", n, closed))
             if n not in open_loop_processes:
                 continue
             opened = run_load(server.target, RECOMMEND, payloads, duration=duration, warmup=warmup, rate=rate,
-                              client_processes=client_processes, channels=channels, server_cpu=server.cpu_seconds)
+                              client_processes=client_processes, channels=channels, server_cpu=server.cpu_seconds,
+                              metadata=server.metadata)
             runs.append(Run("Recommend", n, opened))
     return runs

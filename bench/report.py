@@ -249,6 +249,8 @@ def markdown(r: Results) -> str:
         "  requests and not parsing replies. On a 2-core machine they take CPU from the server: the",
         "  client CPU column says how much.",
         "- The no-op is grpc.health.v1 Health/Check on the same server: the floor of a Python gRPC call.",
+        "- API keys are checked as in production (SEENEXT_AUTH=1, a keys file with one key): every call",
+        "  carries it; Health is open by design, so the no-op floor does not include the key check.",
         "- Nothing here is part of `make test`; tests/bench only checks that each measurement runs at a toy size.",
         "- What the profiles showed, what was fixed (with before/after) and why the missed targets are",
         "  missed: docs/performance.md.",

@@ -6,7 +6,9 @@ kernel knows about the serving processes (CPU time, peak resident memory) from /
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,13 +31,23 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`python -m server serve` with SEENEXT_* settings; a context manager that stops it on exit."""
+    """`python -m server serve` with SEENEXT_* settings; a context manager that stops it on exit.
+
+    API keys are checked as in production: the server gets a keys file with one key of every scope,
+    and `metadata` is what a caller sends with it.
+    """
 
     def __init__(self, data_dir: Path, processes: int = 1, log_path: Path | None = None, **settings: object) -> None:
         self.port = free_port()
         self.target = f"127.0.0.1:{self.port}"
         self.processes = processes
-        env = dict(os.environ, SEENEXT_DATA_DIR=str(data_dir), SEENEXT_HOST="127.0.0.1",
+        key = secrets.token_urlsafe(24)
+        keys_file = data_dir / f"bench-keys-{self.port}.json"
+        keys_file.write_text(json.dumps({"keys": [{"name": "bench", "key": key, "scopes": ["*"]}]}))
+        keys_file.chmod(0o600)
+        self.metadata = (("authorization", f"Bearer {key}"),)
+        env = dict(os.environ, SEENEXT_DATA_DIR=str(data_dir), SEENEXT_HOST="127.0.0.1", SEENEXT_AUTH="1",
+                   SEENEXT_KEYS_FILE=str(keys_file),
                    SEENEXT_PORT=str(self.port), SEENEXT_PROCESSES=str(processes), SEENEXT_DEMO="0",
                    SEENEXT_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
         env.pop("SEENEXT_CHILD", None)

@@ -69,7 +69,7 @@ def measure(work_dir: Path, events: int = 200_000, batch: int = 1000) -> TrackFi
     with ServerProcess(grpc_dir) as server:
         ctx = mp.get_context("spawn")
         with ctx.Pool(1) as pool:
-            seconds, cpu, accepted = pool.apply(_send_all, (server.target, payloads))
+            seconds, cpu, accepted = pool.apply(_send_all, (server.target, payloads, server.metadata))
     if accepted != len(evs):
         raise RuntimeError(f"TrackBatch accepted {accepted} of {len(evs)} events")
 
@@ -110,7 +110,7 @@ def _serialise(events: Sequence[Event], batch: int) -> list[bytes]:
     ]
 
 
-def _send_all(target: str, payloads: list[bytes]) -> tuple[float, float, int]:
+def _send_all(target: str, payloads: list[bytes], metadata: tuple[tuple[str, str], ...]) -> tuple[float, float, int]:
     """In a client process: every batch once, in order, one call in flight. (seconds, cpu, accepted)."""
     import grpc
 
@@ -123,7 +123,7 @@ def _send_all(target: str, payloads: list[bytes]) -> tuple[float, float, int]:
         accepted = 0
         cpu0, started = time.process_time(), time.perf_counter()
         for p in payloads:
-            reply = call(p, timeout=120)
+            reply = call(p, timeout=120, metadata=metadata)
             if reply.rejected:
                 raise RuntimeError(f"TrackBatch rejected {len(reply.rejected)}: {reply.rejected[0]}")
             accepted += reply.accepted
