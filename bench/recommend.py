@@ -72,6 +72,7 @@ def latency_runs(
                 result = run_load(server.target, method, body, duration=duration, warmup=warmup, concurrency=c,
                                   client_processes=client_processes, server_cpu=server.cpu_seconds,
                                   metadata=server.metadata)
+                server.check_alive()
                 runs.append(Run(label, 1, result))
     return runs, personalised
 
@@ -90,11 +91,13 @@ def throughput_runs(
             closed = run_load(server.target, RECOMMEND, payloads, duration=duration, warmup=warmup,
                               concurrency=concurrency, client_processes=client_processes, channels=channels,
                               server_cpu=server.cpu_seconds, metadata=server.metadata)
+            server.check_alive()
             runs.append(Run("Recommend", n, closed))
             if n not in open_loop_processes:
                 continue
             opened = run_load(server.target, RECOMMEND, payloads, duration=duration, warmup=warmup, rate=rate,
                               client_processes=client_processes, channels=channels, server_cpu=server.cpu_seconds,
                               metadata=server.metadata)
+            server.check_alive()
             runs.append(Run("Recommend", n, opened))
     return runs

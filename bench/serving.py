@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -24,10 +25,27 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
-    """A port nothing listens on now (SO_REUSEPORT servers need a fixed one, not 0)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on now, below the kernel's ephemeral range.
+
+    SO_REUSEPORT servers need a fixed port, not 0. A port the kernel hands out for port 0 could be
+    given to another program's server (tests on the same machine bind port 0 with SO_REUSEPORT too)
+    between our check and our bind; the kernel would then share the port between both servers.
+    Ports below the ephemeral range are never handed out that way.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(10_000, max(low, 10_001))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free port found between 10000 and {low}")
 
 
 class ServerProcess:
@@ -119,6 +137,14 @@ class ServerProcess:
             if key in ("VmHWM", "VmRSS"):
                 values[key] = int(rest.split()[0])
         return values
+
+    def check_alive(self) -> None:
+        """Raises with the end of the server's log if it has exited (a load run's errors would say why)."""
+        if self.proc.poll() is None:
+            return
+        self._log.flush()
+        tail = Path(self._log.name).read_text()[-2000:]
+        raise RuntimeError(f"the server on {self.target} exited with {self.proc.returncode}; its log ends:\n{tail}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
