@@ -7,6 +7,7 @@ embeddings, so a new item with a category and brand can be recommended before th
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
@@ -69,6 +70,13 @@ class RankingModel:
 
     def user_vector(self, row: int) -> np.ndarray:
         return self._users[row]
+
+    @functools.cached_property
+    def typical_user_norm(self) -> float:
+        """Median length of the users' vectors: the scale a folded-in newcomer's vector is given."""
+        if not len(self._users):
+            return 1.0
+        return float(np.median(np.linalg.norm(self._users[:, : self.dim], axis=1))) or 1.0
 
     # -- items ----------------------------------------------------------------------------------
 

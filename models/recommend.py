@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from models import foldin
 from models.catalog import Catalog, CatalogSnapshot
 from models.domain import CHANNELS, Identifier, Offer
 from models.errors import InvalidArgument
@@ -84,6 +85,7 @@ class Recommender:
         served: ServedLog,
         max_k: int = 100,
         holdout: float = 0.0,
+        tuning: foldin.Tuning | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -92,6 +94,7 @@ class Recommender:
         self.served = served
         self.max_k = max_k
         self.holdout = holdout
+        self.tuning = tuning or foldin.Tuning()
 
     def recommend(self, q: RecommendQuery) -> Recommendation:
         k = self._validate(q)
@@ -132,15 +135,19 @@ class Recommender:
     ) -> tuple[list[Recommended], str]:
         space = model.items(snapshot)
         row = model.user_row(customer_id) if customer_id else None
-        if row is not None:
-            scores = model.score_user(space, row)
+        if row is not None:  # fresh events fold in; own repeatable purchases blend in
+            scores = foldin.known_customer_scores(model, space, self.store, customer_id, row, snapshot, self.tuning)
             return [
                 Recommended(i, s, [Reason("personalised")]) for i, s in top_items(space.ids, scores, k, allowed)
             ], "personalised"
         session = list(q.item_ids)
-        if customer_id:  # known to the store but newer than the model: their own recent items
-            since = time.time() - SESSION_DAYS * 86400
-            session += [i for i, _, _ in self.store.recent_items(customer_id, since)]
+        folded = foldin.newcomer_scores(model, space, self.store, customer_id, session, snapshot, self.tuning) \
+            if customer_id else None  # known to the store but newer than the model: folded in
+        if folded is not None:
+            return [
+                Recommended(i, s, [Reason("similar_to_viewed", related_item_id=folded[1])])
+                for i, s in top_items(space.ids, folded[0], k, allowed)
+            ], "similar_items"
         rows = [space.index[i] for i in dict.fromkeys(session) if i in space.index]
         if not rows:
             return [], "popular"

@@ -14,8 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-from models import trainer
+from models import foldin, schedule, trainer
 from models.catalog import Catalog
+from models.customer_attributes import CustomerAttributes
 from models.config import Settings
 from models.db import Connections
 from models.domain import BatchResult, Event, Item, TrackResult
@@ -47,20 +48,34 @@ class Seenext:
         self.db = Connections(settings.db_path, settings.sync_full)
         self.store = EventStore(self.db)
         self.catalog = Catalog(self.db)
+        self.customer_attributes = CustomerAttributes(self.db)
         self.registry = ModelRegistry(settings.models_dir, keep=settings.models_kept)
         self.registry.refresh()
         self.popularity = Popularity(self.db, settings.popular_window_days)
         self.served = ServedLog(self.db)
         self.recommender = Recommender(
             self.store, self.catalog, self.registry, self.popularity, self.served,
-            max_k=settings.max_k, holdout=settings.holdout,
+            max_k=settings.max_k, holdout=settings.holdout, tuning=foldin.Tuning.from_settings(settings),
         )
         self._train_lock = threading.Lock()
         self._stop = threading.Event()
 
     def start_background(self) -> None:
-        """Follows models trained by other processes sharing the data folder."""
+        """Follows models trained by other processes sharing the data folder; retrains on schedule."""
         self.registry.watch(self.settings.reload_seconds, self._stop)
+        if self.settings.retrain_every_hours > 0:
+            self.schedule = self.retrain_schedule().start()
+
+    def retrain_schedule(self) -> schedule.RetrainSchedule:
+        """Background retraining every `retrain_every_hours` when events newer than the model arrived."""
+        def reference() -> float | None:
+            model = self.registry.current
+            return foldin.reference_time(model) if model is not None else None
+
+        return schedule.RetrainSchedule(
+            self.train, lambda: schedule.has_new_events(self.store.newest_event_time, reference),
+            self.settings.retrain_every_hours * 3600.0, self._stop,
+        )
 
     def close(self) -> None:
         self._stop.set()
@@ -94,7 +109,8 @@ class Seenext:
         with self._exclusive_training():
             started = time.perf_counter()
             artifact = trainer.train(
-                self.store.interaction_log(), self.catalog.all_items(), self.settings, new_version()
+                self.store.interaction_log(), self.catalog.all_items(), self.settings, new_version(),
+                user_attributes=self.customer_attributes.all(),
             )
             self.registry.publish(artifact)
             self.popularity.invalidate()

@@ -72,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("settings", help="every setting with its variable, default and meaning")
     p.set_defaults(run=cmd_settings)
+
+    from server.cli_loop import add_commands  # import, evaluate (the learning loop)
+
+    add_commands(sub, common)
     return parser
 
 

@@ -1,0 +1,211 @@
+"""`seenext import …` and `seenext evaluate`: real data in, honest figures out.
+
+Kept apart from cli.py (which only registers these commands) so each stays small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from models.config import Settings, _parse
+from models.service import Seenext
+
+
+def add_commands(sub: "argparse._SubParsersAction", common: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser("import", help="import a dataset into the store (hm, movielens, csv) with a progress bar")
+    kinds = p.add_subparsers(dest="kind", required=True)
+
+    k = kinds.add_parser("hm", help="H&M Kaggle files: transactions*, customers*, articles* (.csv[.gz]/.parquet)")
+    common(k)
+    k.add_argument("folder", type=Path)
+    k.add_argument("--all-articles", action="store_true", help="the whole catalogue, not only articles sold")
+    k.add_argument("--max-rows", type=int, help="only the first N transaction rows (a slice)")
+    k.add_argument("--train", action="store_true", help="train a model when the import is done")
+    k.set_defaults(run=cmd_import)
+
+    k = kinds.add_parser("movielens", help="MovieLens 100k: u.data (or another ratings file), u.item, u.user")
+    common(k)
+    k.add_argument("folder", type=Path)
+    k.add_argument("--ratings", default="u.data", help="ratings file in the folder (default u.data)")
+    k.add_argument("--max-rows", type=int, help="only the first N ratings (a slice)")
+    k.add_argument("--train", action="store_true", help="train a model when the import is done")
+    k.set_defaults(run=cmd_import)
+
+    k = kinds.add_parser("csv", help="a retailer's own export (format: docs/import.md)")
+    common(k)
+    k.add_argument("events", type=Path, help="events CSV (.csv or .csv.gz)")
+    k.add_argument("--items", type=Path, help="items CSV")
+    k.add_argument("--customers", type=Path, help="customer attributes CSV")
+    k.add_argument("--default-channel", default="WEB", help="channel of rows without one (default WEB)")
+    k.add_argument("--default-type", default="PURCHASE", help="event type of rows without one (default PURCHASE)")
+    k.add_argument("--train", action="store_true", help="train a model when the import is done")
+    k.set_defaults(run=cmd_import)
+
+    p = sub.add_parser("evaluate", help="pipeline vs baselines on a hold-out: table, JSON and PNG chart")
+    common(p)
+    p.add_argument("--name", help="dataset name for the report (default: the data folder's name)")
+    p.add_argument("--holdout-days", type=float, default=28.0, help="time split: days held out at the end")
+    p.add_argument("--cutoff", help="time split: explicit cut-off (ISO date/time, UTC) instead of --holdout-days")
+    p.add_argument("--test-days", type=float,
+                   help="time split: test only this many days after the cut-off (a validation window)")
+    p.add_argument("--test-file", type=Path,
+                   help="pairs split: held-out (customer, item) pairs, first two columns (e.g. MovieLens ua.test)")
+    p.add_argument("-k", "--k", type=int, default=10, help="list length (default 10)")
+    p.add_argument("--truth-types", default="PURCHASE", help="event types to find after the cut (default PURCHASE)")
+    p.add_argument("--recent-days", type=float, default=7.0, help="window of popularity_recent (default 7)")
+    p.add_argument("--methods", help="comma-separated subset of: " + ", ".join(_methods()))
+    p.add_argument("--channel", default="WEB", help="channel the pipeline is asked for (default WEB)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--out", type=Path, help="output prefix for .json and .png (default <data-dir>/evaluation)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a setting for this run, e.g. --set recency_half_life_days=30 (repeatable)")
+    p.set_defaults(run=cmd_evaluate)
+
+
+def _methods() -> tuple[str, ...]:
+    from models.pipeline_eval import METHODS
+
+    return METHODS
+
+
+class ProgressBar:
+    """A one-line bar on stderr per stage: `events [#########.....] 61% 17,500/28,768`."""
+
+    def __init__(self, stream: object = None, width: int = 30) -> None:
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.stage = ""
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage and self.stage:
+            self.stream.write("\n")  # type: ignore[attr-defined]
+        self.stage = stage
+        share = done / total if total else 1.0
+        filled = int(self.width * share)
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r{stage:<10} [{bar}] {share:4.0%} {done:,}/{total:,}")  # type: ignore[attr-defined]
+        self.stream.flush()  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        if self.stage:
+            self.stream.write("\n")  # type: ignore[attr-defined]
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    from models.importers import Target
+
+    service = Seenext(settings)
+    bar = ProgressBar()
+    try:
+        target = Target(service.store, service.catalog, service.customer_attributes)
+        if args.kind == "hm":
+            from models.importers.hm import import_hm
+
+            summary = import_hm(args.folder, target, all_articles=args.all_articles, max_rows=args.max_rows,
+                                progress=bar)
+        elif args.kind == "movielens":
+            from models.importers.movielens import import_movielens
+
+            summary = import_movielens(args.folder, target, ratings_file=args.ratings, max_rows=args.max_rows,
+                                       progress=bar)
+        else:
+            from models.importers.generic_csv import import_csv
+
+            summary = import_csv(args.events, target, items_path=args.items, customers_path=args.customers,
+                                 default_channel=args.default_channel, default_type=args.default_type, progress=bar)
+        bar.close()
+        print(summary_text(summary.as_dict()))
+        if args.train:
+            info = service.train()
+            print(f"trained model {info.version}: {info.customers:,} customers, {info.items:,} items, "
+                  f"{info.interactions:,} interactions")
+    finally:
+        service.close()
+    return 0
+
+
+def summary_text(s: dict) -> str:
+    def day(t: float | None) -> str:
+        return time.strftime("%Y-%m-%d", time.gmtime(t)) if t is not None else "-"
+
+    lines = [
+        f"imported {s['source']}",
+        f"  rows read        {s['rows_read']:,}",
+        f"  events           {s['events']:,} ({s['accepted']:,} new, {s['duplicates']:,} already stored, "
+        f"{s['rejected']:,} rejected)",
+        f"  customers        {s['customers']:,} ({s['customer_attributes']:,} with attributes)",
+        f"  items            {s['items']:,}",
+        f"  by channel       " + ", ".join(f"{k} {v:,}" for k, v in s["by_channel"].items()),
+        f"  by type          " + ", ".join(f"{k} {v:,}" for k, v in s["by_type"].items()),
+        f"  period           {day(s['first_at'])} .. {day(s['last_at'])}",
+        f"  took             {s['seconds']:.1f}s ({s['events_per_second']:,} events/s)",
+    ]
+    lines += [f"  rejected: {r}" for r in s["rejections"]]
+    return "\n".join(lines)
+
+
+def _with_overrides(settings: Settings, pairs: list[str]) -> Settings:
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    values = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        name = name.strip().lower().removeprefix("seenext_")
+        if not sep or name not in fields:
+            raise SystemExit(f"--set {pair!r}: expected NAME=VALUE with NAME one of the settings (seenext settings)")
+        try:
+            values[name] = _parse(name, raw.strip(), fields[name].default)
+        except ValueError as exc:
+            raise SystemExit(f"--set: {exc}") from None
+    return dataclasses.replace(settings, **values)
+
+
+def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from models import evaluation, evaluation_output, pipeline_eval
+
+    settings = _with_overrides(settings, args.set)
+    methods = tuple(m.strip() for m in args.methods.split(",")) if args.methods else pipeline_eval.METHODS
+    unknown = [m for m in methods if m not in pipeline_eval.METHODS]
+    if unknown:
+        raise SystemExit(f"--methods: {', '.join(unknown)} not among {', '.join(pipeline_eval.METHODS)}")
+    service = Seenext(settings)
+    try:
+        events = evaluation.load_events(service.db)
+        catalog = {it.item_id: it for it in service.catalog.all_items()}
+        attributes = service.customer_attributes.all()
+    finally:
+        service.close()
+    name = args.name or settings.data_dir.resolve().name
+    truth_types = [t.strip().upper() for t in args.truth_types.split(",") if t.strip()]
+    try:
+        if args.test_file:
+            split = evaluation.pairs_split(events, catalog, evaluation.read_pairs(str(args.test_file)),
+                                           args.test_file.name)
+        else:
+            cutoff = None
+            if args.cutoff:
+                import pandas as pd
+
+                cutoff = pd.Timestamp(args.cutoff, tz="UTC").timestamp()
+            split = evaluation.time_split(events, catalog, args.holdout_days, truth_types, cutoff, args.test_days)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"{name}: {split.description}; {len(split.truth):,} customers, {len(split.candidates):,} candidates",
+          file=sys.stderr)
+    report = pipeline_eval.run(
+        name, split, catalog, attributes, settings, args.k, recent_days=args.recent_days, methods=methods,
+        channel=args.channel.upper(), resamples=args.bootstrap,
+        progress=lambda m: print(f"  {m} …", file=sys.stderr, flush=True),
+    )
+    out = args.out or settings.data_dir / "evaluation"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    json_path = out.with_name(out.name + ".json")
+    json_path.write_text(report.to_json())
+    png_path = evaluation_output.chart(report, out.with_name(out.name + ".png"))
+    print(evaluation_output.table(report))
+    print(f"\nwrote {json_path} and {png_path}")
+    return 0
