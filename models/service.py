@@ -66,15 +66,17 @@ class Seenext:
         if self.settings.retrain_every_hours > 0:
             self.schedule = self.retrain_schedule().start()
 
-    def retrain_schedule(self) -> schedule.RetrainSchedule:
-        """Background retraining every `retrain_every_hours` when events newer than the model arrived."""
+    def retrain_schedule(
+        self, every_seconds: float | None = None, stop: threading.Event | None = None
+    ) -> schedule.RetrainSchedule:
+        """Background retraining (default every `retrain_every_hours`) when events newer than the model arrived."""
         def reference() -> float | None:
             model = self.registry.current
             return foldin.reference_time(model) if model is not None else None
 
         return schedule.RetrainSchedule(
             self.train, lambda: schedule.has_new_events(self.store.newest_event_time, reference),
-            self.settings.retrain_every_hours * 3600.0, self._stop,
+            every_seconds or self.settings.retrain_every_hours * 3600.0, stop or self._stop,
         )
 
     def close(self) -> None:

@@ -113,7 +113,8 @@ class Loader:
         bad = {r.index for r in result.rejected}
         for r in result.rejected[: max(0, 5 - len(s.rejections))]:
             row = row_of(offset + r.index) if row_of else offset + r.index
-            s.rejections.append(f"row {row}: {r.field.split('.', 1)[-1]}: {r.reason}")
+            problem = r.reason.removeprefix(f"{r.field}: ")
+            s.rejections.append(f"row {row}: {r.field.split('.', 1)[-1]}: {problem}")
         for i, ev in enumerate(batch):
             if i in bad:
                 continue

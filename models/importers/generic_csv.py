@@ -43,7 +43,7 @@ def read(path: Path) -> pd.DataFrame:
 
 def parse_times(values: pd.Series) -> np.ndarray:
     """Seconds since the epoch; NaN where a value is neither a number nor an ISO-8601 time."""
-    numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, copy=True)
     text = values[np.isnan(numeric)]
     if len(text):
         parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
