@@ -58,6 +58,12 @@ class RetrainSchedule:
         return self
 
 
+    def join(self, timeout: float | None = None) -> None:
+        """Waits for the schedule's thread to end (after its stop event was set)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
 def has_new_events(newest_event: Callable[[], float | None], model_reference: Callable[[], float | None]) -> bool:
     """Events newer than the serving model's data exist (or events and no model at all)."""
     newest = newest_event()

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-from models import foldin, schedule, trainer
+from models import foldin, reports, schedule, trainer
 from models.catalog import Catalog
 from models.customer_attributes import CustomerAttributes
 from models.config import Settings
@@ -140,6 +140,20 @@ class Seenext:
             raise InvalidArgument("model_version", "is required")
         self.registry.rollback(version)
         return self.model_info()
+
+    # -- insights (story 6) ---------------------------------------------------------------------------
+
+    def channel_report(
+        self, start: float | None = None, end: float | None = None, attribution_days: int = 0
+    ) -> reports.ChannelReport:
+        """Per channel and arm: what recommendations earned, and the uplift over the hold-out."""
+        self.served.flush()  # recommendations answered a moment ago count too
+        return reports.channel_report(self.db, start, end, attribution_days, seed=self.settings.seed,
+                                      default_days=self.settings.attribution_days)
+
+    def funnel_report(self, start: float | None = None, end: float | None = None) -> reports.FunnelReport:
+        """Step-by-step conversion along cross-channel journeys, and where customers drop off."""
+        return reports.funnel_report(self.db, start, end)
 
     @contextmanager
     def _exclusive_training(self) -> Iterator[None]:

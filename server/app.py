@@ -22,6 +22,7 @@ from protos.seenext.v1 import (
 from server.catalog import CatalogServicer
 from server.errors import ErrorInterceptor
 from server.events import EventServicer
+from server.insights import InsightsServicer
 from server.model import ModelServicer
 from server.recommendation import RecommendationServicer
 
@@ -68,7 +69,7 @@ def create_server(settings: Settings, service: Seenext | None = None) -> Running
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(identity_pb2_grpc.IdentityServiceServicer(), server)
     profile_pb2_grpc.add_ProfileServiceServicer_to_server(profile_pb2_grpc.ProfileServiceServicer(), server)
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(privacy_pb2_grpc.PrivacyServiceServicer(), server)
-    insights_pb2_grpc.add_InsightsServiceServicer_to_server(insights_pb2_grpc.InsightsServiceServicer(), server)
+    insights_pb2_grpc.add_InsightsServiceServicer_to_server(InsightsServicer(service), server)
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

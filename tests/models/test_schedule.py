@@ -63,5 +63,6 @@ def test_background_schedule_retrains_while_recommend_answers(trained: Seenext) 
             answered += 1
     finally:
         stop.set()
+        schedule.join(timeout=30)
     assert trained.registry.current.version != first  # type: ignore[union-attr]
     assert schedule.trainings >= 1 and answered >= 1
