@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -65,6 +66,100 @@ def add_commands(sub: "argparse._SubParsersAction", common: Callable[[argparse.A
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a setting for this run, e.g. --set recency_half_life_days=30 (repeatable)")
     p.set_defaults(run=cmd_evaluate)
+
+
+def add_insight_commands(
+    sub: "argparse._SubParsersAction", common: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    p = sub.add_parser("traffic", help="simulate shoppers reacting to recommendations (for the reports)")
+    common(p)
+    p.add_argument("--customers", type=int, default=500, help="how many stored customers visit (default 500)")
+    p.add_argument("--visits", type=int, default=2, help="visits per customer (default 2)")
+    p.add_argument("--holdout", type=float, help="share kept on the baseline (SEENEXT_HOLDOUT; use the server's)")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(run=cmd_traffic)
+
+    p = sub.add_parser("report", help="ChannelReport or FunnelReport of the stored traffic, as a table")
+    common(p)
+    p.add_argument("which", choices=("channels", "funnels"))
+    p.add_argument("--days", type=float, default=30.0, help="period: the last N days (default 30)")
+    p.add_argument("--attribution-days", type=int, default=0, help="channels: window (0 = SEENEXT_ATTRIBUTION_DAYS)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=cmd_report)
+
+
+def cmd_traffic(settings: Settings, args: argparse.Namespace) -> int:
+    from models.traffic import simulate
+
+    if args.holdout is not None:
+        settings = dataclasses.replace(settings, holdout=args.holdout)
+    service = Seenext(settings)
+    try:
+        customers = [r[0] for r in service.db.reader().execute(
+            "SELECT customer_id FROM customers ORDER BY customer_id LIMIT ?", (args.customers,))]
+        if not customers:
+            raise SystemExit("no customers in the store: import data or run `seenext demo` first")
+        started = time.perf_counter()
+        tally = simulate(service, customers, visits_per_customer=args.visits, seed=args.seed)
+    finally:
+        service.close()
+    served = sum(tally.recommendations.values())
+    print(f"{len(customers):,} customers, {served:,} recommendations, {tally.events:,} events, "
+          f"{sum(tally.purchases.values()):,} purchases of recommended items, hold-out share {settings.holdout:g}, "
+          f"{time.perf_counter() - started:.1f}s")
+    if settings.holdout <= 0:
+        print("hint: with SEENEXT_HOLDOUT=0 (or --holdout 0) there is no hold-out arm to measure uplift against")
+    return 0
+
+
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    service = Seenext(settings)
+    try:
+        end = time.time()
+        start = end - args.days * 86400.0
+        if args.which == "channels":
+            report = service.channel_report(start, end, args.attribution_days)
+            if args.json:
+                print(json.dumps(_plain(report), indent=2))
+                return 0
+            print(f"{'channel':<8}{'arm':<14}{'recs':>7}{'custs':>7}{'impr':>7}{'clicks':>7}{'ctr':>7}"
+                  f"{'conv':>6}{'conv/rec':>9}{'revenue':>10}  bought in")
+            for r in report.rows:
+                where = ", ".join(f"{c} {n}" for c, n in sorted(r.conversions_in_channel.items()))
+                print(f"{r.channel:<8}{r.arm:<14}{r.recommendations:>7}{r.customers:>7}{r.impressions:>7}"
+                      f"{r.clicks:>7}{r.click_through:>7.3f}{r.conversions:>6}{r.conversion_rate:>9.3f}"
+                      f"{r.revenue:>10.2f}  {where}")
+            for u in report.uplift:
+                print(f"uplift {u.channel}: {u.uplift:+.1%} [{u.ci_low:+.1%}, {u.ci_high:+.1%}] "
+                      f"(conversions per recommendation {u.personalised_rate:.3f} vs hold-out {u.holdout_rate:.3f})")
+        else:
+            funnels = service.funnel_report(start, end)
+            if args.json:
+                print(json.dumps(_plain(funnels), indent=2))
+                return 0
+            for f in funnels.funnels:
+                print(f.name)
+                for s in f.steps:
+                    where = ", ".join(f"{c} {n}" for c, n in s.channels.items())
+                    print(f"  {s.name:<14}{s.customers:>7}  {s.conversion_from_previous:>6.1%}  {where}")
+    finally:
+        service.close()
+    return 0
+
+
+def _plain(obj: object) -> object:
+    """Dataclasses (and Counters) to JSON-ready dicts, properties included where they matter."""
+    if dataclasses.is_dataclass(obj):
+        out = {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        for extra in ("click_through", "conversion_rate"):
+            if hasattr(obj, extra):
+                out[extra] = getattr(obj, extra)
+        return out
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
 
 
 def _methods() -> tuple[str, ...]:
