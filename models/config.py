@@ -42,7 +42,7 @@ class Settings:
     max_sampled: int = _opt(10, "WARP negatives sampled per positive")
     train_threads: int = _opt(2, "threads LightFM trains with")
     recency_half_life_days: float = _opt(90.0, "an interaction's weight halves every this many days")
-    eval_holdout_days: int = _opt(0, "days held out to report metrics when training; 0 = no evaluation")
+    eval_holdout_days: int = _opt(14, "days held out to report metrics (vs popularity) when training; 0 = skip")
     models_kept: int = _opt(5, "model versions kept on disk for rollback")
     reload_seconds: float = _opt(2.0, "how often a server checks for a model trained elsewhere")
     seed: int = _opt(42, "random seed of training")
@@ -69,6 +69,14 @@ class Settings:
     )
     repurchase_half_life_days: float = _opt(365.0, "the repurchase boost halves every this many days since the purchase")
     attribution_days: int = _opt(7, "a purchase this many days after a recommendation of the item is attributed to it")
+    # channel rules, complements, reminders (docs/channels.md)
+    email_repeat_days: float = _opt(7.0, "an item mailed to a customer is not offered by e-mail again for this long")
+    email_retry_minutes: float = _opt(60.0, "a served e-mail offer counts as mailed once this old (retried runs repeat)")
+    owned_complement_days: float = _opt(180.0, "accessories are promoted for purchases this many days old or newer")
+    complement_days: float = _opt(3.0, "purchases of one customer within this many days count as one basket")
+    complement_min_support: int = _opt(3, "baskets that must hold both items before a learned complement counts")
+    complement_min_lift: float = _opt(1.5, "how much likelier than chance a learned complement pair must be")
+    reminder_slack_days: float = _opt(7.0, "seasonal reminders: last year's purchases this close to the window count")
 
     @property
     def db_path(self) -> Path:

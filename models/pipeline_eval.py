@@ -34,7 +34,7 @@ DESCRIPTIONS = {
     "popularity_repeat": "own repeatable purchases (latest first), then popularity",
     "lightfm_ids": "LightFM alone, the service's hyper-parameters: ids only, no weights, features or rules",
     "lightfm_defaults": "LightFM alone as in its MovieLens example: WARP, 10 components, 10 epochs",
-    "pipeline": "seenext: weights, recency, features, fold-in, repurchase blend, rules, fallbacks",
+    "pipeline": "seenext: weights, recency, features, fold-in, repurchase blend, complements, rules, fallbacks",
 }
 
 
@@ -53,7 +53,7 @@ def _events(train: "object") -> Iterator[Event]:
 @contextmanager
 def pipeline_ranker(
     split: Split, catalog: Mapping[str, Item], attributes: Mapping[str, Mapping[str, str]], settings: Settings,
-    k: int, channel: str = "WEB",
+    k: int, channel: str = "WEB", placement: str = "home",
 ) -> Iterator[Ranker]:
     """A fresh service holding only the train part, trained, answering Recommend per customer."""
     with tempfile.TemporaryDirectory(prefix="seenext-eval-") as tmp:
@@ -79,7 +79,8 @@ def pipeline_ranker(
             svc.train()
 
             def rank(customer: str) -> list[str]:
-                rec = svc.recommend(RecommendQuery(channel=channel, who=Identifier("CUSTOMER_ID", customer), k=k))
+                rec = svc.recommend(RecommendQuery(
+                    channel=channel, who=Identifier("CUSTOMER_ID", customer), k=k, placement=placement))
                 return [r.item_id for r in rec.items]
 
             yield rank
@@ -90,7 +91,8 @@ def pipeline_ranker(
 def run(
     dataset_name: str, split: Split, catalog: Mapping[str, Item], attributes: Mapping[str, Mapping[str, str]],
     settings: Settings, k: int, *, recent_days: float = 7.0, methods: tuple[str, ...] = METHODS,
-    channel: str = "WEB", resamples: int = 1000, progress: Callable[[str], None] = lambda name: None,
+    channel: str = "WEB", placement: str = "home", resamples: int = 1000,
+    progress: Callable[[str], None] = lambda name: None,
 ) -> Report:
     """Every requested method on the split, bootstrap intervals, and the pipeline's paired differences."""
     results: list[MethodResult] = []
@@ -99,7 +101,8 @@ def run(
         started = time.perf_counter()
         description = DESCRIPTIONS[name].format(recent_days=recent_days)
         if name == "pipeline":
-            with pipeline_ranker(split, catalog, attributes, settings, k, channel) as rank:
+            description += f" (Recommend, channel {channel}, placement {placement})"
+            with pipeline_ranker(split, catalog, attributes, settings, k, channel, placement) as rank:
                 results.append(evaluate_method(name, description, split, rank, k, time.perf_counter() - started))
             continue
         if name == "popularity":

@@ -28,15 +28,16 @@ class Popularity:
         self._refreshing: set[str] = set()
         self._lock = threading.Lock()
 
-    def top(self, channel: str = "") -> list[tuple[str, float]]:
-        """(item_id, score) best first, for a channel ("" = all channels); empty in an empty store."""
-        entry = self._cache.get(channel)
+    def top(self, channel: str = "", store_id: str = "") -> list[tuple[str, float]]:
+        """(item_id, score) best first, for a channel ("" = all channels) or a store; empty in an empty store."""
+        key = f"store:{store_id}" if store_id else channel
+        entry = self._cache.get(key)
         if entry is None:
-            ranked = self._query(channel)
-            self._cache[channel] = (time.monotonic(), ranked)
+            ranked = self._query(key)
+            self._cache[key] = (time.monotonic(), ranked)
             return ranked
         if time.monotonic() - entry[0] > self.ttl:
-            self._refresh_later(channel)
+            self._refresh_later(key)
         return entry[1]
 
     def invalidate(self) -> None:
@@ -58,13 +59,17 @@ class Popularity:
         threading.Thread(target=run, name=f"popularity-{channel or 'all'}", daemon=True).start()
 
     def _query(self, channel: str) -> list[tuple[str, float]]:
+        """`channel` is a channel name, "" for all, or "store:<id>" for one store's sales."""
         conn = self.db.reader()
         newest = conn.execute("SELECT MAX(occurred_at) FROM events").fetchone()[0]
         if newest is None:
             return []
         sql = f"SELECT item_id, {_SCORE} AS s FROM events WHERE occurred_at >= ? AND item_id != ''"
         args: list = [newest - self.window]
-        if channel:
+        if channel.startswith("store:"):
+            sql += " AND store_id = ?"
+            args.append(channel.removeprefix("store:"))
+        elif channel:
             sql += " AND channel = ?"
             args.append(channel)
         sql += " GROUP BY item_id HAVING s > 0 ORDER BY s DESC, item_id LIMIT ?"

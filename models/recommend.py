@@ -1,10 +1,16 @@
 """Answering "what should this customer see next?" for one request.
 
-Order of strategies: a recognised customer the model knows is ranked from their embedding
-("personalised"); a visitor with session items (or a customer newer than the model) is ranked
-from those items ("similar_items"); anyone else gets what is popular in the channel ("popular").
-Items the customer bought (and that are not repeatable), basket and context items, and items the
-filters reject are never returned, whatever the model says — purchases tracked a second ago included.
+A request is ranked once, independently of its channel (models/candidates.py): the placement's plan
+(models/rules.py) says which candidate sources fill the ranking first — complements of the basket or
+of what the customer owns, items similar to the one on the page, the customer's LightFM ranking,
+what is popular. The channel then only filters that ranking (stock, consent, recently mailed), so
+channels never contradict each other (story 3). Items the customer bought (and that are not
+repeatable), basket and context items, inactive items and the caller's filters never come back,
+whatever the model says — purchases tracked a second ago included.
+
+The model's affinity for a customer: a recognised customer the model knows is scored from their
+embedding ("personalised"); a visitor with session items (or a customer newer than the model) from
+those items ("similar_items"); anyone else gets what is popular ("popular").
 """
 
 from __future__ import annotations
@@ -12,23 +18,27 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
-from models import foldin
+from models import candidates, foldin, reasons, rules
+from models.candidates import Affinity, Candidate, RankingState
 from models.catalog import Catalog, CatalogSnapshot
+from models.complements import Complements
 from models.domain import CHANNELS, Identifier, Offer
-from models.errors import InvalidArgument
+from models.errors import InvalidArgument, NotFound
 from models.popularity import Popularity
-from models.ranking import RankingModel, top_items
+from models.ranking import RankingModel
+from models.reasons import Reason
 from models.registry import ModelRegistry
 from models.served import Served, ServedLog
 from models.store import EventStore
 from models.validation import check_identifier, check_k
 
 SESSION_DAYS = 30  # how far back a customer's own events count as their session
+MAX_BATCH_CUSTOMERS = 100_000
 
 
 @dataclass
@@ -45,14 +55,6 @@ class RecommendQuery:
     max_price: float = 0.0
     in_stock_only: bool = False
     explain: bool = False
-
-
-@dataclass
-class Reason:
-    code: str
-    text: str = ""
-    related_item_id: str = ""
-    related_at: float | None = None
 
 
 @dataclass
@@ -85,6 +87,8 @@ class Recommender:
         served: ServedLog,
         max_k: int = 100,
         holdout: float = 0.0,
+        complements: Complements | None = None,
+        policy: rules.Policy | None = None,
         tuning: foldin.Tuning | None = None,
     ) -> None:
         self.store = store
@@ -94,6 +98,8 @@ class Recommender:
         self.served = served
         self.max_k = max_k
         self.holdout = holdout
+        self.complements = complements
+        self.policy = policy or rules.Policy()
         self.tuning = tuning or foldin.Tuning()
 
     def recommend(self, q: RecommendQuery) -> Recommendation:
@@ -101,106 +107,141 @@ class Recommender:
         customer_id = self.store.resolve(q.who) if q.who is not None else None
         snapshot = self.catalog.snapshot()
         model = self.registry.current
-        excluded = set(q.basket_item_ids) | set(q.exclude_item_ids) | set(q.item_ids)
-        if customer_id is not None:
-            excluded |= self._owned(customer_id, snapshot)
-        allowed = self._filter(q, snapshot, excluded)
+        version = model.version if model is not None else ""
+        rule = rules.rule_for(q.channel)
+        if rule.consent and not (
+            customer_id and rules.has_consent(self.store.db.reader(), customer_id, q.channel, rule.consent)
+        ):  # no recorded consent for this channel: nothing may be offered here
+            return Recommendation(uuid.uuid4().hex, customer_id or "", customer_id is not None, [], version,
+                                  "no_consent")
+        purchases = dict(self.store.purchased_items(customer_id)) if customer_id is not None else {}
+        excluded = set(q.basket_item_ids) | set(q.item_ids) | rules.owned_durables(purchases.items(), snapshot)
         arm = "holdout" if customer_id and in_holdout(customer_id, self.holdout) else "personalised"
 
-        items: list[Recommended] = []
-        strategy = "popular"
+        state = RankingState(
+            snapshot=snapshot, customer_id=customer_id, purchases=purchases, basket=q.basket_item_ids,
+            context=q.item_ids, owned_since=time.time() - self.policy.owned_days * 86400.0,
+            popular=self._popular_list(q, customer_id), complements_key=version,
+        )
+        plan = rules.plan_for(q.placement)
         if model is not None and arm == "personalised":
-            items, strategy = self._from_model(model, snapshot, customer_id, q, k, allowed)
-        if len(items) < k:
-            taken = {r.item_id for r in items}
-            items += self._popular(q, k - len(items), lambda i: i not in taken and allowed(i))
-        if strategy == "popular" and arm == "holdout":
+            state.model = model
+            state.affinity = self._from_model(model, snapshot, customer_id, q)
+        else:
+            plan = (rules.Source("popular"),)
+        mailed: set[str] = set()
+        if rule.hold_back_mailed and customer_id:
+            now = time.time()
+            mailed = rules.mailed_items(self.store.db.reader(), customer_id, now - self.policy.email_repeat_days * 86400.0,
+                                        served_before=now - self.policy.email_retry_minutes * 60.0)
+        passes = rules.channel_filter(rule, q.store_id, snapshot, _caller_filter(q), mailed)
+        ranked = candidates.ranking(plan, state, self.complements, rules.base_filter(snapshot, excluded))
+        chosen = candidates.take(ranked, k, passes)
+
+        strategy = "+".join(dict.fromkeys(c.source for c in chosen)) or "popular"
+        if arm == "holdout":
             strategy = "holdout_popular"
         rec = Recommendation(
             recommendation_id=uuid.uuid4().hex, customer_id=customer_id or "", recognised=customer_id is not None,
-            items=[self._decorate(r, snapshot, q.explain) for r in items],
-            model_version=model.version if model is not None else "", strategy=strategy,
+            items=[self.decorate(c, len(plan), snapshot, q) for c in chosen],
+            model_version=version, strategy=strategy,
         )
-        self.served.record(Served(
-            rec.recommendation_id, rec.customer_id, q.channel, q.placement, [r.item_id for r in rec.items],
-            strategy, rec.model_version, arm, time.time(),
-        ))
+        if rec.items:
+            self.served.record(Served(
+                rec.recommendation_id, rec.customer_id, q.channel, q.placement, [r.item_id for r in rec.items],
+                strategy, rec.model_version, arm, time.time(),
+            ))
         return rec
 
-    # -- strategies ------------------------------------------------------------------------------
+    def recommend_batch(
+        self, who: list[Identifier], channel: str, placement: str = "", k: int = 0, explain: bool = False,
+    ) -> Iterator[Recommendation]:
+        """One recommendation per identifier, in order, produced as the caller consumes them."""
+        if not who:
+            raise InvalidArgument("who", "at least one customer is required")
+        if len(who) > MAX_BATCH_CUSTOMERS:
+            raise InvalidArgument("who", f"at most {MAX_BATCH_CUSTOMERS} customers per call, got {len(who)}")
+        for i, ident in enumerate(who):
+            check_identifier(ident, f"who[{i}]")
+        first = RecommendQuery(channel=channel, placement=placement, k=k)
+        self._validate(first)
+        return (
+            self.recommend(RecommendQuery(channel=channel, who=ident, placement=first.placement, k=k, explain=explain))
+            for ident in who
+        )
+
+    def similar_items(
+        self, item_id: str, k: int = 0, channel: str = "", store_id: str = "", explain: bool = True,
+    ) -> tuple[list[Recommended], str]:
+        """Items closest to one item (product pages), filtered by a channel's stock rule when given."""
+        if not item_id:
+            raise InvalidArgument("item_id", "is required")
+        k = check_k(k, self.max_k)
+        if channel and channel not in CHANNELS:
+            raise InvalidArgument("channel", f"must be one of {', '.join(CHANNELS)} or unset, got {channel!r}")
+        snapshot = self.catalog.snapshot()
+        model = self.registry.current
+        known_to_model = model is not None and item_id in model.items(snapshot).index
+        if item_id not in snapshot.items and not known_to_model:
+            raise NotFound(f"item_id: no item {item_id!r} in the catalogue")
+        caller = rules.CallerFilter(in_stock_only=bool(store_id))
+        passes = rules.channel_filter(rules.rule_for(channel), store_id, snapshot, caller) if channel else (
+            rules.channel_filter(rules.ChannelRule(rules.NO_STOCK), store_id, snapshot, caller))
+        base = rules.base_filter(snapshot, {item_id})
+
+        def allowed(i: str) -> bool:
+            return base(i) and passes(i)
+
+        if model is not None:
+            found = candidates.similar_items(model, snapshot, item_id, allowed, k)
+        else:  # no model yet: the same category, by popularity
+            category = snapshot.items[item_id].category
+            found = [
+                Candidate(i, s, "popular", 0, Reason("similar_to_item", related_item_id=item_id))
+                for i, s in self.popularity.top("")
+                if allowed(i) and snapshot.items.get(i) is not None and snapshot.items[i].category == category
+            ][:k]
+        q = RecommendQuery(channel=channel, explain=explain)
+        return [self.decorate(c, 1, snapshot, q) for c in found], model.version if model is not None else ""
+
+    # -- affinity --------------------------------------------------------------------------------
 
     def _from_model(
-        self, model: RankingModel, snapshot: CatalogSnapshot, customer_id: str | None,
-        q: RecommendQuery, k: int, allowed: Callable[[str], bool],
-    ) -> tuple[list[Recommended], str]:
+        self, model: RankingModel, snapshot: CatalogSnapshot, customer_id: str | None, q: RecommendQuery,
+    ) -> Affinity | None:
+        """The customer's scores over every item: their own vector, else their session's items."""
         space = model.items(snapshot)
         row = model.user_row(customer_id) if customer_id else None
-        if row is not None:  # fresh events fold in; own repeatable purchases blend in
+        if row is not None:  # fresh events fold in; own repeatable purchases blend in (models/foldin.py)
             scores = foldin.known_customer_scores(model, space, self.store, customer_id, row, snapshot, self.tuning)
-            return [
-                Recommended(i, s, [Reason("personalised")]) for i, s in top_items(space.ids, scores, k, allowed)
-            ], "personalised"
-        session = list(q.item_ids)
-        folded = foldin.newcomer_scores(model, space, self.store, customer_id, session, snapshot, self.tuning) \
-            if customer_id else None  # known to the store but newer than the model: folded in
-        if folded is not None:
-            return [
-                Recommended(i, s, [Reason("similar_to_viewed", related_item_id=folded[1])])
-                for i, s in top_items(space.ids, folded[0], k, allowed)
-            ], "similar_items"
+            return Affinity(space, scores, "personalised")
+        session = list(q.item_ids) + list(q.basket_item_ids)
+        if customer_id:  # known to the store but newer than the model: folded in from their first events
+            folded = foldin.newcomer_scores(model, space, self.store, customer_id, session, snapshot, self.tuning)
+            if folded is not None:
+                return Affinity(space, folded[0], "similar_items", folded[1])
         rows = [space.index[i] for i in dict.fromkeys(session) if i in space.index]
         if not rows:
-            return [], "popular"
-        scores = model.score_session(space, rows)
-        anchor = space.ids[rows[0]]
-        return [
-            Recommended(i, s, [Reason("similar_to_viewed", related_item_id=anchor)])
-            for i, s in top_items(space.ids, scores, k, allowed)
-        ], "similar_items"
+            return None
+        return Affinity(space, model.score_session(space, rows), "similar_items", str(space.ids[rows[0]]))
 
-    def _popular(self, q: RecommendQuery, k: int, allowed: Callable[[str], bool]) -> list[Recommended]:
-        out: list[Recommended] = []
-        for source, code in ((q.channel, "popular_in_channel"), ("", "popular")):
-            for item_id, score in self.popularity.top(source):
-                if len(out) == k:
-                    return out
-                if allowed(item_id) and all(r.item_id != item_id for r in out):
-                    out.append(Recommended(item_id, score, [Reason(code)]))
-        return out
+    def _popular_list(self, q: RecommendQuery, customer_id: str | None) -> Iterator[tuple[str, float, str]]:
+        """A known customer: popular everywhere (the same in every channel); a visitor: in their store or
+        channel first."""
+        sources: list[tuple[list[tuple[str, float]], str]] = []
+        if customer_id is None:
+            if q.store_id:
+                sources.append((self.popularity.top(store_id=q.store_id), "popular_in_store"))
+            sources.append((self.popularity.top(q.channel), "popular_in_channel"))
+        sources.append((self.popularity.top(""), "popular"))
+        seen: set[str] = set()
+        for ranked, code in sources:
+            for item_id, score in ranked:
+                if item_id not in seen:
+                    seen.add(item_id)
+                    yield item_id, score, code
 
-    # -- rules -----------------------------------------------------------------------------------
-
-    def _owned(self, customer_id: str, snapshot: CatalogSnapshot) -> set[str]:
-        """Bought and kept, and not a consumable: never offered again."""
-        owned = set()
-        for item_id, _ in self.store.purchased_items(customer_id):
-            item = snapshot.items.get(item_id)
-            if item is None or not item.repeatable:
-                owned.add(item_id)
-        return owned
-
-    @staticmethod
-    def _filter(q: RecommendQuery, snapshot: CatalogSnapshot, excluded: set[str]) -> Callable[[str], bool]:
-        categories = set(q.categories)
-        has_catalog = bool(snapshot.items)
-
-        def allowed(item_id: str) -> bool:
-            if item_id in excluded:
-                return False
-            item = snapshot.items.get(item_id)
-            if item is None:
-                return not has_catalog  # an item missing from a filled catalogue is not sellable
-            if not item.active:
-                return False
-            if categories and item.category not in categories:
-                return False
-            if q.max_price and _effective_price(item.offer, item.price) > q.max_price:
-                return False
-            if q.in_stock_only and not snapshot.in_stock(item_id, q.store_id):
-                return False
-            return True
-
-        return allowed
+    # -- checks and decoration -------------------------------------------------------------------
 
     def _validate(self, q: RecommendQuery) -> int:
         if q.channel not in CHANNELS:
@@ -210,17 +251,19 @@ class Recommender:
         if q.max_price < 0 or not np.isfinite(q.max_price):
             raise InvalidArgument("filter.max_price", f"must be >= 0, got {q.max_price}")
         if not q.placement:
-            q.placement = "home"
+            q.placement = rules.DEFAULT_PLACEMENT
         return check_k(q.k, self.max_k)
 
-    def _decorate(self, r: Recommended, snapshot: CatalogSnapshot, explain: bool) -> Recommended:
+    def decorate(self, c: Candidate, tiers: int, snapshot: CatalogSnapshot, q: RecommendQuery) -> Recommended:
+        """A ranked candidate as served: its score, title, category, offer in force, and sentences if asked."""
+        r = Recommended(c.item_id, candidates.final_score(c, tiers), [c.reason])
         item = snapshot.items.get(r.item_id)
         if item is not None:
             r.title, r.category = item.title, item.category
-            r.offer = item.offer if item.offer is not None else Offer(price=item.price)
-        if explain:
+            r.offer = rules.live_offer(item)
+        if q.explain:
             for reason in r.reasons:
-                reason.text = reason.text or _explain(reason, snapshot)
+                reason.text = reason.text or reasons.sentence(reason, snapshot, q.channel)
         return r
 
 
@@ -232,20 +275,11 @@ def in_holdout(customer_id: str, share: float) -> bool:
     return int.from_bytes(digest, "big") / 2**64 < share
 
 
-def _effective_price(offer: Offer | None, price: float) -> float:
-    if offer is None:
-        return price
-    now = time.time()
-    live = (offer.valid_from is None or offer.valid_from <= now) and (offer.valid_until is None or now < offer.valid_until)
-    return offer.promo_price if live and offer.promo_price > 0 else (offer.price or price)
+def _caller_filter(q: RecommendQuery) -> rules.CallerFilter:
+    return rules.CallerFilter(
+        categories=frozenset(q.categories), exclude_item_ids=frozenset(q.exclude_item_ids),
+        max_price=q.max_price, in_stock_only=q.in_stock_only,
+    )
 
 
-def _explain(reason: Reason, snapshot: CatalogSnapshot) -> str:
-    related = snapshot.items.get(reason.related_item_id)
-    name = related.title if related is not None and related.title else reason.related_item_id
-    return {
-        "personalised": "Picked for you from what you bought and looked at",
-        "similar_to_viewed": f"Similar to {name}, which you looked at",
-        "popular_in_channel": "Popular right now",
-        "popular": "Popular with our customers",
-    }.get(reason.code, reason.code)
+__all__ = ["Reason", "RecommendQuery", "Recommendation", "Recommended", "Recommender", "in_holdout"]

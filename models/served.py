@@ -45,8 +45,15 @@ class ServedLog:
             log.error("served-recommendation log is full; dropping %s", served.recommendation_id)
 
     def flush(self) -> None:
-        """Writes everything queued so far (used by tests and at shutdown)."""
-        self._write(self._drain())
+        """Writes everything queued so far and waits for a write in flight (used by tests and at shutdown)."""
+        batch = self._drain()
+        try:
+            self._write(batch)
+        finally:
+            for _ in batch:
+                self._queue.task_done()
+        if self._thread.is_alive():
+            self._queue.join()  # the writer thread's batch, taken off the queue but maybe not committed yet
 
     def close(self) -> None:
         self._queue.put(None)
@@ -57,12 +64,16 @@ class ServedLog:
         while True:
             first = self._queue.get()
             if first is None:
+                self._queue.task_done()
                 return
             batch = [first] + self._drain()
             try:
                 self._write(batch)
             except Exception:  # keep the writer alive; the rows are reported, not silently lost
                 log.exception("could not write %d served recommendations", len(batch))
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
             if self._flush_seconds:
                 threading.Event().wait(self._flush_seconds)
 
@@ -73,8 +84,9 @@ class ServedLog:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return out
-            if item is None:
+            if item is None:  # the stop sentinel stays for the writer thread
                 self._queue.put(None)
+                self._queue.task_done()
                 return out
             out.append(item)
 

@@ -16,14 +16,17 @@ from typing import Any, Iterator, Sequence
 
 from models import foldin, reports, schedule, trainer
 from models.catalog import Catalog
+from models.complements import Complements
 from models.customer_attributes import CustomerAttributes
 from models.config import Settings
 from models.db import Connections
-from models.domain import BatchResult, Event, Item, TrackResult
+from models.domain import BatchResult, Event, Identifier, Item, TrackResult
 from models.errors import AlreadyRunning, InvalidArgument, NotFound
 from models.popularity import Popularity
-from models.recommend import Recommendation, Recommender, RecommendQuery
+from models.recommend import Recommendation, Recommended, Recommender, RecommendQuery
 from models.registry import ModelRegistry, new_version
+from models.reminders import DueReminders, Reminder
+from models.rules import Policy
 from models.served import ServedLog
 from models.store import EventStore
 from models.validation import check_batch_size
@@ -53,16 +56,26 @@ class Seenext:
         self.registry.refresh()
         self.popularity = Popularity(self.db, settings.popular_window_days)
         self.served = ServedLog(self.db)
+        self.complements = Complements(
+            self.db, settings.complement_days, settings.complement_min_support, settings.complement_min_lift,
+        )
         self.recommender = Recommender(
             self.store, self.catalog, self.registry, self.popularity, self.served,
-            max_k=settings.max_k, holdout=settings.holdout, tuning=foldin.Tuning.from_settings(settings),
+            max_k=settings.max_k, holdout=settings.holdout, complements=self.complements,
+            policy=Policy(email_repeat_days=settings.email_repeat_days, email_retry_minutes=settings.email_retry_minutes,
+                          owned_days=settings.owned_complement_days),
+            tuning=foldin.Tuning.from_settings(settings),
         )
+        self.reminders = DueReminders(self.db, self.catalog, self.registry, self.recommender,
+                                      slack_days=settings.reminder_slack_days)
         self._train_lock = threading.Lock()
         self._stop = threading.Event()
 
     def start_background(self) -> None:
-        """Follows models trained by other processes sharing the data folder; retrains on schedule."""
+        """Follows models trained by other processes sharing the data folder; warms the serving caches;
+        retrains on schedule."""
         self.registry.watch(self.settings.reload_seconds, self._stop)
+        self.warm()
         if self.settings.retrain_every_hours > 0:
             self.schedule = self.retrain_schedule().start()
 
@@ -78,6 +91,16 @@ class Seenext:
             self.train, lambda: schedule.has_new_events(self.store.newest_event_time, reference),
             every_seconds or self.settings.retrain_every_hours * 3600.0, stop or self._stop,
         )
+
+    def warm(self) -> None:
+        """Builds what serving reads (catalogue snapshot, item space, complements, popularity) now, so the
+        first request — a till with a 150 ms deadline — does not pay for it."""
+        snapshot = self.catalog.snapshot()
+        model = self.registry.current
+        if model is not None:
+            model.items(snapshot)
+        self.complements.table(model.version if model is not None else "")
+        self.popularity.top("")
 
     def close(self) -> None:
         self._stop.set()
@@ -104,6 +127,23 @@ class Seenext:
     def recommend(self, query: RecommendQuery) -> Recommendation:
         return self.recommender.recommend(query)
 
+    def recommend_batch(
+        self, who: list[Identifier], channel: str, placement: str = "", k: int = 0, explain: bool = False,
+    ) -> Iterator[Recommendation]:
+        """A campaign list, one recommendation per identifier in order, produced lazily."""
+        return self.recommender.recommend_batch(who, channel, placement, k, explain)
+
+    def similar_items(
+        self, item_id: str, k: int = 0, channel: str = "", store_id: str = ""
+    ) -> tuple[list[Recommended], str]:
+        return self.recommender.similar_items(item_id, k, channel, store_id)
+
+    def due_reminders(
+        self, window_start: float | None, window_end: float | None, k: int = 0, channel: str = ""
+    ) -> Iterator[Reminder]:
+        """Customers due for a seasonal or replenishment reminder in the window, streamed."""
+        return self.reminders.due(window_start, window_end, k, channel)
+
     # -- model ---------------------------------------------------------------------------------------
 
     def train(self) -> ModelInfo:
@@ -116,6 +156,7 @@ class Seenext:
             )
             self.registry.publish(artifact)
             self.popularity.invalidate()
+            self.complements.refresh(artifact.version)
             log.info("training took %.1fs in all", time.perf_counter() - started)
         return self.model_info()
 

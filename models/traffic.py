@@ -79,6 +79,8 @@ def simulate(
                 channel=channel, who=Identifier("CUSTOMER_ID", customer), k=k,
                 placement="newsletter" if channel == "EMAIL" else "home",
             ))
+            if not rec.items:  # nothing may be offered here (e.g. no e-mail consent): nothing served
+                continue
             arm = "holdout" if rec.strategy.startswith("holdout") else "personalised"
             tally.recommendations[(channel, arm)] += 1
             order = f"sim-{seed}-{n}-{visit}"

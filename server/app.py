@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent import futures
 
 import grpc
@@ -53,11 +54,14 @@ class Running:
         self.service.close()
 
 
-def create_server(settings: Settings, service: Seenext | None = None) -> Running:
+def create_server(
+    settings: Settings, service: Seenext | None = None, interceptors: Sequence[grpc.ServerInterceptor] = (),
+) -> Running:
+    """`interceptors` run after the error interceptor (tests use one to slow the server down)."""
     service = service or Seenext(settings)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
-        interceptors=[ErrorInterceptor()],
+        interceptors=[ErrorInterceptor(), *interceptors],
         # Several processes may share the port (seenext serve --processes N).
         options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 64 * 1024 * 1024)],
     )
@@ -65,11 +69,11 @@ def create_server(settings: Settings, service: Seenext | None = None) -> Running
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(service), server)
     recommendation_pb2_grpc.add_RecommendationServiceServicer_to_server(RecommendationServicer(service), server)
     model_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(service), server)
+    insights_pb2_grpc.add_InsightsServiceServicer_to_server(InsightsServicer(service), server)
     # Declared by the contract; their bodies land with their issues and answer UNIMPLEMENTED until then.
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(identity_pb2_grpc.IdentityServiceServicer(), server)
     profile_pb2_grpc.add_ProfileServiceServicer_to_server(profile_pb2_grpc.ProfileServiceServicer(), server)
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(privacy_pb2_grpc.PrivacyServiceServicer(), server)
-    insights_pb2_grpc.add_InsightsServiceServicer_to_server(InsightsServicer(service), server)
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

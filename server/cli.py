@@ -195,6 +195,8 @@ seenext is serving on {target}
 
   .venv/bin/python -m clients.web --target {target} --customer cust-00001
   .venv/bin/python -m clients.web --target {target} --device some-device --item sku-00001
+  .venv/bin/python -m clients.email --target {target} offers --prefix cust- --count 2000
+  .venv/bin/python -m clients.pos --target {target} --store store-001 --basket sku-00146
 
 Stop with Ctrl-C.
 """

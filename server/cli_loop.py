@@ -61,6 +61,8 @@ def add_commands(sub: "argparse._SubParsersAction", common: Callable[[argparse.A
     p.add_argument("--recent-days", type=float, default=7.0, help="window of popularity_recent (default 7)")
     p.add_argument("--methods", help="comma-separated subset of: " + ", ".join(_methods()))
     p.add_argument("--channel", default="WEB", help="channel the pipeline is asked for (default WEB)")
+    p.add_argument("--placement", default="home",
+                   help="placement the pipeline is asked for (default home: owned complements, then the model)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--out", type=Path, help="output prefix for .json and .png (default <data-dir>/evaluation)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
@@ -293,7 +295,7 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
           file=sys.stderr)
     report = pipeline_eval.run(
         name, split, catalog, attributes, settings, args.k, recent_days=args.recent_days, methods=methods,
-        channel=args.channel.upper(), resamples=args.bootstrap,
+        channel=args.channel.upper(), placement=args.placement, resamples=args.bootstrap,
         progress=lambda m: print(f"  {m} …", file=sys.stderr, flush=True),
     )
     out = args.out or settings.data_dir / "evaluation"

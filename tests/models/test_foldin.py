@@ -14,9 +14,14 @@ from tests.conftest import DAY, NOW
 PHONE_CUSTOMERS = ["u0", "u3", "u6", "u9"]
 
 
+MODEL_REASONS = {"personalised", "similar_to_viewed"}
+
+
 def top(service: Seenext, customer: str, k: int = 5) -> tuple[str, list[str]]:
-    rec = service.recommend(RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", customer), k=k))
-    return rec.strategy, [r.item_id for r in rec.items]
+    """The strategy, and the first k items the model's affinity placed (complements of owned items
+    come first on the home page; they are not what fold-in changes)."""
+    rec = service.recommend(RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", customer), k=k + 5))
+    return rec.strategy, [r.item_id for r in rec.items if r.reasons[0].code in MODEL_REASONS][:k]
 
 
 def views(customer: str, items: list[str], at: float, prefix: str = "fresh") -> list[Event]:
@@ -33,7 +38,7 @@ def laptops(items: list[str]) -> int:
 
 def test_three_fresh_views_pull_a_phone_customer_to_laptops(trained: Seenext) -> None:
     before = {c: top(trained, c) for c in PHONE_CUSTOMERS}
-    assert all(laptops(items) <= 2 and strategy == "personalised" for strategy, items in before.values())
+    assert all(laptops(items) <= 2 and "personalised" in strategy for strategy, items in before.values())
     version = trained.registry.current.version  # type: ignore[union-attr]
     for c in PHONE_CUSTOMERS:
         trained.track_batch(views(c, ["laptop-1", "laptop-2", "laptop-3"], NOW))
@@ -41,7 +46,7 @@ def test_three_fresh_views_pull_a_phone_customer_to_laptops(trained: Seenext) ->
     assert trained.registry.current.version == version  # no retraining happened
     for c in PHONE_CUSTOMERS:
         strategy, items = after[c]
-        assert strategy == "personalised"
+        assert "personalised" in strategy
         assert laptops(items) >= 3, (c, before[c], items)
 
 

@@ -100,9 +100,9 @@ def test_holdout_assignment_is_stable_and_near_its_share() -> None:
 
 
 def test_served_recommendations_are_logged(trained: Seenext) -> None:
-    rec = trained.recommend(RecommendQuery(channel="EMAIL", who=Identifier("CUSTOMER_ID", "u1"), k=2))
+    rec = trained.recommend(RecommendQuery(channel="APP", who=Identifier("CUSTOMER_ID", "u1"), k=2))
     trained.served.flush()
     row = trained.db.reader().execute(
         "SELECT customer_id, channel, items FROM recommendations WHERE recommendation_id=?", (rec.recommendation_id,)
     ).fetchone()
-    assert row[0] == "u1" and row[1] == "EMAIL" and len(row[2]) > 2
+    assert row[0] == "u1" and row[1] == "APP" and len(row[2]) > 2

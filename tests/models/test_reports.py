@@ -19,6 +19,15 @@ from tests.conftest import DAY, tiny_events, tiny_items, tiny_settings
 import numpy as np
 
 
+def grant_email_consent(svc: Seenext, customers: list[str]) -> None:
+    """As the demo seeds it: e-mail marketing consent recorded for these customers."""
+    with svc.db.write_lock:
+        svc.db.writer.executemany(
+            "INSERT OR REPLACE INTO consent (customer_id, channel, purpose, granted, updated_at)"
+            " VALUES (?, 'EMAIL', 'marketing', 1, 0)", [(c,) for c in customers],
+        )
+
+
 def who(c: str) -> tuple[Identifier, ...]:
     return (Identifier("CUSTOMER_ID", c),)
 
@@ -108,6 +117,7 @@ def test_simulated_traffic_is_what_the_report_counts(tmp_path: Path) -> None:
         svc.upsert_items(tiny_items())
         svc.track_batch(tiny_events())
         svc.train()
+        grant_email_consent(svc, [f"u{n}" for n in range(60)])
         started = time.time()
         tally = simulate(svc, [f"u{n}" for n in range(60)], visits_per_customer=3, seed=11,
                          behaviour=Behaviour(click=0.5, cart=0.8, buy=0.8))

@@ -13,6 +13,7 @@ from models.traffic import Behaviour, simulate
 from protos.seenext.v1 import common_pb2, insights_pb2, insights_pb2_grpc
 from server import convert
 from tests.conftest import tiny_events, tiny_items, tiny_settings
+from tests.models.test_reports import grant_email_consent
 
 
 @pytest.fixture
@@ -24,6 +25,7 @@ def insights(tmp_path: Path) -> Iterator[tuple[insights_pb2_grpc.InsightsService
     svc.upsert_items(tiny_items())
     svc.track_batch(tiny_events())
     svc.train()
+    grant_email_consent(svc, [f"u{n}" for n in range(60)])
     tally = simulate(svc, [f"u{n}" for n in range(60)], visits_per_customer=3, seed=5,
                      behaviour=Behaviour(click=0.5, cart=0.8, buy=0.8))
     with grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
