@@ -80,10 +80,10 @@ def attribute(db: Connections, start: float, end: float, window_days: float) -> 
     out: list[Attributed] = []
     for customer, etype, channel, item, price, qty, rec_id, at in events:
         revenue = float(price or 0.0) * int(qty or 1) if etype == "PURCHASE" else 0.0
-        rec = served.get(rec_id) if rec_id else None
-        if rec is not None:
-            if at <= rec.served_at + window:
-                out.append(Attributed(rec.recommendation_id, etype, channel, item, revenue, at, True))
+        direct = served.get(rec_id) if rec_id else None
+        if direct is not None:
+            if at <= direct.served_at + window:
+                out.append(Attributed(direct.recommendation_id, etype, channel, item, revenue, at, True))
             continue
         if etype != "PURCHASE" or customer not in by_customer:
             continue

@@ -12,7 +12,7 @@ The pipeline is the service itself (see pipeline.py).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

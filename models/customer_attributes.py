@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from models import identity
 from models.db import Connections

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -229,6 +229,7 @@ def bootstrap(methods: list[MethodResult], resamples: int = 1000, seed: int = 42
     out: dict[str, dict[str, tuple[float, float, float, float]]] = {}
     if reference not in means:
         return out
+    ref = next(x for x in methods if x.name == reference)
     for m in methods:
         if m.name == reference:
             continue
@@ -236,6 +237,6 @@ def bootstrap(methods: list[MethodResult], resamples: int = 1000, seed: int = 42
         for k in m.per_user:
             diff = means[reference][k] - means[m.name][k]
             lo, hi = np.percentile(diff, [2.5, 97.5])
-            point = float(dict((x.name, x) for x in methods)[reference].per_user[k].mean() - m.per_user[k].mean())
+            point = float(ref.per_user[k].mean() - m.per_user[k].mean())
             out[m.name][k] = (point, float(lo), float(hi), float((diff > 0).mean()))
     return out

@@ -11,9 +11,11 @@ def table(report: Report) -> str:
     k = report.k
     lines = [
         f"{report.dataset} — {report.split}",
-        f"k={k}, {report.customers} customers evaluated ({report.cold_customers} without history left out), "
-        f"{report.candidates} candidate items, {report.train_events} train events, "
-        f"95 % bootstrap intervals ({report.bootstrap} resamples over customers)",
+        (
+            f"k={k}, {report.customers} customers evaluated ({report.cold_customers} without history left out), "
+            f"{report.candidates} candidate items, {report.train_events} train events, "
+            f"95 % bootstrap intervals ({report.bootstrap} resamples over customers)"
+        ),
         "",
     ]
     head = f"{'method':<19}" + "".join(f"{m + '@' + str(k):<26}" for m in METRICS) + f"{'coverage':>9}{'seconds':>9}"
@@ -50,8 +52,8 @@ def chart(report: Report, path: Path) -> Path:
         colours = ["tab:orange" if n == "pipeline" else "tab:blue" for n in names]
         ax.barh(names, values, xerr=[lows, highs], color=colours, capsize=3)
         ax.set_title(f"{metric}@{report.k}")
-        ax.invert_yaxis()
         ax.grid(axis="x", alpha=0.3)
+    axes[0].invert_yaxis()  # the y axis is shared: once puts the first method on top in every panel
     fig.suptitle(f"{report.dataset}: {report.split}", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,8 @@ Then the customer's own repeatable purchases are blended in (models/repurchase.p
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -41,7 +41,7 @@ class Tuning:
     repurchase_half_life_days: float = 365.0
 
     @classmethod
-    def from_settings(cls, s: Settings) -> "Tuning":
+    def from_settings(cls, s: Settings) -> Tuning:
         return cls(
             prior=s.foldin_prior, half_life_hours=s.foldin_half_life_hours,
             event_weights=parse_event_weights(s.event_weights), repurchase_weight=s.repurchase_weight,
@@ -72,9 +72,9 @@ def fresh_direction(
         weights.append(w * 0.5 ** (max(newest - at, 0.0) / 3600.0 / tuning.half_life_hours))
     if not rows:
         return None
-    w = np.asarray(weights, dtype=np.float32)
-    direction = (space.scoring[rows, :dim] * w[:, None]).sum(axis=0) / float(w.sum())
-    return direction, float(w.sum()), str(space.ids[rows[int(np.argmax(w))]])
+    ws = np.asarray(weights, dtype=np.float32)
+    direction = (space.scoring[rows, :dim] * ws[:, None]).sum(axis=0) / float(ws.sum())
+    return direction, float(ws.sum()), str(space.ids[rows[int(np.argmax(ws))]])
 
 
 def folded_vector(user: np.ndarray | None, direction: np.ndarray, weight: float, prior: float,

@@ -13,9 +13,9 @@ import dataclasses
 import logging
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
 
 from models import baselines
 from models.config import Settings
@@ -38,7 +38,7 @@ DESCRIPTIONS = {
 }
 
 
-def _events(train: "object") -> Iterator[Event]:
+def _events(train: object) -> Iterator[Event]:
     import json
 
     for r in train.itertuples(index=False):  # type: ignore[attr-defined]

@@ -213,7 +213,8 @@ class Recommender:
         space = model.items(snapshot)
         row = model.user_row(customer_id) if customer_id else None
         if row is not None:  # fresh events fold in; own repeatable purchases blend in (models/foldin.py)
-            scores = foldin.known_customer_scores(model, space, self.store, customer_id, row, snapshot, self.tuning)
+            scores = foldin.known_customer_scores(
+                model, space, self.store, customer_id or "", row, snapshot, self.tuning)
             return Affinity(space, scores, "personalised")
         session = list(q.item_ids) + list(q.basket_item_ids)
         if customer_id:  # known to the store but newer than the model: folded in from their first events

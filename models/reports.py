@@ -213,7 +213,7 @@ def funnel_report(
         journeys[customer].append((etype, channel))
     out = []
     for name, steps in funnels:
-        reached = [Counter() for _ in steps]  # step -> channel -> customers
+        reached: list[Counter[str]] = [Counter() for _ in steps]  # step -> channel -> customers
         for events in journeys.values():
             at = 0
             for etype, channel in events:

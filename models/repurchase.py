@@ -12,7 +12,7 @@ Non-repeatable items are left alone: the exclusion rules drop them anyway.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

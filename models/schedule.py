@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from models.errors import AlreadyRunning
 
@@ -47,7 +47,7 @@ class RetrainSchedule:
         self.trainings += 1
         return True
 
-    def start(self) -> "RetrainSchedule":
+    def start(self) -> RetrainSchedule:
         def loop() -> None:
             while not self._stop.wait(self.every_seconds):
                 self.run_once()

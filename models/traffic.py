@@ -17,8 +17,8 @@ import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from models.domain import Event, Identifier
 from models.recommend import RecommendQuery
@@ -48,6 +48,7 @@ def simulate(
     channels: Sequence[str] = ("WEB", "EMAIL", "POS"), k: int = 4, behaviour: Behaviour | None = None,
     seed: int = 7,
 ) -> Tally:
+    """Visits of `customers` (their CUSTOMER_ID values) through the service; what was served and bought."""
     b = behaviour or Behaviour()
     rng = random.Random(seed)
     snapshot = service.catalog.snapshot()
@@ -66,7 +67,8 @@ def simulate(
         tally.events += 1
 
     for n, customer in enumerate(customers):
-        taste = {snapshot.items[i].category for i, _ in service.store.purchased_items(customer) if i in snapshot.items}
+        resolved = service.store.resolve(Identifier("CUSTOMER_ID", customer)) or customer
+        taste = {snapshot.items[i].category for i, _ in service.store.purchased_items(resolved) if i in snapshot.items}
         for visit in range(visits_per_customer):
             channel = rng.choice(list(channels))
             journey = rng.random()

@@ -10,14 +10,15 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import TextIO
 
 from models.config import Settings, _parse
 from models.service import Seenext
 
 
-def add_commands(sub: "argparse._SubParsersAction", common: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_commands(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p = sub.add_parser("import", help="import a dataset into the store (hm, movielens, csv) with a progress bar")
     kinds = p.add_subparsers(dest="kind", required=True)
 
@@ -71,7 +72,7 @@ def add_commands(sub: "argparse._SubParsersAction", common: Callable[[argparse.A
 
 
 def add_insight_commands(
-    sub: "argparse._SubParsersAction", common: Callable[[argparse.ArgumentParser], None]
+    sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]
 ) -> None:
     p = sub.add_parser("traffic", help="simulate shoppers reacting to recommendations (for the reports)")
     common(p)
@@ -97,10 +98,12 @@ def cmd_traffic(settings: Settings, args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, holdout=args.holdout)
     service = Seenext(settings)
     try:
+        # Shoppers who log in: customers with an account id (anonymous devices are not recognised by it).
         customers = [r[0] for r in service.db.reader().execute(
-            "SELECT customer_id FROM customers ORDER BY customer_id LIMIT ?", (args.customers,))]
+            "SELECT DISTINCT value_key FROM identifiers WHERE kind='CUSTOMER_ID' ORDER BY value_key LIMIT ?",
+            (args.customers,))]
         if not customers:
-            raise SystemExit("no customers in the store: import data or run `seenext demo` first")
+            raise SystemExit("no customers with a CUSTOMER_ID in the store: import data or run `seenext demo` first")
         started = time.perf_counter()
         tally = simulate(service, customers, visits_per_customer=args.visits, seed=args.seed)
     finally:
@@ -173,24 +176,24 @@ def _methods() -> tuple[str, ...]:
 class ProgressBar:
     """A one-line bar on stderr per stage: `events [#########.....] 61% 17,500/28,768`."""
 
-    def __init__(self, stream: object = None, width: int = 30) -> None:
+    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
         self.stream = stream or sys.stderr
         self.width = width
         self.stage = ""
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if stage != self.stage and self.stage:
-            self.stream.write("\n")  # type: ignore[attr-defined]
+            self.stream.write("\n")
         self.stage = stage
         share = done / total if total else 1.0
         filled = int(self.width * share)
         bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r{stage:<10} [{bar}] {share:4.0%} {done:,}/{total:,}")  # type: ignore[attr-defined]
-        self.stream.flush()  # type: ignore[attr-defined]
+        self.stream.write(f"\r{stage:<10} [{bar}] {share:4.0%} {done:,}/{total:,}")
+        self.stream.flush()
 
     def close(self) -> None:
         if self.stage:
-            self.stream.write("\n")  # type: ignore[attr-defined]
+            self.stream.write("\n")
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
@@ -233,12 +236,14 @@ def summary_text(s: dict) -> str:
     lines = [
         f"imported {s['source']}",
         f"  rows read        {s['rows_read']:,}",
-        f"  events           {s['events']:,} ({s['accepted']:,} new, {s['duplicates']:,} already stored, "
-        f"{s['rejected']:,} rejected)",
+        (
+            f"  events           {s['events']:,} ({s['accepted']:,} new, {s['duplicates']:,} already stored, "
+            f"{s['rejected']:,} rejected)"
+        ),
         f"  customers        {s['customers']:,} ({s['customer_attributes']:,} with attributes)",
         f"  items            {s['items']:,}",
-        f"  by channel       " + ", ".join(f"{k} {v:,}" for k, v in s["by_channel"].items()),
-        f"  by type          " + ", ".join(f"{k} {v:,}" for k, v in s["by_type"].items()),
+        "  by channel       " + ", ".join(f"{k} {v:,}" for k, v in s["by_channel"].items()),
+        "  by type          " + ", ".join(f"{k} {v:,}" for k, v in s["by_type"].items()),
         f"  period           {day(s['first_at'])} .. {day(s['last_at'])}",
         f"  took             {s['seconds']:.1f}s ({s['events_per_second']:,} events/s)",
     ]

@@ -66,7 +66,7 @@ def channel_report_msg(r: reports.ChannelReport) -> insights_pb2.ChannelReportRe
     return insights_pb2.ChannelReportResponse(
         rows=[
             insights_pb2.ChannelArmStats(
-                channel=convert.channel_value(s.channel), arm=s.arm, recommendations=s.recommendations,
+                channel=f"CHANNEL_{s.channel}", arm=s.arm, recommendations=s.recommendations,
                 impressions=s.impressions, clicks=s.clicks, conversions=s.conversions, revenue=s.revenue,
                 click_through=s.click_through, conversion_rate=s.conversion_rate, customers=s.customers,
                 add_to_carts=s.add_to_carts, conversions_in_channel=dict(s.conversions_in_channel),
@@ -75,7 +75,7 @@ def channel_report_msg(r: reports.ChannelReport) -> insights_pb2.ChannelReportRe
         ],
         uplift=[
             insights_pb2.ChannelUplift(
-                channel=convert.channel_value(u.channel), uplift=u.uplift, ci_low=u.ci_low, ci_high=u.ci_high,
+                channel=f"CHANNEL_{u.channel}", uplift=u.uplift, ci_low=u.ci_low, ci_high=u.ci_high,
                 personalised_rate=u.personalised_rate, holdout_rate=u.holdout_rate,
             )
             for u in r.uplift

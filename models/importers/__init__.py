@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Self
 
 from models.catalog import Catalog
 from models.customer_attributes import CustomerAttributes
@@ -140,7 +141,7 @@ class Timer:
     def __init__(self, summary: ImportSummary) -> None:
         self.summary = summary
 
-    def __enter__(self) -> "Timer":
+    def __enter__(self) -> Self:
         self.started = time.perf_counter()
         return self
 

@@ -89,7 +89,7 @@ def events_of(frame: pd.DataFrame, default_channel: str = "WEB", default_type: s
             Identifier(IDENTIFIER_COLUMNS[c], str(get[c][n]).strip()) for c in id_cols if str(get[c][n]).strip()  # type: ignore[index]
         )
 
-        def col(name: str) -> str:
+        def col(name: str, n: int = n) -> str:
             values = get[name]
             return str(values[n]) if values is not None else ""
 

@@ -127,8 +127,7 @@ def _s(value: object) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return ""
     text = str(value).strip()
-    if text.endswith(".0"):
-        text = text[:-2]
+    text = text.removesuffix(".0")
     return "" if text.lower() in ("nan", "none") else text.lower()
 
 

@@ -52,7 +52,7 @@ def test_bootstrap_intervals_and_paired_differences() -> None:
     mean, low, high = good.intervals["map"]
     assert low <= mean <= high
     assert diffs["twin"]["map"] == (0.0, 0.0, 0.0, 0.0)
-    d, lo, hi, above = diffs["worse"]["map"]
+    d, lo, _hi, above = diffs["worse"]["map"]
     assert d == pytest.approx(good.value("map")) and lo > 0 and above == 1.0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from models.domain import Event, Identifier
@@ -15,8 +16,6 @@ from models.reports import uplift
 from models.service import Seenext
 from models.traffic import Behaviour, simulate
 from tests.conftest import DAY, tiny_events, tiny_items, tiny_settings
-
-import numpy as np
 
 
 def grant_email_consent(svc: Seenext, customers: list[str]) -> None:
