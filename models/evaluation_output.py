@@ -18,13 +18,13 @@ def table(report: Report) -> str:
         ),
         "",
     ]
-    head = f"{'method':<19}" + "".join(f"{m + '@' + str(k):<26}" for m in METRICS) + f"{'coverage':>9}{'seconds':>9}"
+    head = f"{'method':<23}" + "".join(f"{m + '@' + str(k):<26}" for m in METRICS) + f"{'coverage':>9}{'seconds':>9}"
     lines += [head, "-" * len(head)]
     for m in report.methods:
         cells = "".join(
             f"{v:.4f} [{lo:.4f}, {hi:.4f}]".ljust(26) for v, lo, hi in (m.intervals[x] for x in METRICS)
         )
-        lines.append(f"{m.name:<19}{cells}{m.coverage:>9.3f}{m.seconds:>9.1f}")
+        lines.append(f"{m.name:<23}{cells}{m.coverage:>9.3f}{m.seconds:>9.1f}")
     if report.comparisons:
         lines += ["", f"pipeline minus each method (paired bootstrap), map@{k} and precision@{k}:"]
         for other, by_metric in report.comparisons.items():
@@ -32,7 +32,7 @@ def table(report: Report) -> str:
             for metric in ("map", "precision"):
                 d, lo, hi, p = by_metric[metric]
                 parts.append(f"{metric} {d:+.4f} [{lo:+.4f}, {hi:+.4f}] above 0 in {p:.0%}")
-            lines.append(f"  vs {other:<18} " + "; ".join(parts))
+            lines.append(f"  vs {other:<22} " + "; ".join(parts))
     return "\n".join(lines)
 
 

@@ -65,6 +65,8 @@ def add_commands(sub: argparse._SubParsersAction, common: Callable[[argparse.Arg
     p.add_argument("--placement", default="home",
                    help="placement the pipeline is asked for (default home: owned complements, then the model)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--stale-days", type=float, default=0.0,
+                   help="also rank with a model this many days older than the cut-off, with and without fold-in")
     p.add_argument("--out", type=Path, help="output prefix for .json and .png (default <data-dir>/evaluation)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a setting for this run, e.g. --set recency_half_life_days=30 (repeatable)")
@@ -270,10 +272,15 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
     from models import evaluation, evaluation_output, pipeline_eval
 
     settings = _with_overrides(settings, args.set)
+    known = pipeline_eval.METHODS + pipeline_eval.STALE_METHODS
     methods = tuple(m.strip() for m in args.methods.split(",")) if args.methods else pipeline_eval.METHODS
-    unknown = [m for m in methods if m not in pipeline_eval.METHODS]
+    if args.stale_days > 0 and not args.methods:
+        methods += pipeline_eval.STALE_METHODS
+    unknown = [m for m in methods if m not in known]
     if unknown:
-        raise SystemExit(f"--methods: {', '.join(unknown)} not among {', '.join(pipeline_eval.METHODS)}")
+        raise SystemExit(f"--methods: {', '.join(unknown)} not among {', '.join(known)}")
+    if any(m in pipeline_eval.STALE_METHODS for m in methods) and args.stale_days <= 0:
+        raise SystemExit("--methods: pipeline_stale needs --stale-days > 0")
     service = Seenext(settings)
     try:
         events = evaluation.load_events(service.db)
@@ -298,11 +305,15 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
         raise SystemExit(str(exc)) from None
     print(f"{name}: {split.description}; {len(split.truth):,} customers, {len(split.candidates):,} candidates",
           file=sys.stderr)
-    report = pipeline_eval.run(
-        name, split, catalog, attributes, settings, args.k, recent_days=args.recent_days, methods=methods,
-        channel=args.channel.upper(), placement=args.placement, resamples=args.bootstrap,
-        progress=lambda m: print(f"  {m} …", file=sys.stderr, flush=True),
-    )
+    try:
+        report = pipeline_eval.run(
+            name, split, catalog, attributes, settings, args.k, recent_days=args.recent_days, methods=methods,
+            channel=args.channel.upper(), placement=args.placement, resamples=args.bootstrap,
+            stale_days=args.stale_days,
+            progress=lambda m: print(f"  {m} …", file=sys.stderr, flush=True),
+        )
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     out = args.out or settings.data_dir / "evaluation"
     out.parent.mkdir(parents=True, exist_ok=True)
     json_path = out.with_name(out.name + ".json")

@@ -114,14 +114,14 @@ def test_evaluate_command_writes_table_json_and_chart(
     monkeypatch.setenv("SEENEXT_TRAIN_THREADS", "1")
     monkeypatch.setenv("SEENEXT_EPOCHS", "10")
     out = tmp_path / "report" / "tiny"
-    code = main(["evaluate", "--data-dir", str(data), "--holdout-days", "4", "-k", "3", "--bootstrap", "50",
-                 "--out", str(out), "--set", "components=8"])
+    code = main(["evaluate", "--data-dir", str(data), "--holdout-days", "2", "-k", "3", "--bootstrap", "50",
+                 "--out", str(out), "--set", "components=8", "--stale-days", "2"])
     assert code == 0
     printed = capsys.readouterr().out
     report = json.loads(out.with_suffix(".json").read_text())
     names = [m["name"] for m in report["methods"]]
     assert names == ["popularity", "popularity_recent", "popularity_repeat", "lightfm_ids", "lightfm_defaults",
-                     "pipeline"]
+                     "pipeline", "pipeline_stale", "pipeline_stale_nofold"]
     assert report["customers"] == 60 and report["settings"]["components"] == 8
     for m in report["methods"]:
         low, high = m["metrics"]["map@3"]["ci95"]
