@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 
@@ -11,8 +13,47 @@ from protos.seenext.v1 import common_pb2
 DEFAULT_TARGET = "127.0.0.1:50051"
 
 
-def open_channel(target: str = DEFAULT_TARGET) -> grpc.Channel:
-    return grpc.insecure_channel(target)
+def open_channel(target: str = DEFAULT_TARGET, api_key: str | None = None, tls_ca_file: str | None = None) -> grpc.Channel:
+    """A channel to the server; TLS trusting `tls_ca_file` (or SEENEXT_TLS_CA_FILE) when one is given.
+
+    The clients of this folder send `auth_metadata()` with each call. Code using the generated stubs
+    directly may pass `api_key` instead: the channel then adds `authorization: Bearer <api_key>` to
+    every call.
+    """
+    tls_ca_file = tls_ca_file or os.environ.get("SEENEXT_TLS_CA_FILE") or None
+    if tls_ca_file:
+        with open(tls_ca_file, "rb") as fh:
+            channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=fh.read()))
+    else:
+        channel = grpc.insecure_channel(target)
+    if api_key:
+        channel = grpc.intercept_channel(channel, _ApiKey(api_key))
+    return channel
+
+
+class _ApiKey(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds the API key to the metadata of every unary and server-streaming call."""
+
+    def __init__(self, api_key: str) -> None:
+        self._header = ("authorization", f"Bearer {api_key}")
+
+    def _details(self, details: Any) -> Any:
+        metadata = [*(details.metadata or ()), self._header]
+        return _CallDetails(details.method, details.timeout, metadata, details.credentials,
+                            details.wait_for_ready, details.compression)
+
+    def intercept_unary_unary(self, continuation: Callable, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Callable, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, method: str, timeout: float | None, metadata: Any, credentials: Any,
+                 wait_for_ready: bool | None, compression: Any) -> None:
+        self.method, self.timeout, self.metadata = method, timeout, metadata
+        self.credentials, self.wait_for_ready, self.compression = credentials, wait_for_ready, compression
 
 
 def auth_metadata(api_key: str | None = None) -> tuple[tuple[str, str], ...]:
@@ -27,6 +68,11 @@ def customer(customer_id: str) -> common_pb2.Identifier:
 
 def device(device_id: str) -> common_pb2.Identifier:
     return common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_DEVICE_ID, value=device_id)
+
+
+def identifier(kind: str, value: str) -> common_pb2.Identifier:
+    """Any kind by name: identifier("email", "a@b.c"), identifier("LOYALTY_CARD", "6335…")."""
+    return common_pb2.Identifier(kind=f"IDENTIFIER_KIND_{kind.upper()}", value=value)
 
 
 def loyalty_card(number: str) -> common_pb2.Identifier:

@@ -69,6 +69,16 @@ class Settings:
     )
     repurchase_half_life_days: float = _opt(365.0, "the repurchase boost halves every this many days since the purchase")
     attribution_days: int = _opt(7, "a purchase this many days after a recommendation of the item is attributed to it")
+    # identity, privacy and callers (docs/identity.md)
+    pii_key_file: str = _opt("", "file of the secret that keys the e-mail/phone hashes; empty = <data_dir>/pii.key")
+    phone_country_code: str = _opt("", "country calling code for national phone numbers (e.g. 44); empty = none")
+    device_link_limit: int = _opt(3, "person-level links one device or card token may make before it counts as shared")
+    consent_default_marketing: bool = _opt(False, "marketing allowed when the customer recorded no decision")
+    consent_default_profiling: bool = _opt(True, "personalised ranking allowed when no decision was recorded")
+    auth: bool = _opt(True, "require API keys; 0 = open development mode, logged loudly at start")
+    keys_file: str = _opt("", "JSON file of API keys and scopes; empty = <data_dir>/keys.json, made on first start")
+    tls_cert_file: str = _opt("", "PEM certificate chain: serve TLS instead of plaintext (with tls_key_file)")
+    tls_key_file: str = _opt("", "PEM private key of tls_cert_file")
     # channel rules, complements, reminders (docs/channels.md)
     email_repeat_days: float = _opt(7.0, "an item mailed to a customer is not offered by e-mail again for this long")
     email_retry_minutes: float = _opt(60.0, "a served e-mail offer counts as mailed once this old (retried runs repeat)")
@@ -85,6 +95,14 @@ class Settings:
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def pii_key_path(self) -> Path:
+        return Path(self.pii_key_file) if self.pii_key_file else self.data_dir / "pii.key"
+
+    @property
+    def keys_path(self) -> Path:
+        return Path(self.keys_file) if self.keys_file else self.data_dir / "keys.json"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":

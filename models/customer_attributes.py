@@ -11,9 +11,9 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 
-from models import identity
 from models.db import Connections
 from models.domain import Identifier
+from models.identity import IdentityGraph
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS customer_attributes"
@@ -22,31 +22,31 @@ _SCHEMA = (
 
 
 class CustomerAttributes:
-    def __init__(self, db: Connections) -> None:
+    """The table has a customer_id column, so identity merges re-point it and Forget erases it."""
+
+    def __init__(self, db: Connections, graph: IdentityGraph) -> None:
         self.db = db
+        self.graph = graph
         with db.write_lock:
             db.writer.execute(_SCHEMA)
 
     def upsert(self, rows: Sequence[tuple[Identifier, Mapping[str, str]]]) -> int:
         """Sets the attributes of each identified customer (created if new, as an event would)."""
         now = time.time()
-        conn = self.db.writer
-        with self.db.write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                values = []
-                for ident, attrs in rows:
-                    customer_id, _ = identity.resolve_for_write(conn, [ident], now)
-                    clean = {str(k): str(v) for k, v in attrs.items() if v is not None and str(v) != ""}
-                    values.append((customer_id, json.dumps(clean, sort_keys=True), now))
-                conn.executemany(
-                    "INSERT OR REPLACE INTO customer_attributes (customer_id, attributes, updated_at)"
-                    " VALUES (?, ?, ?)", values,
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        nodes = [self.graph.nodes([ident], "customers", i) for i, (ident, _) in enumerate(rows)]
+        with self.db.transaction() as conn:
+            resolver = self.graph.resolver(conn, now)
+            values = []
+            for node, (_, attrs) in zip(nodes, rows):
+                customer_id = resolver.resolve(node).customer_id
+                clean = {str(k): str(v) for k, v in attrs.items() if v is not None and str(v) != ""}
+                values.append((customer_id, json.dumps(clean, sort_keys=True), now))
+            if resolver.merges:
+                values = [(resolver.find(c), a, t) for c, a, t in values]
+            conn.executemany(
+                "INSERT OR REPLACE INTO customer_attributes (customer_id, attributes, updated_at)"
+                " VALUES (?, ?, ?)", values,
+            )
         return len(rows)
 
     def get(self, customer_id: str) -> dict[str, str]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
@@ -43,10 +45,22 @@ def create_schema(conn: sqlite3.Connection) -> None:
         db["events"].create_index(["occurred_at"])
     if "identifiers" not in db.table_names():
         db["identifiers"].create(
-            {"kind": str, "value_key": str, "customer_id": str, "display": str, "created_at": float},
-            pk=("kind", "value_key"),
+            {
+                "kind": str, "value_key": str, "customer_id": str, "display": str, "created_at": float,
+                "shared": int, "links": int,  # the identity graph's over-merging guard (models/identity.py)
+            },
+            pk=("kind", "value_key"), defaults={"shared": 0, "links": 0},
         )
         db["identifiers"].create_index(["customer_id"])
+    for column in ("shared", "links"):  # files made before the identity graph
+        if column not in db.table("identifiers").columns_dict:
+            db.table("identifiers").add_column(column, int, not_null_default=0)
+    if "customer_merges" not in db.table_names():
+        # Ids merged away into a surviving customer: their model rows still stand for the survivor.
+        db.table("customer_merges").create(
+            {"merged_id": str, "customer_id": str, "merged_at": float}, pk="merged_id",
+        )
+        db.table("customer_merges").create_index(["customer_id"])
     if "customers" not in db.table_names():
         db["customers"].create({"customer_id": str, "created_at": float}, pk="customer_id")
     if "items" not in db.table_names():
@@ -106,6 +120,18 @@ class Connections:
             with self._readers_lock:
                 self._readers.append(conn)
         return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The writer in one `BEGIN IMMEDIATE` transaction: committed on success, rolled back on error."""
+        with self.write_lock:
+            self.writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.writer
+            except BaseException:
+                self.writer.execute("ROLLBACK")
+                raise
+            self.writer.execute("COMMIT")
 
     def close(self) -> None:
         with self._readers_lock:

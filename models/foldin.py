@@ -94,12 +94,12 @@ def folded_vector(user: np.ndarray | None, direction: np.ndarray, weight: float,
 
 
 def known_customer_scores(
-    model: RankingModel, space: ItemSpace, store: EventStore, customer_id: str, row: int,
+    model: RankingModel, space: ItemSpace, store: EventStore, customer_id: str, user: np.ndarray,
     snapshot: CatalogSnapshot, tuning: Tuning,
 ) -> np.ndarray:
-    """Scores of a customer the model knows: their vector folded towards their fresh events."""
+    """Scores of a customer the model knows (`user`: their vector with its bias column): folded
+    towards their fresh events, their own repeatable purchases blended in."""
     ref = reference_time(model)
-    user = model.user_vector(row)
     fresh = store.recent_items(customer_id, since=np.nextafter(ref, np.inf), limit=MAX_FRESH)
     found = fresh_direction(space, fresh, tuning) if fresh else None
     if found is not None:

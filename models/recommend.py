@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,6 +101,9 @@ class Recommender:
         self.complements = complements
         self.policy = policy or rules.Policy()
         self.tuning = tuning or foldin.Tuning()
+        # Consent, set by the service from models/privacy.py: (customer_id, channel, purpose) -> allowed.
+        self.has_consent: Callable[[str, str, str], bool] = lambda customer_id, channel, purpose: rules.has_consent(
+            self.store.db.reader(), customer_id, channel, purpose)
 
     def recommend(self, q: RecommendQuery) -> Recommendation:
         k = self._validate(q)
@@ -109,24 +112,25 @@ class Recommender:
         model = self.registry.current
         version = model.version if model is not None else ""
         rule = rules.rule_for(q.channel)
-        if rule.consent and not (
-            customer_id and rules.has_consent(self.store.db.reader(), customer_id, q.channel, rule.consent)
-        ):  # no recorded consent for this channel: nothing may be offered here
+        if rule.consent and not (customer_id and self.has_consent(customer_id, q.channel, rule.consent)):  # no recorded consent for this channel: nothing may be offered here
             return Recommendation(uuid.uuid4().hex, customer_id or "", customer_id is not None, [], version,
                                   "no_consent")
         purchases = dict(self.store.purchased_items(customer_id)) if customer_id is not None else {}
         excluded = set(q.basket_item_ids) | set(q.item_ids) | rules.owned_durables(purchases.items(), snapshot)
         arm = "holdout" if customer_id and in_holdout(customer_id, self.holdout) else "personalised"
+        # A customer who refused profiling is ranked like a visitor: from this request's context only
+        # (what they bought is still never offered again, but it no longer steers the ranking).
+        profiled = customer_id if customer_id and self.has_consent(customer_id, q.channel, "profiling") else None
 
         state = RankingState(
-            snapshot=snapshot, customer_id=customer_id, purchases=purchases, basket=q.basket_item_ids,
+            snapshot=snapshot, customer_id=profiled, purchases=purchases if profiled else {}, basket=q.basket_item_ids,
             context=q.item_ids, owned_since=time.time() - self.policy.owned_days * 86400.0,
-            popular=self._popular_list(q, customer_id), complements_key=version,
+            popular=self._popular_list(q, profiled), complements_key=version,
         )
         plan = rules.plan_for(q.placement)
         if model is not None and arm == "personalised":
             state.model = model
-            state.affinity = self._from_model(model, snapshot, customer_id, q)
+            state.affinity = self._from_model(model, snapshot, profiled, q)
         else:
             plan = (rules.Source("popular"),)
         mailed: set[str] = set()
@@ -211,10 +215,12 @@ class Recommender:
     ) -> Affinity | None:
         """The customer's scores over every item: their own vector, else their session's items."""
         space = model.items(snapshot)
-        row = model.user_row(customer_id) if customer_id else None
-        if row is not None:  # fresh events fold in; own repeatable purchases blend in (models/foldin.py)
+        rows = self._user_rows(model, customer_id) if customer_id else []
+        if rows:  # merged since training: the mean of the vectors the model has for each merged id
+            user = model.user_vector(rows[0]) if len(rows) == 1 else np.mean([model.user_vector(r) for r in rows], axis=0)
+            # fresh events fold in; own repeatable purchases blend in (models/foldin.py)
             scores = foldin.known_customer_scores(
-                model, space, self.store, customer_id or "", row, snapshot, self.tuning)
+                model, space, self.store, customer_id or "", user, snapshot, self.tuning)
             return Affinity(space, scores, "personalised")
         session = list(q.item_ids) + list(q.basket_item_ids)
         if customer_id:  # known to the store but newer than the model: folded in from their first events
@@ -225,6 +231,11 @@ class Recommender:
         if not rows:
             return None
         return Affinity(space, model.score_session(space, rows), "similar_items", str(space.ids[rows[0]]))
+
+    def _user_rows(self, model: RankingModel, customer_id: str) -> list[int]:
+        """The model's rows for this customer and for every id merged into them since it was trained."""
+        ids = [customer_id, *self.store.aliases(customer_id)]
+        return [r for r in (model.user_row(i) for i in ids) if r is not None]
 
     def _popular_list(self, q: RecommendQuery, customer_id: str | None) -> Iterator[tuple[str, float, str]]:
         """A known customer: popular everywhere (the same in every channel); a visitor: in their store or

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
+from models import consent
 from models.catalog import CatalogSnapshot
 from models.domain import Item, Offer
 
@@ -108,12 +109,9 @@ class Policy:
 
 
 def has_consent(conn: sqlite3.Connection, customer_id: str, channel: str, purpose: str) -> bool:
-    """The customer's recorded decision; nothing recorded means no consent (opt-in)."""
-    row = conn.execute(
-        "SELECT granted FROM consent WHERE customer_id=? AND channel=? AND purpose=?",
-        (customer_id, channel, purpose),
-    ).fetchone()
-    return bool(row[0]) if row is not None else False
+    """The customer's recorded decision (for this channel, else for every channel); nothing recorded
+    means no consent (opt-in). The service asks models/privacy.py instead, whose defaults are settings."""
+    return consent.decision(conn, customer_id, channel, purpose) is True
 
 
 def mailed_items(

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-from models import foldin, reports, schedule, trainer
+from models import foldin, pii, profile, reports, schedule, trainer
 from models.catalog import Catalog
 from models.complements import Complements
 from models.customer_attributes import CustomerAttributes
@@ -22,7 +22,9 @@ from models.config import Settings
 from models.db import Connections
 from models.domain import BatchResult, Event, Identifier, Item, TrackResult
 from models.errors import AlreadyRunning, InvalidArgument, NotFound
+from models.identity import IdentifyResult, IdentityGraph
 from models.popularity import Popularity
+from models.privacy import ConsentRecord, ExportDocument, ForgetResult, Privacy, erase_from_models
 from models.recommend import Recommendation, Recommended, Recommender, RecommendQuery
 from models.registry import ModelRegistry, new_version
 from models.reminders import DueReminders, Reminder
@@ -49,9 +51,14 @@ class Seenext:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Connections(settings.db_path, settings.sync_full)
-        self.store = EventStore(self.db)
+        self.graph = IdentityGraph(pii.open_key(settings.pii_key_path, self.db.writer), settings.phone_country_code,
+                                   settings.device_link_limit)
+        self.store = EventStore(self.db, self.graph)
+        self.privacy = Privacy(self.db, self.graph, {
+            "marketing": settings.consent_default_marketing, "profiling": settings.consent_default_profiling,
+        })
         self.catalog = Catalog(self.db)
-        self.customer_attributes = CustomerAttributes(self.db)
+        self.customer_attributes = CustomerAttributes(self.db, self.graph)
         self.registry = ModelRegistry(settings.models_dir, keep=settings.models_kept)
         self.registry.refresh()
         self.popularity = Popularity(self.db, settings.popular_window_days)
@@ -66,6 +73,7 @@ class Seenext:
                           owned_days=settings.owned_complement_days),
             tuning=foldin.Tuning.from_settings(settings),
         )
+        self.recommender.has_consent = self.privacy.has_consent  # e-mail marketing and profiling opt-outs
         self.reminders = DueReminders(self.db, self.catalog, self.registry, self.recommender,
                                       slack_days=settings.reminder_slack_days)
         self._train_lock = threading.Lock()
@@ -144,6 +152,52 @@ class Seenext:
         """Customers due for a seasonal or replenishment reminder in the window, streamed."""
         return self.reminders.due(window_start, window_end, k, channel)
 
+    # -- identity, profile, privacy (docs/identity.md) ---------------------------------------------------
+
+    def identify(self, identifiers: Sequence[Identifier]) -> IdentifyResult:
+        return self.graph.identify(self.db, identifiers, time.time())
+
+    def get_profile(self, who: Identifier | None, timeline_limit: int = 0, page_token: str = "",
+                    offers: int = 5) -> profile.Profile:
+        """The call-centre page; NOT_FOUND for an unknown identifier."""
+        customer_id = self.privacy.require_customer(who)
+        snapshot = self.catalog.snapshot()
+        page = profile.build(self.db, self.graph, snapshot, customer_id, self.privacy.consents(customer_id),
+                             timeline_limit, page_token)
+        if offers:
+            rec = self.recommend(RecommendQuery(channel="CALL_CENTER", who=who, placement="profile", k=offers,
+                                                explain=True))
+            page.next_best_offers = rec.items
+        return page
+
+    def set_consent(self, who: Identifier | None, channel: str, purpose: str, granted: bool) -> tuple[str, ConsentRecord]:
+        return self.privacy.set_consent(who, channel, purpose, granted)
+
+    def has_consent(self, customer_id: str, channel: str, purpose: str) -> bool:
+        """Whether `purpose` ("marketing", "profiling") is allowed in `channel`; see models/privacy.py."""
+        return self.privacy.has_consent(customer_id, channel, purpose)
+
+    def forget(self, who: Identifier | None) -> ForgetResult:
+        """Erases the customer everywhere (story 7); an identifier nobody has erases nothing."""
+        customer_id = self.privacy.customer_of(who)
+        if customer_id is None:
+            return ForgetResult("")
+        with self._training_paused():  # a training reading the store now would bring the vectors back
+            self.served.flush()
+            result, ids = self.privacy.erase(customer_id)
+            result.model_versions = erase_from_models(self.registry, ids)
+            self.served.flush()  # a Recommend that was in flight may have logged them after the erase
+            result.recommendations += self.privacy.delete_recommendations(ids)
+            self.privacy.checkpoint()
+        # The id is not logged: the log must not remember whom it forgot.
+        log.info("a customer was forgotten: %d events, %d identifiers, %d model versions",
+                 result.events, result.identifiers, result.model_versions)
+        return result
+
+    def export(self, who: Identifier | None) -> Iterator[ExportDocument]:
+        """Everything held about the customer (right of access); NOT_FOUND for an unknown identifier."""
+        return self.privacy.export(self.privacy.require_customer(who))
+
     # -- model ---------------------------------------------------------------------------------------
 
     def train(self) -> ModelInfo:
@@ -195,6 +249,13 @@ class Seenext:
     def funnel_report(self, start: float | None = None, end: float | None = None) -> reports.FunnelReport:
         """Step-by-step conversion along cross-channel journeys, and where customers drop off."""
         return reports.funnel_report(self.db, start, end)
+
+    @contextmanager
+    def _training_paused(self) -> Iterator[None]:
+        """Waits for a training of this process or of another one on this data folder to end, and holds it off."""
+        with self._train_lock, open(self.settings.models_dir / "train.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            yield
 
     @contextmanager
     def _exclusive_training(self) -> Iterator[None]:

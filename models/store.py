@@ -13,10 +13,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from models import identity
+from models import pii
 from models.db import Connections
 from models.domain import BatchResult, Event, Identifier, Rejection, TrackResult
 from models.errors import InvalidArgument
+from models.identity import IdentityGraph, Node
 from models.validation import check_event
 
 _INSERT = (
@@ -42,13 +43,17 @@ class InteractionLog:
 
 
 class EventStore:
-    def __init__(self, db: Connections) -> None:
+    def __init__(self, db: Connections, graph: IdentityGraph | None = None) -> None:
         self.db = db
+        # Resolves every event's identifiers to one customer (models/identity.py); by default keyed by
+        # the pii.key beside the database file, as Settings.pii_key_path is unless configured.
+        self.graph = graph or IdentityGraph(pii.open_key(db.path.parent / "pii.key", db.writer))
 
     # -- writes -------------------------------------------------------------------------------
 
     def track(self, event: Event) -> TrackResult:
         check_event(event)
+        self.graph.nodes(event.identifiers, "event.identifiers")  # a bad e-mail or phone names this field
         result = self.track_batch([event])
         if result.rejected:  # cannot happen after check_event; kept so nothing is ever silent
             raise InvalidArgument(result.rejected[0].field, result.rejected[0].reason)
@@ -59,34 +64,33 @@ class EventStore:
         """Stores the valid, new events of a batch in one transaction; reports every other one."""
         now = time.time()
         rejected: list[Rejection] = []
-        valid: list[tuple[int, Event]] = []
+        valid: list[tuple[Event, tuple[Node, ...]]] = []
         for i, ev in enumerate(events):
             try:
                 check_event(ev, f"{field}[{i}]")
+                nodes = self.graph.nodes(ev.identifiers, field, i)
             except InvalidArgument as exc:
                 rejected.append(Rejection(i, ev.event_id, exc.field, exc.message))
                 continue
-            valid.append((i, ev))
+            valid.append((ev, nodes))
         duplicates = 0
         rows = []
         conn = self.db.writer
         with self.db.write_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                existing = self._existing_ids(conn, [ev.event_id for _, ev in valid])
+                existing = self._existing_ids(conn, [ev.event_id for ev, _ in valid])
                 seen: set[str] = set()
-                cache: dict[tuple, str] = {}
-                for _, ev in valid:
+                resolver = self.graph.resolver(conn, now)
+                resolver.prefetch(n for ev, nodes in valid if ev.event_id not in existing for n in nodes)
+                for ev, nodes in valid:
                     if ev.event_id in existing or ev.event_id in seen:
                         duplicates += 1
                         continue
                     seen.add(ev.event_id)
-                    key = tuple(sorted((x.kind, x.value) for x in ev.identifiers))
-                    customer = cache.get(key)
-                    if customer is None:
-                        customer, _ = identity.resolve_for_write(conn, ev.identifiers, now)
-                        cache[key] = customer
-                    rows.append(_row(ev, customer, now))
+                    rows.append(_row(ev, resolver.resolve(nodes).customer_id, now))
+                if resolver.merges:  # a later event of the batch joined customers named by earlier rows
+                    rows = [(r[0], resolver.find(r[1]), *r[2:]) for r in rows]
                 conn.executemany(_INSERT, rows)
                 conn.execute("COMMIT")
             except BaseException:
@@ -115,7 +119,12 @@ class EventStore:
         ).fetchone() is not None
 
     def resolve(self, ident: Identifier) -> str | None:
-        return identity.lookup(self.db.reader(), ident)
+        """The customer an identifier of any kind recognises; None if unknown (or a shared device)."""
+        return self.graph.lookup(self.db.reader(), ident)
+
+    def aliases(self, customer_id: str) -> list[str]:
+        """Ids merged into this customer (a model trained before the merge knows them)."""
+        return self.graph.aliases(self.db.reader(), customer_id)
 
     def purchased_items(self, customer_id: str) -> list[tuple[str, float]]:
         """(item_id, last purchase time) of everything the customer bought and did not return."""

@@ -20,11 +20,15 @@ from protos.seenext.v1 import (
     insights_pb2, insights_pb2_grpc, model_pb2, model_pb2_grpc, privacy_pb2, privacy_pb2_grpc,
     profile_pb2, profile_pb2_grpc, recommendation_pb2, recommendation_pb2_grpc,
 )
+from server import auth
 from server.catalog import CatalogServicer
 from server.errors import ErrorInterceptor
 from server.events import EventServicer
+from server.identity import IdentityServicer
 from server.insights import InsightsServicer
 from server.model import ModelServicer
+from server.privacy import PrivacyServicer
+from server.profile import ProfileServicer
 from server.recommendation import RecommendationServicer
 
 log = logging.getLogger(__name__)
@@ -42,11 +46,13 @@ SERVICE_NAMES = [
 class Running:
     """A started server with what it serves; `stop()` drains in-flight calls first."""
 
-    def __init__(self, server: grpc.Server, port: int, service: Seenext, health: health.HealthServicer) -> None:
+    def __init__(self, server: grpc.Server, port: int, service: Seenext, health: health.HealthServicer,
+                 keys: auth.ApiKeys | None = None) -> None:
         self.server = server
         self.port = port
         self.service = service
         self.health = health
+        self.keys = keys  # the API keys checked; None in the open development mode
 
     def stop(self, grace: float = 5.0) -> None:
         self.health.enter_graceful_shutdown()
@@ -57,11 +63,15 @@ class Running:
 def create_server(
     settings: Settings, service: Seenext | None = None, interceptors: Sequence[grpc.ServerInterceptor] = (),
 ) -> Running:
-    """`interceptors` run after the error interceptor (tests use one to slow the server down)."""
+    """`interceptors` run after the API-key check and the error interceptor (tests use one to slow the
+    server down)."""
+    keys = auth.from_settings(settings)  # before anything starts: a bad keys file stops here
+    credentials = _tls(settings)
     service = service or Seenext(settings)
+    checks: list[grpc.ServerInterceptor] = [auth.AuthInterceptor(keys)] if keys is not None else []
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
-        interceptors=[ErrorInterceptor(), *interceptors],
+        interceptors=[*checks, ErrorInterceptor(), *interceptors],
         # Several processes may share the port (seenext serve --processes N).
         options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 64 * 1024 * 1024)],
     )
@@ -70,10 +80,9 @@ def create_server(
     recommendation_pb2_grpc.add_RecommendationServiceServicer_to_server(RecommendationServicer(service), server)
     model_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(service), server)
     insights_pb2_grpc.add_InsightsServiceServicer_to_server(InsightsServicer(service), server)
-    # Declared by the contract; their bodies land with their issues and answer UNIMPLEMENTED until then.
-    identity_pb2_grpc.add_IdentityServiceServicer_to_server(identity_pb2_grpc.IdentityServiceServicer(), server)
-    profile_pb2_grpc.add_ProfileServiceServicer_to_server(profile_pb2_grpc.ProfileServiceServicer(), server)
-    privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(privacy_pb2_grpc.PrivacyServiceServicer(), server)
+    identity_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(service), server)
+    profile_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileServicer(service), server)
+    privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(service), server)
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -81,10 +90,21 @@ def create_server(
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection([*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
 
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot bind {settings.host}:{settings.port}")
     server.start()
     service.start_background()
-    log.info("seenext serving on %s:%d", settings.host, port)
-    return Running(server, port, service, health_servicer)
+    log.info("seenext serving on %s:%d (%s)", settings.host, port, "TLS" if credentials else "plaintext")
+    return Running(server, port, service, health_servicer, keys)
+
+
+def _tls(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS from a PEM certificate chain and key (SEENEXT_TLS_CERT_FILE, SEENEXT_TLS_KEY_FILE); both or neither."""
+    if not settings.tls_cert_file and not settings.tls_key_file:
+        return None
+    if not (settings.tls_cert_file and settings.tls_key_file):
+        raise ValueError("TLS needs both SEENEXT_TLS_CERT_FILE and SEENEXT_TLS_KEY_FILE")
+    with open(settings.tls_cert_file, "rb") as cert, open(settings.tls_key_file, "rb") as key:
+        return grpc.ssl_server_credentials([(key.read(), cert.read())])

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from models.config import Settings
+from models.errors import SeenextError
 from models.service import Seenext
 
 log = logging.getLogger("seenext")
@@ -38,7 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
-    return int(args.run(settings, args) or 0)
+    try:
+        return int(args.run(settings, args) or 0)
+    except SeenextError as exc:  # e.g. the PII key file does not fit the database
+        raise SystemExit(f"seenext: {exc.message}") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,13 +90,18 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if settings.processes > 1:
         return _serve_many(settings)
     from server.app import create_server  # grpc is imported only by the commands that serve
+    from server.auth import banner as auth_banner
 
-    running = create_server(settings)
+    try:
+        running = create_server(settings)
+    except (ValueError, OSError, SeenextError) as exc:  # a bad keys file, PII key or TLS file: say which
+        raise SystemExit(f"seenext: cannot start: {exc}") from None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if os.environ.get("SEENEXT_CHILD") != "1":
-        print(_banner(settings.host, running.port), flush=True)
+        header, text = auth_banner(running.keys, settings)
+        print(_banner(settings.host, running.port, header) + text, flush=True)
     stop.wait()
     log.info("stopping: draining calls in flight")
     running.stop(grace=5.0)
@@ -103,12 +112,20 @@ def _serve_many(settings: Settings) -> int:
     """N processes on one port (SO_REUSEPORT): the kernel spreads connections across them."""
     if settings.port == 0:
         raise SystemExit("--processes > 1 needs a fixed --port")
+    from server.auth import banner as auth_banner
+    from server.auth import from_settings
+
+    try:  # the API keys, PII key and schema every child uses: made (if need be) and checked once, first
+        header, text = auth_banner(from_settings(settings), settings)
+        Seenext(settings).close()
+    except ValueError as exc:
+        raise SystemExit(f"seenext: cannot start: {exc}") from None
     env = dict(os.environ, SEENEXT_CHILD="1", SEENEXT_PROCESSES="1", SEENEXT_DEMO="0",
                SEENEXT_HOST=settings.host, SEENEXT_PORT=str(settings.port), SEENEXT_DATA_DIR=str(settings.data_dir))
     children = [
         subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env) for _ in range(settings.processes)
     ]
-    print(_banner(settings.host, settings.port) + f"\n({settings.processes} processes)", flush=True)
+    print(_banner(settings.host, settings.port, header) + text + f"\n({settings.processes} processes)", flush=True)
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
@@ -184,13 +201,13 @@ def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _banner(host: str, port: int) -> str:
+def _banner(host: str, port: int, header: str = "") -> str:
     target = f"{host}:{port}"
     return f"""
 seenext is serving on {target}
 
   grpcurl -plaintext {target} list
-  grpcurl -plaintext -d '{{"who": {{"kind": "IDENTIFIER_KIND_CUSTOMER_ID", "value": "cust-00001"}}, "channel": "CHANNEL_WEB", "k": 5, "explain": true}}' \\
+  grpcurl -plaintext {header}-d '{{"who": {{"kind": "IDENTIFIER_KIND_CUSTOMER_ID", "value": "cust-00001"}}, "channel": "CHANNEL_WEB", "k": 5, "explain": true}}' \\
       {target} seenext.v1.RecommendationService/Recommend
 
   .venv/bin/python -m clients.web --target {target} --customer cust-00001

@@ -91,6 +91,7 @@ def settings(data_dir: Path, **overrides: object) -> Settings:
     base: dict[str, object] = {
         "data_dir": data_dir, "port": 0, "epochs": 15, "components": 8, "train_threads": 1, "workers": 8,
         "reload_seconds": 0.2, "sync_full": False, "complement_min_support": 2,
+        "auth": False,  # API keys are tested in tests/server/test_auth.py
     }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]

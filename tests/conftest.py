@@ -57,7 +57,7 @@ def tiny_events() -> list[Event]:
 
 def tiny_settings(data_dir: Path, **overrides: object) -> Settings:
     base = dict(data_dir=data_dir, port=0, epochs=20, components=8, train_threads=1, learning_rate=0.05,
-                workers=8, reload_seconds=0.2)
+                workers=8, reload_seconds=0.2, auth=False)  # API keys are tested in tests/server/test_auth.py
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
 

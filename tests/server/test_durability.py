@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen, int]:
-    env = dict(os.environ, SEENEXT_DATA_DIR=str(data_dir), SEENEXT_PORT="0", SEENEXT_DEMO="0")
+    env = dict(os.environ, SEENEXT_DATA_DIR=str(data_dir), SEENEXT_PORT="0", SEENEXT_DEMO="0", SEENEXT_AUTH="0")
     proc = subprocess.Popen([sys.executable, "-m", "server", "serve"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + 60
