@@ -17,8 +17,8 @@ from typing import Any, Iterator, Sequence
 from models import foldin, pii, profile, reports, schedule, trainer
 from models.catalog import Catalog
 from models.complements import Complements
-from models.customer_attributes import CustomerAttributes
 from models.config import Settings
+from models.customer_attributes import CustomerAttributes
 from models.db import Connections
 from models.domain import BatchResult, Event, Identifier, Item, TrackResult
 from models.errors import AlreadyRunning, InvalidArgument, NotFound
