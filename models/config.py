@@ -46,9 +46,29 @@ class Settings:
     models_kept: int = _opt(5, "model versions kept on disk for rollback")
     reload_seconds: float = _opt(2.0, "how often a server checks for a model trained elsewhere")
     seed: int = _opt(42, "random seed of training")
+    event_weights: str = _opt(
+        "PURCHASE=5,ADD_TO_CART=3,CLICK=2,VIEW=1", "interest of each event type in training (TYPE=weight,…)"
+    )
+    item_identity_weight: float = _opt(
+        0.85, "share of an item's feature row on its own id (the rest on its features); 0 = equal shares"
+    )
+    user_channel_weight: float = _opt(0.0, "share of a customer's feature row on their mix of channels")
+    user_attribute_weight: float = _opt(
+        0.0, "share of a customer's feature row on imported attributes (age, segment…); 0 = unused"
+    )
+    retrain_every_hours: float = _opt(0.0, "retrain in the background this often when new events arrived; 0 = on demand")
     # serving
     max_k: int = _opt(100, "largest k a request may ask for")
     popular_window_days: int = _opt(30, "window of the popularity fallback")
+    foldin_prior: float = _opt(
+        3.0, "fold-in: fresh event weight (a view is 1) that moves a customer's vector halfway to their new items"
+    )
+    foldin_half_life_hours: float = _opt(24.0, "fold-in: a fresh event's pull halves every this many hours")
+    repurchase_weight: float = _opt(
+        64.0, "boost of a repeatable item the customer bought, in score spreads (>= 10: first); 0 = off"
+    )
+    repurchase_half_life_days: float = _opt(365.0, "the repurchase boost halves every this many days since the purchase")
+    attribution_days: int = _opt(7, "a purchase this many days after a recommendation of the item is attributed to it")
     # identity, privacy and callers (docs/identity.md)
     pii_key_file: str = _opt("", "file of the secret that keys the e-mail/phone hashes; empty = <data_dir>/pii.key")
     phone_country_code: str = _opt("", "country calling code for national phone numbers (e.g. 44); empty = none")

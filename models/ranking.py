@@ -7,6 +7,7 @@ embeddings, so a new item with a category and brand can be recommended before th
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
@@ -75,6 +76,13 @@ class RankingModel:
         u[: self.dim] = self._users[row]
         u[self.dim] = 1.0
         return u
+
+    @functools.cached_property
+    def typical_user_norm(self) -> float:
+        """Median length of the users' vectors: the scale a folded-in newcomer's vector is given."""
+        if not len(self._users):
+            return 1.0
+        return float(np.median(np.linalg.norm(self._users[:, : self.dim], axis=1))) or 1.0
 
     # -- items ----------------------------------------------------------------------------------
 

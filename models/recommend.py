@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models import candidates, reasons, rules
+from models import candidates, foldin, reasons, rules
 from models.candidates import Affinity, Candidate, RankingState
 from models.catalog import Catalog, CatalogSnapshot
 from models.complements import Complements
@@ -89,6 +89,7 @@ class Recommender:
         holdout: float = 0.0,
         complements: Complements | None = None,
         policy: rules.Policy | None = None,
+        tuning: foldin.Tuning | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -99,6 +100,7 @@ class Recommender:
         self.holdout = holdout
         self.complements = complements
         self.policy = policy or rules.Policy()
+        self.tuning = tuning or foldin.Tuning()
         # Consent, set by the service from models/privacy.py: (customer_id, channel, purpose) -> allowed.
         self.has_consent: Callable[[str, str, str], bool] = lambda customer_id, channel, purpose: rules.has_consent(
             self.store.db.reader(), customer_id, channel, purpose)
@@ -214,16 +216,17 @@ class Recommender:
         """The customer's scores over every item: their own vector, else their session's items."""
         space = model.items(snapshot)
         rows = self._user_rows(model, customer_id) if customer_id else []
-        if rows:
-            if len(rows) == 1:
-                scores = model.score_user(space, rows[0])
-            else:  # merged since training: the mean of the vectors the model has for each merged id
-                scores = space.scoring @ np.mean([model.user_vector(r) for r in rows], axis=0)
+        if rows:  # merged since training: the mean of the vectors the model has for each merged id
+            user = model.user_vector(rows[0]) if len(rows) == 1 else np.mean([model.user_vector(r) for r in rows], axis=0)
+            # fresh events fold in; own repeatable purchases blend in (models/foldin.py)
+            scores = foldin.known_customer_scores(
+                model, space, self.store, customer_id or "", user, snapshot, self.tuning)
             return Affinity(space, scores, "personalised")
         session = list(q.item_ids) + list(q.basket_item_ids)
-        if customer_id:  # known to the store but newer than the model: their own recent items
-            since = time.time() - SESSION_DAYS * 86400
-            session += [i for i, _, _ in self.store.recent_items(customer_id, since)]
+        if customer_id:  # known to the store but newer than the model: folded in from their first events
+            folded = foldin.newcomer_scores(model, space, self.store, customer_id, session, snapshot, self.tuning)
+            if folded is not None:
+                return Affinity(space, folded[0], "similar_items", folded[1])
         rows = [space.index[i] for i in dict.fromkeys(session) if i in space.index]
         if not rows:
             return None

@@ -14,10 +14,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-from models import pii, profile, trainer
+from models import foldin, pii, profile, reports, schedule, trainer
 from models.catalog import Catalog
 from models.complements import Complements
 from models.config import Settings
+from models.customer_attributes import CustomerAttributes
 from models.db import Connections
 from models.domain import BatchResult, Event, Identifier, Item, TrackResult
 from models.errors import AlreadyRunning, InvalidArgument, NotFound
@@ -57,6 +58,7 @@ class Seenext:
             "marketing": settings.consent_default_marketing, "profiling": settings.consent_default_profiling,
         })
         self.catalog = Catalog(self.db)
+        self.customer_attributes = CustomerAttributes(self.db, self.graph)
         self.registry = ModelRegistry(settings.models_dir, keep=settings.models_kept)
         self.registry.refresh()
         self.popularity = Popularity(self.db, settings.popular_window_days)
@@ -69,6 +71,7 @@ class Seenext:
             max_k=settings.max_k, holdout=settings.holdout, complements=self.complements,
             policy=Policy(email_repeat_days=settings.email_repeat_days, email_retry_minutes=settings.email_retry_minutes,
                           owned_days=settings.owned_complement_days),
+            tuning=foldin.Tuning.from_settings(settings),
         )
         self.recommender.has_consent = self.privacy.has_consent  # e-mail marketing and profiling opt-outs
         self.reminders = DueReminders(self.db, self.catalog, self.registry, self.recommender,
@@ -77,9 +80,25 @@ class Seenext:
         self._stop = threading.Event()
 
     def start_background(self) -> None:
-        """Follows models trained by other processes sharing the data folder; warms the serving caches."""
+        """Follows models trained by other processes sharing the data folder; warms the serving caches;
+        retrains on schedule."""
         self.registry.watch(self.settings.reload_seconds, self._stop)
         self.warm()
+        if self.settings.retrain_every_hours > 0:
+            self.schedule = self.retrain_schedule().start()
+
+    def retrain_schedule(
+        self, every_seconds: float | None = None, stop: threading.Event | None = None
+    ) -> schedule.RetrainSchedule:
+        """Background retraining (default every `retrain_every_hours`) when events newer than the model arrived."""
+        def reference() -> float | None:
+            model = self.registry.current
+            return foldin.reference_time(model) if model is not None else None
+
+        return schedule.RetrainSchedule(
+            self.train, lambda: schedule.has_new_events(self.store.newest_event_time, reference),
+            every_seconds or self.settings.retrain_every_hours * 3600.0, stop or self._stop,
+        )
 
     def warm(self) -> None:
         """Builds what serving reads (catalogue snapshot, item space, complements, popularity) now, so the
@@ -186,7 +205,8 @@ class Seenext:
         with self._exclusive_training():
             started = time.perf_counter()
             artifact = trainer.train(
-                self.store.interaction_log(), self.catalog.all_items(), self.settings, new_version()
+                self.store.interaction_log(), self.catalog.all_items(), self.settings, new_version(),
+                user_attributes=self.customer_attributes.all(),
             )
             self.registry.publish(artifact)
             self.popularity.invalidate()
@@ -215,6 +235,20 @@ class Seenext:
             raise InvalidArgument("model_version", "is required")
         self.registry.rollback(version)
         return self.model_info()
+
+    # -- insights (story 6) ---------------------------------------------------------------------------
+
+    def channel_report(
+        self, start: float | None = None, end: float | None = None, attribution_days: int = 0
+    ) -> reports.ChannelReport:
+        """Per channel and arm: what recommendations earned, and the uplift over the hold-out."""
+        self.served.flush()  # recommendations answered a moment ago count too
+        return reports.channel_report(self.db, start, end, attribution_days, seed=self.settings.seed,
+                                      default_days=self.settings.attribution_days)
+
+    def funnel_report(self, start: float | None = None, end: float | None = None) -> reports.FunnelReport:
+        """Step-by-step conversion along cross-channel journeys, and where customers drop off."""
+        return reports.funnel_report(self.db, start, end)
 
     @contextmanager
     def _training_paused(self) -> Iterator[None]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,23 @@ class FitResult:
     model: LightFM
     data: dataset.TrainingData
     fit_seconds: float
+
+
+def build_data(
+    log_: InteractionLog,
+    items: list[Item],
+    settings: Settings,
+    reference_time: float | None = None,
+    user_attributes: Mapping[str, Mapping[str, str]] | None = None,
+) -> dataset.TrainingData:
+    """The dataset builder with the weights, recency and feature shares the settings ask for."""
+    return dataset.build(
+        log_, items, settings.recency_half_life_days, reference_time,
+        event_weights=dataset.parse_event_weights(settings.event_weights),
+        item_identity_weight=settings.item_identity_weight,
+        user_attributes=user_attributes, user_attribute_weight=settings.user_attribute_weight,
+        user_channel_weight=settings.user_channel_weight,
+    )
 
 
 def fit(data: dataset.TrainingData, settings: Settings) -> FitResult:
@@ -74,7 +92,13 @@ def to_artifact(result: FitResult, version: str, extra: dict[str, Any] | None = 
     )
 
 
-def train(log_: InteractionLog, items: list[Item], settings: Settings, version: str) -> ModelArtifact:
+def train(
+    log_: InteractionLog,
+    items: list[Item],
+    settings: Settings,
+    version: str,
+    user_attributes: Mapping[str, Mapping[str, str]] | None = None,
+) -> ModelArtifact:
     """The whole pipeline on the given history; metrics on a time hold-out when configured."""
     if len(log_) == 0:
         raise FailedPrecondition("no interactions to train on: track events (or start with SEENEXT_DEMO=1) first")
@@ -82,7 +106,7 @@ def train(log_: InteractionLog, items: list[Item], settings: Settings, version: 
     if settings.eval_holdout_days > 0:
         evaluated = holdout_metrics(log_, items, settings)
     started = time.perf_counter()
-    data = dataset.build(log_, items, settings.recency_half_life_days)
+    data = build_data(log_, items, settings, user_attributes=user_attributes)
     build_seconds = time.perf_counter() - started
     result = fit(data, settings)
     artifact = to_artifact(result, version, {"build_seconds": round(build_seconds, 3)})
@@ -102,7 +126,7 @@ def holdout_metrics(log_: InteractionLog, items: list[Item], settings: Settings,
     after = (~before) & (log_.type == "PURCHASE")
     if len(train_log) == 0 or not after.any():
         return {}
-    data = dataset.build(train_log, items, settings.recency_half_life_days, reference_time=cut)
+    data = build_data(train_log, items, settings, reference_time=cut)
     result = fit(data, settings)
     art = to_artifact(result, "holdout")
     truth: dict[str, set[str]] = {}

@@ -76,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("settings", help="every setting with its variable, default and meaning")
     p.set_defaults(run=cmd_settings)
+
+    from server.cli_loop import add_commands, add_insight_commands  # import, evaluate, traffic, report
+
+    add_commands(sub, common)
+    add_insight_commands(sub, common)
     return parser
 
 

@@ -11,8 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from protos.seenext.v1 import (
-    catalog_pb2, catalog_pb2_grpc, common_pb2, events_pb2, events_pb2_grpc, insights_pb2, insights_pb2_grpc,
-    model_pb2, model_pb2_grpc, recommendation_pb2, recommendation_pb2_grpc,
+    catalog_pb2, catalog_pb2_grpc, common_pb2, events_pb2, events_pb2_grpc, model_pb2, model_pb2_grpc, recommendation_pb2, recommendation_pb2_grpc,
 )
 from server import convert
 from tests.conftest import tiny_events, tiny_items
@@ -178,9 +177,3 @@ def test_health_and_reflection(channel: grpc.Channel) -> None:
     names = {s.name for s in reply.list_services_response.service}
     assert {"seenext.v1.EventService", "seenext.v1.RecommendationService", "seenext.v1.ModelService",
             "grpc.health.v1.Health"} <= names
-
-
-def test_services_of_later_issues_answer_unimplemented(channel: grpc.Channel) -> None:
-    with pytest.raises(grpc.RpcError) as err:
-        insights_pb2_grpc.InsightsServiceStub(channel).FunnelReport(insights_pb2.FunnelReportRequest())
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
