@@ -105,7 +105,7 @@ def run_load(
         for _ in workers:
             part = results.get(timeout=duration + warmup + 120)
             if isinstance(part, str):
-                raise RuntimeError(f"a load worker failed: {part}")
+                raise RuntimeError(f"a load worker failed: {part}")  # noqa: TRY004 - a worker reports failure as text
             parts.append(part)
     finally:
         for proc in workers:
@@ -145,7 +145,7 @@ def _wait_ready(ready: mp.Queue, workers: list, timeout: float = 120.0) -> None:
                 raise TimeoutError(f"load workers not ready after {timeout:.0f}s") from None
             continue
         if isinstance(msg, str):
-            raise RuntimeError(f"a load worker failed to start: {msg}")
+            raise RuntimeError(f"a load worker failed to start: {msg}")  # noqa: TRY004 - a worker reports failure as text
         waiting -= 1
 
 

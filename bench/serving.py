@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -70,12 +71,13 @@ class ServerProcess:
                    SEENEXT_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
         env.pop("SEENEXT_CHILD", None)
         env.update({f"SEENEXT_{k.upper()}": str(v) for k, v in settings.items()})
-        self._log = open(log_path or data_dir / f"server-{self.port}.log", "w")
+        # Kept open for the server's lifetime (its stdout and stderr); closed in stop().
+        self._log = open(log_path or data_dir / f"server-{self.port}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server", "serve"], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self) -> Self:
         try:
             self.wait_serving()
         except BaseException:

@@ -47,7 +47,7 @@ class ModelArtifact:
         _write_atomic(folder / "manifest.json", json.dumps(self.manifest, indent=2, sort_keys=True))
 
     @classmethod
-    def load(cls, folder: Path) -> "ModelArtifact":
+    def load(cls, folder: Path) -> ModelArtifact:
         manifest = json.loads((folder / "manifest.json").read_text())
         with np.load(folder / "model.npz", allow_pickle=False) as z:
             fmt = int(z["format_version"])

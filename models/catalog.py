@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from models.db import Connections
 from models.domain import Item, Offer
@@ -78,7 +78,7 @@ class Catalog:
         row = self.db.reader().execute("SELECT value FROM meta WHERE key='catalog_version'").fetchone()
         return int(row[0])
 
-    def snapshot(self) -> "CatalogSnapshot":
+    def snapshot(self) -> CatalogSnapshot:
         """The in-memory view serving uses; checks the database at most once per refresh period."""
         now = time.monotonic()
         snap = self._snapshot
@@ -102,7 +102,7 @@ class CatalogSnapshot:
     accessories_of: dict[str, tuple[str, ...]]
 
     @classmethod
-    def build(cls, items: list[Item], version: int) -> "CatalogSnapshot":
+    def build(cls, items: list[Item], version: int) -> CatalogSnapshot:
         acc: dict[str, list[str]] = {}
         for it in items:
             for main in it.accessory_for:

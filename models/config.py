@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 def _opt(default: Any, help: str) -> Any:
@@ -105,7 +106,7 @@ class Settings:
         return Path(self.keys_file) if self.keys_file else self.data_dir / "keys.json"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Defaults, then SEENEXT_* variables, then explicit overrides (flags) that are not None."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}

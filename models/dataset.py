@@ -9,8 +9,8 @@ scored. Feature rows are normalised to sum to 1, as lightfm.data.Dataset does.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd

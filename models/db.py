@@ -29,7 +29,7 @@ def connect(path: Path, sync_full: bool = True) -> sqlite3.Connection:
 def create_schema(conn: sqlite3.Connection) -> None:
     db = sqlite_utils.Database(conn)
     if "events" not in db.table_names():
-        db["events"].create(
+        db.table("events").create(
             {
                 "seq": int, "event_id": str, "customer_id": str, "channel": str, "type": str,
                 "item_id": str, "quantity": int, "price": float, "store_id": str, "order_id": str,
@@ -40,18 +40,18 @@ def create_schema(conn: sqlite3.Connection) -> None:
         )
         # The indexes the service needs: idempotency, a customer's history (exclusions, profile),
         # and time windows (popularity, reports).
-        db["events"].create_index(["event_id"], unique=True)
-        db["events"].create_index(["customer_id", "type", "item_id"])
-        db["events"].create_index(["occurred_at"])
+        db.table("events").create_index(["event_id"], unique=True)
+        db.table("events").create_index(["customer_id", "type", "item_id"])
+        db.table("events").create_index(["occurred_at"])
     if "identifiers" not in db.table_names():
-        db["identifiers"].create(
+        db.table("identifiers").create(
             {
                 "kind": str, "value_key": str, "customer_id": str, "display": str, "created_at": float,
                 "shared": int, "links": int,  # the identity graph's over-merging guard (models/identity.py)
             },
             pk=("kind", "value_key"), defaults={"shared": 0, "links": 0},
         )
-        db["identifiers"].create_index(["customer_id"])
+        db.table("identifiers").create_index(["customer_id"])
     for column in ("shared", "links"):  # files made before the identity graph
         if column not in db.table("identifiers").columns_dict:
             db.table("identifiers").add_column(column, int, not_null_default=0)
@@ -62,9 +62,9 @@ def create_schema(conn: sqlite3.Connection) -> None:
         )
         db.table("customer_merges").create_index(["customer_id"])
     if "customers" not in db.table_names():
-        db["customers"].create({"customer_id": str, "created_at": float}, pk="customer_id")
+        db.table("customers").create({"customer_id": str, "created_at": float}, pk="customer_id")
     if "items" not in db.table_names():
-        db["items"].create(
+        db.table("items").create(
             {
                 "item_id": str, "title": str, "category": str, "brand": str, "price": float,
                 "repeatable": int, "active": int, "attributes": str, "accessory_for": str,
@@ -73,28 +73,28 @@ def create_schema(conn: sqlite3.Connection) -> None:
             pk="item_id",
         )
     if "stock" not in db.table_names():
-        db["stock"].create({"item_id": str, "store_id": str, "quantity": int}, pk=("item_id", "store_id"))
+        db.table("stock").create({"item_id": str, "store_id": str, "quantity": int}, pk=("item_id", "store_id"))
     if "accessories" not in db.table_names():
-        db["accessories"].create({"accessory_id": str, "item_id": str}, pk=("accessory_id", "item_id"))
-        db["accessories"].create_index(["item_id"])
+        db.table("accessories").create({"accessory_id": str, "item_id": str}, pk=("accessory_id", "item_id"))
+        db.table("accessories").create_index(["item_id"])
     if "consent" not in db.table_names():
-        db["consent"].create(
+        db.table("consent").create(
             {"customer_id": str, "channel": str, "purpose": str, "granted": int, "updated_at": float},
             pk=("customer_id", "channel", "purpose"),
         )
     if "recommendations" not in db.table_names():
-        db["recommendations"].create(
+        db.table("recommendations").create(
             {
                 "recommendation_id": str, "customer_id": str, "channel": str, "placement": str,
                 "items": str, "strategy": str, "model_version": str, "arm": str, "served_at": float,
             },
             pk="recommendation_id",
         )
-        db["recommendations"].create_index(["customer_id"])
+        db.table("recommendations").create_index(["customer_id"])
     if "meta" not in db.table_names():
-        db["meta"].create({"key": str, "value": str}, pk="key")
-        db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})
-        db["meta"].insert({"key": "catalog_version", "value": "0"})
+        db.table("meta").create({"key": str, "value": str}, pk="key")
+        db.table("meta").insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})
+        db.table("meta").insert({"key": "catalog_version", "value": "0"})
 
 
 class Connections:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -62,7 +62,7 @@ def compare_with_popularity(
     popular = pop_ids[np.argsort(-pop_counts, kind="stable")].tolist()
     model_rank: dict[str, list[str]] = {}
     pop_rank: dict[str, list[str]] = {}
-    for user, relevant in truth.items():
+    for user in truth:
         row = user_row.get(user)
         if row is None:
             continue

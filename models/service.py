@@ -10,9 +10,10 @@ import fcntl
 import logging
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from models import foldin, pii, profile, reports, schedule, trainer
 from models.catalog import Catalog
@@ -273,4 +274,4 @@ class Seenext:
             self._train_lock.release()
 
 
-__all__ = ["Seenext", "ModelInfo", "NotFound"]
+__all__ = ["ModelInfo", "NotFound", "Seenext"]

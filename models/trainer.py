@@ -72,7 +72,7 @@ def to_artifact(result: FitResult, version: str, extra: dict[str, Any] | None = 
     n_items = len(data.item_ids)  # the first n_items item features are the identity features
     manifest = {
         "trained_at": time.time(),
-        "customers": int(len(data.user_ids)),
+        "customers": len(data.user_ids),
         "items": int(n_items),
         "interactions": data.n_interactions,
         "reference_time": data.reference_time,

@@ -16,9 +16,22 @@ from grpc_reflection.v1alpha import reflection
 from models.config import Settings
 from models.service import Seenext
 from protos.seenext.v1 import (
-    catalog_pb2, catalog_pb2_grpc, events_pb2, events_pb2_grpc, identity_pb2, identity_pb2_grpc,
-    insights_pb2, insights_pb2_grpc, model_pb2, model_pb2_grpc, privacy_pb2, privacy_pb2_grpc,
-    profile_pb2, profile_pb2_grpc, recommendation_pb2, recommendation_pb2_grpc,
+    catalog_pb2,
+    catalog_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
+    identity_pb2,
+    identity_pb2_grpc,
+    insights_pb2,
+    insights_pb2_grpc,
+    model_pb2,
+    model_pb2_grpc,
+    privacy_pb2,
+    privacy_pb2_grpc,
+    profile_pb2,
+    profile_pb2_grpc,
+    recommendation_pb2,
+    recommendation_pb2_grpc,
 )
 from server import auth
 from server.catalog import CatalogServicer

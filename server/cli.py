@@ -14,8 +14,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from models.config import Settings
 from models.errors import SeenextError
@@ -197,7 +197,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
     for name, default, help_ in Settings.describe():
-        print(f"{name:<32} {str(default):<12} {help_}")
+        print(f"{name:<32} {default!s:<12} {help_}")
     return 0
 
 

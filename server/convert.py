@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -26,12 +26,13 @@ def channel(value: int) -> str:
     return enum_name(common_pb2.Channel, value, "CHANNEL_")
 
 
-def channel_value(name: str) -> int:
-    return common_pb2.Channel.Value(f"CHANNEL_{name}") if name else 0
+def channel_value(name: str) -> common_pb2.Channel:
+    # The stubs type enum numbers as their enum class; at run time they are plain ints.
+    return cast(common_pb2.Channel, common_pb2.Channel.Value(f"CHANNEL_{name}") if name else 0)
 
 
-def event_type_value(name: str) -> int:
-    return common_pb2.EventType.Value(f"EVENT_TYPE_{name}") if name else 0
+def event_type_value(name: str) -> common_pb2.EventType:
+    return cast(common_pb2.EventType, common_pb2.EventType.Value(f"EVENT_TYPE_{name}") if name else 0)
 
 
 def time_or_none(ts: Timestamp, present: bool) -> float | None:
@@ -51,8 +52,7 @@ def identifier(msg: common_pb2.Identifier) -> Identifier:
 
 
 def identifier_msg(ident: Identifier) -> common_pb2.Identifier:
-    kind = common_pb2.IdentifierKind.Value(f"IDENTIFIER_KIND_{ident.kind}")
-    return common_pb2.Identifier(kind=kind, value=ident.value)
+    return common_pb2.Identifier(kind=f"IDENTIFIER_KIND_{ident.kind}", value=ident.value)
 
 
 def event(msg: events_pb2.Event) -> Event:

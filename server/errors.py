@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 
@@ -37,7 +38,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
             def unary(request: Any, context: grpc.ServicerContext) -> Any:
                 try:
                     return inner(request, context)
-                except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
+                except Exception as exc:
                     if _is_abort(exc, context):
                         raise
                     _abort(context, exc, method)
@@ -51,7 +52,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
             def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 try:
                     yield from inner_stream(request, context)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     if _is_abort(exc, context):
                         raise
                     _abort(context, exc, method)
@@ -64,4 +65,4 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
 def _is_abort(exc: Exception, context: grpc.ServicerContext) -> bool:
     # context.abort() records the status, then raises a bare Exception: let that through untouched.
-    return type(exc) is Exception and context.code() is not None
+    return type(exc) is Exception and context.code() is not None  # type: ignore[attr-defined]

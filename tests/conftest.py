@@ -5,8 +5,8 @@ folder, and a real gRPC server on a free loopback port with the generated stubs.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import grpc
 import pytest
@@ -56,8 +56,10 @@ def tiny_events() -> list[Event]:
 
 
 def tiny_settings(data_dir: Path, **overrides: object) -> Settings:
-    base = dict(data_dir=data_dir, port=0, epochs=20, components=8, train_threads=1, learning_rate=0.05,
-                workers=8, reload_seconds=0.2, auth=False)  # API keys are tested in tests/server/test_auth.py
+    base: dict[str, object] = {  # API keys are tested in tests/server/test_auth.py
+        "data_dir": data_dir, "port": 0, "epochs": 20, "components": 8, "train_threads": 1,
+        "learning_rate": 0.05, "workers": 8, "reload_seconds": 0.2, "auth": False,
+    }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
 

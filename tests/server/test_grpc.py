@@ -11,7 +11,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from protos.seenext.v1 import (
-    catalog_pb2, catalog_pb2_grpc, common_pb2, events_pb2, events_pb2_grpc, model_pb2, model_pb2_grpc, recommendation_pb2, recommendation_pb2_grpc,
+    catalog_pb2,
+    catalog_pb2_grpc,
+    common_pb2,
+    events_pb2,
+    events_pb2_grpc,
+    model_pb2,
+    model_pb2_grpc,
+    recommendation_pb2,
+    recommendation_pb2_grpc,
 )
 from server import convert
 from tests.conftest import tiny_events, tiny_items
