@@ -96,3 +96,11 @@ def item_lines(items: list[common_pb2.RecommendedItem], indent: str = "  ") -> l
         reason = it.reasons[0].text or it.reasons[0].code if it.reasons else ""
         lines.append(f"{indent}{n:2}. {it.item_id:<12} {it.title[:36]:<36} {price(it.offer):9.2f}{promo} {reason}")
     return lines
+
+
+def run_command(main: Callable[[], None]) -> None:
+    """Runs a client's command line; a failed call prints the server's status and message, not a traceback."""
+    try:
+        main()
+    except grpc.RpcError as err:
+        raise SystemExit(f"{err.code().name}: {err.details()}") from None

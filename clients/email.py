@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from clients.connection import DEFAULT_TARGET, auth_metadata, customer, item_lines, open_channel
+from clients.connection import DEFAULT_TARGET, auth_metadata, customer, item_lines, open_channel, run_command
 from protos.seenext.v1 import (
     common_pb2,
     insights_pb2,
@@ -148,4 +148,4 @@ def _print_reminders(client: EmailClient, args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

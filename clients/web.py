@@ -13,7 +13,15 @@ from collections.abc import Sequence
 
 import grpc
 
-from clients.connection import DEFAULT_TARGET, auth_metadata, customer, device, item_lines, open_channel
+from clients.connection import (
+    DEFAULT_TARGET,
+    auth_metadata,
+    customer,
+    device,
+    item_lines,
+    open_channel,
+    run_command,
+)
 from protos.seenext.v1 import common_pb2, recommendation_pb2, recommendation_pb2_grpc
 
 
@@ -90,4 +98,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)
