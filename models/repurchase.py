@@ -24,11 +24,12 @@ DAY = 86400.0
 
 def purchases(store: EventStore, customer_id: str) -> list[tuple[str, float, int]]:
     """(item_id, last purchase time, times bought) of everything the customer bought."""
-    return store.db.reader().execute(
-        "SELECT item_id, MAX(occurred_at), COUNT(*) FROM events WHERE customer_id=? AND type='PURCHASE'"
-        " AND item_id != '' GROUP BY item_id",
-        (customer_id,),
-    ).fetchall()
+    return from_history(store.purchase_history(customer_id))
+
+
+def from_history(history: Sequence[tuple[str, str, float, int]]) -> list[tuple[str, float, int]]:
+    """purchases() from an already read EventStore.purchase_history (returns do not count here)."""
+    return [(item_id, last, n) for item_id, etype, last, n in history if etype == "PURCHASE" and item_id != ""]
 
 
 def blend(
