@@ -15,6 +15,7 @@ Then the customer's own repeatable purchases are blended in (models/repurchase.p
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -105,7 +106,7 @@ def known_customer_scores(
     if found is not None:
         direction, weight, _ = found
         user = folded_vector(user, direction, weight, tuning.prior, model.typical_user_norm)
-    return _with_repurchase(space.scoring @ user, space, store, customer_id, snapshot, ref, tuning, bought)
+    return _with_repurchase(space.scoring @ user, space, store, customer_id, snapshot, ref, tuning, bought, user)
 
 
 def newcomer_scores(
@@ -122,18 +123,21 @@ def newcomer_scores(
         return None
     direction, _, anchor = found
     user = folded_vector(None, direction, 0.0, tuning.prior, model.typical_user_norm)
-    scores = _with_repurchase(space.scoring @ user, space, store, customer_id, snapshot, ref, tuning, bought)
+    scores = _with_repurchase(space.scoring @ user, space, store, customer_id, snapshot, ref, tuning, bought, user)
     return scores, anchor
 
 
 def _with_repurchase(
     scores: np.ndarray, space: ItemSpace, store: EventStore, customer_id: str, snapshot: CatalogSnapshot,
     ref: float, tuning: Tuning, bought: Sequence[tuple[str, float, int]] | None = None,
+    user: np.ndarray | None = None,
 ) -> np.ndarray:
+    """`scores` (= space.scoring @ user) with the customer's repeatable purchases blended in."""
     if tuning.repurchase_weight <= 0:
         return scores
     if bought is None:
         bought = repurchase.purchases(store, customer_id)
     return repurchase.blend(
-        scores, space.index, bought, snapshot, ref, tuning.repurchase_weight, tuning.repurchase_half_life_days
+        scores, space.index, bought, snapshot, ref, tuning.repurchase_weight, tuning.repurchase_half_life_days,
+        spread=functools.partial(repurchase.score_spread, space, user) if user is not None else None,
     )

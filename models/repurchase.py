@@ -4,7 +4,8 @@ Consumables and fashion basics are bought again; the model alone under-ranks the
 user vector averages a whole history. The boost of an item bought n times, last `age` days ago, is
 `weight * spread * 0.5 ** (age / half_life) * (1 + log n)`, where `spread` is the standard
 deviation of the customer's scores — so `weight` reads "this many standard deviations" whatever
-the model's score scale. Age is measured from the model's reference time (the newest event it was
+the model's score scale. With scores = scoring @ u, that is sqrt(u' C u) for the covariance C of
+the scoring rows: C is computed once per item space, so a request pays O(d^2), not O(items). Age is measured from the model's reference time (the newest event it was
 trained on) or the customer's newest purchase if later, so imported history behaves as on its last day.
 Non-repeatable items are left alone: the exclusion rules drop them anyway.
 """
@@ -12,11 +13,12 @@ Non-repeatable items are left alone: the exclusion rules drop them anyway.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from models.catalog import CatalogSnapshot
+from models.ranking import ItemSpace
 from models.store import EventStore
 
 DAY = 86400.0
@@ -32,6 +34,21 @@ def from_history(history: Sequence[tuple[str, str, float, int]]) -> list[tuple[s
     return [(item_id, last, n) for item_id, etype, last, n in history if etype == "PURCHASE" and item_id != ""]
 
 
+def score_spread(space: ItemSpace, user: np.ndarray) -> float | None:
+    """The standard deviation of `space.scoring @ user` over every item, from the space's score
+    covariance (built on first use); None when some value is not finite (then measure the scores)."""
+    cov = space.derived.get("score_covariance")
+    if cov is None:
+        rows = space.scoring.astype(np.float64)
+        finite = len(rows) > 1 and bool(np.isfinite(rows).all())
+        cov = np.cov(rows, rowvar=False, bias=True) if finite else False
+        space.derived["score_covariance"] = cov
+    if cov is False or not bool(np.isfinite(user).all()):
+        return None
+    u = user.astype(np.float64)
+    return math.sqrt(max(float(u @ cov @ u), 0.0))  # type: ignore[operator]
+
+
 def blend(
     scores: np.ndarray,
     index: Mapping[str, int],
@@ -40,8 +57,10 @@ def blend(
     reference_time: float,
     weight: float,
     half_life_days: float,
+    spread: Callable[[], float | None] | None = None,
 ) -> np.ndarray:
-    """The scores with each repeatable bought item boosted (a copy; the input is not changed)."""
+    """The scores with each repeatable bought item boosted (a copy; the input is not changed).
+    `spread`, when given, yields the scores' standard deviation more cheaply (None: measure them)."""
     if weight <= 0 or not bought:
         return scores
     items = repeatable.items if isinstance(repeatable, CatalogSnapshot) else None
@@ -62,8 +81,10 @@ def blend(
         boosts.append(0.5 ** (age / half_life_days) * (1.0 + math.log(max(n, 1))))
     if not rows:
         return scores
-    finite = scores[np.isfinite(scores)]
-    spread = float(finite.std()) if len(finite) > 1 else 1.0
+    sd = spread() if spread is not None else None
+    if sd is None:
+        finite = scores[np.isfinite(scores)]
+        sd = float(finite.std()) if len(finite) > 1 else 1.0
     out = scores.copy()
-    out[rows] += weight * (spread or 1.0) * np.asarray(boosts, dtype=scores.dtype)
+    out[rows] += weight * (sd or 1.0) * np.asarray(boosts, dtype=scores.dtype)
     return out
