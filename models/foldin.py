@@ -15,6 +15,7 @@ Then the customer's own repeatable purchases are blended in (models/repurchase.p
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -95,22 +96,22 @@ def folded_vector(user: np.ndarray | None, direction: np.ndarray, weight: float,
 
 def known_customer_scores(
     model: RankingModel, space: ItemSpace, store: EventStore, customer_id: str, user: np.ndarray,
-    snapshot: CatalogSnapshot, tuning: Tuning,
+    snapshot: CatalogSnapshot, tuning: Tuning, bought: Sequence[tuple[str, float, int]] | None = None,
 ) -> np.ndarray:
     """Scores of a customer the model knows (`user`: their vector with its bias column): folded
-    towards their fresh events, their own repeatable purchases blended in."""
+    towards their fresh events, their own repeatable purchases (`bought`, read here if None) blended in."""
     ref = reference_time(model)
     fresh = store.recent_items(customer_id, since=np.nextafter(ref, np.inf), limit=MAX_FRESH)
     found = fresh_direction(space, fresh, tuning) if fresh else None
     if found is not None:
         direction, weight, _ = found
         user = folded_vector(user, direction, weight, tuning.prior, model.typical_user_norm)
-    return _with_repurchase(space.scoring @ user, space, store, customer_id, snapshot, ref, tuning)
+    return _with_repurchase(space.scoring @ user, space, store, customer_id, snapshot, ref, tuning, bought, user)
 
 
 def newcomer_scores(
     model: RankingModel, space: ItemSpace, store: EventStore, customer_id: str, context_items: Sequence[str],
-    snapshot: CatalogSnapshot, tuning: Tuning,
+    snapshot: CatalogSnapshot, tuning: Tuning, bought: Sequence[tuple[str, float, int]] | None = None,
 ) -> tuple[np.ndarray, str] | None:
     """Scores of a customer newer than the model, folded in from their first events (and the page's items)."""
     ref = reference_time(model)
@@ -122,17 +123,21 @@ def newcomer_scores(
         return None
     direction, _, anchor = found
     user = folded_vector(None, direction, 0.0, tuning.prior, model.typical_user_norm)
-    scores = _with_repurchase(space.scoring @ user, space, store, customer_id, snapshot, ref, tuning)
+    scores = _with_repurchase(space.scoring @ user, space, store, customer_id, snapshot, ref, tuning, bought, user)
     return scores, anchor
 
 
 def _with_repurchase(
     scores: np.ndarray, space: ItemSpace, store: EventStore, customer_id: str, snapshot: CatalogSnapshot,
-    ref: float, tuning: Tuning,
+    ref: float, tuning: Tuning, bought: Sequence[tuple[str, float, int]] | None = None,
+    user: np.ndarray | None = None,
 ) -> np.ndarray:
+    """`scores` (= space.scoring @ user) with the customer's repeatable purchases blended in."""
     if tuning.repurchase_weight <= 0:
         return scores
-    bought = repurchase.purchases(store, customer_id)
+    if bought is None:
+        bought = repurchase.purchases(store, customer_id)
     return repurchase.blend(
-        scores, space.index, bought, snapshot, ref, tuning.repurchase_weight, tuning.repurchase_half_life_days
+        scores, space.index, bought, snapshot, ref, tuning.repurchase_weight, tuning.repurchase_half_life_days,
+        spread=functools.partial(repurchase.score_spread, space, user) if user is not None else None,
     )

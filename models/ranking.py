@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -29,6 +29,8 @@ class ItemSpace:
     unit: np.ndarray           # float32 items x d: L2-normalised vectors, for similarity
     from_features: frozenset[str]  # ids placed from features only
     catalog_version: int
+    # figures derived from the arrays, computed on first use (models/repurchase.py: score moments)
+    derived: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
 
 
 class RankingModel:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models import candidates, foldin, reasons, rules
+from models import candidates, foldin, reasons, repurchase, rules
 from models.candidates import Affinity, Candidate, RankingState
 from models.catalog import Catalog, CatalogSnapshot
 from models.complements import Complements
@@ -115,7 +115,8 @@ class Recommender:
         if rule.consent and not (customer_id and self.has_consent(customer_id, q.channel, rule.consent)):  # no recorded consent for this channel: nothing may be offered here
             return Recommendation(uuid.uuid4().hex, customer_id or "", customer_id is not None, [], version,
                                   "no_consent")
-        purchases = dict(self.store.purchased_items(customer_id)) if customer_id is not None else {}
+        history = self.store.purchase_history(customer_id) if customer_id is not None else []  # read once per request
+        purchases = dict(self.store.purchased_items(customer_id, history)) if customer_id is not None else {}
         excluded = set(q.basket_item_ids) | set(q.item_ids) | rules.owned_durables(purchases.items(), snapshot)
         arm = "holdout" if customer_id and in_holdout(customer_id, self.holdout) else "personalised"
         # A customer who refused profiling is ranked like a visitor: from this request's context only
@@ -130,7 +131,7 @@ class Recommender:
         plan = rules.plan_for(q.placement)
         if model is not None and arm == "personalised":
             state.model = model
-            state.affinity = self._from_model(model, snapshot, profiled, q)
+            state.affinity = self._from_model(model, snapshot, profiled, q, repurchase.from_history(history))
         else:
             plan = (rules.Source("popular"),)
         mailed: set[str] = set()
@@ -212,6 +213,7 @@ class Recommender:
 
     def _from_model(
         self, model: RankingModel, snapshot: CatalogSnapshot, customer_id: str | None, q: RecommendQuery,
+        bought: list[tuple[str, float, int]] | None = None,
     ) -> Affinity | None:
         """The customer's scores over every item: their own vector, else their session's items."""
         space = model.items(snapshot)
@@ -220,11 +222,12 @@ class Recommender:
             user = model.user_vector(rows[0]) if len(rows) == 1 else np.mean([model.user_vector(r) for r in rows], axis=0)
             # fresh events fold in; own repeatable purchases blend in (models/foldin.py)
             scores = foldin.known_customer_scores(
-                model, space, self.store, customer_id or "", user, snapshot, self.tuning)
+                model, space, self.store, customer_id or "", user, snapshot, self.tuning, bought)
             return Affinity(space, scores, "personalised")
         session = list(q.item_ids) + list(q.basket_item_ids)
         if customer_id:  # known to the store but newer than the model: folded in from their first events
-            folded = foldin.newcomer_scores(model, space, self.store, customer_id, session, snapshot, self.tuning)
+            folded = foldin.newcomer_scores(model, space, self.store, customer_id, session, snapshot, self.tuning,
+                                            bought)
             if folded is not None:
                 return Affinity(space, folded[0], "similar_items", folded[1])
         rows = [space.index[i] for i in dict.fromkeys(session) if i in space.index]

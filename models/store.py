@@ -126,13 +126,21 @@ class EventStore:
         """Ids merged into this customer (a model trained before the merge knows them)."""
         return self.graph.aliases(self.db.reader(), customer_id)
 
-    def purchased_items(self, customer_id: str) -> list[tuple[str, float]]:
-        """(item_id, last purchase time) of everything the customer bought and did not return."""
-        rows = self.db.reader().execute(
+    def purchase_history(self, customer_id: str) -> list[tuple[str, str, float, int]]:
+        """(item_id, PURCHASE or RETURN, last time, count) per item and type: one read a request shares
+        between its exclusions and its repurchase blend."""
+        return self.db.reader().execute(
             "SELECT item_id, type, MAX(occurred_at), COUNT(*) FROM events"
             " WHERE customer_id=? AND type IN ('PURCHASE', 'RETURN') GROUP BY item_id, type",
             (customer_id,),
         ).fetchall()
+
+    def purchased_items(
+        self, customer_id: str, history: list[tuple[str, str, float, int]] | None = None,
+    ) -> list[tuple[str, float]]:
+        """(item_id, last purchase time) of everything the customer bought and did not return
+        (from `history`, their purchase_history, when the caller has already read it)."""
+        rows = self.purchase_history(customer_id) if history is None else history
         bought: dict[str, tuple[float, int]] = {}
         returned: dict[str, int] = {}
         for item_id, etype, last, n in rows:

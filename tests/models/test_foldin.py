@@ -92,3 +92,21 @@ def test_a_repeatable_item_bought_is_offered_again_first(trained: Seenext) -> No
     """Flowers are repeatable: u1 bought flowers-2 and flowers-3, so they lead u1's list."""
     _, items = top(trained, "u1", k=3)
     assert set(items[:2]) == {"flowers-2", "flowers-3"}
+
+
+def test_the_blend_spread_from_the_score_covariance_is_the_scores_standard_deviation() -> None:
+    from models.ranking import ItemSpace
+
+    rng = np.random.default_rng(3)
+    scoring = rng.normal(size=(500, 5)).astype(np.float32)
+    scoring[:, -1] = rng.normal(size=500)  # the bias column
+    ids = np.array([f"i{n}" for n in range(500)], dtype=object)
+    space = ItemSpace(ids, {i: n for n, i in enumerate(ids)}, scoring, scoring[:, :4], frozenset(), 1)
+    for _ in range(5):
+        user = np.append(rng.normal(size=4), 1.0).astype(np.float32)
+        assert repurchase.score_spread(space, user) == pytest.approx(float((scoring @ user).std()), rel=1e-5)
+    user[0] = np.nan
+    assert repurchase.score_spread(space, user) is None  # not finite: the caller measures the scores
+    broken = ItemSpace(ids, space.index, np.where(np.arange(500)[:, None] == 7, np.inf, scoring).astype(np.float32),
+                       scoring[:, :4], frozenset(), 1)
+    assert repurchase.score_spread(broken, np.ones(5, np.float32)) is None
