@@ -26,8 +26,8 @@ from typing import NamedTuple
 from models import pii
 from models.db import Connections
 from models.domain import Identifier
-from models.errors import FailedPrecondition, InvalidArgument
-from models.validation import check_identifier
+from models.errors import FailedPrecondition
+from models.validation import check_batch_size, check_identifier
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +151,7 @@ class IdentityGraph:
 
         Unlike an event, a call that would join two accounts fails (FAILED_PRECONDITION) and changes nothing.
         """
-        if not idents:
-            raise InvalidArgument("identifiers", "at least one identifier is required")
-        if len(idents) > MAX_IDENTIFY:
-            raise InvalidArgument("identifiers", f"at most {MAX_IDENTIFY} per call, got {len(idents)}")
+        check_batch_size(len(idents), "identifiers", "identifier", MAX_IDENTIFY)
         for n, ident in enumerate(idents):
             check_identifier(ident, f"identifiers[{n}]")
         nodes = self.nodes(idents, "identifiers")

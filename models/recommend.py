@@ -35,7 +35,7 @@ from models.reasons import Reason
 from models.registry import ModelRegistry
 from models.served import Served, ServedLog
 from models.store import EventStore
-from models.validation import check_identifier, check_k
+from models.validation import check_batch_size, check_identifier, check_k
 
 SESSION_DAYS = 30  # how far back a customer's own events count as their session
 MAX_BATCH_CUSTOMERS = 100_000
@@ -162,10 +162,7 @@ class Recommender:
         self, who: list[Identifier], channel: str, placement: str = "", k: int = 0, explain: bool = False,
     ) -> Iterator[Recommendation]:
         """One recommendation per identifier, in order, produced as the caller consumes them."""
-        if not who:
-            raise InvalidArgument("who", "at least one customer is required")
-        if len(who) > MAX_BATCH_CUSTOMERS:
-            raise InvalidArgument("who", f"at most {MAX_BATCH_CUSTOMERS} customers per call, got {len(who)}")
+        check_batch_size(len(who), "who", "customer", MAX_BATCH_CUSTOMERS)
         for i, ident in enumerate(who):
             check_identifier(ident, f"who[{i}]")
         first = RecommendQuery(channel=channel, placement=placement, k=k)

@@ -55,11 +55,12 @@ def check_item(item: Item, field: str = "item") -> None:
             raise InvalidArgument(f"{field}.stock", f"quantity for store {store!r} must not be negative, got {qty}")
 
 
-def check_batch_size(n: int, field: str, what: str) -> None:
+def check_batch_size(n: int, field: str, what: str, limit: int = MAX_BATCH) -> None:
+    """A list in a request holds 1 to `limit` entries."""
     if n == 0:
         raise InvalidArgument(field, f"at least one {what} is required")
-    if n > MAX_BATCH:
-        raise InvalidArgument(field, f"at most {MAX_BATCH} {what}s per call, got {n}")
+    if n > limit:
+        raise InvalidArgument(field, f"at most {limit} {what}s per call, got {n}")
 
 
 def check_k(k: int, max_k: int, field: str = "k", default: int = 10) -> int:
