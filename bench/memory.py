@@ -17,8 +17,8 @@ import numpy as np
 from bench.load import run_load
 from bench.recommend import RECOMMEND, requests
 from bench.serving import ServerProcess
-from models.artifact import ModelArtifact
-from models.registry import ModelRegistry, new_version
+from models.learning.artifact import ModelArtifact
+from models.serving.registry import ModelRegistry, new_version
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from lightfm import LightFM
 
 from bench.world import settings_for
-from models import dataset
+from models.learning import dataset
 from models.service import Seenext
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from bench.serving import ServerProcess
 from bench.world import settings_for
-from models import db as dbmod
-from models import demo
+from models.storage import connections as dbmod
+from models.demo import generator
 from models.domain import Event
 from models.service import Seenext
 
@@ -55,7 +55,7 @@ def demo_events(n: int, seed: int = 11) -> list[Event]:
     """The first `n` events (in time order) of a demo retailer big enough to have them."""
     customers = max(20, n // 40)
     while True:
-        events = demo.generate(demo.DemoConfig(customers=customers, items=2000, seed=seed)).events
+        events = generator.generate(generator.DemoConfig(customers=customers, items=2000, seed=seed)).events
         if len(events) >= n:
             return events[:n]
         customers *= 2

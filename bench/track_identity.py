@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models import demo
-from models.config import Settings
+from models.demo import generator
+from models.settings import Settings
 from models.domain import Event
 from models.service import Seenext
 
@@ -111,7 +111,7 @@ def main() -> None:
     p.add_argument("--grpc", action="store_true", help="also through a server process")
     args = p.parse_args()
     logging.disable(logging.WARNING)
-    events = demo.generate(demo.DemoConfig(customers=args.customers, items=600, seed=42)).events
+    events = generator.generate(generator.DemoConfig(customers=args.customers, items=600, seed=42)).events
     facade(events, args.runs)
     if args.grpc:
         over_grpc(events, args.runs)

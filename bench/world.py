@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models import demo
-from models.config import Settings
+from models.demo import generator
+from models.settings import Settings
 from models.service import Seenext
 
 
@@ -24,7 +24,7 @@ class WorldFigures:
     events: int             # events stored
     item_events: int        # events with an item: the interaction log the dataset is built from
     generate_seconds: float
-    seed_seconds: float     # demo.seed: catalogue upsert + EventStore.track_batch in chunks of 10,000
+    seed_seconds: float     # generator.seed: catalogue upsert + EventStore.track_batch in chunks of 10,000
 
 
 def settings_for(data_dir: Path, **overrides: object) -> Settings:
@@ -37,11 +37,11 @@ def settings_for(data_dir: Path, **overrides: object) -> Settings:
 def build(data_dir: Path, items: int, customers: int, days: int = 400, seed: int = 42) -> WorldFigures:
     """Generates the demo retailer and seeds it into `data_dir` (which must be empty)."""
     started = time.perf_counter()
-    retailer = demo.generate(demo.DemoConfig(customers=customers, items=items, days=days, seed=seed))
+    retailer = generator.generate(generator.DemoConfig(customers=customers, items=items, days=days, seed=seed))
     generated = time.perf_counter()
     service = Seenext(settings_for(data_dir))
     try:
-        counts = demo.seed(service.store, service.catalog, retailer)
+        counts = generator.seed(service.store, service.catalog, retailer)
         seeded = time.perf_counter()
         item_events = int(service.db.reader().execute("SELECT COUNT(*) FROM events WHERE item_id != ''").fetchone()[0])
     finally:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from models.db import Connections
+from models.storage.connections import Connections
 from models.domain import Item, Offer
 from models.errors import NotFound
 from models.validation import check_batch_size, check_item

@@ -15,23 +15,28 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from models import foldin, pii, profile, reports, schedule, trainer
+from models.serving import foldin
+from models.identity import pii
+from models.insights import profile
+from models.insights import reports
+from models.learning import schedule
+from models.learning import trainer
 from models.catalog import Catalog
-from models.complements import Complements
-from models.config import Settings
-from models.customer_attributes import CustomerAttributes
-from models.db import Connections
+from models.serving.complements import Complements
+from models.settings import Settings
+from models.identity.attributes import CustomerAttributes
+from models.storage.connections import Connections
 from models.domain import BatchResult, Event, Identifier, Item, TrackResult
 from models.errors import AlreadyRunning, InvalidArgument, NotFound
-from models.identity import IdentifyResult, IdentityGraph
-from models.popularity import Popularity
-from models.privacy import ConsentRecord, ExportDocument, ForgetResult, Privacy, erase_from_models
-from models.recommend import Recommendation, Recommended, Recommender, RecommendQuery
-from models.registry import ModelRegistry, new_version
-from models.reminders import DueReminders, Reminder
-from models.rules import Policy
-from models.served import ServedLog
-from models.store import EventStore
+from models.identity.graph import IdentifyResult, IdentityGraph
+from models.serving.popularity import Popularity
+from models.privacy.rights import ConsentRecord, ExportDocument, ForgetResult, Privacy, erase_from_models
+from models.serving.recommender import Recommendation, Recommended, Recommender, RecommendQuery
+from models.serving.registry import ModelRegistry, new_version
+from models.insights.reminders import DueReminders, Reminder
+from models.serving.channel_rules import Policy
+from models.serving.served import ServedLog
+from models.events import EventStore
 from models.validation import check_batch_size
 
 log = logging.getLogger(__name__)
@@ -175,7 +180,7 @@ class Seenext:
         return self.privacy.set_consent(who, channel, purpose, granted)
 
     def has_consent(self, customer_id: str, channel: str, purpose: str) -> bool:
-        """Whether `purpose` ("marketing", "profiling") is allowed in `channel`; see models/privacy.py."""
+        """Whether `purpose` ("marketing", "profiling") is allowed in `channel`; see models/privacy/rights.py."""
         return self.privacy.has_consent(customer_id, channel, purpose)
 
     def forget(self, who: Identifier | None) -> ForgetResult:

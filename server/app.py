@@ -13,7 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from models.config import Settings
+from models.settings import Settings
 from models.service import Seenext
 from protos.seenext.v1 import (
     catalog_pb2,
@@ -34,15 +34,15 @@ from protos.seenext.v1 import (
     recommendation_pb2_grpc,
 )
 from server import auth
-from server.catalog import CatalogServicer
+from server.servicers.catalog import CatalogServicer
 from server.errors import ErrorInterceptor
-from server.events import EventServicer
-from server.identity import IdentityServicer
-from server.insights import InsightsServicer
-from server.model import ModelServicer
-from server.privacy import PrivacyServicer
-from server.profile import ProfileServicer
-from server.recommendation import RecommendationServicer
+from server.servicers.events import EventServicer
+from server.servicers.identity import IdentityServicer
+from server.servicers.insights import InsightsServicer
+from server.servicers.model import ModelServicer
+from server.servicers.privacy import PrivacyServicer
+from server.servicers.profile import ProfileServicer
+from server.servicers.recommendation import RecommendationServicer
 from server.runtime import one_blas_thread
 
 log = logging.getLogger(__name__)

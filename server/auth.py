@@ -25,7 +25,7 @@ from typing import Any
 
 import grpc
 
-from models.config import Settings
+from models.settings import Settings
 
 log = logging.getLogger(__name__)
 

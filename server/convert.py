@@ -8,7 +8,7 @@ from typing import Any, cast
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from models.domain import Event, Identifier, Item, Offer
-from models.recommend import Recommendation, Recommended, RecommendQuery
+from models.serving.recommender import Recommendation, Recommended, RecommendQuery
 from protos.seenext.v1 import catalog_pb2, common_pb2, events_pb2, recommendation_pb2
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.config import Settings
+from models.settings import Settings
 from models.domain import Event, Identifier, Item, Offer
 from models.service import Seenext
 

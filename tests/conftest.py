@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from models.config import Settings
+from models.settings import Settings
 from models.domain import Event, Identifier, Item, Offer
 from models.service import Seenext
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from server.cli import _parser
+from server.cli.main import _parser
 
 ROOT = Path(__file__).resolve().parents[1]
 

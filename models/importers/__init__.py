@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Self
 
 from models.catalog import Catalog
-from models.customer_attributes import CustomerAttributes
+from models.identity.attributes import CustomerAttributes
 from models.domain import Event, Identifier, Item
-from models.store import EventStore
+from models.events import EventStore
 from models.validation import MAX_BATCH
 
 # progress(stage, done, total): called after every batch; total is 0 when unknown.

@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clients.connection import customer, open_channel
 from clients.customer import CustomerClient
-from models.config import Settings
+from models.settings import Settings
 from protos.seenext.v1 import profile_pb2, recommendation_pb2, recommendation_pb2_grpc
 from server import auth
 from server.app import SERVICE_NAMES, Running, create_server

@@ -9,7 +9,7 @@ import sqlite3
 import grpc
 import pytest
 
-from models.config import Settings
+from models.settings import Settings
 from protos.seenext.v1 import (
     catalog_pb2,
     catalog_pb2_grpc,

@@ -9,11 +9,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from models.traffic import Behaviour, simulate
+from models.demo.traffic import Behaviour, simulate
 from protos.seenext.v1 import common_pb2, insights_pb2, insights_pb2_grpc
 from server import convert
 from tests.conftest import tiny_events, tiny_items, tiny_settings
-from tests.models.test_reports import grant_email_consent
+from tests.models.insights.test_reports import grant_email_consent
 
 
 @pytest.fixture

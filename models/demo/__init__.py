@@ -1,0 +1,1 @@
+"""The demo retailer and the traffic simulator (not the domain: they call it from outside)."""

@@ -1,0 +1,1 @@
+"""Offline evaluation: splits, metrics, baselines, the pipeline run, output."""

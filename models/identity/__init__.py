@@ -1,0 +1,1 @@
+"""Identifiers, the identity graph, PII normalising and hashing, customer attributes."""

@@ -1,0 +1,440 @@
+"""The identity graph: identifiers are nodes, an event or an `Identify` call carrying several links
+them, and connected identifiers are one customer.
+
+Storage is a flattened union-find: every identifier row points straight at its customer, and a
+merge re-points the loser's rows (events, identifiers, consent, served recommendations and any
+other table with a `customer_id` column) to the survivor inside the caller's transaction, so reads
+never walk chains. Ids merged away are kept in `customer_merges`: a model trained before the merge
+still knows the customer by them.
+
+Over-merging guard (docs/identity.md): a customer holds at most one CUSTOMER_ID, so two accounts
+are never joined automatically; devices and payment-card tokens are weak evidence — they attach
+anonymous history to a person but never join two persons; a device seen with a second person is
+marked shared and from then on links and recognises no one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from models.identity import pii
+from models.storage.connections import Connections
+from models.domain import Identifier
+from models.errors import FailedPrecondition
+from models.validation import check_batch_size, check_identifier
+
+log = logging.getLogger(__name__)
+
+# Identifiers of one person (an account, their address, their number, their card) ...
+STRONG_KINDS = frozenset({"CUSTOMER_ID", "EMAIL", "PHONE", "LOYALTY_CARD"})
+# ... and of a thing several people may use (a family tablet, a shared payment card).
+WEAK_KINDS = frozenset({"DEVICE_ID", "POS_CARD_TOKEN"})
+# Tables whose customer_id is handled by name, not by the generic "every customer_id column" rule.
+_OWN_TABLES = frozenset({"events", "identifiers", "consent", "customers", "customer_merges"})
+MAX_IDENTIFY = 100
+DEVICE_LINK_LIMIT = 3  # person-level links one device may make before it is treated as shared
+_NODE_CACHE = 200_000
+
+
+class Node(NamedTuple):
+    """An identifier as stored: `key` is the hash for e-mail and phone, the normalised value otherwise."""
+
+    kind: str
+    key: str
+    display: str
+
+
+@dataclass(slots=True)
+class Resolution:
+    customer_id: str
+    created: bool = False   # no identifier was known before
+    merged: bool = False    # two or more known customers were joined
+    conflicts: list[str] = field(default_factory=list)  # links the guard refused, for the log
+
+
+@dataclass(slots=True)
+class IdentifierView:
+    kind: str
+    display: str   # masked for e-mail and phone
+    shared: bool
+    created_at: float
+
+
+@dataclass(slots=True)
+class IdentifyResult:
+    customer_id: str
+    identifiers: list[IdentifierView]
+    created: bool
+    merged: bool
+
+
+class IdentityGraph:
+    """Normalises and hashes identifiers, answers lookups, and hands out per-transaction resolvers."""
+
+    def __init__(self, key: pii.PiiKey, country_code: str = "", device_link_limit: int = DEVICE_LINK_LIMIT) -> None:
+        self.key = key
+        self.country_code = country_code
+        self.device_link_limit = device_link_limit
+        self._nodes: dict[tuple[str, str], Node] = {}
+
+    def node(self, ident: Identifier, field: str = "identifier") -> Node:
+        cached = self._nodes.get((ident.kind, ident.value))
+        if cached is not None:
+            return cached
+        value = pii.normalise(ident.kind, ident.value, f"{field}.value", self.country_code)
+        if ident.kind in pii.HASHED_KINDS:
+            node = Node(ident.kind, self.key.digest(ident.kind, value), pii.mask(ident.kind, value))
+        else:
+            node = Node(ident.kind, value, value)
+        if len(self._nodes) >= _NODE_CACHE:
+            self._nodes.clear()
+        self._nodes[(ident.kind, ident.value)] = node
+        return node
+
+    def nodes(self, idents: Iterable[Identifier], field: str, index: int | None = None) -> tuple[Node, ...]:
+        """The nodes of an event's or a call's identifiers, in order, without repeats. Errors name
+        `field[n]`, or `field[index].identifiers[n]` when an index is given (built only on an error)."""
+        cache = self._nodes
+        out = []
+        for n, ident in enumerate(idents):
+            node = cache.get((ident.kind, ident.value))
+            if node is None:
+                where = f"{field}[{n}]" if index is None else f"{field}[{index}].identifiers[{n}]"
+                node = self.node(ident, where)
+            out.append(node)
+        return (out[0],) if len(out) == 1 else tuple(dict.fromkeys(out))
+
+    def lookup(self, conn: sqlite3.Connection, ident: Identifier, field: str = "who") -> str | None:
+        """The customer an identifier recognises: None when unknown, or a device marked shared."""
+        check_identifier(ident, field)
+        node = self.node(ident, field)
+        row = conn.execute(
+            "SELECT customer_id, shared FROM identifiers WHERE kind=? AND value_key=?", (node.kind, node.key)
+        ).fetchone()
+        if row is None or row[1]:
+            return None
+        return str(row[0])
+
+    def is_shared(self, conn: sqlite3.Connection, ident: Identifier, field: str = "who") -> bool:
+        node = self.node(ident, field)
+        row = conn.execute(
+            "SELECT shared FROM identifiers WHERE kind=? AND value_key=?", (node.kind, node.key)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def identifiers(self, conn: sqlite3.Connection, customer_id: str) -> list[IdentifierView]:
+        rows = conn.execute(
+            "SELECT kind, display, shared, created_at FROM identifiers WHERE customer_id=? ORDER BY created_at, kind",
+            (customer_id,),
+        ).fetchall()
+        return [IdentifierView(k, d, bool(s), t) for k, d, s, t in rows]
+
+    @staticmethod
+    def aliases(conn: sqlite3.Connection, customer_id: str) -> list[str]:
+        """Ids merged into this customer, oldest merge first."""
+        rows = conn.execute(
+            "SELECT merged_id FROM customer_merges WHERE customer_id=? ORDER BY merged_at, merged_id", (customer_id,)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def resolver(self, conn: sqlite3.Connection, now: float, strict: bool = False) -> Resolver:
+        return Resolver(conn, now, strict, self.device_link_limit)
+
+    def identify(self, db: Connections, idents: Sequence[Identifier], now: float) -> IdentifyResult:
+        """Links the identifiers into one customer (IdentityService.Identify).
+
+        Unlike an event, a call that would join two accounts fails (FAILED_PRECONDITION) and changes nothing.
+        """
+        check_batch_size(len(idents), "identifiers", "identifier", MAX_IDENTIFY)
+        for n, ident in enumerate(idents):
+            check_identifier(ident, f"identifiers[{n}]")
+        nodes = self.nodes(idents, "identifiers")
+        with db.transaction() as conn:
+            res = self.resolver(conn, now, strict=True).resolve(nodes)
+            views = self.identifiers(conn, res.customer_id)
+        for conflict in res.conflicts:
+            log.warning("identify: %s", conflict)
+        return IdentifyResult(res.customer_id, views, res.created, res.merged)
+
+
+@dataclass(slots=True)
+class _Row:
+    owner: str
+    shared: bool
+    links: int  # times this device joined two persons (or brought a person new identifiers)
+
+
+@dataclass(slots=True)
+class _Info:
+    account: str | None    # the CUSTOMER_ID this customer holds, if any
+    kinds: frozenset[str]  # the strong kinds it holds; any at all makes it a person
+    created_at: float
+
+    @property
+    def person(self) -> bool:
+        return bool(self.kinds)
+
+
+class Resolver:
+    """One write transaction's view of the graph: identifier rows read or written in it, and an
+    in-memory union-find of the customers merged in it (so a batch resolves each set once)."""
+
+    def __init__(self, conn: sqlite3.Connection, now: float, strict: bool = False,
+                 device_link_limit: int = DEVICE_LINK_LIMIT) -> None:
+        self.conn = conn
+        self.now = now
+        self.strict = strict
+        self.device_link_limit = device_link_limit
+        self.merges = 0
+        self._rows: dict[tuple[str, str], _Row | None] = {}
+        self._parent: dict[str, str] = {}
+        self._info: dict[str, _Info] = {}
+        self._sets: dict[tuple[Node, ...], str] = {}
+        self._tables: list[str] | None = None
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    def find(self, customer_id: str) -> str:
+        """The customer an id stands for now, after the merges made in this transaction."""
+        root = customer_id
+        while root in self._parent:
+            root = self._parent[root]
+        return root
+
+    def prefetch(self, nodes: Iterable[Node]) -> None:
+        """Reads the identifier rows of a whole batch in a few queries instead of one per identifier."""
+        by_kind: dict[str, set[str]] = {}
+        for n in nodes:
+            if (n.kind, n.key) not in self._rows:
+                by_kind.setdefault(n.kind, set()).add(n.key)
+        for kind, keys in by_kind.items():
+            wanted = sorted(keys)
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                for key in chunk:
+                    self._rows[(kind, key)] = None
+                marks = ",".join("?" * len(chunk))
+                for key, owner, shared, links in self.conn.execute(
+                    "SELECT value_key, customer_id, shared, links FROM identifiers"
+                    f" WHERE kind=? AND value_key IN ({marks})", [kind, *chunk],
+                ):
+                    self._rows[(kind, key)] = _Row(owner, bool(shared), links or 0)
+
+    def _row(self, node: Node) -> _Row | None:
+        k = (node.kind, node.key)
+        if k not in self._rows:
+            row = self.conn.execute(
+                "SELECT customer_id, shared, links FROM identifiers WHERE kind=? AND value_key=?", k
+            ).fetchone()
+            self._rows[k] = _Row(row[0], bool(row[1]), row[2] or 0) if row else None
+        return self._rows[k]
+
+    def _about(self, customer_id: str) -> _Info:
+        info = self._info.get(customer_id)
+        if info is None:
+            account, kinds = None, set()
+            for kind, key in self.conn.execute(
+                "SELECT kind, value_key FROM identifiers WHERE customer_id=? AND shared=0"
+                " AND kind IN ('CUSTOMER_ID', 'EMAIL', 'PHONE', 'LOYALTY_CARD')", (customer_id,)
+            ):
+                kinds.add(kind)
+                if kind == "CUSTOMER_ID":
+                    account = key
+            row = self.conn.execute("SELECT created_at FROM customers WHERE customer_id=?", (customer_id,)).fetchone()
+            born = row[0] if row and row[0] is not None else self.now
+            info = self._info[customer_id] = _Info(account, frozenset(kinds), born)
+        return info
+
+    # -- resolving ----------------------------------------------------------------------------------
+
+    def resolve(self, nodes: Sequence[Node]) -> Resolution:
+        """The customer of these identifiers (from `IdentityGraph.nodes`), linking and merging as the policy allows."""
+        if not isinstance(nodes, tuple):
+            nodes = tuple(nodes)
+        cached = self._sets.get(nodes)
+        if cached is not None:
+            return Resolution(self.find(cached))
+        known: dict[str, bool] = {}        # customer -> tied to this call by a strong identifier
+        devices: dict[str, list[Node]] = {}  # customer -> the weak identifiers of this call it holds
+        new: list[Node] = []
+        shared: list[Node] = []
+        for n in nodes:
+            row = self._row(n)
+            if row is None:
+                new.append(n)
+            elif row.shared:
+                shared.append(n)
+            else:
+                owner = self.find(row.owner)
+                known[owner] = known.get(owner, False) or n.kind in STRONG_KINDS
+                if n.kind in WEAK_KINDS:
+                    devices.setdefault(owner, []).append(n)
+        if not known and not new:
+            return Resolution(self._shared_customer(shared[0]))
+        if len(known) == 1 and not new:  # the common case: one known customer
+            owner = next(iter(known))
+            self._sets[nodes] = owner
+            return Resolution(owner)
+
+        # Strong evidence links whatever it names, except two accounts.
+        strong = [c for c, s in known.items() if s]
+        new_strong = [n for n in new if n.kind in STRONG_KINDS]
+        accounts = list(dict.fromkeys(
+            [n.key for n in new_strong if n.kind == "CUSTOMER_ID"]
+            + [a for c in strong if (a := self._about(c).account) is not None]
+        ))
+        if len(accounts) > 1:
+            return self._two_accounts(nodes, accounts)
+
+        # Customers reached only through a device: an anonymous history always joins; a person joins
+        # only if no strong kind collides (two e-mails, two accounts, ... = two people) and the
+        # device has not linked persons too often already. Otherwise the device is marked shared.
+        weak = [c for c, s in known.items() if not s]
+        persons = [c for c in weak if self._about(c).person]
+        members = strong + [c for c in weak if c not in persons]
+        kinds = {k for c in strong for k in self._about(c).kinds} | {n.kind for n in new_strong}
+        if not strong and not new_strong and persons:  # only devices on this call: the first person anchors
+            members.append(persons[0])
+            kinds |= self._about(persons.pop(0)).kinds
+        conflicts = []
+        for person in persons:
+            theirs = self._about(person).kinds
+            links = max(self._rows[(n.kind, n.key)].links for n in devices[person])  # type: ignore[union-attr]
+            if theirs & kinds or links >= self.device_link_limit:
+                conflicts.append(self._mark_shared(devices[person], person))
+                continue
+            members.append(person)
+            kinds |= theirs
+            self._count_link(devices[person])
+
+        account = next((a for a in accounts), None) or next(
+            (a for c in members if (a := self._about(c).account) is not None), None)
+        if account is not None:
+            target = account
+            self._ensure_customer(target, min((self._about(c).created_at for c in members), default=self.now))
+        elif members:
+            target = min(members, key=lambda c: (not self._about(c).person, self._about(c).created_at, c))
+        else:
+            target = "anon-" + uuid.uuid4().hex[:20]
+            self._ensure_customer(target, self.now)
+        for c in members:
+            if c != target:
+                self._merge(c, target)
+        for n in new:
+            self._attach(n, target)
+        self._info.pop(target, None)
+        self._sets[nodes] = target
+        return Resolution(target, created=not known, merged=len(members) > 1, conflicts=conflicts)
+
+    def _attach(self, node: Node, customer_id: str) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO identifiers (kind, value_key, customer_id, display, created_at, shared, links)"
+            " VALUES (?, ?, ?, ?, ?, 0, 0)", (node.kind, node.key, customer_id, node.display, self.now),
+        )
+        self._rows[(node.kind, node.key)] = _Row(customer_id, False, 0)
+
+    def _count_link(self, devices: list[Node]) -> None:
+        for n in devices:
+            self.conn.execute("UPDATE identifiers SET links=links+1 WHERE kind=? AND value_key=?", (n.kind, n.key))
+            row = self._rows[(n.kind, n.key)]
+            assert row is not None
+            row.links += 1
+
+    def _two_accounts(self, nodes: tuple[Node, ...], accounts: list[str]) -> Resolution:
+        """Identifiers of two accounts on one call: nothing is linked; an event goes to the account it names."""
+        if self.strict:
+            raise FailedPrecondition(
+                f"identifiers: they belong to {len(accounts)} different accounts ({', '.join(accounts)}); "
+                "two customer ids are never merged automatically"
+            )
+        named = next((n for n in nodes if n.kind == "CUSTOMER_ID"), None)
+        if named is not None:
+            row = self._row(named)
+            if row is not None:
+                target = self.find(row.owner)
+            else:
+                target = named.key
+                self._ensure_customer(target, self.now)
+                self._attach(named, target)
+        else:
+            first = next(r for n in nodes if (r := self._row(n)) is not None and not r.shared and n.kind in STRONG_KINDS)
+            target = self.find(first.owner)
+        message = f"identifiers of {len(accounts)} accounts ({', '.join(accounts)}) on one call were not linked"
+        log.warning("%s; the event is kept for %s", message, target)
+        return Resolution(target, conflicts=[message])
+
+    def _mark_shared(self, devices: list[Node], owner: str) -> str:
+        for n in devices:
+            self.conn.execute("UPDATE identifiers SET shared=1 WHERE kind=? AND value_key=?", (n.kind, n.key))
+            row = self._rows[(n.kind, n.key)]
+            assert row is not None
+            row.shared = True
+        self._sets.clear()  # sets resolved through these devices resolve differently now
+        self._info.pop(owner, None)
+        kinds = ", ".join(sorted({n.kind for n in devices}))
+        message = f"a {kinds} of {owner} was seen with another person; marked shared, it links no one from now on"
+        log.warning(message)
+        return message
+
+    def _shared_customer(self, node: Node) -> str:
+        """Events that carry only shared devices belong to no person: one anonymous customer per device."""
+        digest = hashlib.blake2b(f"{node.kind}\x00{node.key}".encode(), digest_size=10).hexdigest()
+        customer_id = f"shared-{digest}"
+        self._ensure_customer(customer_id, self.now)
+        return customer_id
+
+    def _ensure_customer(self, customer_id: str, created_at: float) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO customers (customer_id, created_at) VALUES (?, ?)", (customer_id, created_at)
+        )
+
+    # -- merging ------------------------------------------------------------------------------------
+
+    def _merge(self, loser: str, survivor: str) -> None:
+        """Re-points everything of `loser` to `survivor`; both histories are kept whole."""
+        conn, args = self.conn, (survivor, loser)
+        conn.execute("UPDATE events SET customer_id=? WHERE customer_id=?", args)
+        conn.execute("UPDATE identifiers SET customer_id=? WHERE customer_id=?", args)
+        # Consent: where both sides decided on the same channel and purpose, the newer decision stands.
+        conn.execute(
+            "INSERT INTO consent (customer_id, channel, purpose, granted, updated_at)"
+            " SELECT ?, channel, purpose, granted, updated_at FROM consent WHERE customer_id=? AND 1"
+            " ON CONFLICT (customer_id, channel, purpose) DO UPDATE SET granted=excluded.granted,"
+            " updated_at=excluded.updated_at WHERE excluded.updated_at > consent.updated_at", args,
+        )
+        conn.execute("DELETE FROM consent WHERE customer_id=?", (loser,))
+        for table in self._customer_tables():
+            conn.execute(f'UPDATE OR REPLACE "{table}" SET customer_id=? WHERE customer_id=?', args)
+        born = min(self._about(loser).created_at, self._about(survivor).created_at)
+        self._ensure_customer(survivor, born)
+        conn.execute("UPDATE customers SET created_at=? WHERE customer_id=?", (born, survivor))
+        conn.execute("DELETE FROM customers WHERE customer_id=?", (loser,))
+        conn.execute("UPDATE customer_merges SET customer_id=? WHERE customer_id=?", args)
+        conn.execute(
+            "INSERT OR REPLACE INTO customer_merges (merged_id, customer_id, merged_at) VALUES (?, ?, ?)",
+            (loser, survivor, self.now),
+        )
+        self._parent[loser] = survivor
+        self._info.pop(loser, None)
+        self._info.pop(survivor, None)
+        self.merges += 1
+        log.debug("customer %s merged into %s", loser, survivor)
+
+    def _customer_tables(self) -> list[str]:
+        if self._tables is None:
+            self._tables = [t for t in customer_tables(self.conn) if t not in _OWN_TABLES]
+        return self._tables
+
+
+def customer_tables(conn: sqlite3.Connection) -> list[str]:
+    """Every table with a customer_id column: what a merge re-points, Forget erases and Export returns."""
+    names = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    )]
+    return [t for t in names if any(col[1] == "customer_id" for col in conn.execute(f'PRAGMA table_info("{t}")'))]

@@ -1,0 +1,151 @@
+"""The call-centre view of one customer (story 5): who they are, where they shop, what they bought
+online and in store, whether they read their mail, what they allowed, what they did lately, and
+what to offer them now.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+
+from models.catalog import CatalogSnapshot
+from models.storage.connections import Connections
+from models.errors import InvalidArgument
+from models.identity.graph import IdentifierView, IdentityGraph
+from models.privacy.rights import ConsentRecord
+from models.serving.recommender import Recommended
+
+DEFAULT_TIMELINE = 50
+MAX_TIMELINE = 500
+MAX_PURCHASES = 100  # newest purchase lines shown; the timeline pages through everything
+
+
+@dataclass(slots=True)
+class ChannelUse:
+    channel: str
+    events: int
+    last_seen: float
+
+
+@dataclass(slots=True)
+class PurchaseLine:
+    item_id: str
+    title: str
+    channel: str
+    store_id: str
+    order_id: str
+    quantity: int
+    price: float
+    occurred_at: float
+
+
+@dataclass(slots=True)
+class EmailStats:
+    sent: int = 0
+    opened: int = 0
+    clicked: int = 0
+    last_opened: float | None = None
+
+
+@dataclass(slots=True)
+class TimelineEntry:
+    event_id: str
+    channel: str
+    type: str
+    item_id: str
+    store_id: str
+    occurred_at: float
+
+
+@dataclass
+class Profile:
+    customer_id: str
+    identifiers: list[IdentifierView]
+    channels: list[ChannelUse]
+    purchases: list[PurchaseLine]
+    email: EmailStats
+    consents: list[ConsentRecord]
+    timeline: list[TimelineEntry]
+    next_page_token: str
+    first_seen: float | None
+    last_seen: float | None
+    next_best_offers: list[Recommended] = field(default_factory=list)
+
+
+def timeline_limit(limit: int) -> int:
+    if limit == 0:
+        return DEFAULT_TIMELINE
+    if not 1 <= limit <= MAX_TIMELINE:
+        raise InvalidArgument("timeline_limit", f"must be between 1 and {MAX_TIMELINE} (0 means {DEFAULT_TIMELINE}), got {limit}")
+    return limit
+
+
+def build(
+    db: Connections, graph: IdentityGraph, snapshot: CatalogSnapshot, customer_id: str,
+    consents: list[ConsentRecord], limit: int = 0, page_token: str = "",
+) -> Profile:
+    """Everything but the offers (the facade asks the recommender for those), read in one snapshot."""
+    limit = timeline_limit(limit)
+    after = _decode(page_token)
+    conn = db.reader()
+    conn.execute("BEGIN")  # one read snapshot: counts, purchases and timeline agree with each other
+    try:
+        channels = [ChannelUse(c, n, t) for c, n, t in conn.execute(
+            "SELECT channel, COUNT(*), MAX(occurred_at) FROM events WHERE customer_id=? GROUP BY channel"
+            " ORDER BY COUNT(*) DESC, channel", (customer_id,))]
+        purchases = [
+            PurchaseLine(i, _title(snapshot, i), c, s, o, q, p, t)
+            for i, c, s, o, q, p, t in conn.execute(
+                "SELECT item_id, channel, store_id, order_id, quantity, price, occurred_at FROM events"
+                " WHERE customer_id=? AND type='PURCHASE' ORDER BY occurred_at DESC, seq DESC LIMIT ?",
+                (customer_id, MAX_PURCHASES))
+        ]
+        counts = dict.fromkeys(("EMAIL_SENT", "EMAIL_OPEN", "EMAIL_CLICK"), 0)
+        last_open = None
+        for etype, n, last in conn.execute(
+            "SELECT type, COUNT(*), MAX(occurred_at) FROM events WHERE customer_id=?"
+            " AND type IN ('EMAIL_SENT', 'EMAIL_OPEN', 'EMAIL_CLICK') GROUP BY type", (customer_id,)
+        ):
+            counts[etype] = n
+            if etype == "EMAIL_OPEN":
+                last_open = last
+        first_seen, last_seen = conn.execute(
+            "SELECT MIN(occurred_at), MAX(occurred_at) FROM events WHERE customer_id=?", (customer_id,)
+        ).fetchone()
+        sql = "SELECT seq, event_id, channel, type, item_id, store_id, occurred_at FROM events WHERE customer_id=?"
+        args: list = [customer_id]
+        if after is not None:
+            sql += " AND (occurred_at < ? OR (occurred_at = ? AND seq < ?))"
+            args += [after[0], after[0], after[1]]
+        rows = conn.execute(sql + " ORDER BY occurred_at DESC, seq DESC LIMIT ?", (*args, limit + 1)).fetchall()
+        identifiers = graph.identifiers(conn, customer_id)
+    finally:
+        conn.execute("COMMIT")
+    token = _encode(rows[limit - 1][6], rows[limit - 1][0]) if len(rows) > limit else ""
+    return Profile(
+        customer_id=customer_id, identifiers=identifiers, channels=channels, purchases=purchases,
+        email=EmailStats(counts["EMAIL_SENT"], counts["EMAIL_OPEN"], counts["EMAIL_CLICK"], last_open),
+        consents=consents,
+        timeline=[TimelineEntry(e, c, t, i or "", s or "", at) for _, e, c, t, i, s, at in rows[:limit]],
+        next_page_token=token, first_seen=first_seen, last_seen=last_seen,
+    )
+
+
+def _title(snapshot: CatalogSnapshot, item_id: str) -> str:
+    item = snapshot.items.get(item_id)
+    return item.title if item is not None else ""
+
+
+def _encode(occurred_at: float, seq: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([occurred_at, seq]).encode()).decode().rstrip("=")
+
+
+def _decode(token: str) -> tuple[float, int] | None:
+    if not token:
+        return None
+    try:
+        at, seq = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        return float(at), int(seq)
+    except (ValueError, TypeError):
+        raise InvalidArgument("page_token", f"is not a token from a previous profile page, got {token[:40]!r}") from None

@@ -1,0 +1,325 @@
+"""Story 4: who is due for a reminder in a date window, and what to offer them.
+
+Two kinds of being due, merged per customer:
+
+* **seasonal**: the category is seasonal at these dates — in earlier years (up to `max_years` back,
+  the window moved back by whole years and widened by `slack_days`) it sold at least twice the share
+  the calendar would give it (flowers around 14 February; not coffee, bought all year) — and the
+  customer bought in it around the same dates in an earlier year, has not
+  bought in it again since the window's season began, and bought in it on at most two days between
+  last year's season and this one (Valentine's roses and Mothering Sunday tulips are seasons; coffee
+  every month is a routine, left to replenishment). Only categories holding repeatable items count
+  (flowers recur; a phone bought last February does not make its buyer due for another).
+* **replenishment** (`due_again`): a repeatable item whose interval has elapsed by the window's end —
+  the customer's own median gap between purchases of it (two gaps or more), or else the median gap of
+  every customer who bought it repeatedly (three gaps or more); either only when the gaps are regular
+  (spread within half their mean). A customer more than one interval overdue at the window's start
+  has lapsed and is not reminded.
+
+Customers come out in customer_id order, one `Reminder` each, produced as the caller reads them: the
+history is read through cursors sorted by customer, never loaded whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import itertools
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.serving import reasons
+from models.serving import channel_rules
+from models.serving.ranking import Candidate
+from models.catalog import Catalog, CatalogSnapshot
+from models.storage.connections import Connections
+from models.domain import CHANNELS
+from models.errors import InvalidArgument
+from models.serving.reasons import Reason
+from models.serving.recommender import Recommended, Recommender, RecommendQuery
+from models.serving.registry import ModelRegistry
+from models.validation import check_k
+
+DAY = 86400.0
+MAX_WINDOW_DAYS = 92
+MIN_POPULATION_GAPS = 3  # gaps needed before an item's typical interval is trusted
+MAX_BETWEEN_SEASONS = 2  # purchase days in a category between two seasons before it counts as a routine
+MIN_SEASON_LIFT = 2.0    # how much more of a category's sales its seasons must hold than the calendar gives
+MIN_SEASON_PURCHASES = 3  # purchases in earlier seasons before a category is called seasonal at all
+MAX_INTERVAL_CV = 0.5    # replenishment: gaps between purchases must be this regular (stdev / mean)
+
+
+@dataclass
+class Reminder:
+    customer_id: str
+    items: list[Recommended]
+    reason: str  # the main reason, as a sentence for campaign copy
+
+
+@dataclass(frozen=True)
+class Due:
+    customer_id: str
+    kind: str          # "due_again" or "seasonal"
+    item_id: str       # due_again: the item; seasonal: the item bought back then
+    at: float          # due_again: the last purchase; seasonal: the purchase an earlier year
+    category: str = ""
+    interval_days: float = 0.0
+    due_at: float = 0.0
+
+
+class DueReminders:
+    def __init__(
+        self, db: Connections, catalog: Catalog, registry: ModelRegistry, recommender: Recommender,
+        slack_days: float = 7.0, max_years: int = 3,
+    ) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.registry = registry
+        self.recommender = recommender
+        self.slack = slack_days * DAY
+        self.max_years = max_years
+
+    def due(
+        self, window_start: float | None, window_end: float | None, k: int = 0, channel: str = ""
+    ) -> Iterator[Reminder]:
+        """Reminders for the window, customer by customer; a channel applies its rules (consent, stock,
+        recently mailed) to customers and items."""
+        start, end = _check_window(window_start, window_end)
+        k = check_k(k, 100, default=3)
+        if channel and channel not in CHANNELS:
+            raise InvalidArgument("channel", f"must be one of {', '.join(CHANNELS)} or unset, got {channel!r}")
+        return self._run(start, end, k, channel)
+
+    def _run(self, start: float, end: float, k: int, channel: str) -> Iterator[Reminder]:
+        snapshot = self.catalog.snapshot()
+        streams = heapq.merge(
+            self._replenishment(start, end, snapshot), self._seasonal(start, end, snapshot),
+            key=lambda d: d.customer_id,
+        )
+        for customer_id, dues in itertools.groupby(streams, key=lambda d: d.customer_id):
+            reminder = self._reminder(customer_id, list(dues), k, channel, start, snapshot)
+            if reminder is not None:
+                yield reminder
+
+    # -- who is due -------------------------------------------------------------------------------
+
+    def _seasons(self, start: float, end: float) -> list[tuple[float, float]]:
+        """The window moved back by 1..max_years years, widened by the slack on both sides."""
+        return [(years_before(start, y) - self.slack, years_before(end, y) + self.slack)
+                for y in range(1, self.max_years + 1)]
+
+    def seasonal_categories(self, start: float, end: float, snapshot: CatalogSnapshot) -> set[str]:
+        """Categories of repeatable items whose sales peak around these dates in earlier years: their
+        share of purchases in those seasons is at least MIN_SEASON_LIFT times what the calendar gives."""
+        candidates = {it.category for it in snapshot.items.values() if it.repeatable and it.category}
+        ranges = self._seasons(start, end)
+        until = start - self.slack
+        conn = self.db.reader()
+        first = conn.execute("SELECT MIN(occurred_at) FROM events WHERE type='PURCHASE' AND occurred_at >= ?",
+                             (ranges[-1][0],)).fetchone()[0]
+        if not candidates or first is None or first >= until:
+            return set()
+        covered = sum(max(0.0, min(b, until) - max(a, first)) for a, b in ranges)
+        expected = covered / (until - first)  # the seasons' share of the time the data covers
+        if expected <= 0:
+            return set()
+        in_season = " OR ".join("e.occurred_at BETWEEN ? AND ?" for _ in ranges)
+        rows = conn.execute(
+            f"SELECT i.category, SUM(CASE WHEN {in_season} THEN 1 ELSE 0 END), COUNT(*) FROM events e"
+            " JOIN items i ON i.item_id = e.item_id WHERE e.type = 'PURCHASE' AND e.occurred_at BETWEEN ? AND ?"
+            " GROUP BY i.category", [t for r in ranges for t in r] + [first, until],
+        )
+        return {
+            category for category, seasonal, total in rows
+            if category in candidates and seasonal >= MIN_SEASON_PURCHASES
+            and seasonal / total >= MIN_SEASON_LIFT * expected
+        }
+
+    def _seasonal(self, start: float, end: float, snapshot: CatalogSnapshot) -> Iterator[Due]:
+        seasonal = self.seasonal_categories(start, end, snapshot)
+        if not seasonal:
+            return
+        ranges = self._seasons(start, end)
+        where = " OR ".join("occurred_at BETWEEN ? AND ?" for _ in ranges)
+        rows = self.db.reader().execute(
+            f"SELECT customer_id, item_id, occurred_at FROM events WHERE type='PURCHASE' AND ({where})"
+            " ORDER BY customer_id, occurred_at DESC", [t for r in ranges for t in r],
+        )
+        for customer_id, group in itertools.groupby(rows, key=lambda r: r[0]):
+            latest: dict[str, tuple[str, float]] = {}  # category -> (item, time) of the latest year
+            for _, item_id, at in group:
+                item = snapshot.items.get(item_id)
+                if item is not None and item.category in seasonal and item.category not in latest:
+                    latest[item.category] = (item_id, at)
+            if not latest:
+                continue
+            in_season, between = self._since_last_season(customer_id, start, end, snapshot)
+            for category, (item_id, at) in sorted(latest.items(), key=lambda kv: -kv[1][1]):
+                if category not in in_season and len(between.get(category, ())) <= MAX_BETWEEN_SEASONS:
+                    yield Due(customer_id, "seasonal", item_id, at, category=category)
+
+    def _since_last_season(
+        self, customer_id: str, start: float, end: float, snapshot: CatalogSnapshot
+    ) -> tuple[set[str], dict[str, set[int]]]:
+        """Categories bought this season already, and the days each was bought on between last year's
+        season and this one (a category bought every month is a routine, not a season)."""
+        rows = self.db.reader().execute(
+            "SELECT item_id, occurred_at FROM events WHERE customer_id=? AND type='PURCHASE'"
+            " AND occurred_at BETWEEN ? AND ?", (customer_id, years_before(end, 1) + self.slack, end),
+        )
+        in_season: set[str] = set()
+        between: dict[str, set[int]] = {}
+        for item_id, at in rows:
+            item = snapshot.items.get(item_id)
+            if item is None:
+                continue
+            if at >= start - self.slack:
+                in_season.add(item.category)
+            else:
+                between.setdefault(item.category, set()).add(int(at // DAY))
+        return in_season, between
+
+    def _replenishment(self, start: float, end: float, snapshot: CatalogSnapshot) -> Iterator[Due]:
+        repeatable = [i for i, it in snapshot.items.items() if it.repeatable]
+        if not repeatable:
+            return
+        typical = self._typical_intervals(end)
+        rows = self.db.reader().execute(
+            "SELECT e.customer_id, e.item_id, e.occurred_at FROM events e JOIN items i ON i.item_id = e.item_id"
+            " WHERE i.repeatable = 1 AND e.type = 'PURCHASE' AND e.occurred_at <= ?"
+            " ORDER BY e.customer_id, e.item_id, e.occurred_at", (end,),
+        )
+        for customer_id, group in itertools.groupby(rows, key=lambda r: r[0]):
+            found: list[Due] = []
+            for item_id, purchases in itertools.groupby(group, key=lambda r: r[1]):
+                times = [t for _, _, t in purchases]
+                own = _gaps(times)
+                interval = regular_interval(own, 2) or typical.get(item_id, 0.0)
+                if interval < DAY:
+                    continue
+                last = times[-1]
+                due_at = last + interval
+                if last < start and start - interval <= due_at <= end:
+                    found.append(Due(customer_id, "due_again", item_id, last, interval_days=interval / DAY,
+                                     due_at=due_at))
+            yield from sorted(found, key=lambda d: (d.due_at, d.item_id))
+
+    def _typical_intervals(self, until: float) -> dict[str, float]:
+        """Each repeatable item's median gap between purchases by the same customer."""
+        rows = self.db.reader().execute(
+            "SELECT item_id, occurred_at - LAG(occurred_at) OVER (PARTITION BY customer_id, item_id"
+            " ORDER BY occurred_at) FROM events WHERE type='PURCHASE' AND occurred_at <= ?"
+            " AND item_id IN (SELECT item_id FROM items WHERE repeatable = 1)", (until,),
+        )
+        gaps: dict[str, list[float]] = {}
+        for item_id, gap in rows:
+            if gap is not None and gap >= DAY:
+                gaps.setdefault(item_id, []).append(gap)
+        typical = {i: regular_interval(g, MIN_POPULATION_GAPS) for i, g in gaps.items()}
+        return {i: t for i, t in typical.items() if t}
+
+    # -- what to offer ----------------------------------------------------------------------------
+
+    def _reminder(
+        self, customer_id: str, dues: list[Due], k: int, channel: str, start: float, snapshot: CatalogSnapshot,
+    ) -> Reminder | None:
+        conn = self.db.reader()
+        passes: Callable[[str], bool] = lambda _: True
+        if channel:
+            rule = channel_rules.rule_for(channel)
+            if rule.consent and not channel_rules.has_consent(conn, customer_id, channel, rule.consent):
+                return None
+            mailed = set()
+            if rule.hold_back_mailed:
+                policy = self.recommender.policy
+                mailed = channel_rules.mailed_items(conn, customer_id, start - policy.email_repeat_days * DAY,
+                                            served_before=time.time() - policy.email_retry_minutes * 60.0)
+            passes = channel_rules.channel_filter(rule, "", snapshot, channel_rules.CallerFilter(), mailed)
+        purchases = self.recommender.store.purchased_items(customer_id)
+        base = channel_rules.base_filter(snapshot, channel_rules.owned_durables(purchases, snapshot))
+
+        def allowed(item_id: str) -> bool:
+            return base(item_id) and passes(item_id)
+
+        chosen: list[Candidate] = []
+        taken: set[str] = set()
+        for due in (d for d in dues if d.kind == "due_again"):
+            if due.item_id not in taken and allowed(due.item_id):
+                taken.add(due.item_id)
+                chosen.append(Candidate(due.item_id, None, "due_again", 0, Reason(
+                    "due_again", related_item_id=due.item_id, related_at=due.at, detail=f"{due.interval_days:.0f}")))
+        scores = self._affinity(customer_id, snapshot)
+        for due in (d for d in dues if d.kind == "seasonal"):
+            in_category = [i for i, it in snapshot.items.items()
+                           if it.category == due.category and i not in taken and allowed(i)]
+            in_category.sort(key=lambda i: (i != due.item_id, -scores(i), i))  # what they bought then, first
+            for item_id in in_category:
+                taken.add(item_id)
+                chosen.append(Candidate(item_id, scores(item_id), "seasonal", 1, Reason(
+                    "seasonal", related_item_id=due.item_id, related_at=due.at, detail=due.category)))
+                if len(chosen) >= k:
+                    break
+        chosen = chosen[:k]
+        if not chosen:
+            return None
+        for c in chosen:  # sentences speak from the window's point of view ("last year")
+            c.reason.text = reasons.sentence(c.reason, snapshot, channel, now=start)
+        query = RecommendQuery(channel=channel or "EMAIL", explain=True)
+        items = [self.recommender.decorate(c, 2, snapshot, query) for c in chosen]
+        return Reminder(customer_id, items, items[0].reasons[0].text)
+
+    def _affinity(self, customer_id: str, snapshot: CatalogSnapshot) -> Callable[[str], float]:
+        """The customer's model score for an item; popularity rank when the model does not know them."""
+        model = self.registry.current
+        if model is not None:
+            row = model.user_row(customer_id)
+            if row is not None:
+                space = model.items(snapshot)
+                scores = model.score_user(space, row)
+                return lambda i: float(scores[space.index[i]]) if i in space.index else -np.inf
+        rank = {i: -n for n, (i, _) in enumerate(self.recommender.popularity.top(""))}
+        return lambda i: float(rank.get(i, -1e9))
+
+
+def years_before(at: float, years: int) -> float:
+    """The same calendar day and time `years` earlier (29 February becomes 28 February), UTC."""
+    day = dt.datetime.fromtimestamp(at, dt.UTC)
+    try:
+        return day.replace(year=day.year - years).timestamp()
+    except ValueError:
+        return day.replace(year=day.year - years, day=28).timestamp()
+
+
+def regular_interval(gaps: list[float], at_least: int) -> float:
+    """The median gap when there are enough and they are regular (spread at most MAX_INTERVAL_CV of the
+    mean: coffee every 30 days is; flowers at Valentine's and Mothering Sunday are not); else 0."""
+    if len(gaps) < at_least:
+        return 0.0
+    mean = statistics.fmean(gaps)
+    if len(gaps) > 1 and statistics.pstdev(gaps) > MAX_INTERVAL_CV * mean:
+        return 0.0
+    return statistics.median(gaps)
+
+
+def _gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(times) if b - a >= DAY]
+
+
+def _check_window(start: float | None, end: float | None) -> tuple[float, float]:
+    if start is None:
+        raise InvalidArgument("window_start", "is required")
+    if end is None:
+        raise InvalidArgument("window_end", "is required")
+    if end <= start:
+        raise InvalidArgument("window_end", f"must be after window_start, got {end} <= {start}")
+    if end - start > MAX_WINDOW_DAYS * DAY:
+        raise InvalidArgument(
+            "window_end", f"the window may span at most {MAX_WINDOW_DAYS} days, got {(end - start) / DAY:.1f}")
+    return start, end
+
+
+__all__ = ["Due", "DueReminders", "Reminder", "years_before"]

@@ -1,0 +1,1 @@
+"""From the event log to a trained model: dataset, LightFM fit, artifacts, schedule."""

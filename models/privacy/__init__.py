@@ -1,0 +1,1 @@
+"""Consent and the rights of the customer: one consent decision, erasure, access."""

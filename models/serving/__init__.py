@@ -1,0 +1,1 @@
+"""Answering a request: the loaded model, candidate sources, ranking, channel rules, reasons."""

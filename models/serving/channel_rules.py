@@ -1,0 +1,233 @@
+"""Channel rules: what each channel may show, and which candidate sources each placement tries first.
+
+Two tables, read top to bottom:
+
+* `CHANNEL_RULES` (per channel) only *filters*: the stock that counts, the consent needed, whether
+  items mailed recently are held back. A channel never reorders.
+* `PLACEMENT_PLANS` (per placement) only *orders*: the candidate sources, in the order they fill the
+  ranking, each with the most candidates it may contribute.
+
+Keeping the two apart is what makes story 3 hold by construction: for the same customer and state,
+every channel sees the same ranking and keeps a different subset of it, so items allowed in two
+channels appear in the same relative order in both.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+
+from models.privacy import consent
+from models.catalog import CatalogSnapshot
+from models.domain import Item, Offer
+
+# Where the stock that counts for a channel lives.
+STORE_STOCK = "store"    # the stock of context.store_id (no store given: stock is not checked)
+ONLINE_STOCK = "online"  # the online stock (store_id "")
+NO_STOCK = "none"        # stock is not checked
+
+
+@dataclass(frozen=True)
+class ChannelRule:
+    """The filters of one channel."""
+
+    stock: str                 # STORE_STOCK, ONLINE_STOCK or NO_STOCK
+    consent: str = ""          # consent purpose the customer must have granted on this channel ("" = none)
+    hold_back_mailed: bool = False  # drop items mailed to the customer in the last `email_repeat_days`
+
+
+# fmt: off
+CHANNEL_RULES: Mapping[str, ChannelRule] = {
+    #  channel          stock that counts      consent needed         hold back mailed items
+    "WEB":         ChannelRule(ONLINE_STOCK),
+    "APP":         ChannelRule(ONLINE_STOCK),
+    "EMAIL":       ChannelRule(ONLINE_STOCK,   consent="marketing",   hold_back_mailed=True),
+    "POS":         ChannelRule(STORE_STOCK),
+    "CALL_CENTER": ChannelRule(ONLINE_STOCK),
+    "ADS":         ChannelRule(ONLINE_STOCK),
+}
+# fmt: on
+
+
+@dataclass(frozen=True)
+class Source:
+    """One candidate source of a placement plan; `limit` caps its candidates (0 = no cap)."""
+
+    name: str
+    limit: int = 0
+
+
+# The sources, in the order they fill a ranking:
+#   basket_complements  accessories and bought-together items of context.basket_item_ids
+#   owned_complements   accessories and bought-together items of what the customer bought lately
+#   similar_to_item     items closest to the item on the page (context.item_ids[0]) in the model's
+#                       embedding space
+#   personalised        the customer's LightFM ranking (or, for a visitor or a customer newer than
+#                       the model, the ranking built from their session's items)
+#   popular             what is popular: everywhere for a known customer, in the store / channel
+#                       for an anonymous visitor
+# Complements are ranked by the customer's affinity (the same LightFM scores as `personalised`).
+_HOME = (Source("owned_complements", 3), Source("personalised"), Source("popular"))
+_BASKET = (Source("basket_complements", 20), Source("owned_complements", 3), Source("personalised"),
+           Source("popular"))
+
+# fmt: off
+PLACEMENT_PLANS: Mapping[str, tuple[Source, ...]] = {
+    #  placement     sources, first to last
+    "home":        _HOME,
+    "newsletter":  _HOME,
+    "product":     (Source("similar_to_item", 12), Source("personalised"), Source("popular")),
+    "cart":        _BASKET,
+    "checkout":    _BASKET,
+}
+# fmt: on
+DEFAULT_PLACEMENT = "home"  # an unknown placement is ranked like the home page
+
+
+def rule_for(channel: str) -> ChannelRule:
+    return CHANNEL_RULES.get(channel, ChannelRule(ONLINE_STOCK))
+
+
+def plan_for(placement: str) -> tuple[Source, ...]:
+    return PLACEMENT_PLANS.get(placement or DEFAULT_PLACEMENT, PLACEMENT_PLANS[DEFAULT_PLACEMENT])
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The numbers behind the rules (from Settings)."""
+
+    email_repeat_days: float = 7.0   # an item mailed to a customer is not mailed again for this long
+    email_retry_minutes: float = 60.0  # a served e-mail offer counts as mailed once this old (retries)
+    owned_days: float = 180.0        # accessories are promoted for purchases this recent
+
+
+# -- consent and mail history -------------------------------------------------------------------------
+
+
+def has_consent(conn: sqlite3.Connection, customer_id: str, channel: str, purpose: str) -> bool:
+    """The customer's recorded decision (for this channel, else for every channel); nothing recorded
+    means no consent (opt-in). The service asks models/privacy/rights.py instead, whose defaults are settings."""
+    return consent.decision(conn, customer_id, channel, purpose) is True
+
+
+def mailed_items(
+    conn: sqlite3.Connection, customer_id: str, since: float, served_before: float | None = None
+) -> set[str]:
+    """Items mailed to the customer since a time: EMAIL_SENT events (their item, or the items of the
+    recommendation they quote) and recommendations served for the EMAIL channel before
+    `served_before` (so a campaign retried within the grace period gets the same offers again)."""
+    mailed: set[str] = set()
+    quoted: list[str] = []
+    for item_id, rec_id in conn.execute(
+        "SELECT item_id, recommendation_id FROM events WHERE customer_id=? AND type='EMAIL_SENT'"
+        " AND occurred_at>=?", (customer_id, since),
+    ):
+        if item_id:
+            mailed.add(item_id)
+        if rec_id:
+            quoted.append(rec_id)
+    for (items,) in conn.execute(
+        "SELECT items FROM recommendations WHERE customer_id=? AND channel='EMAIL' AND served_at>=?"
+        " AND served_at<?", (customer_id, since, float("inf") if served_before is None else served_before),
+    ):
+        mailed.update(json.loads(items))
+    for start in range(0, len(quoted), 500):
+        chunk = quoted[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for (items,) in conn.execute(f"SELECT items FROM recommendations WHERE recommendation_id IN ({marks})", chunk):
+            mailed.update(json.loads(items))
+    return mailed
+
+
+# -- filters ------------------------------------------------------------------------------------------
+
+
+def owned_durables(purchases: Iterable[tuple[str, float]], snapshot: CatalogSnapshot) -> set[str]:
+    """Bought (in any channel), kept, and not a consumable: never offered again."""
+    owned = set()
+    for item_id, _ in purchases:
+        item = snapshot.items.get(item_id)
+        if item is None or not item.repeatable:
+            owned.add(item_id)
+    return owned
+
+
+def base_filter(snapshot: CatalogSnapshot, excluded: set[str]) -> Callable[[str], bool]:
+    """The channel-independent exclusions: owned durables, basket and context items, inactive items,
+    items missing from a filled catalogue."""
+    has_catalog = bool(snapshot.items)
+
+    def allowed(item_id: str) -> bool:
+        if item_id in excluded:
+            return False
+        item = snapshot.items.get(item_id)
+        if item is None:
+            return not has_catalog
+        return item.active
+
+    return allowed
+
+
+@dataclass(frozen=True)
+class CallerFilter:
+    """The restrictions a caller puts on one request (RecommendRequest.filter)."""
+
+    categories: frozenset[str] = frozenset()
+    exclude_item_ids: frozenset[str] = frozenset()
+    max_price: float = 0.0
+    in_stock_only: bool = False
+
+
+def channel_filter(
+    rule: ChannelRule, store_id: str, snapshot: CatalogSnapshot, caller: CallerFilter,
+    mailed: AbstractSet[str] = frozenset(),
+) -> Callable[[str], bool]:
+    """What this channel (and the caller) lets through; a predicate on item ids, never a reordering."""
+    stock_place = stock_location(rule, store_id)
+
+    def allowed(item_id: str) -> bool:
+        if item_id in mailed or item_id in caller.exclude_item_ids:
+            return False
+        item = snapshot.items.get(item_id)
+        if item is None:
+            return not snapshot.items  # only an empty catalogue lets unknown items through
+        if stock_place is not None and not snapshot.in_stock(item_id, stock_place):
+            return False
+        if caller.in_stock_only and not snapshot.in_stock(item_id, store_id):
+            return False
+        if caller.categories and item.category not in caller.categories:
+            return False
+        return not (caller.max_price and effective_price(item) > caller.max_price)
+
+    return allowed
+
+
+def stock_location(rule: ChannelRule, store_id: str) -> str | None:
+    """The store whose stock counts for this channel, or None when stock is not checked."""
+    if rule.stock == ONLINE_STOCK:
+        return ""
+    if rule.stock == STORE_STOCK:
+        return store_id or None
+    return None
+
+
+def live_offer(item: Item, now: float | None = None) -> Offer:
+    """The offer in force now: a promotion outside its window is not offered (same in every channel)."""
+    o = item.offer
+    if o is None:
+        return Offer(price=item.price)
+    now = time.time() if now is None else now
+    live = (o.valid_from is None or o.valid_from <= now) and (o.valid_until is None or now < o.valid_until)
+    if live or not o.promo_price:
+        return o
+    return Offer(price=o.price or item.price, valid_from=o.valid_from, valid_until=o.valid_until,
+                 offer_id=o.offer_id, currency=o.currency)
+
+
+def effective_price(item: Item, now: float | None = None) -> float:
+    offer = live_offer(item, now)
+    return offer.promo_price if offer.promo_price > 0 else (offer.price or item.price)

@@ -1,0 +1,106 @@
+"""Why an item is recommended: a machine-readable code and a short sentence for people.
+
+The sentence is written so that it can go into an e-mail or be read out by a call-centre agent as
+it is ("Accessory for the Nova X12 Phone you bought on 3 March"). Codes are stable; sentences may be
+reworded. `CODES` lists every code with what it means (docs/channels.md shows it as a table).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from models.catalog import CatalogSnapshot
+
+
+@dataclass
+class Reason:
+    """One reason of a recommended item (re-exported by models.serving.recommender)."""
+
+    code: str
+    text: str = ""
+    related_item_id: str = ""
+    related_at: float | None = None
+    detail: str = ""  # what the sentence needs beyond the item and date (a category, an interval)
+
+
+CODES: Mapping[str, str] = {
+    "personalised": "ranked by the customer's model affinity (what they bought and looked at)",
+    "similar_to_viewed": "close to items of the current session (anonymous or newer than the model)",
+    "similar_to_item": "close to the item being viewed, in the model's embedding space",
+    "accessory_for_owned": "a catalogue accessory of an item the customer bought",
+    "accessory_for_basket": "a catalogue accessory of an item in the basket",
+    "bought_together": "often bought together with an item in the basket or that the customer bought",
+    "popular": "popular with all customers (the fallback for a known customer)",
+    "popular_in_channel": "popular in this channel (the fallback for an anonymous visitor)",
+    "popular_in_store": "popular in this store (the fallback for an anonymous shopper at a till)",
+    "due_again": "a repeatable item whose usual replenishment interval has elapsed",
+    "seasonal": "the customer bought in this category around the same date in an earlier year",
+}
+
+CHANNEL_WORDS: Mapping[str, str] = {
+    "WEB": "in our web shop", "APP": "in our app", "EMAIL": "with our subscribers", "POS": "in our stores",
+    "CALL_CENTER": "with our customers", "ADS": "with our customers",
+}
+
+
+def sentence(reason: Reason, snapshot: CatalogSnapshot, channel: str = "", now: float | None = None) -> str:
+    """The human sentence for a reason, naming the related item and date when there are some."""
+    name = item_name(reason.related_item_id, snapshot)
+    when = day_phrase(reason.related_at, now) if reason.related_at is not None else ""
+    code = reason.code
+    if code == "personalised":
+        return "Picked for you from what you bought and looked at"
+    if code == "similar_to_viewed":
+        return f"Similar to the {name} you looked at" if name else "Similar to what you looked at"
+    if code == "similar_to_item":
+        return f"Similar to the {name}" if name else "Similar to this item"
+    if code == "accessory_for_owned":
+        return f"Accessory for the {name} you bought" + (f" on {when}" if when else "")
+    if code == "accessory_for_basket":
+        return f"Accessory for the {name} in your basket"
+    if code == "bought_together":
+        if when:
+            return f"Often bought with the {name} you bought on {when}"
+        return f"Often bought together with the {name}"
+    if code == "popular":
+        return "Popular with our customers right now"
+    if code == "popular_in_channel":
+        return f"Popular {CHANNEL_WORDS.get(channel, 'with our customers')} right now"
+    if code == "popular_in_store":
+        return "Popular in this store right now"
+    if code == "due_again":
+        every = f"; you buy it about every {reason.detail} days" if reason.detail else ""
+        return f"Time to stock up: you last bought the {name} on {when}{every}"
+    if code == "seasonal":
+        what = reason.detail or "this"
+        if reason.related_at is None:
+            return f"You bought {what} around this time last year"
+        return f"You bought {what} around {year_phrase(reason.related_at, now)}"
+    return code
+
+
+def item_name(item_id: str, snapshot: CatalogSnapshot) -> str:
+    if not item_id:
+        return ""
+    item = snapshot.items.get(item_id)
+    return item.title if item is not None and item.title else item_id
+
+
+def day_phrase(at: float | None, now: float | None = None) -> str:
+    """'3 March' within the last year, '3 March 2023' before that (UTC)."""
+    if at is None:
+        return ""
+    day = dt.datetime.fromtimestamp(at, dt.UTC)
+    text = f"{day.day} {day:%B}"
+    reference = dt.datetime.now(dt.UTC) if now is None else dt.datetime.fromtimestamp(now, dt.UTC)
+    return text if 0 <= (reference - day).days < 300 else f"{text} {day.year}"
+
+
+def year_phrase(at: float, now: float | None = None) -> str:
+    """'14 February last year' / '14 February 2022' for seasonal reminders."""
+    day = dt.datetime.fromtimestamp(at, dt.UTC)
+    reference = dt.datetime.now(dt.UTC) if now is None else dt.datetime.fromtimestamp(now, dt.UTC)
+    text = f"{day.day} {day:%B}"
+    return f"{text} last year" if reference.year - day.year == 1 else f"{text} {day.year}"

@@ -1,0 +1,112 @@
+"""The log of recommendations served, for attribution of later events and for hold-out reports.
+
+Written by a background thread in small batches, so Recommend never waits for a disk sync; a
+crash loses at most the last flush interval of this log (never an event).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+
+from models.storage.connections import Connections
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Served:
+    recommendation_id: str
+    customer_id: str
+    channel: str
+    placement: str
+    item_ids: list[str]
+    strategy: str
+    model_version: str
+    arm: str
+    served_at: float
+
+
+class ServedLog:
+    def __init__(self, db: Connections, flush_seconds: float = 0.2) -> None:
+        self.db = db
+        self._queue: queue.Queue[Served | None] = queue.Queue(maxsize=100_000)
+        self._flush_seconds = flush_seconds
+        self._thread = threading.Thread(target=self._run, name="served-log", daemon=True)
+        self._thread.start()
+
+    def record(self, served: Served) -> None:
+        try:
+            self._queue.put_nowait(served)
+        except queue.Full:  # a stalled disk must not stall serving; say so loudly
+            log.error("served-recommendation log is full; dropping %s", served.recommendation_id)
+
+    def flush(self) -> None:
+        """Writes everything queued so far and waits for a write in flight (used by tests and at shutdown)."""
+        batch = self._drain()
+        try:
+            self._write(batch)
+        finally:
+            for _ in batch:
+                self._queue.task_done()
+        if self._thread.is_alive():
+            self._queue.join()  # the writer thread's batch, taken off the queue but maybe not committed yet
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+        self.flush()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                self._queue.task_done()
+                return
+            batch = [first] + self._drain()
+            try:
+                self._write(batch)
+            except Exception:  # keep the writer alive; the rows are reported, not silently lost
+                log.exception("could not write %d served recommendations", len(batch))
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+            if self._flush_seconds:
+                threading.Event().wait(self._flush_seconds)
+
+    def _drain(self) -> list[Served]:
+        out: list[Served] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return out
+            if item is None:  # the stop sentinel stays for the writer thread
+                self._queue.put(None)
+                self._queue.task_done()
+                return out
+            out.append(item)
+
+    def _write(self, batch: list[Served]) -> None:
+        if not batch:
+            return
+        with self.db.write_lock:
+            conn = self.db.writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO recommendations (recommendation_id, customer_id, channel, placement,"
+                    " items, strategy, model_version, arm, served_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                    [
+                        (s.recommendation_id, s.customer_id, s.channel, s.placement, json.dumps(s.item_ids),
+                         s.strategy, s.model_version, s.arm, s.served_at)
+                        for s in batch
+                    ],
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise

@@ -1,0 +1,1 @@
+"""The `seenext` command line."""

@@ -1,0 +1,219 @@
+"""The `seenext` command: serve, train, status, demo, settings.
+
+Flags override SEENEXT_* variables, which override the defaults (see `seenext settings`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from models.settings import Settings
+from models.errors import SeenextError
+from models.service import Seenext
+
+log = logging.getLogger("seenext")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("SEENEXT_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings.from_env(
+            host=getattr(args, "host", None), port=getattr(args, "port", None),
+            data_dir=getattr(args, "data_dir", None), demo=getattr(args, "demo", None),
+            processes=getattr(args, "processes", None),
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        return int(args.run(settings, args) or 0)
+    except SeenextError as exc:  # e.g. the PII key file does not fit the database
+        raise SystemExit(f"seenext: {exc.message}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seenext", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", type=Path, help="folder of the SQLite file and models (SEENEXT_DATA_DIR)")
+
+    p = sub.add_parser("serve", help="start the gRPC server")
+    common(p)
+    p.add_argument("--host", help="bind address (SEENEXT_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (SEENEXT_PORT, default 50051; 0 = any free port)")
+    p.add_argument("--demo", action=argparse.BooleanOptionalAction, default=None,
+                   help="seed the demo retailer into an empty store and train (SEENEXT_DEMO)")
+    p.add_argument("--processes", type=int, help="serving processes sharing the port (SEENEXT_PROCESSES)")
+    p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("train", help="train a model on the stored events and make it the serving one")
+    common(p)
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("status", help="the serving model and the store's size, as JSON")
+    common(p)
+    p.set_defaults(run=cmd_status)
+
+    p = sub.add_parser("demo", help="seed the demo retailer into the store (an empty one unless --force)")
+    common(p)
+    p.add_argument("--force", action="store_true", help="seed even if the store has events")
+    p.set_defaults(run=cmd_demo)
+
+    p = sub.add_parser("settings", help="every setting with its variable, default and meaning")
+    p.set_defaults(run=cmd_settings)
+
+    from server.cli.data import add_commands, add_insight_commands  # import, evaluate, traffic, report
+
+    add_commands(sub, common)
+    add_insight_commands(sub, common)
+    return parser
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.demo:
+        prepare_demo(settings)
+    if settings.processes > 1:
+        return _serve_many(settings)
+    from server.app import create_server  # grpc is imported only by the commands that serve
+    from server.auth import banner as auth_banner
+
+    try:
+        running = create_server(settings)
+    except (ValueError, OSError, SeenextError) as exc:  # a bad keys file, PII key or TLS file: say which
+        raise SystemExit(f"seenext: cannot start: {exc}") from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if os.environ.get("SEENEXT_CHILD") != "1":
+        header, text = auth_banner(running.keys, settings)
+        print(_banner(settings.host, running.port, header) + text, flush=True)
+    stop.wait()
+    log.info("stopping: draining calls in flight")
+    running.stop(grace=5.0)
+    return 0
+
+
+def _serve_many(settings: Settings) -> int:
+    """N processes on one port (SO_REUSEPORT): the kernel spreads connections across them."""
+    if settings.port == 0:
+        raise SystemExit("--processes > 1 needs a fixed --port")
+    from server.auth import banner as auth_banner
+    from server.auth import from_settings
+
+    try:  # the API keys, PII key and schema every child uses: made (if need be) and checked once, first
+        header, text = auth_banner(from_settings(settings), settings)
+        Seenext(settings).close()
+    except ValueError as exc:
+        raise SystemExit(f"seenext: cannot start: {exc}") from None
+    env = dict(os.environ, SEENEXT_CHILD="1", SEENEXT_PROCESSES="1", SEENEXT_DEMO="0",
+               SEENEXT_HOST=settings.host, SEENEXT_PORT=str(settings.port), SEENEXT_DATA_DIR=str(settings.data_dir))
+    children = [
+        subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env) for _ in range(settings.processes)
+    ]
+    print(_banner(settings.host, settings.port, header) + text + f"\n({settings.processes} processes)", flush=True)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [child.wait() for child in children]
+    return max(codes)
+
+
+def prepare_demo(settings: Settings) -> None:
+    """Seeds the demo retailer into an empty store and trains if no model serves yet."""
+    from models.demo import generator
+
+    service = Seenext(settings)
+    try:
+        if service.store.count_events() == 0:
+            started = time.perf_counter()
+            retailer = generator.generate(generator.DemoConfig(
+                customers=settings.demo_customers, items=settings.demo_items,
+                days=settings.demo_days, seed=settings.demo_seed,
+            ))
+            counts = generator.seed(service.store, service.catalog, retailer)
+            log.info("demo retailer seeded in %.1fs: %s", time.perf_counter() - started, counts)
+        if service.registry.current is None:
+            info = service.train()
+            log.info("demo model %s trained: %d customers, %d items", info.version, info.customers, info.items)
+    finally:
+        service.close()
+
+
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    service = Seenext(settings)
+    try:
+        info = service.train()
+    finally:
+        service.close()
+    print(json.dumps(vars(info), indent=2))
+    return 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    service = Seenext(settings)
+    try:
+        print(json.dumps({"model": vars(service.model_info()), "versions": service.registry.versions()}, indent=2))
+    finally:
+        service.close()
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from models.demo import generator
+
+    service = Seenext(settings)
+    try:
+        if service.store.count_events() and not args.force:
+            print("the store has events already; --force seeds anyway (event ids are idempotent)")
+            return 1
+        retailer = generator.generate(generator.DemoConfig(
+            customers=settings.demo_customers, items=settings.demo_items, days=settings.demo_days,
+            seed=settings.demo_seed,
+        ))
+        print(json.dumps(generator.seed(service.store, service.catalog, retailer), indent=2))
+    finally:
+        service.close()
+    return 0
+
+
+def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
+    for name, default, help_ in Settings.describe():
+        print(f"{name:<32} {default!s:<12} {help_}")
+    return 0
+
+
+def _banner(host: str, port: int, header: str = "") -> str:
+    target = f"{host}:{port}"
+    return f"""
+seenext is serving on {target}
+
+  grpcurl -plaintext {target} list
+  grpcurl -plaintext {header}-d '{{"who": {{"kind": "IDENTIFIER_KIND_CUSTOMER_ID", "value": "cust-00001"}}, "channel": "CHANNEL_WEB", "k": 5, "explain": true}}' \\
+      {target} seenext.v1.RecommendationService/Recommend
+
+  .venv/bin/python -m clients.web --target {target} --customer cust-00001
+  .venv/bin/python -m clients.web --target {target} --device some-device --item sku-00001
+  .venv/bin/python -m clients.email --target {target} offers --prefix cust- --count 2000
+  .venv/bin/python -m clients.pos --target {target} --store store-001 --basket sku-00146
+
+Stop with Ctrl-C.
+"""

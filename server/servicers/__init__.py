@@ -1,0 +1,1 @@
+"""One servicer per gRPC service: validate, convert, call the facade, reply."""

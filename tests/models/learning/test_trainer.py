@@ -1,0 +1,97 @@
+"""Training and the model registry: known-answer fit, artifact round trip, versions, rollback."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from models.learning.artifact import ModelArtifact
+from models.settings import Settings
+from models.errors import FailedPrecondition, NotFound
+from models.service import Seenext
+from tests.conftest import GROUPS, N_USERS, tiny_events, tiny_items
+
+
+def test_each_taste_group_is_ranked_its_own_items_first(trained: Seenext) -> None:
+    model = trained.registry.current
+    assert model is not None
+    space = model.items(trained.catalog.snapshot())
+    hits = 0
+    for u in range(N_USERS):
+        scores = model.score_user(space, model.user_row(f"u{u}"))
+        top = [space.ids[j] for j in np.argsort(-scores)[:3]]
+        hits += sum(i.startswith(GROUPS[u % 3]) for i in top)
+    assert hits / (3 * N_USERS) > 0.9
+
+
+def test_artifact_is_arrays_and_json_only(trained: Seenext, settings: Settings) -> None:
+    version = trained.registry.current.version  # type: ignore[union-attr]
+    folder = settings.models_dir / version
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["version"] == version and manifest["customers"] == N_USERS and manifest["items"] == 20
+    with zipfile.ZipFile(folder / "model.npz") as z:
+        for name in z.namelist():
+            with z.open(name) as fh:
+                np.lib.format.read_magic(fh)
+                header = np.lib.format.read_array_header_1_0(fh)
+                assert header[2] != np.dtype(object), name  # nothing that would need pickle
+    again = ModelArtifact.load(folder)
+    assert again.user_vectors.shape == (N_USERS, settings.components)
+    assert set(again.item_ids) == {it.item_id for it in tiny_items()}
+
+
+def test_training_without_events_is_a_failed_precondition(service: Seenext) -> None:
+    with pytest.raises(FailedPrecondition, match="no interactions"):
+        service.train()
+
+
+def test_rollback_restores_the_previous_answers(trained: Seenext) -> None:
+    first = trained.registry.current
+    assert first is not None
+    space = first.items(trained.catalog.snapshot())
+    before = first.score_user(space, first.user_row("u1"))
+    second = trained.train()
+    assert second.version != first.version
+    assert trained.registry.versions()[:2] == [second.version, first.version]
+    trained.rollback(first.version)
+    now = trained.registry.current
+    assert now is not None and now.version == first.version
+    np.testing.assert_allclose(now.score_user(now.items(trained.catalog.snapshot()), now.user_row("u1")), before)
+    with pytest.raises(NotFound, match="'nope' is not kept"):
+        trained.rollback("nope")
+
+
+def test_old_versions_are_pruned(settings: Settings) -> None:
+    svc = Seenext(Settings(**{**settings.__dict__, "models_kept": 2}))
+    try:
+        svc.track_batch(tiny_events())
+        versions = [svc.train().version for _ in range(3)]
+        assert svc.registry.versions() == versions[::-1][:2]
+    finally:
+        svc.close()
+
+
+def test_another_process_model_is_picked_up(trained: Seenext, settings: Settings) -> None:
+    other = Seenext(settings)
+    try:
+        assert other.registry.current.version == trained.registry.current.version  # type: ignore[union-attr]
+        newer = trained.train()
+        assert other.registry.refresh() is True
+        assert other.registry.current.version == newer.version  # type: ignore[union-attr]
+    finally:
+        other.close()
+
+
+def test_holdout_metrics_are_reported(settings: Settings) -> None:
+    svc = Seenext(Settings(**{**settings.__dict__, "eval_holdout_days": 4}))
+    try:
+        svc.upsert_items(tiny_items())
+        svc.track_batch(tiny_events())
+        metrics = svc.train().metrics
+        assert {"precision@10", "recall@10", "ndcg@10", "popularity.precision@10"} <= set(metrics)
+        assert metrics["holdout_customers"] > 0
+    finally:
+        svc.close()

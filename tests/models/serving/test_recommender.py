@@ -1,0 +1,108 @@
+"""Recommendation strategies and the rules no model may break."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.domain import Event, Identifier
+from models.errors import InvalidArgument
+from models.serving.recommender import RecommendQuery, in_holdout
+from models.service import Seenext
+
+
+def ask(svc: Seenext, customer: str | None = None, **kw: object) -> list[str]:
+    who = Identifier("CUSTOMER_ID", customer) if customer else None
+    rec = svc.recommend(RecommendQuery(channel=kw.pop("channel", "WEB"), who=who, **kw))  # type: ignore[arg-type]
+    return [r.item_id for r in rec.items]
+
+
+def test_known_customer_gets_personalised_items_of_their_taste(trained: Seenext) -> None:
+    rec = trained.recommend(RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", "u2"), k=3))
+    assert rec.recognised and rec.customer_id == "u2" and rec.strategy == "personalised"
+    assert rec.model_version == trained.registry.current.version  # type: ignore[union-attr]
+    assert len({r.item_id for r in rec.items}) == 3
+    assert all(r.item_id.startswith("laptop-") for r in rec.items)
+
+
+def test_bought_durables_are_excluded_consumables_are_not(trained: Seenext) -> None:
+    laptops = ask(trained, "u2", k=10)
+    assert not {"laptop-3", "laptop-4"} & set(laptops)  # u2 bought these in the fixture
+    flowers = ask(trained, "u1", k=10, categories=["flowers"])
+    assert "flowers-2" in flowers  # u1 bought flowers-2, but flowers are repeatable
+
+
+def test_a_purchase_tracked_after_training_is_excluded_at_once(trained: Seenext) -> None:
+    top = ask(trained, "u5", k=1)[0]
+    trained.track(Event("fresh", (Identifier("CUSTOMER_ID", "u5"),), "POS", "PURCHASE", top, store_id="store-1"))
+    assert top not in ask(trained, "u5", k=10)
+
+
+def test_anonymous_visitor_with_viewed_items_gets_similar_items(trained: Seenext) -> None:
+    rec = trained.recommend(RecommendQuery(channel="WEB", item_ids=["flowers-1"], k=3))
+    assert not rec.recognised and rec.strategy == "similar_items"
+    assert all(r.item_id.startswith("flowers-") and r.item_id != "flowers-1" for r in rec.items)
+    assert rec.items[0].reasons[0].code == "similar_to_viewed"
+
+
+def test_anonymous_visitor_without_context_gets_popular_in_channel(trained: Seenext) -> None:
+    rec = trained.recommend(RecommendQuery(channel="POS", k=4, explain=True))
+    assert rec.strategy == "popular" and len(rec.items) == 4
+    assert rec.items[0].reasons[0].code == "popular_in_channel" and rec.items[0].reasons[0].text
+
+
+def test_unknown_identifier_is_anonymous(trained: Seenext) -> None:
+    rec = trained.recommend(RecommendQuery(channel="WEB", who=Identifier("DEVICE_ID", "never-seen"), k=2))
+    assert not rec.recognised and rec.customer_id == "" and len(rec.items) == 2
+
+
+def test_without_a_model_everyone_gets_popular(service: Seenext) -> None:
+    service.track(Event("e", (Identifier("CUSTOMER_ID", "c"),), "WEB", "PURCHASE", "x"))
+    rec = service.recommend(RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", "d"), k=5))
+    assert rec.strategy == "popular" and [r.item_id for r in rec.items] == ["x"] and rec.model_version == ""
+
+
+def test_filters_stock_price_and_basket(trained: Seenext) -> None:
+    in_store = ask(trained, "u0", k=10, in_stock_only=True, store_id="store-1", categories=["phone case"])
+    assert "case-1" not in in_store and in_store  # case-1 has no stock in store-1
+    cheap = ask(trained, "u2", k=10, max_price=1102.5)
+    assert cheap and all(not i.startswith("laptop-") or i in {"laptop-1", "laptop-2"} for i in cheap)
+    assert "phone-2" not in ask(trained, "u0", k=20, basket_item_ids=["phone-2"])
+
+
+def test_offer_and_title_come_from_the_catalogue(trained: Seenext) -> None:
+    rec = trained.recommend(RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", "u2"), k=1))
+    item = rec.items[0]
+    assert item.title.startswith("Laptop") and item.offer is not None and item.offer.promo_price > 0
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        (RecommendQuery(channel=""), "channel"),
+        (RecommendQuery(channel="WEB", k=101), "k"),
+        (RecommendQuery(channel="WEB", k=-1), "k"),
+        (RecommendQuery(channel="WEB", who=Identifier("EMAIL", "")), "who.value"),
+        (RecommendQuery(channel="WEB", max_price=-1), "filter.max_price"),
+    ],
+)
+def test_bad_queries_name_the_field(trained: Seenext, query: RecommendQuery, field: str) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        trained.recommend(query)
+    assert err.value.field == field
+
+
+def test_holdout_assignment_is_stable_and_near_its_share() -> None:
+    ids = [f"c{i}" for i in range(20_000)]
+    share = sum(in_holdout(c, 0.1) for c in ids) / len(ids)
+    assert 0.09 < share < 0.11
+    assert [in_holdout(c, 0.1) for c in ids[:50]] == [in_holdout(c, 0.1) for c in ids[:50]]
+    assert not any(in_holdout(c, 0.0) for c in ids[:100])
+
+
+def test_served_recommendations_are_logged(trained: Seenext) -> None:
+    rec = trained.recommend(RecommendQuery(channel="APP", who=Identifier("CUSTOMER_ID", "u1"), k=2))
+    trained.served.flush()
+    row = trained.db.reader().execute(
+        "SELECT customer_id, channel, items FROM recommendations WHERE recommendation_id=?", (rec.recommendation_id,)
+    ).fetchone()
+    assert row[0] == "u1" and row[1] == "APP" and len(row[2]) > 2
