@@ -30,8 +30,12 @@ class Conditions:
                 versions[dist] = "not installed"
         versions["sqlite"] = sqlite3.sqlite_version
         return cls(
-            cpus=os.cpu_count() or 0, cpu_model=_cpu_model(), memory_gb=_memory_gb(), load_before=os.getloadavg(),
-            python=f"{platform.python_implementation()} {sys.version.split()[0]}", versions=versions,
+            cpus=os.cpu_count() or 0,
+            cpu_model=_cpu_model(),
+            memory_gb=_memory_gb(),
+            load_before=os.getloadavg(),
+            python=f"{platform.python_implementation()} {sys.version.split()[0]}",
+            versions=versions,
         )
 
     def finish(self) -> None:
@@ -40,8 +44,10 @@ class Conditions:
     def lines(self) -> list[str]:
         after = f", after {_load(self.load_after)}" if self.load_after else ""
         return [
-            (f"machine: {self.cpus} CPUs ({self.cpu_model}), {self.memory_gb:.0f} GB RAM, {platform.system()} "
-            f"{platform.release()}"),
+            (
+                f"machine: {self.cpus} CPUs ({self.cpu_model}), {self.memory_gb:.0f} GB RAM, {platform.system()} "
+                f"{platform.release()}"
+            ),
             f"load average (1/5/15 min): before {_load(self.load_before)}{after}",
             f"python: {self.python}; " + ", ".join(f"{k} {v}" for k, v in self.versions.items()),
         ]

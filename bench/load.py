@@ -29,14 +29,14 @@ START_SLACK = 0.5  # seconds between "go" and the start of the warm-up, so every
 @dataclass(frozen=True)
 class WorkerSpec:
     target: str
-    method: str                 # e.g. "/seenext.v1.RecommendationService/Recommend"
-    payloads: Sequence[bytes]   # serialised requests, taken in a seeded random order
+    method: str  # e.g. "/seenext.v1.RecommendationService/Recommend"
+    payloads: Sequence[bytes]  # serialised requests, taken in a seeded random order
     warmup: float
     duration: float
-    concurrency: int = 1        # closed loop: requests in flight in this worker
-    rate: float = 0.0           # open loop: requests per second of this worker (0 = closed loop)
-    phase: float = 0.0          # open loop: offset of this worker's schedule, seconds
-    channels: int = 1           # separate connections (SO_REUSEPORT spreads connections, not calls)
+    concurrency: int = 1  # closed loop: requests in flight in this worker
+    rate: float = 0.0  # open loop: requests per second of this worker (0 = closed loop)
+    phase: float = 0.0  # open loop: offset of this worker's schedule, seconds
+    channels: int = 1  # separate connections (SO_REUSEPORT spreads connections, not calls)
     seed: int = 0
     timeout: float = 10.0
     metadata: tuple[tuple[str, str], ...] = ()  # e.g. the API key
@@ -44,30 +44,40 @@ class WorkerSpec:
 
 @dataclass
 class WorkerResult:
-    latencies: np.ndarray       # seconds, of the requests sent (or scheduled) in the window, failed ones too
-    completed: int              # requests completed inside the window
-    errors: dict[str, int]      # failed requests of the window by status code
-    cpu_seconds: float          # this client's CPU time over the window
+    latencies: np.ndarray  # seconds, of the requests sent (or scheduled) in the window, failed ones too
+    completed: int  # requests completed inside the window
+    errors: dict[str, int]  # failed requests of the window by status code
+    cpu_seconds: float  # this client's CPU time over the window
     send_lag: np.ndarray = field(default_factory=lambda: np.zeros(0))  # open loop: sent minus scheduled
 
 
 @dataclass(frozen=True)
 class LoadResult:
-    mode: str                   # "closed" or "open"
+    mode: str  # "closed" or "open"
     concurrency: int
     rate: float
     client_processes: int
     latency: Latency
-    client_cpu: float           # cores used by the load generators during the window
+    client_cpu: float  # cores used by the load generators during the window
     server_cpu: tuple[float, ...]  # cores used by each serving process during the window
     send_lag_p99_ms: float = 0.0
     error_codes: dict[str, int] = field(default_factory=dict)
 
 
 def run_load(
-    target: str, method: str, payloads: Sequence[bytes], *, duration: float, warmup: float,
-    concurrency: int = 0, rate: float = 0.0, client_processes: int = 1, channels: int = 1, seed: int = 7,
-    server_cpu: object = None, metadata: tuple[tuple[str, str], ...] = (),
+    target: str,
+    method: str,
+    payloads: Sequence[bytes],
+    *,
+    duration: float,
+    warmup: float,
+    concurrency: int = 0,
+    rate: float = 0.0,
+    client_processes: int = 1,
+    channels: int = 1,
+    seed: int = 7,
+    server_cpu: object = None,
+    metadata: tuple[tuple[str, str], ...] = (),
 ) -> LoadResult:
     """Runs `client_processes` workers together (closed loop if `rate` is 0) and merges their figures.
 
@@ -79,15 +89,28 @@ def run_load(
     specs = []
     for w in range(procs):
         share = concurrency // procs + (1 if w < concurrency % procs else 0) if concurrency else 0
-        specs.append(WorkerSpec(
-            target, method, payloads, warmup, duration, concurrency=share, rate=rate / procs if rate else 0.0,
-            phase=w / rate if rate else 0.0, channels=channels, seed=seed + w, metadata=metadata,
-        ))
+        specs.append(
+            WorkerSpec(
+                target,
+                method,
+                payloads,
+                warmup,
+                duration,
+                concurrency=share,
+                rate=rate / procs if rate else 0.0,
+                phase=w / rate if rate else 0.0,
+                channels=channels,
+                seed=seed + w,
+                metadata=metadata,
+            )
+        )
     ctx = mp.get_context("spawn")  # a fresh interpreter: gRPC must not be forked after use
     ready: mp.Queue = ctx.Queue()
     results: mp.Queue = ctx.Queue()
     gos = [ctx.Queue() for _ in specs]
-    workers = [ctx.Process(target=_worker_main, args=(s, ready, g, results), daemon=True) for s, g in zip(specs, gos)]
+    workers = [
+        ctx.Process(target=_worker_main, args=(s, ready, g, results), daemon=True) for s, g in zip(specs, gos)
+    ]
     for p in workers:
         p.start()
     try:
@@ -105,7 +128,7 @@ def run_load(
         for _ in workers:
             part = results.get(timeout=duration + warmup + 120)
             if isinstance(part, str):
-                raise RuntimeError(f"a load worker failed: {part}")  # noqa: TRY004 - a worker reports failure as text
+                raise RuntimeError(f"a load worker failed: {part}")
             parts.append(part)
     finally:
         for proc in workers:
@@ -119,14 +142,27 @@ def run_load(
             errors[code] = errors.get(code, 0) + n
     summary = Latency.of(lat, duration, errors=sum(errors.values()))
     completed = sum(p.completed for p in parts)
-    summary = Latency(completed, duration, completed / duration, summary.p50_ms, summary.p90_ms, summary.p99_ms,
-                      summary.max_ms, summary.errors)
+    summary = Latency(
+        completed,
+        duration,
+        completed / duration,
+        summary.p50_ms,
+        summary.p90_ms,
+        summary.p99_ms,
+        summary.max_ms,
+        summary.errors,
+    )
     lag = np.concatenate([p.send_lag for p in parts]) if parts else np.zeros(0)
     return LoadResult(
-        mode="open" if rate else "closed", concurrency=concurrency, rate=rate, client_processes=procs,
-        latency=summary, client_cpu=sum(p.cpu_seconds for p in parts) / duration,
+        mode="open" if rate else "closed",
+        concurrency=concurrency,
+        rate=rate,
+        client_processes=procs,
+        latency=summary,
+        client_cpu=sum(p.cpu_seconds for p in parts) / duration,
         server_cpu=tuple((cpu1[pid] - cpu0.get(pid, 0.0)) / duration for pid in sorted(cpu1)),
-        send_lag_p99_ms=float(np.percentile(lag, 99) * 1000) if len(lag) else 0.0, error_codes=errors,
+        send_lag_p99_ms=float(np.percentile(lag, 99) * 1000) if len(lag) else 0.0,
+        error_codes=errors,
     )
 
 
@@ -140,12 +176,14 @@ def _wait_ready(ready: mp.Queue, workers: list, timeout: float = 120.0) -> None:
         except Empty:
             dead = [p for p in workers if p.exitcode is not None]
             if dead:
-                raise RuntimeError(f"a load worker exited with {dead[0].exitcode} before it was ready") from None
+                raise RuntimeError(
+                    f"a load worker exited with {dead[0].exitcode} before it was ready"
+                ) from None
             if time.monotonic() > deadline:
                 raise TimeoutError(f"load workers not ready after {timeout:.0f}s") from None
             continue
         if isinstance(msg, str):
-            raise RuntimeError(f"a load worker failed to start: {msg}")  # noqa: TRY004 - a worker reports failure as text
+            raise RuntimeError(f"a load worker failed to start: {msg}")
         waiting -= 1
 
 
@@ -158,10 +196,10 @@ def _sleep_until(t: float) -> None:
 def _worker_main(spec: WorkerSpec, ready: mp.Queue, go: mp.Queue, results: mp.Queue) -> None:
     try:
         result = asyncio.run(_work(spec, ready, go))
-    except BaseException as exc:  # noqa: BLE001 -- reported to the parent, which must never hang
+    except BaseException as exc:
         try:
             ready.put_nowait(f"{type(exc).__name__}: {exc}")
-        except Exception:  # noqa: BLE001, S110 -- the parent may be gone; the result queue still says why
+        except Exception:
             pass
         results.put(f"{type(exc).__name__}: {exc}")
         return
@@ -175,7 +213,9 @@ async def _work(spec: WorkerSpec, ready: mp.Queue, go: mp.Queue) -> WorkerResult
         grpc.aio.insecure_channel(spec.target, options=[("grpc.use_local_subchannel_pool", 1)])
         for _ in range(spec.channels)
     ]
-    calls = [ch.unary_unary(spec.method, None, None) for ch in channels]  # bytes in, bytes out: no (de)serialising
+    calls = [
+        ch.unary_unary(spec.method, None, None) for ch in channels
+    ]  # bytes in, bytes out: no (de)serialising
     for ch in channels:
         await asyncio.wait_for(ch.channel_ready(), timeout=30)
     order = list(spec.payloads)
@@ -193,7 +233,9 @@ async def _work(spec: WorkerSpec, ready: mp.Queue, go: mp.Queue) -> WorkerResult
             await ch.close(None)
 
 
-async def _closed_loop(spec: WorkerSpec, calls: list, order: list[bytes], start: float, end: float) -> WorkerResult:
+async def _closed_loop(
+    spec: WorkerSpec, calls: list, order: list[bytes], start: float, end: float
+) -> WorkerResult:
     lat: list[float] = []
     counts = {"completed": 0, "next": 0}
     errors: dict[str, int] = {}
@@ -271,15 +313,16 @@ async def _open_loop(
         await asyncio.wait(pending, timeout=spec.timeout + 1)
     if pending:  # cannot happen with a deadline on every call; never dropped silently if it does
         errors["UNFINISHED"] = len(pending)
-    return WorkerResult(np.array(lat), counts["completed"], errors, cpu["end"] - cpu.get("start", cpu["end"]),
-                        np.array(lag))
+    return WorkerResult(
+        np.array(lat), counts["completed"], errors, cpu["end"] - cpu.get("start", cpu["end"]), np.array(lag)
+    )
 
 
 async def _attempt(call: object, payload: bytes, spec: WorkerSpec) -> str | None:
     """None when the call succeeds, else its status code name (DEADLINE_EXCEEDED, UNAVAILABLE, …)."""
     try:
         await call(payload, timeout=spec.timeout, metadata=spec.metadata)  # type: ignore[operator]
-    except Exception as exc:  # noqa: BLE001 -- grpc.aio.AioRpcError, or anything else the client raised
+    except Exception as exc:
         code = getattr(exc, "code", None)
         return code().name if callable(code) else type(exc).__name__
     return None

@@ -23,13 +23,13 @@ from models.serving.registry import ModelRegistry, new_version
 
 @dataclass(frozen=True)
 class MemoryFigures:
-    customers: int              # users of the widened model
-    baseline_customers: int     # users of the world's own model
+    customers: int  # users of the widened model
+    baseline_customers: int  # users of the world's own model
     dim: int
     items: int
-    id_bytes: int               # bytes per customer id in the artifact (fixed width)
+    id_bytes: int  # bytes per customer id in the artifact (fixed width)
     artifact_mb: float
-    hwm_kb: int                 # VmHWM of the serving process on the widened model
+    hwm_kb: int  # VmHWM of the serving process on the widened model
     rss_kb: int
     baseline_hwm_kb: int
     baseline_rss_kb: int
@@ -57,11 +57,18 @@ def widen(models_dir: Path, customers: int, seed: int = 3) -> ModelArtifact:
     d = base.user_vectors.shape[1]
     artifact = ModelArtifact(
         version=new_version(),
-        user_ids=np.concatenate([base.user_ids.astype(str), np.array([f"synth-{i:07d}" for i in range(extra)])]),
-        user_vectors=np.vstack([base.user_vectors, (rng.standard_normal((extra, d)) * scale).astype(np.float32)]),
+        user_ids=np.concatenate(
+            [base.user_ids.astype(str), np.array([f"synth-{i:07d}" for i in range(extra)])]
+        ),
+        user_vectors=np.vstack(
+            [base.user_vectors, (rng.standard_normal((extra, d)) * scale).astype(np.float32)]
+        ),
         user_biases=np.concatenate([base.user_biases, np.zeros(extra, dtype=np.float32)]),
-        item_ids=base.item_ids, item_vectors=base.item_vectors, item_biases=base.item_biases,
-        item_feature_names=base.item_feature_names, item_feature_vectors=base.item_feature_vectors,
+        item_ids=base.item_ids,
+        item_vectors=base.item_vectors,
+        item_biases=base.item_biases,
+        item_feature_names=base.item_feature_names,
+        item_feature_vectors=base.item_feature_vectors,
         item_feature_biases=base.item_feature_biases,
         manifest=dict(base.manifest, customers=len(base.user_ids) + extra, synthetic_users=extra),
     )
@@ -71,13 +78,26 @@ def widen(models_dir: Path, customers: int, seed: int = 3) -> ModelArtifact:
 
 def _serve_and_read(data_dir: Path, payloads: Sequence[bytes], warmup: float) -> dict[str, int]:
     with ServerProcess(data_dir) as server:
-        run_load(server.target, RECOMMEND, payloads, duration=warmup, warmup=0.0, concurrency=4, client_processes=1,
-                 metadata=server.metadata)
+        run_load(
+            server.target,
+            RECOMMEND,
+            payloads,
+            duration=warmup,
+            warmup=0.0,
+            concurrency=4,
+            client_processes=1,
+            metadata=server.metadata,
+        )
         return server.memory_kb()
 
 
-def measure(data_dir: Path, customers: Sequence[str], customers_total: int = 1_000_000, k: int = 10,
-            warmup: float = 3.0) -> MemoryFigures:
+def measure(
+    data_dir: Path,
+    customers: Sequence[str],
+    customers_total: int = 1_000_000,
+    k: int = 10,
+    warmup: float = 3.0,
+) -> MemoryFigures:
     models_dir = data_dir / "models"
     payloads = requests(customers, k)
     base_version = (models_dir / "CURRENT").read_text().strip()
@@ -90,8 +110,14 @@ def measure(data_dir: Path, customers: Sequence[str], customers_total: int = 1_0
     finally:
         ModelRegistry(models_dir).rollback(base_version)  # the world serves its own model again
     return MemoryFigures(
-        customers=len(wide.user_ids), baseline_customers=len(base.user_ids), dim=int(wide.user_vectors.shape[1]),
-        items=len(wide.item_ids), id_bytes=int(wide.user_ids.astype(str).dtype.itemsize), artifact_mb=size / 1024**2,
-        hwm_kb=widened["VmHWM"], rss_kb=widened["VmRSS"],
-        baseline_hwm_kb=baseline["VmHWM"], baseline_rss_kb=baseline["VmRSS"],
+        customers=len(wide.user_ids),
+        baseline_customers=len(base.user_ids),
+        dim=int(wide.user_vectors.shape[1]),
+        items=len(wide.item_ids),
+        id_bytes=int(wide.user_ids.astype(str).dtype.itemsize),
+        artifact_mb=size / 1024**2,
+        hwm_kb=widened["VmHWM"],
+        rss_kb=widened["VmRSS"],
+        baseline_hwm_kb=baseline["VmHWM"],
+        baseline_rss_kb=baseline["VmRSS"],
     )

@@ -25,7 +25,7 @@ HEALTH_REQUEST = b""  # HealthCheckRequest(service="") serialises to nothing
 class Run:
     """One load run: what was called, how the load was made, how many processes served it."""
 
-    label: str               # "Recommend" or "Health/Check (no-op)"
+    label: str  # "Recommend" or "Health/Check (no-op)"
     server_processes: int
     result: LoadResult
 
@@ -34,23 +34,31 @@ def requests(customers: Sequence[str], k: int) -> list[bytes]:
     return [
         recommendation_pb2.RecommendRequest(
             who=common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_CUSTOMER_ID, value=c),
-            channel=common_pb2.CHANNEL_WEB, k=k,
+            channel=common_pb2.CHANNEL_WEB,
+            k=k,
         ).SerializeToString()
         for c in customers
     ]
 
 
-def check_answers(target: str, customers: Sequence[str], k: int, metadata: tuple[tuple[str, str], ...] = ()) -> float:
+def check_answers(
+    target: str, customers: Sequence[str], k: int, metadata: tuple[tuple[str, str], ...] = ()
+) -> float:
     """Share of sampled customers answered from their model vector with k distinct items (the load is not parsed)."""
     good = 0
     sample = list(customers[:20])
     with grpc.insecure_channel(target) as ch:
         stub = recommendation_pb2_grpc.RecommendationServiceStub(ch)
         for c in sample:
-            reply = stub.Recommend(recommendation_pb2.RecommendRequest(
-                who=common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_CUSTOMER_ID, value=c),
-                channel=common_pb2.CHANNEL_WEB, k=k,
-            ), timeout=10, metadata=metadata)
+            reply = stub.Recommend(
+                recommendation_pb2.RecommendRequest(
+                    who=common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_CUSTOMER_ID, value=c),
+                    channel=common_pb2.CHANNEL_WEB,
+                    k=k,
+                ),
+                timeout=10,
+                metadata=metadata,
+            )
             ids = [i.item_id for i in reply.items]
             # the home placement may lead with accessories of what they own: "owned_complements+personalised"
             good += "personalised" in reply.strategy.split("+") and len(ids) == k and len(set(ids)) == k
@@ -58,8 +66,13 @@ def check_answers(target: str, customers: Sequence[str], k: int, metadata: tuple
 
 
 def latency_runs(
-    data_dir: Path, customers: Sequence[str], k: int, duration: float, warmup: float,
-    concurrencies: Sequence[int] = (1, 8), client_processes: int = 2,
+    data_dir: Path,
+    customers: Sequence[str],
+    k: int,
+    duration: float,
+    warmup: float,
+    concurrencies: Sequence[int] = (1, 8),
+    client_processes: int = 2,
 ) -> tuple[list[Run], float]:
     """One serving process: no-op and Recommend at each concurrency, back to back. (runs, personalised share)."""
     payloads = requests(customers, k)
@@ -67,20 +80,38 @@ def latency_runs(
     with ServerProcess(data_dir) as server:
         personalised = check_answers(server.target, customers, k, server.metadata)
         for c in concurrencies:
-            for label, method, body in (("Health/Check (no-op)", HEALTH, [HEALTH_REQUEST]),
-                                        ("Recommend", RECOMMEND, payloads)):
-                result = run_load(server.target, method, body, duration=duration, warmup=warmup, concurrency=c,
-                                  client_processes=client_processes, server_cpu=server.cpu_seconds,
-                                  metadata=server.metadata)
+            for label, method, body in (
+                ("Health/Check (no-op)", HEALTH, [HEALTH_REQUEST]),
+                ("Recommend", RECOMMEND, payloads),
+            ):
+                result = run_load(
+                    server.target,
+                    method,
+                    body,
+                    duration=duration,
+                    warmup=warmup,
+                    concurrency=c,
+                    client_processes=client_processes,
+                    server_cpu=server.cpu_seconds,
+                    metadata=server.metadata,
+                )
                 server.check_alive()
                 runs.append(Run(label, 1, result))
     return runs, personalised
 
 
 def throughput_runs(
-    data_dir: Path, customers: Sequence[str], k: int, duration: float, warmup: float,
-    concurrency: int = 16, rate: float = 1000.0, client_processes: int = 2, channels: int = 4,
-    server_processes: Sequence[int] = (1, 2), open_loop_processes: Sequence[int] = (2,),
+    data_dir: Path,
+    customers: Sequence[str],
+    k: int,
+    duration: float,
+    warmup: float,
+    concurrency: int = 16,
+    rate: float = 1000.0,
+    client_processes: int = 2,
+    channels: int = 4,
+    server_processes: Sequence[int] = (1, 2),
+    open_loop_processes: Sequence[int] = (2,),
 ) -> list[Run]:
     """Most Recommend QPS closed-loop for 1 and 2 serving processes, then p99 at a fixed open-loop rate
     (two processes only by default: one cannot keep up with 1,000 QPS, and its queue says nothing new)."""
@@ -88,16 +119,34 @@ def throughput_runs(
     runs = []
     for n in server_processes:
         with ServerProcess(data_dir, processes=n) as server:
-            closed = run_load(server.target, RECOMMEND, payloads, duration=duration, warmup=warmup,
-                              concurrency=concurrency, client_processes=client_processes, channels=channels,
-                              server_cpu=server.cpu_seconds, metadata=server.metadata)
+            closed = run_load(
+                server.target,
+                RECOMMEND,
+                payloads,
+                duration=duration,
+                warmup=warmup,
+                concurrency=concurrency,
+                client_processes=client_processes,
+                channels=channels,
+                server_cpu=server.cpu_seconds,
+                metadata=server.metadata,
+            )
             server.check_alive()
             runs.append(Run("Recommend", n, closed))
             if n not in open_loop_processes:
                 continue
-            opened = run_load(server.target, RECOMMEND, payloads, duration=duration, warmup=warmup, rate=rate,
-                              client_processes=client_processes, channels=channels, server_cpu=server.cpu_seconds,
-                              metadata=server.metadata)
+            opened = run_load(
+                server.target,
+                RECOMMEND,
+                payloads,
+                duration=duration,
+                warmup=warmup,
+                rate=rate,
+                client_processes=client_processes,
+                channels=channels,
+                server_cpu=server.cpu_seconds,
+                metadata=server.metadata,
+            )
             server.check_alive()
             runs.append(Run("Recommend", n, opened))
     return runs

@@ -21,7 +21,7 @@ class Target:
     name: str
     value: float
     limit: float
-    at_most: bool     # True: value <= limit passes; False: value >= limit passes
+    at_most: bool  # True: value <= limit passes; False: value >= limit passes
     unit: str
 
     @property
@@ -65,17 +65,40 @@ def targets(r: Results) -> list[Target]:
     for c, pair in sorted(by_c.items()):
         rec, noop = pair.get("Recommend"), pair.get("Health/Check (no-op)")
         if rec and noop:
-            out.append(Target(f"Recommend p50 / no-op p50 at concurrency {c}",
-                              rec.result.latency.p50_ms / noop.result.latency.p50_ms, 1.5, True, "x"))
+            out.append(
+                Target(
+                    f"Recommend p50 / no-op p50 at concurrency {c}",
+                    rec.result.latency.p50_ms / noop.result.latency.p50_ms,
+                    1.5,
+                    True,
+                    "x",
+                )
+            )
     for run in r.throughput:
         if run.server_processes == 2 and run.result.mode == "closed":
-            out.append(Target("Recommend QPS, two serving processes", run.result.latency.qps, 2000, False, " QPS"))
+            out.append(
+                Target("Recommend QPS, two serving processes", run.result.latency.qps, 2000, False, " QPS")
+            )
         if run.server_processes == 2 and run.result.mode == "open":
-            out.append(Target(f"Recommend p99 at {run.result.rate:.0f} QPS open loop, two processes",
-                              run.result.latency.p99_ms, 5.0, True, " ms"))
+            out.append(
+                Target(
+                    f"Recommend p99 at {run.result.rate:.0f} QPS open loop, two processes",
+                    run.result.latency.p99_ms,
+                    5.0,
+                    True,
+                    " ms",
+                )
+            )
     if r.track:
-        out.append(Target("TrackBatch events/s (gRPC, batches of "
-                          f"{r.track.batch})", r.track.grpc_eps, 20_000, False, " ev/s"))
+        out.append(
+            Target(
+                f"TrackBatch events/s (gRPC, batches of {r.track.batch})",
+                r.track.grpc_eps,
+                20_000,
+                False,
+                " ev/s",
+            )
+        )
     if r.retrain:
         out.append(Target("full retrain / bare LightFM.fit", r.retrain.ratio, 1.5, True, "x"))
     if r.memory:
@@ -95,13 +118,23 @@ def _num(v: float) -> str:
 
 def _run_row(run: Run) -> str:
     res, lat = run.result, run.result.latency
-    load = f"closed, {res.concurrency} in flight" if res.mode == "closed" else f"open, {res.rate:.0f} QPS scheduled"
+    load = (
+        f"closed, {res.concurrency} in flight"
+        if res.mode == "closed"
+        else f"open, {res.rate:.0f} QPS scheduled"
+    )
     server = " + ".join(f"{c:.2f}" for c in res.server_cpu) or "?"
     lag = f"{res.send_lag_p99_ms:.2f}" if res.mode == "open" else ""
-    per_call = f"{sum(res.server_cpu) / lat.qps * 1000:.2f} / {res.client_cpu / lat.qps * 1000:.2f}" if lat.qps else ""
-    return (f"| {run.label} | {run.server_processes} | {load} | {res.client_processes} | {lat.qps:,.0f} | "
-            f"{lat.p50_ms:.2f} | {lat.p90_ms:.2f} | {lat.p99_ms:.2f} | {lat.max_ms:.1f} | {_errors(res)} | "
-            f"{server} | {res.client_cpu:.2f} | {per_call} | {lag} |")
+    per_call = (
+        f"{sum(res.server_cpu) / lat.qps * 1000:.2f} / {res.client_cpu / lat.qps * 1000:.2f}"
+        if lat.qps
+        else ""
+    )
+    return (
+        f"| {run.label} | {run.server_processes} | {load} | {res.client_processes} | {lat.qps:,.0f} | "
+        f"{lat.p50_ms:.2f} | {lat.p90_ms:.2f} | {lat.p99_ms:.2f} | {lat.max_ms:.1f} | {_errors(res)} | "
+        f"{server} | {res.client_cpu:.2f} | {per_call} | {lag} |"
+    )
 
 
 def _errors(res: object) -> str:
@@ -145,18 +178,22 @@ def markdown(r: Results) -> str:
     if r.world:
         w = r.world
         lines += [
-            (f"- world: demo retailer, {w.items:,} items, {w.customers:,} customers, {w.events:,} events "
-            f"({w.item_events:,} with an item); generated in {w.generate_seconds:.0f}s, seeded through "
-            f"EventStore.track_batch in {w.seed_seconds:.0f}s ({w.events / w.seed_seconds:,.0f} events/s)."),
+            (
+                f"- world: demo retailer, {w.items:,} items, {w.customers:,} customers, {w.events:,} events "
+                f"({w.item_events:,} with an item); generated in {w.generate_seconds:.0f}s, seeded through "
+                f"EventStore.track_batch in {w.seed_seconds:.0f}s ({w.events / w.seed_seconds:,.0f} events/s)."
+            ),
         ]
     lines += ["", "## Targets", "", "```", *[t.line() for t in targets(r)], "```", ""]
     if r.latency:
         lines += [
             f"## Recommend beside the transport floor (k={r.k}, {r.world.items if r.world else '?'} items)",
             "",
-            (f"Known customers drawn with a fixed seed; {r.personalised_share:.0%} of a checked sample were "
-            f"answered from their own model vector (strategy includes `personalised`) with {r.k} distinct items. Each run: {r.warmup:g}s warm-up, then "
-            f"{r.duration:g}s measured."),
+            (
+                f"Known customers drawn with a fixed seed; {r.personalised_share:.0%} of a checked sample were "
+                f"answered from their own model vector (strategy includes `personalised`) with {r.k} distinct items. Each run: {r.warmup:g}s warm-up, then "
+                f"{r.duration:g}s measured."
+            ),
             "",
             _RUN_HEADER,
             *[_run_row(x) for x in r.latency],
@@ -177,9 +214,11 @@ def markdown(r: Results) -> str:
         ceiling = cpu_ceiling(r)
         if ceiling:
             lines += [
-                (f"CPU per Recommend with two serving processes: {ceiling[0]:.2f} ms in the server and "
-                f"{ceiling[1]:.2f} ms in the load generator, so {r.conditions.cpus} cores could give at most "
-                f"~{ceiling[2]:,.0f} QPS here with nothing else running."),
+                (
+                    f"CPU per Recommend with two serving processes: {ceiling[0]:.2f} ms in the server and "
+                    f"{ceiling[1]:.2f} ms in the load generator, so {r.conditions.cpus} cores could give at most "
+                    f"~{ceiling[2]:,.0f} QPS here with nothing else running."
+                ),
                 "",
             ]
     if r.track:
@@ -191,11 +230,15 @@ def markdown(r: Results) -> str:
             "|---|---|---|",
             f"| TrackBatch RPC from a client process, one call in flight | {t.grpc_seconds:.1f} | {t.grpc_eps:,.0f} |",
             f"| EventStore.track_batch in process (no gRPC) | {t.store_seconds:.1f} | {t.store_eps:,.0f} |",
-            (f"| bare sqlite3 executemany of the same rows, same schema, indexes, pragmas | {t.bare_seconds:.1f} | "
-            f"{t.bare_eps:,.0f} |"),
+            (
+                f"| bare sqlite3 executemany of the same rows, same schema, indexes, pragmas | {t.bare_seconds:.1f} | "
+                f"{t.bare_eps:,.0f} |"
+            ),
             "",
-            (f"Client CPU to send them: {t.grpc_client_cpu_seconds:.1f}s. Every event lands in a fresh file; "
-            "synchronous=FULL (one fsync per batch commit)."),
+            (
+                f"Client CPU to send them: {t.grpc_client_cpu_seconds:.1f}s. Every event lands in a fresh file; "
+                "synchronous=FULL (one fsync per batch commit)."
+            ),
             "",
         ]
     if r.retrain:
@@ -203,9 +246,11 @@ def markdown(r: Results) -> str:
         lines += [
             f"## Full retrain on {t2.item_events:,} interactions",
             "",
-            (f"{t2.item_events:,} item events in the store become a {t2.users:,} x {t2.items:,} matrix with "
-            f"{t2.matrix_nnz:,} non-zero (customer, item) pairs. LightFM {t2.loss}, {t2.components} components, "
-            f"{t2.epochs} epochs, {t2.threads} threads, user and item features as the product builds them."),
+            (
+                f"{t2.item_events:,} item events in the store become a {t2.users:,} x {t2.items:,} matrix with "
+                f"{t2.matrix_nnz:,} non-zero (customer, item) pairs. LightFM {t2.loss}, {t2.components} components, "
+                f"{t2.epochs} epochs, {t2.threads} threads, user and item features as the product builds them."
+            ),
             "",
             "| step | seconds |",
             "|---|---|",
@@ -215,9 +260,11 @@ def markdown(r: Results) -> str:
             f"| - of which reading the log, the artifact, publishing | {t2.other_seconds:.1f} |",
             f"| bare `LightFM.fit` of the same matrices | {t2.bare_fit_seconds:.1f} |",
             "",
-            (f"Work outside the fit: {t2.train_seconds - t2.fit_seconds:.1f}s, "
-            f"{(t2.train_seconds - t2.fit_seconds) / t2.bare_fit_seconds:.0%} of the bare fit. The two fits "
-            "are single runs of the same work minutes apart; their difference is the machine's noise."),
+            (
+                f"Work outside the fit: {t2.train_seconds - t2.fit_seconds:.1f}s, "
+                f"{(t2.train_seconds - t2.fit_seconds) / t2.bare_fit_seconds:.0%} of the bare fit. The two fits "
+                "are single runs of the same work minutes apart; their difference is the machine's noise."
+            ),
             "",
         ]
     if r.memory:
@@ -225,18 +272,24 @@ def markdown(r: Results) -> str:
         lines += [
             "## Serving memory",
             "",
-            (f"The world's model widened to {m.customers:,} customers (random vectors, {m.dim} dimensions; "
-            f"ids {m.id_bytes} bytes each in the artifact, {m.artifact_mb:,.0f} MB on disk) and {m.items:,} items, "
-            "served by one process and read after warm-up Recommend traffic."),
+            (
+                f"The world's model widened to {m.customers:,} customers (random vectors, {m.dim} dimensions; "
+                f"ids {m.id_bytes} bytes each in the artifact, {m.artifact_mb:,.0f} MB on disk) and {m.items:,} items, "
+                "served by one process and read after warm-up Recommend traffic."
+            ),
             "",
             "| model | customers | VmHWM (peak) MB | VmRSS MB |",
             "|---|---|---|---|",
-            (f"| the world's own | {m.baseline_customers:,} | {m.baseline_hwm_kb / 1024:,.0f} | "
-            f"{m.baseline_rss_kb / 1024:,.0f} |"),
+            (
+                f"| the world's own | {m.baseline_customers:,} | {m.baseline_hwm_kb / 1024:,.0f} | "
+                f"{m.baseline_rss_kb / 1024:,.0f} |"
+            ),
             f"| widened | {m.customers:,} | {m.hwm_kb / 1024:,.0f} | {m.rss_kb / 1024:,.0f} |",
             "",
-            (f"Peak per 1M customers: {m.gb_per_million:.2f} GB for the whole process, "
-            f"{m.marginal_gb_per_million:.2f} GB above the baseline server."),
+            (
+                f"Peak per 1M customers: {m.gb_per_million:.2f} GB for the whole process, "
+                f"{m.marginal_gb_per_million:.2f} GB above the baseline server."
+            ),
             "",
         ]
     lines += [

@@ -20,17 +20,17 @@ from models.service import Seenext
 
 @dataclass(frozen=True)
 class RetrainFigures:
-    item_events: int        # rows of the interaction log read from the store
-    matrix_nnz: int         # distinct (customer, item) pairs with a positive weight: the fitted matrix
+    item_events: int  # rows of the interaction log read from the store
+    matrix_nnz: int  # distinct (customer, item) pairs with a positive weight: the fitted matrix
     users: int
     items: int
     epochs: int
     components: int
     threads: int
     loss: str
-    train_seconds: float    # the whole Seenext.train()
-    fit_seconds: float      # its LightFM.fit part (from the manifest)
-    build_seconds: float    # its dataset.build part (from the manifest)
+    train_seconds: float  # the whole Seenext.train()
+    fit_seconds: float  # its LightFM.fit part (from the manifest)
+    build_seconds: float  # its dataset.build part (from the manifest)
     bare_fit_seconds: float
 
     @property
@@ -56,16 +56,35 @@ def measure(data_dir: Path, **settings: object) -> RetrainFigures:
     finally:
         service.close()
     model = LightFM(
-        no_components=s.components, loss=s.loss, learning_rate=s.learning_rate, item_alpha=s.item_alpha,
-        user_alpha=s.user_alpha, max_sampled=s.max_sampled, random_state=s.seed,
+        no_components=s.components,
+        loss=s.loss,
+        learning_rate=s.learning_rate,
+        item_alpha=s.item_alpha,
+        user_alpha=s.user_alpha,
+        max_sampled=s.max_sampled,
+        random_state=s.seed,
     )
     started = time.perf_counter()
-    model.fit(data.interactions, user_features=data.user_features, item_features=data.item_features,
-              sample_weight=data.weights, epochs=s.epochs, num_threads=s.train_threads)
+    model.fit(
+        data.interactions,
+        user_features=data.user_features,
+        item_features=data.item_features,
+        sample_weight=data.weights,
+        epochs=s.epochs,
+        num_threads=s.train_threads,
+    )
     bare = time.perf_counter() - started
     return RetrainFigures(
-        item_events=len(log), matrix_nnz=data.n_interactions, users=info.customers, items=info.items,
-        epochs=s.epochs, components=s.components, threads=s.train_threads, loss=s.loss,
-        train_seconds=train_seconds, fit_seconds=float(manifest.get("fit_seconds", 0.0)),
-        build_seconds=float(manifest.get("build_seconds", 0.0)), bare_fit_seconds=bare,
+        item_events=len(log),
+        matrix_nnz=data.n_interactions,
+        users=info.customers,
+        items=info.items,
+        epochs=s.epochs,
+        components=s.components,
+        threads=s.train_threads,
+        loss=s.loss,
+        train_seconds=train_seconds,
+        fit_seconds=float(manifest.get("fit_seconds", 0.0)),
+        build_seconds=float(manifest.get("build_seconds", 0.0)),
+        bare_fit_seconds=bare,
     )

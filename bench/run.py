@@ -24,11 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class Scale:
-    items: int = 20_000          # catalogue of the world (Recommend ranks all of them)
-    customers: int = 30_000      # demo customers: about 1M item events
+    items: int = 20_000  # catalogue of the world (Recommend ranks all of them)
+    customers: int = 30_000  # demo customers: about 1M item events
     k: int = 10
-    sample: int = 1_000          # known customers the load draws from
-    duration: float = 8.0        # seconds measured per load run
+    sample: int = 1_000  # known customers the load draws from
+    duration: float = 8.0  # seconds measured per load run
     warmup: float = 2.0
     concurrency_high: int = 8
     throughput_concurrency: int = 16
@@ -36,23 +36,41 @@ class Scale:
     track_events: int = 200_000
     track_batch: int = 1_000
     memory_customers: int = 1_000_000
-    epochs: int | None = None    # None: the product default (Settings.epochs)
+    epochs: int | None = None  # None: the product default (Settings.epochs)
 
 
-TOY = Scale(items=300, customers=150, sample=50, duration=1.0, warmup=0.3, concurrency_high=2,
-            throughput_concurrency=4, open_rate=100.0, track_events=3_000, memory_customers=20_000, epochs=2)
+TOY = Scale(
+    items=300,
+    customers=150,
+    sample=50,
+    duration=1.0,
+    warmup=0.3,
+    concurrency_high=2,
+    throughput_concurrency=4,
+    open_rate=100.0,
+    track_events=3_000,
+    memory_customers=20_000,
+    epochs=2,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--toy", action="store_true", help="tiny sizes, to check the benchmark itself runs")
-    parser.add_argument("--out", type=Path, help="where to write the Markdown (default docs/benchmarks.md; "
-                        "with --toy, nowhere)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where to write the Markdown (default docs/benchmarks.md; with --toy, nowhere)",
+    )
     parser.add_argument("--duration", type=float, help="seconds measured per load run")
     parser.add_argument("--epochs", type=int, help="LightFM epochs of the retrain (default: the product's)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
-    parser.add_argument("--work", type=Path, help="use (and keep) this folder; a world already built there is "
-                        "reused (for working on one measurement)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        help="use (and keep) this folder; a world already built there is "
+        "reused (for working on one measurement)",
+    )
     parser.add_argument("--only", nargs="+", choices=STEPS, default=list(STEPS), help="measurements to run")
     args = parser.parse_args(argv)
     scale = TOY if args.toy else Scale()
@@ -87,8 +105,14 @@ def run_all(
     scale: Scale, work: Path, command: str = "python -m bench.run", steps: Sequence[str] = STEPS
 ) -> report.Results:
     t0 = time.perf_counter()
-    results = report.Results(Conditions.now(), command, time.strftime("%Y-%m-%d %H:%M %Z"), k=scale.k,
-                             duration=scale.duration, warmup=scale.warmup)
+    results = report.Results(
+        Conditions.now(),
+        command,
+        time.strftime("%Y-%m-%d %H:%M %Z"),
+        k=scale.k,
+        duration=scale.duration,
+        warmup=scale.warmup,
+    )
 
     def step(name: str) -> None:
         print(f"[{time.perf_counter() - t0:6.0f}s] {name}", file=sys.stderr, flush=True)
@@ -109,12 +133,19 @@ def run_all(
     if "latency" in steps:
         step(f"Recommend and the no-op at concurrency 1 and {scale.concurrency_high}")
         results.latency, results.personalised_share = recommend.latency_runs(
-            data, customers, scale.k, scale.duration, scale.warmup, concurrencies=(1, scale.concurrency_high))
+            data, customers, scale.k, scale.duration, scale.warmup, concurrencies=(1, scale.concurrency_high)
+        )
     if "throughput" in steps:
         step("Recommend throughput with 1 and 2 serving processes")
         results.throughput = recommend.throughput_runs(
-            data, customers, scale.k, scale.duration, scale.warmup, concurrency=scale.throughput_concurrency,
-            rate=scale.open_rate)
+            data,
+            customers,
+            scale.k,
+            scale.duration,
+            scale.warmup,
+            concurrency=scale.throughput_concurrency,
+            rate=scale.open_rate,
+        )
     if "track" in steps:
         step(f"TrackBatch of {scale.track_events:,} events")
         results.track = track.measure(work, scale.track_events, scale.track_batch)

@@ -56,7 +56,9 @@ class ServerProcess:
     and `metadata` is what a caller sends with it.
     """
 
-    def __init__(self, data_dir: Path, processes: int = 1, log_path: Path | None = None, **settings: object) -> None:
+    def __init__(
+        self, data_dir: Path, processes: int = 1, log_path: Path | None = None, **settings: object
+    ) -> None:
         self.port = free_port()
         self.target = f"127.0.0.1:{self.port}"
         self.processes = processes
@@ -65,16 +67,28 @@ class ServerProcess:
         keys_file.write_text(json.dumps({"keys": [{"name": "bench", "key": key, "scopes": ["*"]}]}))
         keys_file.chmod(0o600)
         self.metadata = (("authorization", f"Bearer {key}"),)
-        env = dict(os.environ, SEENEXT_DATA_DIR=str(data_dir), SEENEXT_HOST="127.0.0.1", SEENEXT_AUTH="1",
-                   SEENEXT_KEYS_FILE=str(keys_file),
-                   SEENEXT_PORT=str(self.port), SEENEXT_PROCESSES=str(processes), SEENEXT_DEMO="0",
-                   SEENEXT_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
+        env = dict(
+            os.environ,
+            SEENEXT_DATA_DIR=str(data_dir),
+            SEENEXT_HOST="127.0.0.1",
+            SEENEXT_AUTH="1",
+            SEENEXT_KEYS_FILE=str(keys_file),
+            SEENEXT_PORT=str(self.port),
+            SEENEXT_PROCESSES=str(processes),
+            SEENEXT_DEMO="0",
+            SEENEXT_LOG_LEVEL="WARNING",
+            PYTHONPATH=str(ROOT),
+        )
         env.pop("SEENEXT_CHILD", None)
         env.update({f"SEENEXT_{k.upper()}": str(v) for k, v in settings.items()})
         # Kept open for the server's lifetime (its stdout and stderr); closed in stop().
         self._log = open(log_path or data_dir / f"server-{self.port}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve"], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "server", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     def __enter__(self) -> Self:
@@ -97,7 +111,9 @@ class ServerProcess:
             if len(self.serving_pids()) == self.processes and self._healthy():
                 return
             time.sleep(0.2)
-        raise TimeoutError(f"the server on {self.target} was not SERVING after {timeout:.0f}s; see {self._log.name}")
+        raise TimeoutError(
+            f"the server on {self.target} was not SERVING after {timeout:.0f}s; see {self._log.name}"
+        )
 
     def _healthy(self) -> bool:
         # Each new channel is a new connection, which SO_REUSEPORT hands to any of the processes;
@@ -146,7 +162,9 @@ class ServerProcess:
             return
         self._log.flush()
         tail = Path(self._log.name).read_text()[-2000:]
-        raise RuntimeError(f"the server on {self.target} exited with {self.proc.returncode}; its log ends:\n{tail}")
+        raise RuntimeError(
+            f"the server on {self.target} exited with {self.proc.returncode}; its log ends:\n{tail}"
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:

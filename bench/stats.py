@@ -29,4 +29,13 @@ class Latency:
             nan = float("nan")
             return cls(0, seconds, 0.0, nan, nan, nan, nan, errors)
         p50, p90, p99 = np.percentile(lat, [50, 90, 99])
-        return cls(len(lat), seconds, len(lat) / seconds, float(p50), float(p90), float(p99), float(lat.max()), errors)
+        return cls(
+            len(lat),
+            seconds,
+            len(lat) / seconds,
+            float(p50),
+            float(p90),
+            float(p99),
+            float(lat.max()),
+            errors,
+        )

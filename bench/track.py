@@ -19,13 +19,15 @@ from pathlib import Path
 
 from bench.serving import ServerProcess
 from bench.world import settings_for
-from models.storage import connections as dbmod
 from models.demo import generator
 from models.domain import Event
 from models.service import Seenext
+from models.storage import connections as dbmod
 
-_COLUMNS = ("event_id, customer_id, channel, type, item_id, quantity, price, store_id, order_id,"
-            " recommendation_id, occurred_at, received_at, attributes")
+_COLUMNS = (
+    "event_id, customer_id, channel, type, item_id, quantity, price, store_id, order_id,"
+    " recommendation_id, occurred_at, received_at, attributes"
+)
 
 
 @dataclass(frozen=True)
@@ -78,13 +80,14 @@ def measure(work_dir: Path, events: int = 200_000, batch: int = 1000) -> TrackFi
     try:
         started = time.perf_counter()
         for i in range(0, len(evs), batch):
-            service.track_batch(evs[i:i + batch])
+            service.track_batch(evs[i : i + batch])
         store_seconds = time.perf_counter() - started
     finally:
         service.close()
 
-    bare_seconds = _bare_insert(grpc_dir / "seenext.db", Path(tempfile.mkdtemp(prefix="track-bare-", dir=work_dir)),
-                                batch)
+    bare_seconds = _bare_insert(
+        grpc_dir / "seenext.db", Path(tempfile.mkdtemp(prefix="track-bare-", dir=work_dir)), batch
+    )
     return TrackFigures(len(evs), batch, seconds, cpu, store_seconds, bare_seconds, sync_full=True)
 
 
@@ -94,9 +97,14 @@ def _serialise(events: Sequence[Event], batch: int) -> list[bytes]:
 
     def msg(ev: Event) -> events_pb2.Event:
         m = events_pb2.Event(
-            event_id=ev.event_id, identifiers=[convert.identifier_msg(i) for i in ev.identifiers],
-            item_id=ev.item_id, quantity=ev.quantity, price=ev.price, store_id=ev.store_id,
-            order_id=ev.order_id, attributes=ev.attributes,
+            event_id=ev.event_id,
+            identifiers=[convert.identifier_msg(i) for i in ev.identifiers],
+            item_id=ev.item_id,
+            quantity=ev.quantity,
+            price=ev.price,
+            store_id=ev.store_id,
+            order_id=ev.order_id,
+            attributes=ev.attributes,
         )
         m.channel = convert.channel_value(ev.channel)  # type: ignore[assignment]  # enum fields take ints
         m.type = convert.event_type_value(ev.type)  # type: ignore[assignment]
@@ -105,20 +113,23 @@ def _serialise(events: Sequence[Event], batch: int) -> list[bytes]:
         return m
 
     return [
-        events_pb2.TrackBatchRequest(events=[msg(e) for e in events[i:i + batch]]).SerializeToString()
+        events_pb2.TrackBatchRequest(events=[msg(e) for e in events[i : i + batch]]).SerializeToString()
         for i in range(0, len(events), batch)
     ]
 
 
-def _send_all(target: str, payloads: list[bytes], metadata: tuple[tuple[str, str], ...]) -> tuple[float, float, int]:
+def _send_all(
+    target: str, payloads: list[bytes], metadata: tuple[tuple[str, str], ...]
+) -> tuple[float, float, int]:
     """In a client process: every batch once, in order, one call in flight. (seconds, cpu, accepted)."""
     import grpc
 
     from protos.seenext.v1 import events_pb2
 
     with grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]) as ch:
-        call = ch.unary_unary("/seenext.v1.EventService/TrackBatch", None,
-                              events_pb2.TrackBatchResponse.FromString)
+        call = ch.unary_unary(
+            "/seenext.v1.EventService/TrackBatch", None, events_pb2.TrackBatchResponse.FromString
+        )
         grpc.channel_ready_future(ch).result(timeout=30)
         accepted = 0
         cpu0, started = time.process_time(), time.perf_counter()
@@ -141,7 +152,7 @@ def _bare_insert(source: Path, folder: Path, batch: int) -> float:
     started = time.perf_counter()
     for i in range(0, len(rows), batch):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(sql, rows[i:i + batch])
+        conn.executemany(sql, rows[i : i + batch])
         conn.execute("COMMIT")
     seconds = time.perf_counter() - started
     conn.close()

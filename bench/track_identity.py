@@ -25,9 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.demo import generator
-from models.settings import Settings
 from models.domain import Event
 from models.service import Seenext
+from models.settings import Settings
 
 BATCH = 1000
 
@@ -35,7 +35,7 @@ BATCH = 1000
 def timed_batches(svc: Seenext, events: list[Event]) -> float:
     started = time.perf_counter()
     for i in range(0, len(events), BATCH):
-        svc.track_batch(events[i:i + BATCH])
+        svc.track_batch(events[i : i + BATCH])
     return len(events) / (time.perf_counter() - started)
 
 
@@ -51,8 +51,10 @@ def facade(events: list[Event], runs: int) -> None:
             known.append(timed_batches(svc, again))
             if run == 0:
                 merges = svc.db.reader().execute("SELECT COUNT(*) FROM customer_merges").fetchone()[0]
-                print(f"{len(events)} events, {sum(len(e.identifiers) for e in events) / len(events):.2f} identifiers "
-                      f"per event, {merges} merges")
+                print(
+                    f"{len(events)} events, {sum(len(e.identifiers) for e in events) / len(events):.2f} identifiers "
+                    f"per event, {merges} merges"
+                )
         finally:
             svc.close()
     print(f"fresh store:       median {statistics.median(fresh):8,.0f} events/s  ({_runs(fresh)})")
@@ -65,21 +67,43 @@ def over_grpc(events: list[Event], runs: int) -> None:
     from protos.seenext.v1 import events_pb2, events_pb2_grpc
     from server import convert
 
-    msgs = [events_pb2.Event(
-        event_id=e.event_id, identifiers=[convert.identifier_msg(i) for i in e.identifiers],
-        channel=convert.channel_value(e.channel), type=convert.event_type_value(e.type), item_id=e.item_id,
-        store_id=e.store_id, order_id=e.order_id, price=e.price, occurred_at=convert.timestamp(e.occurred_at),
-        attributes=e.attributes) for e in events]
-    requests = [events_pb2.TrackBatchRequest(events=msgs[i:i + BATCH]) for i in range(0, len(msgs), BATCH)]
+    msgs = [
+        events_pb2.Event(
+            event_id=e.event_id,
+            identifiers=[convert.identifier_msg(i) for i in e.identifiers],
+            channel=convert.channel_value(e.channel),
+            type=convert.event_type_value(e.type),
+            item_id=e.item_id,
+            store_id=e.store_id,
+            order_id=e.order_id,
+            price=e.price,
+            occurred_at=convert.timestamp(e.occurred_at),
+            attributes=e.attributes,
+        )
+        for e in events
+    ]
+    requests = [events_pb2.TrackBatchRequest(events=msgs[i : i + BATCH]) for i in range(0, len(msgs), BATCH)]
     secret = "bench-key-0123456789abcdef"
     rates = []
     for _ in range(runs):
         folder = Path(tempfile.mkdtemp())
-        (folder / "keys.json").write_text(json.dumps({"keys": [{"name": "bench", "key": secret, "scopes": ["track"]}]}))
-        env = dict(os.environ, SEENEXT_DATA_DIR=str(folder / "data"), SEENEXT_PORT="0",
-                   SEENEXT_KEYS_FILE=str(folder / "keys.json"))
-        proc = subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=Path(__file__).resolve().parents[1])
+        (folder / "keys.json").write_text(
+            json.dumps({"keys": [{"name": "bench", "key": secret, "scopes": ["track"]}]})
+        )
+        env = dict(
+            os.environ,
+            SEENEXT_DATA_DIR=str(folder / "data"),
+            SEENEXT_PORT="0",
+            SEENEXT_KEYS_FILE=str(folder / "keys.json"),
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve"],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=Path(__file__).resolve().parents[1],
+        )
         try:
             port = None
             while port is None:

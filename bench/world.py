@@ -13,18 +13,18 @@ from pathlib import Path
 import numpy as np
 
 from models.demo import generator
-from models.settings import Settings
 from models.service import Seenext
+from models.settings import Settings
 
 
 @dataclass(frozen=True)
 class WorldFigures:
     items: int
-    customers: int          # demo customers generated
-    events: int             # events stored
-    item_events: int        # events with an item: the interaction log the dataset is built from
+    customers: int  # demo customers generated
+    events: int  # events stored
+    item_events: int  # events with an item: the interaction log the dataset is built from
     generate_seconds: float
-    seed_seconds: float     # generator.seed: catalogue upsert + EventStore.track_batch in chunks of 10,000
+    seed_seconds: float  # generator.seed: catalogue upsert + EventStore.track_batch in chunks of 10,000
 
 
 def settings_for(data_dir: Path, **overrides: object) -> Settings:
@@ -37,18 +37,26 @@ def settings_for(data_dir: Path, **overrides: object) -> Settings:
 def build(data_dir: Path, items: int, customers: int, days: int = 400, seed: int = 42) -> WorldFigures:
     """Generates the demo retailer and seeds it into `data_dir` (which must be empty)."""
     started = time.perf_counter()
-    retailer = generator.generate(generator.DemoConfig(customers=customers, items=items, days=days, seed=seed))
+    retailer = generator.generate(
+        generator.DemoConfig(customers=customers, items=items, days=days, seed=seed)
+    )
     generated = time.perf_counter()
     service = Seenext(settings_for(data_dir))
     try:
         counts = generator.seed(service.store, service.catalog, retailer)
         seeded = time.perf_counter()
-        item_events = int(service.db.reader().execute("SELECT COUNT(*) FROM events WHERE item_id != ''").fetchone()[0])
+        item_events = int(
+            service.db.reader().execute("SELECT COUNT(*) FROM events WHERE item_id != ''").fetchone()[0]
+        )
     finally:
         service.close()
     return WorldFigures(
-        items=counts["items"], customers=customers, events=counts["events"], item_events=item_events,
-        generate_seconds=generated - started, seed_seconds=seeded - generated,
+        items=counts["items"],
+        customers=customers,
+        events=counts["events"],
+        item_events=item_events,
+        generate_seconds=generated - started,
+        seed_seconds=seeded - generated,
     )
 
 
@@ -57,9 +65,11 @@ def known_customers(service: Seenext, n: int, seed: int = 7) -> list[str]:
     model = service.registry.current
     if model is None:
         raise RuntimeError("no model is serving in the benchmark world: train first")
-    rows = service.db.reader().execute(
-        "SELECT value_key FROM identifiers WHERE kind='CUSTOMER_ID' ORDER BY value_key"
-    ).fetchall()
+    rows = (
+        service.db.reader()
+        .execute("SELECT value_key FROM identifiers WHERE kind='CUSTOMER_ID' ORDER BY value_key")
+        .fetchall()
+    )
     known = [r[0] for r in rows if model.user_row(r[0]) is not None]
     if not known:
         raise RuntimeError("the model knows none of the stored customers")

@@ -13,7 +13,9 @@ from protos.seenext.v1 import common_pb2
 DEFAULT_TARGET = "127.0.0.1:50051"
 
 
-def open_channel(target: str = DEFAULT_TARGET, api_key: str | None = None, tls_ca_file: str | None = None) -> grpc.Channel:
+def open_channel(
+    target: str = DEFAULT_TARGET, api_key: str | None = None, tls_ca_file: str | None = None
+) -> grpc.Channel:
     """A channel to the server; TLS trusting `tls_ca_file` (or SEENEXT_TLS_CA_FILE) when one is given.
 
     The clients of this folder send `auth_metadata()` with each call. Code using the generated stubs
@@ -39,8 +41,14 @@ class _ApiKey(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientIntercepto
 
     def _details(self, details: Any) -> Any:
         metadata = [*(details.metadata or ()), self._header]
-        return _CallDetails(details.method, details.timeout, metadata, details.credentials,
-                            details.wait_for_ready, details.compression)
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            metadata,
+            details.credentials,
+            details.wait_for_ready,
+            details.compression,
+        )
 
     def intercept_unary_unary(self, continuation: Callable, details: Any, request: Any) -> Any:
         return continuation(self._details(details), request)
@@ -50,8 +58,15 @@ class _ApiKey(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientIntercepto
 
 
 class _CallDetails(grpc.ClientCallDetails):
-    def __init__(self, method: str, timeout: float | None, metadata: Any, credentials: Any,
-                 wait_for_ready: bool | None, compression: Any) -> None:
+    def __init__(
+        self,
+        method: str,
+        timeout: float | None,
+        metadata: Any,
+        credentials: Any,
+        wait_for_ready: bool | None,
+        compression: Any,
+    ) -> None:
         self.method, self.timeout, self.metadata = method, timeout, metadata
         self.credentials, self.wait_for_ready, self.compression = credentials, wait_for_ready, compression
 
@@ -94,7 +109,9 @@ def item_lines(items: list[common_pb2.RecommendedItem], indent: str = "  ") -> l
     for n, it in enumerate(items, 1):
         promo = "*" if it.offer.promo_price else " "
         reason = it.reasons[0].text or it.reasons[0].code if it.reasons else ""
-        lines.append(f"{indent}{n:2}. {it.item_id:<12} {it.title[:36]:<36} {price(it.offer):9.2f}{promo} {reason}")
+        lines.append(
+            f"{indent}{n:2}. {it.item_id:<12} {it.title[:36]:<36} {price(it.offer):9.2f}{promo} {reason}"
+        )
     return lines
 
 

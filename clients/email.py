@@ -34,21 +34,30 @@ CHUNK = 10_000  # customers per RecommendBatch call
 
 
 class EmailClient:
-    def __init__(self, channel: grpc.Channel, api_key: str | None = None, timeout: float | None = 3600.0) -> None:
+    def __init__(
+        self, channel: grpc.Channel, api_key: str | None = None, timeout: float | None = 3600.0
+    ) -> None:
         self._recs = recommendation_pb2_grpc.RecommendationServiceStub(channel)
         self._insights = insights_pb2_grpc.InsightsServiceStub(channel)
         self._metadata = auth_metadata(api_key)
         self._timeout = timeout
 
     def offers(
-        self, customer_ids: Iterable[str], k: int = 5, placement: str = "newsletter", chunk_size: int = CHUNK,
+        self,
+        customer_ids: Iterable[str],
+        k: int = 5,
+        placement: str = "newsletter",
+        chunk_size: int = CHUNK,
         explain: bool = True,
     ) -> Iterator[recommendation_pb2.RecommendResponse]:
         """One response per customer, in the order given, as the server produces them."""
         ids = iter(customer_ids)
         while chunk := list(itertools.islice(ids, chunk_size)):
             request = recommendation_pb2.RecommendBatchRequest(
-                who=[customer(c) for c in chunk], channel=common_pb2.CHANNEL_EMAIL, placement=placement, k=k,
+                who=[customer(c) for c in chunk],
+                channel=common_pb2.CHANNEL_EMAIL,
+                placement=placement,
+                k=k,
                 explain=explain,
             )
             stream = self._recs.RecommendBatch(request, timeout=self._timeout, metadata=self._metadata)
@@ -62,7 +71,9 @@ class EmailClient:
     ) -> Iterator[insights_pb2.Reminder]:
         """Customers due for a reminder in the window (e-mail rules applied), streamed."""
         request = insights_pb2.DueRemindersRequest(
-            window_start=_timestamp(window_start), window_end=_timestamp(window_end), k=k,
+            window_start=_timestamp(window_start),
+            window_end=_timestamp(window_end),
+            k=k,
             channel=common_pb2.CHANNEL_EMAIL,
         )
         stream = self._insights.DueReminders(request, timeout=self._timeout, metadata=self._metadata)
@@ -133,8 +144,11 @@ def _print_offers(client: EmailClient, args: argparse.Namespace) -> None:
                 print("\n".join(item_lines(list(rec.items))))
     elapsed = time.perf_counter() - started
     mix = ", ".join(f"{s}: {n}" for s, n in sorted(strategies.items(), key=lambda kv: -kv[1]))
-    print(f"\n{total} customers, {with_items} with offers, in {elapsed:.2f}s"
-          f" ({total / elapsed if elapsed else 0:.0f} customers/s); strategies: {mix}", file=sys.stderr)
+    print(
+        f"\n{total} customers, {with_items} with offers, in {elapsed:.2f}s"
+        f" ({total / elapsed if elapsed else 0:.0f} customers/s); strategies: {mix}",
+        file=sys.stderr,
+    )
 
 
 def _print_reminders(client: EmailClient, args: argparse.Namespace) -> None:

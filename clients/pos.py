@@ -45,10 +45,10 @@ class Suggestion:
 @dataclass(frozen=True)
 class Suggestions:
     items: list[Suggestion]
-    fallback: bool = False           # True when the server did not answer in time (or at all)
-    source: str = "server"           # "server", "cache", "catalogue" or "none"
-    detail: str = ""                 # why the fallback was used: the gRPC status name
-    recommendation_id: str = ""      # quote it on the purchase event that follows
+    fallback: bool = False  # True when the server did not answer in time (or at all)
+    source: str = "server"  # "server", "cache", "catalogue" or "none"
+    detail: str = ""  # why the fallback was used: the gRPC status name
+    recommendation_id: str = ""  # quote it on the purchase event that follows
     strategy: str = ""
     elapsed_ms: float = 0.0
 
@@ -84,12 +84,17 @@ class PosClient:
         started = time.perf_counter()
         request = recommendation_pb2.RecommendRequest(
             who=loyalty_card(loyalty_card_number) if loyalty_card_number else None,
-            channel=common_pb2.CHANNEL_POS, placement="checkout", k=k, explain=True,
+            channel=common_pb2.CHANNEL_POS,
+            placement="checkout",
+            k=k,
+            explain=True,
             context=recommendation_pb2.Context(basket_item_ids=list(basket), store_id=self.store_id),
         )
         key = tuple(sorted(set(basket)))
         try:
-            rec = self._stub.Recommend(request, timeout=self.deadline, metadata=self._metadata, wait_for_ready=False)
+            rec = self._stub.Recommend(
+                request, timeout=self.deadline, metadata=self._metadata, wait_for_ready=False
+            )
         except grpc.RpcError as err:
             code = err.code() if hasattr(err, "code") else None  # type: ignore[attr-defined]
             return self._fallback(key, k, code.name if code is not None else "ERROR", started)
@@ -98,8 +103,9 @@ class PosClient:
             for it in rec.items
         ]
         self._remember(key, items)
-        return Suggestions(items, recommendation_id=rec.recommendation_id, strategy=rec.strategy,
-                           elapsed_ms=_ms(started))
+        return Suggestions(
+            items, recommendation_id=rec.recommendation_id, strategy=rec.strategy, elapsed_ms=_ms(started)
+        )
 
     def _fallback(self, key: tuple[str, ...], k: int, detail: str, started: float) -> Suggestions:
         cached = self._cache.get(key)
@@ -143,9 +149,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     with open_channel(args.target) as channel:
         client = PosClient(channel, args.store, args.deadline_ms / 1000, accessories)
         result = client.suggest(args.basket, args.loyalty_card, args.k)
-    how = f"fallback from {result.source} ({result.detail})" if result.fallback else f"strategy {result.strategy}"
-    print(f"store {args.store}, basket {', '.join(args.basket)}: {len(result.items)} suggestions,"
-          f" {how}, {result.elapsed_ms:.0f} ms")
+    how = (
+        f"fallback from {result.source} ({result.detail})"
+        if result.fallback
+        else f"strategy {result.strategy}"
+    )
+    print(
+        f"store {args.store}, basket {', '.join(args.basket)}: {len(result.items)} suggestions,"
+        f" {how}, {result.elapsed_ms:.0f} ms"
+    )
     for n, s in enumerate(result.items, 1):
         print(f"  {n}. {s.item_id:<12} {s.title[:36]:<36} {s.price:9.2f}  {s.reason}")
 

@@ -1,9 +1,9 @@
 """The web shop's client: recommendations for a page, for a customer or an anonymous device.
 
-    python -m clients.web --customer cust-00001                              # home page
-    python -m clients.web --device d-123 --placement product --item sku-00001  # product page
-    python -m clients.web --customer cust-00001 --placement cart --cart sku-00001
-    python -m clients.web --similar sku-00001                                  # "similar items" strip
+python -m clients.web --customer cust-00001                              # home page
+python -m clients.web --device d-123 --placement product --item sku-00001  # product page
+python -m clients.web --customer cust-00001 --placement cart --cart sku-00001
+python -m clients.web --similar sku-00001                                  # "similar items" strip
 """
 
 from __future__ import annotations
@@ -47,22 +47,34 @@ class WebClient:
         visitor's recommendations are built from them); `cart_item_ids` the cart's content."""
         who = customer(customer_id) if customer_id else device(device_id) if device_id else None
         request = recommendation_pb2.RecommendRequest(
-            who=who, channel=common_pb2.CHANNEL_WEB, placement=placement, k=k, explain=explain,
+            who=who,
+            channel=common_pb2.CHANNEL_WEB,
+            placement=placement,
+            k=k,
+            explain=explain,
             context=recommendation_pb2.Context(item_ids=list(item_ids), basket_item_ids=list(cart_item_ids)),
         )
         return self._stub.Recommend(request, timeout=self._timeout, metadata=self._metadata)
 
-    def home(self, customer_id: str = "", device_id: str = "", viewed: Sequence[str] = (), k: int = 10
-             ) -> recommendation_pb2.RecommendResponse:
+    def home(
+        self, customer_id: str = "", device_id: str = "", viewed: Sequence[str] = (), k: int = 10
+    ) -> recommendation_pb2.RecommendResponse:
         return self.for_page("home", customer_id, device_id, viewed, (), k)
 
-    def product(self, item_id: str, customer_id: str = "", device_id: str = "", viewed: Sequence[str] = (),
-                k: int = 10) -> recommendation_pb2.RecommendResponse:
+    def product(
+        self,
+        item_id: str,
+        customer_id: str = "",
+        device_id: str = "",
+        viewed: Sequence[str] = (),
+        k: int = 10,
+    ) -> recommendation_pb2.RecommendResponse:
         """The product page: items like this one first, then the visitor's own ranking."""
         return self.for_page("product", customer_id, device_id, [item_id, *viewed], (), k)
 
-    def cart(self, cart_item_ids: Sequence[str], customer_id: str = "", device_id: str = "", k: int = 10
-             ) -> recommendation_pb2.RecommendResponse:
+    def cart(
+        self, cart_item_ids: Sequence[str], customer_id: str = "", device_id: str = "", k: int = 10
+    ) -> recommendation_pb2.RecommendResponse:
         """The cart page: what completes the cart (accessories, bought-together) first."""
         return self.for_page("cart", customer_id, device_id, (), cart_item_ids, k)
 
@@ -78,9 +90,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--customer", default="", help="the logged-in customer's id")
     p.add_argument("--device", default="", help="an anonymous visitor's device / cookie id")
     p.add_argument("--placement", default="home", choices=["home", "product", "cart"])
-    p.add_argument("--item", action="append", default=[], help="item on the page or viewed before (repeatable)")
+    p.add_argument(
+        "--item", action="append", default=[], help="item on the page or viewed before (repeatable)"
+    )
     p.add_argument("--cart", action="append", default=[], help="item in the cart (repeatable)")
-    p.add_argument("--similar", default="", metavar="ITEM", help="show the items most similar to ITEM instead")
+    p.add_argument(
+        "--similar", default="", metavar="ITEM", help="show the items most similar to ITEM instead"
+    )
     p.add_argument("-k", type=int, default=5)
     args = p.parse_args(argv)
     with open_channel(args.target) as channel:
@@ -92,8 +108,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             return
         rec = client.for_page(args.placement, args.customer, args.device, args.item, args.cart, args.k)
     who = rec.customer_id if rec.recognised else "anonymous visitor"
-    print(f"{who} on the {args.placement} page — strategy {rec.strategy}, model {rec.model_version or 'none'},"
-          f" recommendation {rec.recommendation_id}")
+    print(
+        f"{who} on the {args.placement} page — strategy {rec.strategy}, model {rec.model_version or 'none'},"
+        f" recommendation {rec.recommendation_id}"
+    )
     print("\n".join(item_lines(list(rec.items))))
 
 

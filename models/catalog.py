@@ -12,9 +12,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from models.storage.connections import Connections
 from models.domain import Item, Offer
 from models.errors import NotFound
+from models.storage.connections import Connections
 from models.validation import check_batch_size, check_item
 
 
@@ -64,7 +64,9 @@ class Catalog:
         row = conn.execute("SELECT * FROM items WHERE item_id=?", (item_id,)).fetchone()
         if row is None:
             raise NotFound(f"item_id: no item {item_id!r} in the catalogue")
-        stock = dict(conn.execute("SELECT store_id, quantity FROM stock WHERE item_id=?", (item_id,)).fetchall())
+        stock = dict(
+            conn.execute("SELECT store_id, quantity FROM stock WHERE item_id=?", (item_id,)).fetchall()
+        )
         return _item_from_row(row, stock)
 
     def all_items(self) -> list[Item]:
@@ -72,7 +74,10 @@ class Catalog:
         stock: dict[str, dict[str, int]] = {}
         for item_id, store_id, qty in conn.execute("SELECT item_id, store_id, quantity FROM stock"):
             stock.setdefault(item_id, {})[store_id] = qty
-        return [_item_from_row(r, stock.get(r[0], {})) for r in conn.execute("SELECT * FROM items ORDER BY item_id")]
+        return [
+            _item_from_row(r, stock.get(r[0], {}))
+            for r in conn.execute("SELECT * FROM items ORDER BY item_id")
+        ]
 
     def version(self) -> int:
         row = self.db.reader().execute("SELECT value FROM meta WHERE key='catalog_version'").fetchone()
@@ -117,24 +122,47 @@ class CatalogSnapshot:
         return item.stock.get(store_id, 0) > 0
 
 
-
 def _item_row(it: Item, now: float) -> tuple:
     offer = None
     if it.offer is not None:
         o = it.offer
-        offer = json.dumps({"price": o.price, "promo_price": o.promo_price, "valid_from": o.valid_from,
-                            "valid_until": o.valid_until, "offer_id": o.offer_id, "currency": o.currency})
+        offer = json.dumps(
+            {
+                "price": o.price,
+                "promo_price": o.promo_price,
+                "valid_from": o.valid_from,
+                "valid_until": o.valid_until,
+                "offer_id": o.offer_id,
+                "currency": o.currency,
+            }
+        )
     return (
-        it.item_id, it.title, it.category, it.brand, it.price, int(it.repeatable), int(it.active),
-        json.dumps(it.attributes, sort_keys=True), json.dumps(it.accessory_for), offer, now,
+        it.item_id,
+        it.title,
+        it.category,
+        it.brand,
+        it.price,
+        int(it.repeatable),
+        int(it.active),
+        json.dumps(it.attributes, sort_keys=True),
+        json.dumps(it.accessory_for),
+        offer,
+        now,
     )
 
 
 def _item_from_row(row: tuple, stock: dict[str, int]) -> Item:
     item_id, title, category, brand, price, repeatable, active, attributes, accessory_for, offer, _ = row
     return Item(
-        item_id=item_id, title=title or "", category=category or "", brand=brand or "", price=price or 0.0,
-        accessory_for=json.loads(accessory_for or "[]"), repeatable=bool(repeatable), active=bool(active),
-        attributes=json.loads(attributes or "{}"), stock=stock,
+        item_id=item_id,
+        title=title or "",
+        category=category or "",
+        brand=brand or "",
+        price=price or 0.0,
+        accessory_for=json.loads(accessory_for or "[]"),
+        repeatable=bool(repeatable),
+        active=bool(active),
+        attributes=json.loads(attributes or "{}"),
+        stock=stock,
         offer=Offer(**json.loads(offer)) if offer else None,
     )

@@ -10,8 +10,19 @@ from dataclasses import dataclass, field
 
 CHANNELS = ("WEB", "APP", "EMAIL", "POS", "CALL_CENTER", "ADS")
 EVENT_TYPES = (
-    "VIEW", "CLICK", "ADD_TO_CART", "REMOVE_FROM_CART", "PURCHASE", "RETURN", "EMAIL_OPEN",
-    "EMAIL_CLICK", "AD_CLICK", "SEARCH", "IMPRESSION", "EMAIL_SENT", "VISIT",
+    "VIEW",
+    "CLICK",
+    "ADD_TO_CART",
+    "REMOVE_FROM_CART",
+    "PURCHASE",
+    "RETURN",
+    "EMAIL_OPEN",
+    "EMAIL_CLICK",
+    "AD_CLICK",
+    "SEARCH",
+    "IMPRESSION",
+    "EMAIL_SENT",
+    "VISIT",
 )
 IDENTIFIER_KINDS = ("CUSTOMER_ID", "EMAIL", "PHONE", "LOYALTY_CARD", "DEVICE_ID", "POS_CARD_TOKEN")
 # Event types that are about one item and so must name it.

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.identity import pii
-from models.storage.connections import Connections
 from models.domain import BatchResult, Event, Identifier, Rejection, TrackResult
 from models.errors import InvalidArgument
+from models.identity import pii
 from models.identity.graph import IdentityGraph, Node
+from models.storage.connections import Connections
 from models.validation import check_event
 
 _INSERT = (
@@ -102,21 +102,28 @@ class EventStore:
     def _existing_ids(conn, ids: list[str]) -> set[str]:  # type: ignore[no-untyped-def]
         found: set[str] = set()
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+            chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(r[0] for r in conn.execute(f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk))
+            found.update(
+                r[0] for r in conn.execute(f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk)
+            )
         return found
 
     # -- reads --------------------------------------------------------------------------------
 
     def customer_of_event(self, event_id: str) -> str | None:
-        row = self.db.reader().execute("SELECT customer_id FROM events WHERE event_id=?", (event_id,)).fetchone()
+        row = (
+            self.db.reader()
+            .execute("SELECT customer_id FROM events WHERE event_id=?", (event_id,))
+            .fetchone()
+        )
         return row[0] if row else None
 
     def customer_exists(self, customer_id: str) -> bool:
-        return self.db.reader().execute(
-            "SELECT 1 FROM customers WHERE customer_id=?", (customer_id,)
-        ).fetchone() is not None
+        return (
+            self.db.reader().execute("SELECT 1 FROM customers WHERE customer_id=?", (customer_id,)).fetchone()
+            is not None
+        )
 
     def resolve(self, ident: Identifier) -> str | None:
         """The customer an identifier of any kind recognises; None if unknown (or a shared device)."""
@@ -129,14 +136,20 @@ class EventStore:
     def purchase_history(self, customer_id: str) -> list[tuple[str, str, float, int]]:
         """(item_id, PURCHASE or RETURN, last time, count) per item and type: one read a request shares
         between its exclusions and its repurchase blend."""
-        return self.db.reader().execute(
-            "SELECT item_id, type, MAX(occurred_at), COUNT(*) FROM events"
-            " WHERE customer_id=? AND type IN ('PURCHASE', 'RETURN') GROUP BY item_id, type",
-            (customer_id,),
-        ).fetchall()
+        return (
+            self.db.reader()
+            .execute(
+                "SELECT item_id, type, MAX(occurred_at), COUNT(*) FROM events"
+                " WHERE customer_id=? AND type IN ('PURCHASE', 'RETURN') GROUP BY item_id, type",
+                (customer_id,),
+            )
+            .fetchall()
+        )
 
     def purchased_items(
-        self, customer_id: str, history: list[tuple[str, str, float, int]] | None = None,
+        self,
+        customer_id: str,
+        history: list[tuple[str, str, float, int]] | None = None,
     ) -> list[tuple[str, float]]:
         """(item_id, last purchase time) of everything the customer bought and did not return
         (from `history`, their purchase_history, when the caller has already read it)."""
@@ -152,11 +165,15 @@ class EventStore:
 
     def recent_items(self, customer_id: str, since: float, limit: int = 50) -> list[tuple[str, str, float]]:
         """(item_id, type, occurred_at) of the customer's item events since a time, newest first."""
-        return self.db.reader().execute(
-            "SELECT item_id, type, occurred_at FROM events WHERE customer_id=? AND occurred_at>=?"
-            " AND item_id != '' ORDER BY occurred_at DESC LIMIT ?",
-            (customer_id, since, limit),
-        ).fetchall()
+        return (
+            self.db.reader()
+            .execute(
+                "SELECT item_id, type, occurred_at FROM events WHERE customer_id=? AND occurred_at>=?"
+                " AND item_id != '' ORDER BY occurred_at DESC LIMIT ?",
+                (customer_id, since, limit),
+            )
+            .fetchall()
+        )
 
     def count_events(self) -> int:
         return int(self.db.reader().execute("SELECT COUNT(*) FROM events").fetchone()[0])
@@ -197,7 +214,17 @@ class EventStore:
 
 def _row(ev: Event, customer: str, now: float) -> tuple:
     return (
-        ev.event_id, customer, ev.channel, ev.type, ev.item_id, ev.quantity or 1, ev.price, ev.store_id,
-        ev.order_id, ev.recommendation_id, ev.occurred_at if ev.occurred_at is not None else now, now,
+        ev.event_id,
+        customer,
+        ev.channel,
+        ev.type,
+        ev.item_id,
+        ev.quantity or 1,
+        ev.price,
+        ev.store_id,
+        ev.order_id,
+        ev.recommendation_id,
+        ev.occurred_at if ev.occurred_at is not None else now,
+        now,
         json.dumps(ev.attributes, sort_keys=True) if ev.attributes else None,
     )

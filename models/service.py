@@ -15,28 +15,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.serving import foldin
-from models.identity import pii
-from models.insights import profile
-from models.insights import reports
-from models.learning import schedule
-from models.learning import trainer
 from models.catalog import Catalog
-from models.serving.complements import Complements
-from models.settings import Settings
-from models.identity.attributes import CustomerAttributes
-from models.storage.connections import Connections
 from models.domain import BatchResult, Event, Identifier, Item, TrackResult
 from models.errors import AlreadyRunning, InvalidArgument, NotFound
+from models.events import EventStore
+from models.identity import pii
+from models.identity.attributes import CustomerAttributes
 from models.identity.graph import IdentifyResult, IdentityGraph
-from models.serving.popularity import Popularity
+from models.insights import profile, reports
+from models.insights.reminders import DueReminders, Reminder
+from models.learning import schedule, trainer
 from models.privacy.rights import ConsentRecord, ExportDocument, ForgetResult, Privacy, erase_from_models
+from models.serving import foldin
+from models.serving.channel_rules import Policy
+from models.serving.complements import Complements
+from models.serving.popularity import Popularity
 from models.serving.recommender import Recommendation, Recommended, Recommender, RecommendQuery
 from models.serving.registry import ModelRegistry, new_version
-from models.insights.reminders import DueReminders, Reminder
-from models.serving.channel_rules import Policy
 from models.serving.served import ServedLog
-from models.events import EventStore
+from models.settings import Settings
+from models.storage.connections import Connections
 from models.validation import check_batch_size
 
 log = logging.getLogger(__name__)
@@ -57,12 +55,20 @@ class Seenext:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Connections(settings.db_path, settings.sync_full)
-        self.graph = IdentityGraph(pii.open_key(settings.pii_key_path, self.db.writer), settings.phone_country_code,
-                                   settings.device_link_limit)
+        self.graph = IdentityGraph(
+            pii.open_key(settings.pii_key_path, self.db.writer),
+            settings.phone_country_code,
+            settings.device_link_limit,
+        )
         self.store = EventStore(self.db, self.graph)
-        self.privacy = Privacy(self.db, self.graph, {
-            "marketing": settings.consent_default_marketing, "profiling": settings.consent_default_profiling,
-        })
+        self.privacy = Privacy(
+            self.db,
+            self.graph,
+            {
+                "marketing": settings.consent_default_marketing,
+                "profiling": settings.consent_default_profiling,
+            },
+        )
         self.catalog = Catalog(self.db)
         self.customer_attributes = CustomerAttributes(self.db, self.graph)
         self.registry = ModelRegistry(settings.models_dir, keep=settings.models_kept)
@@ -70,18 +76,31 @@ class Seenext:
         self.popularity = Popularity(self.db, settings.popular_window_days)
         self.served = ServedLog(self.db)
         self.complements = Complements(
-            self.db, settings.complement_days, settings.complement_min_support, settings.complement_min_lift,
+            self.db,
+            settings.complement_days,
+            settings.complement_min_support,
+            settings.complement_min_lift,
         )
         self.recommender = Recommender(
-            self.store, self.catalog, self.registry, self.popularity, self.served,
-            max_k=settings.max_k, holdout=settings.holdout, complements=self.complements,
-            policy=Policy(email_repeat_days=settings.email_repeat_days, email_retry_minutes=settings.email_retry_minutes,
-                          owned_days=settings.owned_complement_days),
+            self.store,
+            self.catalog,
+            self.registry,
+            self.popularity,
+            self.served,
+            max_k=settings.max_k,
+            holdout=settings.holdout,
+            complements=self.complements,
+            policy=Policy(
+                email_repeat_days=settings.email_repeat_days,
+                email_retry_minutes=settings.email_retry_minutes,
+                owned_days=settings.owned_complement_days,
+            ),
             tuning=foldin.Tuning.from_settings(settings),
         )
         self.recommender.has_consent = self.privacy.has_consent  # e-mail marketing and profiling opt-outs
-        self.reminders = DueReminders(self.db, self.catalog, self.registry, self.recommender,
-                                      slack_days=settings.reminder_slack_days)
+        self.reminders = DueReminders(
+            self.db, self.catalog, self.registry, self.recommender, slack_days=settings.reminder_slack_days
+        )
         self._train_lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -97,13 +116,16 @@ class Seenext:
         self, every_seconds: float | None = None, stop: threading.Event | None = None
     ) -> schedule.RetrainSchedule:
         """Background retraining (default every `retrain_every_hours`) when events newer than the model arrived."""
+
         def reference() -> float | None:
             model = self.registry.current
             return foldin.reference_time(model) if model is not None else None
 
         return schedule.RetrainSchedule(
-            self.train, lambda: schedule.has_new_events(self.store.newest_event_time, reference),
-            every_seconds or self.settings.retrain_every_hours * 3600.0, stop or self._stop,
+            self.train,
+            lambda: schedule.has_new_events(self.store.newest_event_time, reference),
+            every_seconds or self.settings.retrain_every_hours * 3600.0,
+            stop or self._stop,
         )
 
     def warm(self) -> None:
@@ -142,7 +164,12 @@ class Seenext:
         return self.recommender.recommend(query)
 
     def recommend_batch(
-        self, who: list[Identifier], channel: str, placement: str = "", k: int = 0, explain: bool = False,
+        self,
+        who: list[Identifier],
+        channel: str,
+        placement: str = "",
+        k: int = 0,
+        explain: bool = False,
     ) -> Iterator[Recommendation]:
         """A campaign list, one recommendation per identifier in order, produced lazily."""
         return self.recommender.recommend_batch(who, channel, placement, k, explain)
@@ -163,20 +190,31 @@ class Seenext:
     def identify(self, identifiers: Sequence[Identifier]) -> IdentifyResult:
         return self.graph.identify(self.db, identifiers, time.time())
 
-    def get_profile(self, who: Identifier | None, timeline_limit: int = 0, page_token: str = "",
-                    offers: int = 5) -> profile.Profile:
+    def get_profile(
+        self, who: Identifier | None, timeline_limit: int = 0, page_token: str = "", offers: int = 5
+    ) -> profile.Profile:
         """The call-centre page; NOT_FOUND for an unknown identifier."""
         customer_id = self.privacy.require_customer(who)
         snapshot = self.catalog.snapshot()
-        page = profile.build(self.db, self.graph, snapshot, customer_id, self.privacy.consents(customer_id),
-                             timeline_limit, page_token)
+        page = profile.build(
+            self.db,
+            self.graph,
+            snapshot,
+            customer_id,
+            self.privacy.consents(customer_id),
+            timeline_limit,
+            page_token,
+        )
         if offers:
-            rec = self.recommend(RecommendQuery(channel="CALL_CENTER", who=who, placement="profile", k=offers,
-                                                explain=True))
+            rec = self.recommend(
+                RecommendQuery(channel="CALL_CENTER", who=who, placement="profile", k=offers, explain=True)
+            )
             page.next_best_offers = rec.items
         return page
 
-    def set_consent(self, who: Identifier | None, channel: str, purpose: str, granted: bool) -> tuple[str, ConsentRecord]:
+    def set_consent(
+        self, who: Identifier | None, channel: str, purpose: str, granted: bool
+    ) -> tuple[str, ConsentRecord]:
         return self.privacy.set_consent(who, channel, purpose, granted)
 
     def has_consent(self, customer_id: str, channel: str, purpose: str) -> bool:
@@ -196,8 +234,12 @@ class Seenext:
             result.recommendations += self.privacy.delete_recommendations(ids)
             self.privacy.checkpoint()
         # The id is not logged: the log must not remember whom it forgot.
-        log.info("a customer was forgotten: %d events, %d identifiers, %d model versions",
-                 result.events, result.identifiers, result.model_versions)
+        log.info(
+            "a customer was forgotten: %d events, %d identifiers, %d model versions",
+            result.events,
+            result.identifiers,
+            result.model_versions,
+        )
         return result
 
     def export(self, who: Identifier | None) -> Iterator[ExportDocument]:
@@ -211,7 +253,10 @@ class Seenext:
         with self._exclusive_training():
             started = time.perf_counter()
             artifact = trainer.train(
-                self.store.interaction_log(), self.catalog.all_items(), self.settings, new_version(),
+                self.store.interaction_log(),
+                self.catalog.all_items(),
+                self.settings,
+                new_version(),
                 user_attributes=self.customer_attributes.all(),
             )
             self.registry.publish(artifact)
@@ -227,9 +272,12 @@ class Seenext:
         else:
             manifest = self.registry.manifest(version)
         return ModelInfo(
-            version=manifest.get("version", ""), trained_at=manifest.get("trained_at"),
-            customers=manifest.get("customers", 0), items=manifest.get("items", 0),
-            interactions=manifest.get("interactions", 0), events_stored=self.store.count_events(),
+            version=manifest.get("version", ""),
+            trained_at=manifest.get("trained_at"),
+            customers=manifest.get("customers", 0),
+            items=manifest.get("items", 0),
+            interactions=manifest.get("interactions", 0),
+            events_stored=self.store.count_events(),
             metrics=dict(manifest.get("metrics", {})),
         )
 
@@ -249,8 +297,14 @@ class Seenext:
     ) -> reports.ChannelReport:
         """Per channel and arm: what recommendations earned, and the uplift over the hold-out."""
         self.served.flush()  # recommendations answered a moment ago count too
-        return reports.channel_report(self.db, start, end, attribution_days, seed=self.settings.seed,
-                                      default_days=self.settings.attribution_days)
+        return reports.channel_report(
+            self.db,
+            start,
+            end,
+            attribution_days,
+            seed=self.settings.seed,
+            default_days=self.settings.attribution_days,
+        )
 
     def funnel_report(self, start: float | None = None, end: float | None = None) -> reports.FunnelReport:
         """Step-by-step conversion along cross-channel journeys, and where customers drop off."""

@@ -43,7 +43,9 @@ class Settings:
     max_sampled: int = _opt(10, "WARP negatives sampled per positive")
     train_threads: int = _opt(2, "threads LightFM trains with")
     recency_half_life_days: float = _opt(90.0, "an interaction's weight halves every this many days")
-    eval_holdout_days: int = _opt(14, "days held out to report metrics (vs popularity) when training; 0 = skip")
+    eval_holdout_days: int = _opt(
+        14, "days held out to report metrics (vs popularity) when training; 0 = skip"
+    )
     models_kept: int = _opt(5, "model versions kept on disk for rollback")
     reload_seconds: float = _opt(2.0, "how often a server checks for a model trained elsewhere")
     seed: int = _opt(42, "random seed of training")
@@ -57,37 +59,62 @@ class Settings:
     user_attribute_weight: float = _opt(
         0.0, "share of a customer's feature row on imported attributes (age, segment…); 0 = unused"
     )
-    retrain_every_hours: float = _opt(0.0, "retrain in the background this often when new events arrived; 0 = on demand")
+    retrain_every_hours: float = _opt(
+        0.0, "retrain in the background this often when new events arrived; 0 = on demand"
+    )
     # serving
     max_k: int = _opt(100, "largest k a request may ask for")
     popular_window_days: int = _opt(30, "window of the popularity fallback")
     foldin_prior: float = _opt(
-        3.0, "fold-in: fresh event weight (a view is 1) that moves a customer's vector halfway to their new items"
+        3.0,
+        "fold-in: fresh event weight (a view is 1) that moves a customer's vector halfway to their new items",
     )
     foldin_half_life_hours: float = _opt(24.0, "fold-in: a fresh event's pull halves every this many hours")
     repurchase_weight: float = _opt(
         64.0, "boost of a repeatable item the customer bought, in score spreads (>= 10: first); 0 = off"
     )
-    repurchase_half_life_days: float = _opt(365.0, "the repurchase boost halves every this many days since the purchase")
-    attribution_days: int = _opt(7, "a purchase this many days after a recommendation of the item is attributed to it")
+    repurchase_half_life_days: float = _opt(
+        365.0, "the repurchase boost halves every this many days since the purchase"
+    )
+    attribution_days: int = _opt(
+        7, "a purchase this many days after a recommendation of the item is attributed to it"
+    )
     # identity, privacy and callers (docs/identity.md)
-    pii_key_file: str = _opt("", "file of the secret that keys the e-mail/phone hashes; empty = <data_dir>/pii.key")
-    phone_country_code: str = _opt("", "country calling code for national phone numbers (e.g. 44); empty = none")
-    device_link_limit: int = _opt(3, "person-level links one device or card token may make before it counts as shared")
+    pii_key_file: str = _opt(
+        "", "file of the secret that keys the e-mail/phone hashes; empty = <data_dir>/pii.key"
+    )
+    phone_country_code: str = _opt(
+        "", "country calling code for national phone numbers (e.g. 44); empty = none"
+    )
+    device_link_limit: int = _opt(
+        3, "person-level links one device or card token may make before it counts as shared"
+    )
     consent_default_marketing: bool = _opt(False, "marketing allowed when the customer recorded no decision")
     consent_default_profiling: bool = _opt(True, "personalised ranking allowed when no decision was recorded")
     auth: bool = _opt(True, "require API keys; 0 = open development mode, logged loudly at start")
-    keys_file: str = _opt("", "JSON file of API keys and scopes; empty = <data_dir>/keys.json, made on first start")
+    keys_file: str = _opt(
+        "", "JSON file of API keys and scopes; empty = <data_dir>/keys.json, made on first start"
+    )
     tls_cert_file: str = _opt("", "PEM certificate chain: serve TLS instead of plaintext (with tls_key_file)")
     tls_key_file: str = _opt("", "PEM private key of tls_cert_file")
     # channel rules, complements, reminders (docs/channels.md)
-    email_repeat_days: float = _opt(7.0, "an item mailed to a customer is not offered by e-mail again for this long")
-    email_retry_minutes: float = _opt(60.0, "a served e-mail offer counts as mailed once this old (retried runs repeat)")
-    owned_complement_days: float = _opt(180.0, "accessories are promoted for purchases this many days old or newer")
+    email_repeat_days: float = _opt(
+        7.0, "an item mailed to a customer is not offered by e-mail again for this long"
+    )
+    email_retry_minutes: float = _opt(
+        60.0, "a served e-mail offer counts as mailed once this old (retried runs repeat)"
+    )
+    owned_complement_days: float = _opt(
+        180.0, "accessories are promoted for purchases this many days old or newer"
+    )
     complement_days: float = _opt(3.0, "purchases of one customer within this many days count as one basket")
-    complement_min_support: int = _opt(3, "baskets that must hold both items before a learned complement counts")
+    complement_min_support: int = _opt(
+        3, "baskets that must hold both items before a learned complement counts"
+    )
     complement_min_lift: float = _opt(1.5, "how much likelier than chance a learned complement pair must be")
-    reminder_slack_days: float = _opt(7.0, "seasonal reminders: last year's purchases this close to the window count")
+    reminder_slack_days: float = _opt(
+        7.0, "seasonal reminders: last year's purchases this close to the window count"
+    )
 
     @property
     def db_path(self) -> Path:
@@ -139,6 +166,4 @@ def _parse(name: str, raw: str, default: Any) -> Any:
             return Path(raw)
         return raw
     except ValueError:
-        raise ValueError(
-            f"SEENEXT_{name.upper()}={raw!r} is not a valid {type(default).__name__}"
-        ) from None
+        raise ValueError(f"SEENEXT_{name.upper()}={raw!r} is not a valid {type(default).__name__}") from None

@@ -13,7 +13,9 @@ MAX_BATCH = 10_000
 
 def check_identifier(ident: Identifier, field: str) -> None:
     if ident.kind not in IDENTIFIER_KINDS:
-        raise InvalidArgument(f"{field}.kind", f"must be one of {', '.join(IDENTIFIER_KINDS)}, got {ident.kind!r}")
+        raise InvalidArgument(
+            f"{field}.kind", f"must be one of {', '.join(IDENTIFIER_KINDS)}, got {ident.kind!r}"
+        )
     if not ident.value.strip():
         raise InvalidArgument(f"{field}.value", "is required")
     if len(ident.value) > 320:
@@ -27,9 +29,13 @@ def check_event(event: Event, field: str = "event") -> None:
     for i, ident in enumerate(event.identifiers):
         check_identifier(ident, f"{field}.identifiers[{i}]")
     if event.channel not in CHANNELS:
-        raise InvalidArgument(f"{field}.channel", f"must be set to one of {', '.join(CHANNELS)}, got {event.channel!r}")
+        raise InvalidArgument(
+            f"{field}.channel", f"must be set to one of {', '.join(CHANNELS)}, got {event.channel!r}"
+        )
     if event.type not in EVENT_TYPES:
-        raise InvalidArgument(f"{field}.type", f"must be set to one of {', '.join(EVENT_TYPES)}, got {event.type!r}")
+        raise InvalidArgument(
+            f"{field}.type", f"must be set to one of {', '.join(EVENT_TYPES)}, got {event.type!r}"
+        )
     if event.type in ITEM_EVENT_TYPES:
         _check_id(event.item_id, f"{field}.item_id", what=f"for a {event.type} event")
     elif len(event.item_id) > MAX_ID_LENGTH:
@@ -49,10 +55,14 @@ def check_item(item: Item, field: str = "item") -> None:
     for i, other in enumerate(item.accessory_for):
         _check_id(other, f"{field}.accessory_for[{i}]")
         if other == item.item_id:
-            raise InvalidArgument(f"{field}.accessory_for[{i}]", f"an item cannot be an accessory of itself ({other!r})")
+            raise InvalidArgument(
+                f"{field}.accessory_for[{i}]", f"an item cannot be an accessory of itself ({other!r})"
+            )
     for store, qty in item.stock.items():
         if qty < 0:
-            raise InvalidArgument(f"{field}.stock", f"quantity for store {store!r} must not be negative, got {qty}")
+            raise InvalidArgument(
+                f"{field}.stock", f"quantity for store {store!r} must not be negative, got {qty}"
+            )
 
 
 def check_batch_size(n: int, field: str, what: str, limit: int = MAX_BATCH) -> None:

@@ -13,8 +13,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from models.settings import Settings
 from models.service import Seenext
+from models.settings import Settings
 from protos.seenext.v1 import (
     catalog_pb2,
     catalog_pb2_grpc,
@@ -34,8 +34,9 @@ from protos.seenext.v1 import (
     recommendation_pb2_grpc,
 )
 from server import auth
-from server.servicers.catalog import CatalogServicer
 from server.errors import ErrorInterceptor
+from server.runtime import one_blas_thread
+from server.servicers.catalog import CatalogServicer
 from server.servicers.events import EventServicer
 from server.servicers.identity import IdentityServicer
 from server.servicers.insights import InsightsServicer
@@ -43,16 +44,20 @@ from server.servicers.model import ModelServicer
 from server.servicers.privacy import PrivacyServicer
 from server.servicers.profile import ProfileServicer
 from server.servicers.recommendation import RecommendationServicer
-from server.runtime import one_blas_thread
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAMES = [
     m.DESCRIPTOR.services_by_name[name].full_name
     for m, name in (
-        (events_pb2, "EventService"), (catalog_pb2, "CatalogService"), (identity_pb2, "IdentityService"),
-        (recommendation_pb2, "RecommendationService"), (profile_pb2, "ProfileService"),
-        (privacy_pb2, "PrivacyService"), (insights_pb2, "InsightsService"), (model_pb2, "ModelService"),
+        (events_pb2, "EventService"),
+        (catalog_pb2, "CatalogService"),
+        (identity_pb2, "IdentityService"),
+        (recommendation_pb2, "RecommendationService"),
+        (profile_pb2, "ProfileService"),
+        (privacy_pb2, "PrivacyService"),
+        (insights_pb2, "InsightsService"),
+        (model_pb2, "ModelService"),
     )
 ]
 
@@ -60,8 +65,14 @@ SERVICE_NAMES = [
 class Running:
     """A started server with what it serves; `stop()` drains in-flight calls first."""
 
-    def __init__(self, server: grpc.Server, port: int, service: Seenext, health: health.HealthServicer,
-                 keys: auth.ApiKeys | None = None) -> None:
+    def __init__(
+        self,
+        server: grpc.Server,
+        port: int,
+        service: Seenext,
+        health: health.HealthServicer,
+        keys: auth.ApiKeys | None = None,
+    ) -> None:
         self.server = server
         self.port = port
         self.service = service
@@ -75,7 +86,9 @@ class Running:
 
 
 def create_server(
-    settings: Settings, service: Seenext | None = None, interceptors: Sequence[grpc.ServerInterceptor] = (),
+    settings: Settings,
+    service: Seenext | None = None,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
 ) -> Running:
     """`interceptors` run after the API-key check and the error interceptor (tests use one to slow the
     server down)."""
@@ -92,7 +105,9 @@ def create_server(
     )
     events_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(service), server)
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(service), server)
-    recommendation_pb2_grpc.add_RecommendationServiceServicer_to_server(RecommendationServicer(service), server)
+    recommendation_pb2_grpc.add_RecommendationServiceServicer_to_server(
+        RecommendationServicer(service), server
+    )
     model_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(service), server)
     insights_pb2_grpc.add_InsightsServiceServicer_to_server(InsightsServicer(service), server)
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(service), server)
@@ -103,7 +118,9 @@ def create_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ["", *SERVICE_NAMES]:  # SERVING once the caches are warm (below)
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection([*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    reflection.enable_server_reflection(
+        [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
 
     address = f"{settings.host}:{settings.port}"
     port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)

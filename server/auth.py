@@ -63,9 +63,13 @@ _METHOD_SCOPES = {
     "/seenext.v1.ModelService/Train": "train",
     "/seenext.v1.ModelService/RollbackModel": "train",
 }
-OPEN_SERVICES = frozenset({
-    "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection",
-})
+OPEN_SERVICES = frozenset(
+    {
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
+    }
+)
 # What the generated development keys file holds: the callers of the design, one key each.
 DEV_CALLERS = {
     "web-shop": ["track", "recommend", "identify"],
@@ -116,7 +120,8 @@ class ApiKeys:
         header = next((v for k, v in metadata or () if k == "authorization"), None)
         if header is None:
             return grpc.StatusCode.UNAUTHENTICATED, (
-                f"{method} needs an API key: send the metadata 'authorization: Bearer <key>'")
+                f"{method} needs an API key: send the metadata 'authorization: Bearer <key>'"
+            )
         scheme, _, secret = str(header).strip().partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             return grpc.StatusCode.UNAUTHENTICATED, "authorization: expected 'Bearer <key>'"
@@ -128,7 +133,8 @@ class ApiKeys:
             return None
         return grpc.StatusCode.PERMISSION_DENIED, (
             f"the API key {key.name!r} lacks the scope {needed!r} that {method.strip('/')} needs "
-            f"(it has: {', '.join(sorted(key.scopes)) or 'none'})")
+            f"(it has: {', '.join(sorted(key.scopes)) or 'none'})"
+        )
 
 
 def load_keys(path: Path) -> ApiKeys:
@@ -140,19 +146,22 @@ def load_keys(path: Path) -> ApiKeys:
     except json.JSONDecodeError as exc:
         raise ValueError(f"keys file {path} is not JSON: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
-        raise ValueError(  # noqa: TRY004 - a mistake in a file the operator wrote, not a caller's type error
-            f'keys file {path}: expected {{"keys": [{{"name": ..., "key": ..., "scopes": [...]}}]}}')
+        raise ValueError(
+            f'keys file {path}: expected {{"keys": [{{"name": ..., "key": ..., "scopes": [...]}}]}}'
+        )
     entries: list[tuple[str, str, list[str]]] = []
     seen: set[str] = set()
     for n, entry in enumerate(doc["keys"]):
         where = f"keys file {path}: keys[{n}]"
         if not isinstance(entry, dict):
-            raise ValueError(f"{where}: expected an object")  # noqa: TRY004 - as above
+            raise ValueError(f"{where}: expected an object")
         name, secret, scopes = entry.get("name"), entry.get("key"), entry.get("scopes")
         if not isinstance(name, str) or not name:
             raise ValueError(f"{where}.name: a non-empty string is required")
         if not isinstance(secret, str) or len(secret) < 16:
-            raise ValueError(f"{where}.key: a secret of at least 16 characters is required (e.g. openssl rand -hex 24)")
+            raise ValueError(
+                f"{where}.key: a secret of at least 16 characters is required (e.g. openssl rand -hex 24)"
+            )
         if secret in seen:
             raise ValueError(f"{where}.key: the same secret is given to two keys")
         if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
@@ -169,7 +178,10 @@ def load_keys(path: Path) -> ApiKeys:
 
 def write_dev_keys(path: Path) -> None:
     """A keys file with one fresh key per example caller, readable by its owner only."""
-    keys = [{"name": name, "key": secrets.token_urlsafe(24), "scopes": scopes} for name, scopes in DEV_CALLERS.items()]
+    keys = [
+        {"name": name, "key": secrets.token_urlsafe(24), "scopes": scopes}
+        for name, scopes in DEV_CALLERS.items()
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # written aside, linked whole into place
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -185,15 +197,20 @@ def write_dev_keys(path: Path) -> None:
 def from_settings(settings: Settings) -> ApiKeys | None:
     """The keys a server checks, or None in the open development mode (SEENEXT_AUTH=0)."""
     if not settings.auth:
-        log.warning("!!! AUTHENTICATION IS OFF (SEENEXT_AUTH=0): any caller may call every RPC, Forget included. "
-                    "Development only. !!!")
+        log.warning(
+            "!!! AUTHENTICATION IS OFF (SEENEXT_AUTH=0): any caller may call every RPC, Forget included. "
+            "Development only. !!!"
+        )
         return None
     path = settings.keys_path
     if not path.exists() and not settings.keys_file:
         try:
             write_dev_keys(path)
-            log.warning("no SEENEXT_KEYS_FILE: wrote development keys to %s (one per example caller); "
-                        "give real deployments their own keys file", path)
+            log.warning(
+                "no SEENEXT_KEYS_FILE: wrote development keys to %s (one per example caller); "
+                "give real deployments their own keys file",
+                path,
+            )
         except FileExistsError:
             pass  # another process of this server wrote it first
     keys = load_keys(path)
@@ -208,8 +225,10 @@ def banner(keys: ApiKeys | None, settings: Settings) -> tuple[str, str]:
     keys of a configured file never are.
     """
     if keys is None:
-        return "", ("\n  !!! AUTHENTICATION IS OFF (SEENEXT_AUTH=0): development mode, every caller may "
-                    "call every RPC. !!!\n")
+        return "", (
+            "\n  !!! AUTHENTICATION IS OFF (SEENEXT_AUTH=0): development mode, every caller may "
+            "call every RPC. !!!\n"
+        )
     if settings.keys_file or keys.path is None:
         return "-H 'authorization: Bearer <key>' ", f"\nAPI keys: {len(keys)} from {keys.path}\n"
     entries = [(k["name"], k["key"], k["scopes"]) for k in json.loads(keys.path.read_text())["keys"]]

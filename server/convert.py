@@ -61,8 +61,12 @@ def event(msg: events_pb2.Event) -> Event:
         identifiers=tuple(identifier(i) for i in msg.identifiers),
         channel=channel(msg.channel),
         type=enum_name(common_pb2.EventType, msg.type, "EVENT_TYPE_"),
-        item_id=msg.item_id, quantity=msg.quantity, price=msg.price, store_id=msg.store_id,
-        order_id=msg.order_id, recommendation_id=msg.recommendation_id,
+        item_id=msg.item_id,
+        quantity=msg.quantity,
+        price=msg.price,
+        store_id=msg.store_id,
+        order_id=msg.order_id,
+        recommendation_id=msg.recommendation_id,
         occurred_at=time_or_none(msg.occurred_at, msg.HasField("occurred_at")),
         attributes=dict(msg.attributes),
     )
@@ -70,17 +74,23 @@ def event(msg: events_pb2.Event) -> Event:
 
 def offer(msg: common_pb2.Offer) -> Offer:
     return Offer(
-        price=msg.price, promo_price=msg.promo_price,
+        price=msg.price,
+        promo_price=msg.promo_price,
         valid_from=time_or_none(msg.valid_from, msg.HasField("valid_from")),
         valid_until=time_or_none(msg.valid_until, msg.HasField("valid_until")),
-        offer_id=msg.offer_id, currency=msg.currency,
+        offer_id=msg.offer_id,
+        currency=msg.currency,
     )
 
 
 def offer_msg(o: Offer) -> common_pb2.Offer:
     return common_pb2.Offer(
-        price=o.price, promo_price=o.promo_price, valid_from=timestamp(o.valid_from),
-        valid_until=timestamp(o.valid_until), offer_id=o.offer_id, currency=o.currency,
+        price=o.price,
+        promo_price=o.promo_price,
+        valid_from=timestamp(o.valid_from),
+        valid_until=timestamp(o.valid_until),
+        offer_id=o.offer_id,
+        currency=o.currency,
     )
 
 
@@ -89,18 +99,33 @@ def item(msg: catalog_pb2.Item) -> Item:
     for s in msg.stock:
         stock[s.store_id] = stock.get(s.store_id, 0) + s.quantity
     return Item(
-        item_id=msg.item_id, title=msg.title, category=msg.category, brand=msg.brand, price=msg.price,
-        accessory_for=list(msg.accessory_for), repeatable=msg.repeatable, attributes=dict(msg.attributes),
-        stock=stock, offer=offer(msg.offer) if msg.HasField("offer") else None, active=msg.active,
+        item_id=msg.item_id,
+        title=msg.title,
+        category=msg.category,
+        brand=msg.brand,
+        price=msg.price,
+        accessory_for=list(msg.accessory_for),
+        repeatable=msg.repeatable,
+        attributes=dict(msg.attributes),
+        stock=stock,
+        offer=offer(msg.offer) if msg.HasField("offer") else None,
+        active=msg.active,
     )
 
 
 def item_msg(it: Item) -> catalog_pb2.Item:
     return catalog_pb2.Item(
-        item_id=it.item_id, title=it.title, category=it.category, brand=it.brand, price=it.price,
-        accessory_for=it.accessory_for, repeatable=it.repeatable, attributes=it.attributes,
+        item_id=it.item_id,
+        title=it.title,
+        category=it.category,
+        brand=it.brand,
+        price=it.price,
+        accessory_for=it.accessory_for,
+        repeatable=it.repeatable,
+        attributes=it.attributes,
         stock=[catalog_pb2.Stock(store_id=s, quantity=q) for s, q in sorted(it.stock.items())],
-        offer=offer_msg(it.offer) if it.offer is not None else None, active=it.active,
+        offer=offer_msg(it.offer) if it.offer is not None else None,
+        active=it.active,
     )
 
 
@@ -109,10 +134,15 @@ def recommend_query(msg: recommendation_pb2.RecommendRequest) -> RecommendQuery:
         channel=channel(msg.channel),
         who=identifier(msg.who) if msg.HasField("who") else None,
         placement=msg.placement or "home",
-        item_ids=list(msg.context.item_ids), basket_item_ids=list(msg.context.basket_item_ids),
-        store_id=msg.context.store_id, k=msg.k,
-        categories=list(msg.filter.categories), exclude_item_ids=list(msg.filter.exclude_item_ids),
-        max_price=msg.filter.max_price, in_stock_only=msg.filter.in_stock_only, explain=msg.explain,
+        item_ids=list(msg.context.item_ids),
+        basket_item_ids=list(msg.context.basket_item_ids),
+        store_id=msg.context.store_id,
+        k=msg.k,
+        categories=list(msg.filter.categories),
+        exclude_item_ids=list(msg.filter.exclude_item_ids),
+        max_price=msg.filter.max_price,
+        in_stock_only=msg.filter.in_stock_only,
+        explain=msg.explain,
     )
 
 
@@ -124,8 +154,11 @@ def recommended_msg(r: Recommended) -> common_pb2.RecommendedItem:
 
 def recommendation_msg(rec: Recommendation) -> recommendation_pb2.RecommendResponse:
     msg = recommendation_pb2.RecommendResponse(
-        recommendation_id=rec.recommendation_id, customer_id=rec.customer_id, recognised=rec.recognised,
-        model_version=rec.model_version, strategy=rec.strategy,
+        recommendation_id=rec.recommendation_id,
+        customer_id=rec.customer_id,
+        recognised=rec.recognised,
+        model_version=rec.model_version,
+        strategy=rec.strategy,
     )
     for r in rec.items:
         _fill_recommended(msg.items.add(), r)
@@ -137,7 +170,12 @@ def _fill_recommended(msg: common_pb2.RecommendedItem, r: Recommended) -> None:
     msg.item_id, msg.score, msg.title, msg.category = r.item_id, r.score, r.title, r.category
     if r.offer is not None:
         o, offer = r.offer, msg.offer
-        offer.price, offer.promo_price, offer.offer_id, offer.currency = o.price, o.promo_price, o.offer_id, o.currency
+        offer.price, offer.promo_price, offer.offer_id, offer.currency = (
+            o.price,
+            o.promo_price,
+            o.offer_id,
+            o.currency,
+        )
         if o.valid_from is not None:
             offer.valid_from.FromNanoseconds(int(o.valid_from * 1e9))
         if o.valid_until is not None:

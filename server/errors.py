@@ -23,7 +23,9 @@ def _abort(context: grpc.ServicerContext, exc: Exception, method: str) -> None:
         context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented in this version")
     incident = uuid.uuid4().hex[:12]
     log.exception("internal error %s in %s", incident, method)
-    context.abort(grpc.StatusCode.INTERNAL, f"internal error (incident {incident}); the server log has the details")
+    context.abort(
+        grpc.StatusCode.INTERNAL, f"internal error (incident {incident}); the server log has the details"
+    )
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):

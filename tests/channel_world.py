@@ -12,9 +12,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.settings import Settings
 from models.domain import Event, Identifier, Item, Offer
 from models.service import Seenext
+from models.settings import Settings
 
 DAY = 86400.0
 NOW = time.time()
@@ -25,22 +25,82 @@ N_CUSTOMERS = 60
 def items() -> list[Item]:
     out: list[Item] = []
     for n in range(1, 5):
-        out.append(Item(f"phone-{n}", f"Nova X{n} Phone", "phones", "nova", 500 + 50 * n,
-                        stock={"": 9, "store-a": 4, "store-b": 4}))
-        out.append(Item(f"case-{n}", f"Slim Case for Nova X{n}", "phone cases", "shell", 19 + n,
-                        accessory_for=[f"phone-{n}"], stock={"": 30, "store-a": 6, "store-b": 6}))
-        out.append(Item(f"charger-{n}", f"Fast Charger for Nova X{n}", "chargers", "volt", 29 + n,
-                        accessory_for=[f"phone-{n}"],
-                        stock={"": 30, "store-a": 0 if n == 1 else 5, "store-b": 5}))
-        out.append(Item(f"laptop-{n}", f"Aero A{n} Laptop", "laptops", "aero", 900 + 100 * n,
-                        stock={"": 5, "store-a": 2, "store-b": 2},
-                        offer=Offer(price=900 + 100 * n, promo_price=850 + 100 * n)))
-        out.append(Item(f"mouse-{n}", f"Travel Mouse for Aero A{n}", "mice", "clickr", 25 + n,
-                        accessory_for=[f"laptop-{n}"], stock={"": 20, "store-a": 3, "store-b": 3}))
-        out.append(Item(f"flowers-{n}", f"Rose Bouquet {n}", "flowers", "bloom", 30 + n, repeatable=True,
-                        stock={"": 50, "store-a": 10, "store-b": 10}))
-        out.append(Item(f"coffee-{n}", f"Espresso Beans {n}", "coffee", "roast", 8 + n, repeatable=True,
-                        stock={"": 80, "store-a": 20, "store-b": 20}))
+        out.append(
+            Item(
+                f"phone-{n}",
+                f"Nova X{n} Phone",
+                "phones",
+                "nova",
+                500 + 50 * n,
+                stock={"": 9, "store-a": 4, "store-b": 4},
+            )
+        )
+        out.append(
+            Item(
+                f"case-{n}",
+                f"Slim Case for Nova X{n}",
+                "phone cases",
+                "shell",
+                19 + n,
+                accessory_for=[f"phone-{n}"],
+                stock={"": 30, "store-a": 6, "store-b": 6},
+            )
+        )
+        out.append(
+            Item(
+                f"charger-{n}",
+                f"Fast Charger for Nova X{n}",
+                "chargers",
+                "volt",
+                29 + n,
+                accessory_for=[f"phone-{n}"],
+                stock={"": 30, "store-a": 0 if n == 1 else 5, "store-b": 5},
+            )
+        )
+        out.append(
+            Item(
+                f"laptop-{n}",
+                f"Aero A{n} Laptop",
+                "laptops",
+                "aero",
+                900 + 100 * n,
+                stock={"": 5, "store-a": 2, "store-b": 2},
+                offer=Offer(price=900 + 100 * n, promo_price=850 + 100 * n),
+            )
+        )
+        out.append(
+            Item(
+                f"mouse-{n}",
+                f"Travel Mouse for Aero A{n}",
+                "mice",
+                "clickr",
+                25 + n,
+                accessory_for=[f"laptop-{n}"],
+                stock={"": 20, "store-a": 3, "store-b": 3},
+            )
+        )
+        out.append(
+            Item(
+                f"flowers-{n}",
+                f"Rose Bouquet {n}",
+                "flowers",
+                "bloom",
+                30 + n,
+                repeatable=True,
+                stock={"": 50, "store-a": 10, "store-b": 10},
+            )
+        )
+        out.append(
+            Item(
+                f"coffee-{n}",
+                f"Espresso Beans {n}",
+                "coffee",
+                "roast",
+                8 + n,
+                repeatable=True,
+                stock={"": 80, "store-a": 20, "store-b": 20},
+            )
+        )
     out.append(Item("phone-old", "Nova X0 Phone", "phones", "nova", 299, active=False, stock={"": 3}))
     return out
 
@@ -61,24 +121,70 @@ def events() -> list[Event]:
             out.append(Event(f"{cid}-v{j}", who(cid), "WEB", "VIEW", item, occurred_at=base - 3600 * (j + 1)))
         if taste in ("phone", "laptop"):
             acc = ("case" if c // 16 % 2 else "charger") if taste == "phone" else "mouse"
-            out.append(Event(f"{cid}-p0", who(cid), "WEB", "PURCHASE", f"{taste}-{n}", price=600,
-                             order_id=f"{cid}-o0", occurred_at=base))
-            out.append(Event(f"{cid}-p1", who(cid), "POS", "PURCHASE", f"{acc}-{n}", price=20, store_id="store-b",
-                             order_id=f"{cid}-o1", occurred_at=base + DAY))
+            out.append(
+                Event(
+                    f"{cid}-p0",
+                    who(cid),
+                    "WEB",
+                    "PURCHASE",
+                    f"{taste}-{n}",
+                    price=600,
+                    order_id=f"{cid}-o0",
+                    occurred_at=base,
+                )
+            )
+            out.append(
+                Event(
+                    f"{cid}-p1",
+                    who(cid),
+                    "POS",
+                    "PURCHASE",
+                    f"{acc}-{n}",
+                    price=20,
+                    store_id="store-b",
+                    order_id=f"{cid}-o1",
+                    occurred_at=base + DAY,
+                )
+            )
         else:
             for j in range(2):
-                out.append(Event(f"{cid}-p{j}", who(cid), "WEB", "PURCHASE", f"{taste}-{(n + j - 1) % 4 + 1}",
-                                 price=30, order_id=f"{cid}-o{j}", occurred_at=base + j * 2 * DAY))
+                out.append(
+                    Event(
+                        f"{cid}-p{j}",
+                        who(cid),
+                        "WEB",
+                        "PURCHASE",
+                        f"{taste}-{(n + j - 1) % 4 + 1}",
+                        price=30,
+                        order_id=f"{cid}-o{j}",
+                        occurred_at=base + j * 2 * DAY,
+                    )
+                )
     # Story 1: alice bought phone-1 on the web a week ago; she likes phones.
     out.append(Event("alice-v", who("alice"), "WEB", "VIEW", "phone-1", occurred_at=NOW - 8 * DAY))
     out.append(Event("alice-v2", who("alice"), "WEB", "VIEW", "phone-2", occurred_at=NOW - 8 * DAY + 60))
-    out.append(Event("alice-p", (Identifier("CUSTOMER_ID", "alice"), Identifier("LOYALTY_CARD", "LC-ALICE")),
-                     "WEB", "PURCHASE", "phone-1", price=550, order_id="alice-o1", occurred_at=NOW - 7 * DAY))
+    out.append(
+        Event(
+            "alice-p",
+            (Identifier("CUSTOMER_ID", "alice"), Identifier("LOYALTY_CARD", "LC-ALICE")),
+            "WEB",
+            "PURCHASE",
+            "phone-1",
+            price=550,
+            order_id="alice-o1",
+            occurred_at=NOW - 7 * DAY,
+        )
+    )
     return out
 
 
-def grant(service: Seenext, customer_id: str, granted: bool = True, channel: str = "EMAIL",
-          purpose: str = "marketing") -> None:
+def grant(
+    service: Seenext,
+    customer_id: str,
+    granted: bool = True,
+    channel: str = "EMAIL",
+    purpose: str = "marketing",
+) -> None:
     """Records a consent decision straight into the consent table (what PrivacyService.SetConsent stores)."""
     with service.db.write_lock:
         service.db.writer.execute(
@@ -89,8 +195,15 @@ def grant(service: Seenext, customer_id: str, granted: bool = True, channel: str
 
 def settings(data_dir: Path, **overrides: object) -> Settings:
     base: dict[str, object] = {
-        "data_dir": data_dir, "port": 0, "epochs": 15, "components": 8, "train_threads": 1, "workers": 8,
-        "reload_seconds": 0.2, "sync_full": False, "complement_min_support": 2,
+        "data_dir": data_dir,
+        "port": 0,
+        "epochs": 15,
+        "components": 8,
+        "train_threads": 1,
+        "workers": 8,
+        "reload_seconds": 0.2,
+        "sync_full": False,
+        "complement_min_support": 2,
         "auth": False,  # API keys are tested in tests/server/test_auth.py
     }
     base.update(overrides)

@@ -11,9 +11,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from models.settings import Settings
 from models.domain import Event, Identifier, Item, Offer
 from models.service import Seenext
+from models.settings import Settings
 
 DAY = 86400.0
 NOW = time.time()
@@ -26,14 +26,49 @@ N_USERS = 60
 def tiny_items() -> list[Item]:
     items = []
     for n in range(1, 6):
-        items.append(Item(f"phone-{n}", title=f"Phone {n}", category="phone", brand="nova", price=600 + n,
-                          stock={"": 5, "store-1": 3}))
-        items.append(Item(f"case-{n}", title=f"Case for phone {n}", category="phone case", brand="shell",
-                          price=20 + n, accessory_for=[f"phone-{n}"], stock={"": 10, "store-1": 0 if n == 1 else 4}))
-        items.append(Item(f"flowers-{n}", title=f"Bouquet {n}", category="flowers", brand="bloom", price=30 + n,
-                          repeatable=True, stock={"": 50}))
-        items.append(Item(f"laptop-{n}", title=f"Laptop {n}", category="laptop", brand="vega", price=1200 + n,
-                          stock={"": 2}, offer=Offer(price=1200 + n, promo_price=1100 + n)))
+        items.append(
+            Item(
+                f"phone-{n}",
+                title=f"Phone {n}",
+                category="phone",
+                brand="nova",
+                price=600 + n,
+                stock={"": 5, "store-1": 3},
+            )
+        )
+        items.append(
+            Item(
+                f"case-{n}",
+                title=f"Case for phone {n}",
+                category="phone case",
+                brand="shell",
+                price=20 + n,
+                accessory_for=[f"phone-{n}"],
+                stock={"": 10, "store-1": 0 if n == 1 else 4},
+            )
+        )
+        items.append(
+            Item(
+                f"flowers-{n}",
+                title=f"Bouquet {n}",
+                category="flowers",
+                brand="bloom",
+                price=30 + n,
+                repeatable=True,
+                stock={"": 50},
+            )
+        )
+        items.append(
+            Item(
+                f"laptop-{n}",
+                title=f"Laptop {n}",
+                category="laptop",
+                brand="vega",
+                price=1200 + n,
+                stock={"": 2},
+                offer=Offer(price=1200 + n, promo_price=1100 + n),
+            )
+        )
     return items
 
 
@@ -49,16 +84,33 @@ def tiny_events() -> list[Event]:
             t = NOW - (j + 1) * 3 * DAY - u * 60
             events.append(Event(f"u{u}-v{j}", who, "WEB", "VIEW", item, occurred_at=t - 3600))
             if j < 2:
-                events.append(Event(f"u{u}-p{j}", who, "WEB" if j == 0 else "POS", "PURCHASE", item,
-                                    store_id="" if j == 0 else "store-1", order_id=f"o{u}-{j}",
-                                    price=10.0, occurred_at=t))
+                events.append(
+                    Event(
+                        f"u{u}-p{j}",
+                        who,
+                        "WEB" if j == 0 else "POS",
+                        "PURCHASE",
+                        item,
+                        store_id="" if j == 0 else "store-1",
+                        order_id=f"o{u}-{j}",
+                        price=10.0,
+                        occurred_at=t,
+                    )
+                )
     return events
 
 
 def tiny_settings(data_dir: Path, **overrides: object) -> Settings:
     base: dict[str, object] = {  # API keys are tested in tests/server/test_auth.py
-        "data_dir": data_dir, "port": 0, "epochs": 20, "components": 8, "train_threads": 1,
-        "learning_rate": 0.05, "workers": 8, "reload_seconds": 0.2, "auth": False,
+        "data_dir": data_dir,
+        "port": 0,
+        "epochs": 20,
+        "components": 8,
+        "train_threads": 1,
+        "learning_rate": 0.05,
+        "workers": 8,
+        "reload_seconds": 0.2,
+        "auth": False,
     }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]

@@ -28,7 +28,9 @@ def test_every_service_rpc_message_and_field_has_a_comment() -> None:
         lines = proto.read_text().splitlines()
         for n, line in enumerate(lines):
             stripped = line.strip()
-            is_decl = re.match(r"(service|rpc|enum)\s", stripped) or re.match(r"(repeated\s+|map<.*>\s+)?[\w.]+\s+\w+\s*=\s*\d+;", stripped)
+            is_decl = re.match(r"(service|rpc|enum)\s", stripped) or re.match(
+                r"(repeated\s+|map<.*>\s+)?[\w.]+\s+\w+\s*=\s*\d+;", stripped
+            )
             if not is_decl:
                 continue
             above = lines[n - 1].strip() if n else ""
@@ -36,4 +38,3 @@ def test_every_service_rpc_message_and_field_has_a_comment() -> None:
                 continue
             undocumented.append(f"{proto.name}:{n + 1}: {stripped}")
     assert not undocumented, "\n".join(undocumented)
-

@@ -101,39 +101,148 @@ class _Cat(NamedTuple):
 
 # Main items come first: accessory titles name the item they fit.
 _CATS = (
-    _Cat("phones", "electronics", .05, 199, 1199, ("Nova", "Orbit", "Pixelon", "Kestrel"), ("Phone",)),
-    _Cat("laptops", "electronics", .04, 449, 2499, ("Lumen", "Vertex", "Aero"), ("Laptop", "Ultrabook")),
-    _Cat("coffee_machines", "home", .03, 79, 699, ("Brevo", "Casa Bean"),
-         ("Pod Machine", "Espresso Machine")),
-    _Cat("phone_cases", "electronics", .12, 9, 39, ("Shieldo", "CaseCraft", "ArmorLite"),
-         ("Slim Case", "Rugged Case", "Wallet Case", "Clear Case"), False, "phones"),
-    _Cat("chargers", "electronics", .04, 15, 59, ("Voltix", "Ampere"),
-         ("20W Charger", "30W Fast Charger", "Wireless Charging Pad", "Car Charger"), False, "phones", 2),
-    _Cat("headphones", "electronics", .05, 29, 349, ("Sonique", "Auralis"),
-         ("Wireless Earbuds", "Over-Ear Headphones", "Sport Earphones"), False, "phones", 3),
-    _Cat("laptop_bags", "electronics", .04, 25, 129, ("Carryon", "Urbanpack"),
-         ("Laptop Sleeve", "Laptop Backpack", "Messenger Bag"), False, "laptops", 2),
-    _Cat("mice", "electronics", .04, 12, 99, ("Clickr", "Vertex"),
-         ("Wireless Mouse", "Travel Mouse", "Ergonomic Mouse"), False, "laptops", 3),
-    _Cat("coffee", "grocery", .06, 3.5, 18, ("Casa Bean", "Roastery No.5", "Brevo"),
-         ("Coffee Pods", "Espresso Beans", "Ground Coffee"), True, "coffee_machines", 1, "Coffee Pods"),
-    _Cat("kitchen", "home", .10, 8, 220, ("Homely", "Ferro", "Kitchenly"),
-         ("Frying Pan", "Kettle", "Knife Set", "Toaster", "Mixing Bowls", "Cafetiere")),
-    _Cat("home_decor", "home", .10, 9, 180, ("Homely", "Nordwood", "Lumo"),
-         ("Table Lamp", "Cushion", "Vase", "Throw", "Wall Mirror", "Candle Set")),
-    _Cat("clothing", "fashion", .14, 12, 180, ("Urbanwear", "Fieldline", "Maren"),
-         ("T-Shirt", "Hoodie", "Jeans", "Jacket", "Dress", "Jumper")),
-    _Cat("shoes", "fashion", .07, 35, 160, ("Stride", "Fieldline", "Pace"), ("Trainers", "Boots", "Loafers")),
-    _Cat("flowers", "flowers", .06, 19, 79, ("Bloomwell", "Petal & Stem"),
-         ("Red Roses Bouquet", "Tulip Bunch", "Spring Mix Bouquet", "Lily Arrangement", "Peony Bouquet"),
-         True),
-    _Cat("household", "grocery", .06, 2.5, 15, ("CleanCo", "Everfresh"),
-         ("Washing Liquid", "Dish Tablets", "Kitchen Roll", "Hand Soap"), True),
+    _Cat("phones", "electronics", 0.05, 199, 1199, ("Nova", "Orbit", "Pixelon", "Kestrel"), ("Phone",)),
+    _Cat("laptops", "electronics", 0.04, 449, 2499, ("Lumen", "Vertex", "Aero"), ("Laptop", "Ultrabook")),
+    _Cat(
+        "coffee_machines", "home", 0.03, 79, 699, ("Brevo", "Casa Bean"), ("Pod Machine", "Espresso Machine")
+    ),
+    _Cat(
+        "phone_cases",
+        "electronics",
+        0.12,
+        9,
+        39,
+        ("Shieldo", "CaseCraft", "ArmorLite"),
+        ("Slim Case", "Rugged Case", "Wallet Case", "Clear Case"),
+        False,
+        "phones",
+    ),
+    _Cat(
+        "chargers",
+        "electronics",
+        0.04,
+        15,
+        59,
+        ("Voltix", "Ampere"),
+        ("20W Charger", "30W Fast Charger", "Wireless Charging Pad", "Car Charger"),
+        False,
+        "phones",
+        2,
+    ),
+    _Cat(
+        "headphones",
+        "electronics",
+        0.05,
+        29,
+        349,
+        ("Sonique", "Auralis"),
+        ("Wireless Earbuds", "Over-Ear Headphones", "Sport Earphones"),
+        False,
+        "phones",
+        3,
+    ),
+    _Cat(
+        "laptop_bags",
+        "electronics",
+        0.04,
+        25,
+        129,
+        ("Carryon", "Urbanpack"),
+        ("Laptop Sleeve", "Laptop Backpack", "Messenger Bag"),
+        False,
+        "laptops",
+        2,
+    ),
+    _Cat(
+        "mice",
+        "electronics",
+        0.04,
+        12,
+        99,
+        ("Clickr", "Vertex"),
+        ("Wireless Mouse", "Travel Mouse", "Ergonomic Mouse"),
+        False,
+        "laptops",
+        3,
+    ),
+    _Cat(
+        "coffee",
+        "grocery",
+        0.06,
+        3.5,
+        18,
+        ("Casa Bean", "Roastery No.5", "Brevo"),
+        ("Coffee Pods", "Espresso Beans", "Ground Coffee"),
+        True,
+        "coffee_machines",
+        1,
+        "Coffee Pods",
+    ),
+    _Cat(
+        "kitchen",
+        "home",
+        0.10,
+        8,
+        220,
+        ("Homely", "Ferro", "Kitchenly"),
+        ("Frying Pan", "Kettle", "Knife Set", "Toaster", "Mixing Bowls", "Cafetiere"),
+    ),
+    _Cat(
+        "home_decor",
+        "home",
+        0.10,
+        9,
+        180,
+        ("Homely", "Nordwood", "Lumo"),
+        ("Table Lamp", "Cushion", "Vase", "Throw", "Wall Mirror", "Candle Set"),
+    ),
+    _Cat(
+        "clothing",
+        "fashion",
+        0.14,
+        12,
+        180,
+        ("Urbanwear", "Fieldline", "Maren"),
+        ("T-Shirt", "Hoodie", "Jeans", "Jacket", "Dress", "Jumper"),
+    ),
+    _Cat(
+        "shoes", "fashion", 0.07, 35, 160, ("Stride", "Fieldline", "Pace"), ("Trainers", "Boots", "Loafers")
+    ),
+    _Cat(
+        "flowers",
+        "flowers",
+        0.06,
+        19,
+        79,
+        ("Bloomwell", "Petal & Stem"),
+        ("Red Roses Bouquet", "Tulip Bunch", "Spring Mix Bouquet", "Lily Arrangement", "Peony Bouquet"),
+        True,
+    ),
+    _Cat(
+        "household",
+        "grocery",
+        0.06,
+        2.5,
+        15,
+        ("CleanCo", "Everfresh"),
+        ("Washing Liquid", "Dish Tablets", "Kitchen Roll", "Hand Soap"),
+        True,
+    ),
 )
 _CAT_INDEX = {c.name: k for k, c in enumerate(_CATS)}
 _MAINS = ("phones", "laptops", "coffee_machines")  # what accessories are bought for
-_LINES = ("Classic", "Loft", "Nordic", "Studio", "Essential", "Heritage", "Urban", "Coast", "Alpine",
-          "Signature")  # product lines, for titles of everyday items
+_LINES = (
+    "Classic",
+    "Loft",
+    "Nordic",
+    "Studio",
+    "Essential",
+    "Heritage",
+    "Urban",
+    "Coast",
+    "Alpine",
+    "Signature",
+)  # product lines, for titles of everyday items
 _COLOURS = {
     "electronics": ("Black", "Silver", "Graphite", "Blue", "White", "Rose Gold"),
     "home": ("White", "Oak", "Sage", "Terracotta", "Charcoal"),
@@ -147,16 +256,65 @@ _SEGMENTS = {
     "home": {"kitchen": 4, "home_decor": 4, "coffee_machines": 2, "coffee": 3, "household": 3, "flowers": 1},
     "fashion": {"clothing": 5, "shoes": 4, "home_decor": 1, "flowers": 2, "phones": 1},
     "family": {"household": 4, "kitchen": 2, "clothing": 3, "shoes": 2, "phones": 2, "coffee": 1},
-    "professional": {"laptops": 3, "phones": 3, "coffee": 3, "coffee_machines": 2, "clothing": 2,
-                     "headphones": 2, "laptop_bags": 1},
+    "professional": {
+        "laptops": 3,
+        "phones": 3,
+        "coffee": 3,
+        "coffee_machines": 2,
+        "clothing": 2,
+        "headphones": 2,
+        "laptop_bags": 1,
+    },
 }
 _REGIONS = ("London", "South East", "Midlands", "North West", "Scotland")
 _PREFS = ("online", "mixed", "store")
-_P_STORE = {"online": .1, "mixed": .45, "store": .8}  # share of purchases made in a store
-_FIRST = ("Olivia", "Amelia", "Isla", "Ava", "Mia", "Grace", "Sophie", "Emily", "Lily", "Freya", "Noah",
-          "Oliver", "George", "Arthur", "Leo", "Harry", "Oscar", "Jack", "Charlie", "Jacob", "Priya", "Omar")
-_LAST = ("Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies", "Patel", "Evans",
-         "Thomas", "Roberts", "Khan", "Walker", "Wright", "Robinson", "Thompson", "Hughes", "Green", "Hall")
+_P_STORE = {"online": 0.1, "mixed": 0.45, "store": 0.8}  # share of purchases made in a store
+_FIRST = (
+    "Olivia",
+    "Amelia",
+    "Isla",
+    "Ava",
+    "Mia",
+    "Grace",
+    "Sophie",
+    "Emily",
+    "Lily",
+    "Freya",
+    "Noah",
+    "Oliver",
+    "George",
+    "Arthur",
+    "Leo",
+    "Harry",
+    "Oscar",
+    "Jack",
+    "Charlie",
+    "Jacob",
+    "Priya",
+    "Omar",
+)
+_LAST = (
+    "Smith",
+    "Jones",
+    "Taylor",
+    "Brown",
+    "Williams",
+    "Wilson",
+    "Johnson",
+    "Davies",
+    "Patel",
+    "Evans",
+    "Thomas",
+    "Roberts",
+    "Khan",
+    "Walker",
+    "Wright",
+    "Robinson",
+    "Thompson",
+    "Hughes",
+    "Green",
+    "Hall",
+)
 _WEB_HOURS = np.cumsum([1, 1, 1, 1, 1, 1, 2, 3, 4, 5, 5, 6, 7, 7, 6, 6, 6, 7, 8, 9, 9, 8, 5, 2]).tolist()
 
 
@@ -165,8 +323,9 @@ def generate(config: DemoConfig) -> DemoRetailer:
     if config.items < len(_CATS):
         raise ValueError(f"items: at least {len(_CATS)} are needed (one per category), got {config.items}")
     if config.customers < 1 or config.days < 1 or config.stores < 1:
-        raise ValueError(f"customers, days and stores must be >= 1, got {config.customers}, "
-                         f"{config.days}, {config.stores}")
+        raise ValueError(
+            f"customers, days and stores must be >= 1, got {config.customers}, {config.days}, {config.stores}"
+        )
     end = float(config.end if config.end is not None else time.time() // DAY * DAY)
     start = end - config.days * DAY
     rng = np.random.default_rng(config.seed)
@@ -192,13 +351,21 @@ def seed(store: EventStore, catalog: Catalog, retailer: DemoRetailer) -> dict[st
         result = store.track_batch(chunk)
         if result.rejected:
             bad = result.rejected[0]
-            raise ValueError(f"demo event {bad.event_id!r} rejected: {bad.field}: {bad.reason} "
-                             f"({len(result.rejected)} rejected in this chunk)")
+            raise ValueError(
+                f"demo event {bad.event_id!r} rejected: {bad.field}: {bad.reason} "
+                f"({len(result.rejected)} rejected in this chunk)"
+            )
         accepted += result.accepted
         duplicates += result.duplicates
     consents = _seed_consent(store, retailer)
-    return {"items": items, "events": accepted, "duplicates": duplicates,
-            "customers": len(retailer.customers), "stores": len(retailer.stores), "consents": consents}
+    return {
+        "items": items,
+        "events": accepted,
+        "duplicates": duplicates,
+        "customers": len(retailer.customers),
+        "stores": len(retailer.stores),
+        "consents": consents,
+    }
 
 
 def _seed_consent(store: EventStore, retailer: DemoRetailer) -> int:
@@ -214,7 +381,8 @@ def _seed_consent(store: EventStore, retailer: DemoRetailer) -> int:
         try:
             conn.executemany(
                 "INSERT OR REPLACE INTO consent (customer_id, channel, purpose, granted, updated_at)"
-                " VALUES (?,?,?,?,?)", rows,
+                " VALUES (?,?,?,?,?)",
+                rows,
             )
             conn.execute("COMMIT")
         except BaseException:
@@ -227,7 +395,7 @@ _T = TypeVar("_T")
 
 
 def _chunks(rows: Sequence[_T]) -> list[Sequence[_T]]:
-    return [rows[i:i + MAX_CHUNK] for i in range(0, len(rows), MAX_CHUNK)]
+    return [rows[i : i + MAX_CHUNK] for i in range(0, len(rows), MAX_CHUNK)]
 
 
 class _Catalogue:
@@ -255,12 +423,12 @@ class _Catalogue:
         # Promotions: about 10% running now, 4% that ended months ago.
         kind, days = rng.random(n), rng.uniform(3, 21, (n, 2))
         self.promo = np.round(self.price * rng.uniform(0.7, 0.9, n), 2)
-        ended_from = end - (30 + 300 * kind / .14) * DAY
-        start = np.where(kind < .10, end - days[:, 0] * DAY, np.where(kind < .14, ended_from, np.inf))
-        until = np.where(kind < .10, end + days[:, 1] * DAY, start + days[:, 1] * DAY)
+        ended_from = end - (30 + 300 * kind / 0.14) * DAY
+        start = np.where(kind < 0.10, end - days[:, 0] * DAY, np.where(kind < 0.14, ended_from, np.inf))
+        until = np.where(kind < 0.10, end + days[:, 1] * DAY, start + days[:, 1] * DAY)
         self.offer_from, self.offer_until = np.floor(start / 3600) * 3600, np.floor(until / 3600) * 3600
-        stock = rng.integers(1, 40, (n, len(stores) + 1)) * (rng.random((n, len(stores) + 1)) >= .15)
-        stock[:, 0] = rng.integers(5, 250, n) * (rng.random(n) >= .04)  # online ("") runs out less often
+        stock = rng.integers(1, 40, (n, len(stores) + 1)) * (rng.random((n, len(stores) + 1)) >= 0.15)
+        stock[:, 0] = rng.integers(5, 250, n) * (rng.random(n) >= 0.04)  # online ("") runs out less often
         self.fits: list[list[int]] = [[] for _ in range(n)]
         self.accessories: dict[int, list[int]] = {}
         for spec, members in zip(_CATS, self.by_cat):
@@ -269,8 +437,9 @@ class _Catalogue:
         self.items = self._items(rng.integers(2, 60, n), rng.integers(0, 12, n), stock, ["", *stores])
         self._cum: dict[tuple[int, int, int], np.ndarray] = {}
 
-    def _items(self, models: np.ndarray, looks: np.ndarray, stock: np.ndarray,
-               stores: list[str]) -> list[Item]:
+    def _items(
+        self, models: np.ndarray, looks: np.ndarray, stock: np.ndarray, stores: list[str]
+    ) -> list[Item]:
         """The catalogue as `Item`s, ordered by id. Main items come first in `_CATS`, so their model
         names are known when their accessories' titles ("Shieldo Slim Case for Nova N12") are made."""
         names: dict[int, str] = {}
@@ -298,14 +467,28 @@ class _Catalogue:
                     attrs["occasion"] = ("valentine", "mothers_day", "everyday")[look % 3]
                 offer = None
                 if np.isfinite(self.offer_from[i]):
-                    offer = Offer(float(self.price[i]), float(self.promo[i]), float(self.offer_from[i]),
-                                  float(self.offer_until[i]), f"promo-{self.sku[i]:0{self.width}d}", "GBP")
-                items.append(Item(
-                    item_id=self.ids[i], title=title, category=spec.name, brand=brand,
-                    price=float(self.price[i]), accessory_for=[self.ids[m] for m in self.fits[i]],
-                    repeatable=spec.repeatable, attributes=attrs, offer=offer,
-                    stock=dict(zip(stores, stock[i].tolist())),
-                ))
+                    offer = Offer(
+                        float(self.price[i]),
+                        float(self.promo[i]),
+                        float(self.offer_from[i]),
+                        float(self.offer_until[i]),
+                        f"promo-{self.sku[i]:0{self.width}d}",
+                        "GBP",
+                    )
+                items.append(
+                    Item(
+                        item_id=self.ids[i],
+                        title=title,
+                        category=spec.name,
+                        brand=brand,
+                        price=float(self.price[i]),
+                        accessory_for=[self.ids[m] for m in self.fits[i]],
+                        repeatable=spec.repeatable,
+                        attributes=attrs,
+                        offer=offer,
+                        stock=dict(zip(stores, stock[i].tolist())),
+                    )
+                )
         return sorted(items, key=lambda it: it.item_id)
 
     def _link(self, spec: _Cat, acc: np.ndarray, mains: np.ndarray, rng: np.random.Generator) -> None:
@@ -384,7 +567,11 @@ def _world(cat: _Catalogue, stores: list[str], start: float, end: float) -> _Wor
     first = (start // DAY + 3) * DAY + 7 * 3600
     years = range(_utc(start).year, _utc(end).year + 1)
     return _World(
-        cat, stores, start, end, [first + k * 14 * DAY for k in range(int((end - first) // (14 * DAY)) + 1)],
+        cat,
+        stores,
+        start,
+        end,
+        [first + k * 14 * DAY for k in range(int((end - first) // (14 * DAY)) + 1)],
         [(_ts(date(y, 2, 14)), "valentine") for y in years]
         + [(_ts(_easter(y) - timedelta(days=21)), "mothers_day") for y in years],  # Mothering Sunday
     )
@@ -393,54 +580,69 @@ def _world(cat: _Catalogue, stores: list[str], start: float, end: float) -> _Wor
 def _people(world: _World, n: int, rng: np.random.Generator) -> list[_Person]:
     """Customers' identifiers, traits and taste (preferred items per category), drawn in bulk."""
     cat, segs, width = world.cat, list(_SEGMENTS), max(5, len(str(n)))
-    segment = rng.choice(len(segs), n, p=[.2, .2, .2, .22, .18])
-    pref = rng.choice(3, n, p=[.4, .35, .25])
+    segment = rng.choice(len(segs), n, p=[0.2, 0.2, 0.2, 0.22, 0.18])
+    pref = rng.choice(3, n, p=[0.4, 0.35, 0.25])
     region = rng.integers(0, len(_REGIONS), n)
     u = rng.random((n, 13))
     hexes = rng.integers(0, 2**62, (n, 3))
     weights = np.log([[_SEGMENTS[g].get(c.name, 0.3) for c in _CATS] for g in segs])
     favs = np.argsort(-(weights[segment] + rng.gumbel(size=(n, len(_CATS)))), axis=1)[:, :3].tolist()
     family = segment == segs.index("family")  # families watch prices
-    band = (u[:, 12] >= np.where(family, .5, .3)).astype(int) + (u[:, 12] >= np.where(family, .85, .75))
+    band = (u[:, 12] >= np.where(family, 0.5, 0.3)).astype(int) + (u[:, 12] >= np.where(family, 0.85, 0.75))
     brand_u, taste_u = rng.random((n, 5)), rng.random((n, 5, 10))
     cum = np.cumsum(cat.pop)
     explore = np.minimum(np.searchsorted(cum, rng.random((n, 12)) * cum[-1]), len(cum) - 1).tolist()
     seeds = rng.integers(0, 2**63, n).tolist()
-    engagement, open_rate = rng.lognormal(-.18, .6, n).tolist(), rng.beta(2, 4, n).tolist()
+    engagement, open_rate = rng.lognormal(-0.18, 0.6, n).tolist(), rng.beta(2, 4, n).tolist()
     people = []
     for k in range(n):
         g, pr, uk = segs[segment[k]], _PREFS[pref[k]], u[k].tolist()
         local = [s for j, s in enumerate(world.stores) if j % len(_REGIONS) == region[k]] or world.stores
         first, last = _FIRST[int(uk[0] * len(_FIRST))], _LAST[int(uk[1] * len(_LAST))]
         ids = [Identifier("CUSTOMER_ID", f"cust-{k + 1:0{width}d}")]
-        if uk[2] < .9:
+        if uk[2] < 0.9:
             ids.append(Identifier("EMAIL", f"{first}.{last}{k + 1}@example.com".lower()))
-        if uk[3] < .45:
+        if uk[3] < 0.45:
             ids.append(Identifier("PHONE", f"+44 7700 9{k % 100000:05d}{k // 100000 or ''}"))
-        if uk[4] < {"online": .4, "mixed": .75, "store": .95}[pr]:
+        if uk[4] < {"online": 0.4, "mixed": 0.75, "store": 0.95}[pr]:
             ids.append(Identifier("LOYALTY_CARD", f"6335{(k * 7919 + 104729) % 10**9:012d}"))
-        if uk[5] < .8 or (pr != "online" and ids[-1].kind != "LOYALTY_CARD"):  # store shoppers pay somehow
+        if uk[5] < 0.8 or (pr != "online" and ids[-1].kind != "LOYALTY_CARD"):  # store shoppers pay somehow
             ids.append(Identifier("POS_CARD_TOKEN", f"tok_{hexes[k, 0]:016x}"))
-        for j in range(1 + int(uk[6] < .4)):
+        for j in range(1 + int(uk[6] < 0.4)):
             ids.append(Identifier("DEVICE_ID", f"dev-{hexes[k, 1 + j]:016x}"))
         who = DemoCustomer(
-            ids[0].value, tuple(ids), g, _REGIONS[region[k]], pr, local[int(uk[7] * len(local))],
-            email_opt_in=ids[1].kind == "EMAIL" and uk[8] < .7,
-            seasonal=uk[9] < (.25 if g in ("fashion", "family") else .1),
-            replenisher=uk[10] < (.3 if g in ("home", "professional") else .1),
-            favourite_categories=tuple(_CATS[c].name for c in favs[k]))
+            ids[0].value,
+            tuple(ids),
+            g,
+            _REGIONS[region[k]],
+            pr,
+            local[int(uk[7] * len(local))],
+            email_opt_in=ids[1].kind == "EMAIL" and uk[8] < 0.7,
+            seasonal=uk[9] < (0.25 if g in ("fashion", "family") else 0.1),
+            replenisher=uk[10] < (0.3 if g in ("home", "professional") else 0.1),
+            favourite_categories=tuple(_CATS[c].name for c in favs[k]),
+        )
         # 70% were customers before the period (seasonal buyers all were); the rest sign up during it.
-        late = uk[11] >= .7 and not who.seasonal
-        join = world.start + (uk[11] * (world.end - world.start) * .9 if late else uk[11] * 2 * DAY)
+        late = uk[11] >= 0.7 and not who.seasonal
+        join = world.start + (uk[11] * (world.end - world.start) * 0.9 if late else uk[11] * 2 * DAY)
         b = int(band[k])
-        people.append(_Person(
-            who, float(join // 60 * 60), favs[k],
-            {c: cat.draw(c, int(brand_u[k, j] * len(_CATS[c].brands)), b, taste_u[k, j])
-             for j, c in enumerate(favs[k])},
-            explore[k],
-            cat.draw(_CAT_INDEX["coffee"], int(brand_u[k, 3] * 3), b, taste_u[k, 3, :2]),
-            cat.draw(_CAT_INDEX["flowers"], int(brand_u[k, 4] * 2), b, taste_u[k, 4, :3]),
-            seeds[k], engagement[k], open_rate[k]))
+        people.append(
+            _Person(
+                who,
+                float(join // 60 * 60),
+                favs[k],
+                {
+                    c: cat.draw(c, int(brand_u[k, j] * len(_CATS[c].brands)), b, taste_u[k, j])
+                    for j, c in enumerate(favs[k])
+                },
+                explore[k],
+                cat.draw(_CAT_INDEX["coffee"], int(brand_u[k, 3] * 3), b, taste_u[k, 3, :2]),
+                cat.draw(_CAT_INDEX["flowers"], int(brand_u[k, 4] * 2), b, taste_u[k, 4, :3]),
+                seeds[k],
+                engagement[k],
+                open_rate[k],
+            )
+        )
     return people
 
 
@@ -476,63 +678,63 @@ class _Walk:
                 self.emit(t + 40 * j, "APP", "VIEW", self.anon[1], i)
             self.emit(t + 100, "APP", "VISIT", self.logged[1], attrs={"action": "login"})
             self.emit(t + 130, "APP", "VIEW", self.logged[1], r.choice(self.interest()))
-        sessions = {"online": .55, "mixed": .4, "store": .2}[who.channel_preference]
+        sessions = {"online": 0.55, "mixed": 0.4, "store": 0.2}[who.channel_preference]
         for _ in range(self.count(sessions * months)):
             self.browse(self.when(p.join, end))
-        for _ in range(self.count(_P_STORE[who.channel_preference] * .8 * months) if self.pos else 0):
+        for _ in range(self.count(_P_STORE[who.channel_preference] * 0.8 * months) if self.pos else 0):
             t = self.when(p.join, end, store=True)
-            self.buy(t, "POS", self.wanted(self.pick(self.interest(), 1 + int(r.random() < .4))))
-        for _ in range(self.count(.1 * months)):
+            self.buy(t, "POS", self.wanted(self.pick(self.interest(), 1 + int(r.random() < 0.4))))
+        for _ in range(self.count(0.1 * months)):
             self.ad(self.when(p.join, end))
         for t in self.w.newsletters if who.email_opt_in else []:
             if t > p.join:
                 self.newsletter(t)
         for t, occasion in self.w.occasions if who.seasonal else []:
             if occasion == "valentine" or self.k % 2 == 0:  # half of them remember Mothering Sunday too
-                flower = p.flowers[0] if r.random() < .7 else r.choice(p.flowers)
+                flower = p.flowers[0] if r.random() < 0.7 else r.choice(p.flowers)
                 day = t - r.randint(0, 3) * DAY
                 self.buy(self.hour(day, store=True), self.channel(), [flower], {"occasion": occasion})
         t = p.join + r.uniform(0, 30) * DAY
         while who.replenisher and t < end:
-            coffee = p.coffee[0] if r.random() < .85 else r.choice(p.coffee)
+            coffee = p.coffee[0] if r.random() < 0.85 else r.choice(p.coffee)
             self.buy(self.hour(t // DAY * DAY), self.channel(), [coffee], qty=r.randint(1, 2))
             t += r.gauss(30, 3) * DAY
 
     def browse(self, t: float) -> None:
         """A web or app session: search, views, maybe add to cart, maybe checkout."""
         r = self.r
-        dev = 1 if t > self.new_device and r.random() < .5 else 0
-        channel, logged = ("WEB", "APP")[dev], r.random() < .65
+        dev = 1 if t > self.new_device and r.random() < 0.5 else 0
+        channel, logged = ("WEB", "APP")[dev], r.random() < 0.65
         ids = self.logged[dev] if logged else self.anon[dev]
         items = self.interest()
-        if r.random() < .3:
+        if r.random() < 0.3:
             query = _CATS[self.cat.cat[items[0]]].name.replace("_", " ")
             self.emit(t, channel, "SEARCH", ids, attrs={"query": query})
         seen = self.pick(items, r.randint(2, 5))
         for j, i in enumerate(seen):
             self.emit(t + 30 + 45 * j, channel, "VIEW", ids, i)
-        want = self.wanted(seen)[:1 + int(r.random() < .3)]
-        if want and r.random() < .35:
+        want = self.wanted(seen)[: 1 + int(r.random() < 0.3)]
+        if want and r.random() < 0.35:
             t += 60 + 45 * len(seen)
-            if r.random() < .55:
+            if r.random() < 0.55:
                 self.buy(t, channel, want, dev=dev, logged=logged)
             else:  # abandoned cart: where journeys break (story 6)
                 for i in want:
                     self.emit(t, channel, "ADD_TO_CART", ids, i)
-                if r.random() < .15:
+                if r.random() < 0.15:
                     self.emit(t + 20, channel, "REMOVE_FROM_CART", ids, want[0])
 
     def ad(self, t: float) -> None:
         """Ad click -> web views -> (often) a purchase days later, in the store for store shoppers."""
         r = self.r
-        dev = 1 if t > self.new_device and r.random() < .5 else 0
+        dev = 1 if t > self.new_device and r.random() < 0.5 else 0
         items = self.interest()
         offers = [i for i in items if self.cat.offer_from[i] <= t < self.cat.offer_until[i]]
         item = r.choice(offers or items)
         self.emit(t, "ADS", "AD_CLICK", self.anon[dev], item, attrs={"campaign": f"ad-{self.cat.ids[item]}"})
-        ids = self.logged[dev] if r.random() < .6 else self.anon[dev]
+        ids = self.logged[dev] if r.random() < 0.6 else self.anon[dev]
         self.emit(t + 5, ("WEB", "APP")[dev], "VIEW", ids, item, attrs={"utm_source": "ads"})
-        if r.random() < .5:
+        if r.random() < 0.5:
             later = self.hour(t // DAY * DAY + r.randint(1, 7) * DAY, store=True)
             self.buy(later, self.channel(), [item], dev=dev)
 
@@ -545,39 +747,47 @@ class _Walk:
             return
         t += r.uniform(600, 2 * DAY)
         self.emit(t, "EMAIL", "EMAIL_OPEN", self.mail, attrs={"campaign": campaign})
-        if r.random() >= .3:
+        if r.random() >= 0.3:
             return
         item = r.choice(self.interest())
-        dev = 1 if t > self.new_device and r.random() < .5 else 0
+        dev = 1 if t > self.new_device and r.random() < 0.5 else 0
         # The click's redirect sees the browser's cookie: the event that ties a device to an e-mail.
         click = (*self.mail, self.anon[dev][0])
         self.emit(t + 20, "EMAIL", "EMAIL_CLICK", click, item, attrs={"campaign": campaign})
-        ids = self.logged[dev] if r.random() < .5 else self.anon[dev]
+        ids = self.logged[dev] if r.random() < 0.5 else self.anon[dev]
         self.emit(t + 25, "WEB", "VIEW", ids, item, attrs={"utm_source": "newsletter", "campaign": campaign})
-        if r.random() < .3 and (self.cat.repeatable[item] or item not in self.owned):
+        if r.random() < 0.3 and (self.cat.repeatable[item] or item not in self.owned):
             self.buy(t + 200, "WEB", [item], dev=dev, logged=ids is self.logged[dev])
 
-    def buy(self, t: float, channel: str, items: list[int], attrs: dict[str, str] | None = None,
-            dev: int = 0, qty: int = 1, logged: bool = True) -> None:
+    def buy(
+        self,
+        t: float,
+        channel: str,
+        items: list[int],
+        attrs: dict[str, str] | None = None,
+        dev: int = 0,
+        qty: int = 1,
+        logged: bool = True,
+    ) -> None:
         """One order. Online: login if needed, add to cart, pay. A main item (phone, laptop, coffee
         machine) usually brings an accessory for it, in the same basket or days later."""
         r = self.r
         lines = [i for i in dict.fromkeys(items) if self.cat.repeatable[i] or i not in self.owned]
         follow: list[int] = []
         for i in lines:
-            if self.cat.main[i] and i in self.cat.accessories and r.random() < .85:
-                follow += self.pick(self.cat.accessories[i], 1 + int(r.random() < .3))
+            if self.cat.main[i] and i in self.cat.accessories and r.random() < 0.85:
+                follow += self.pick(self.cat.accessories[i], 1 + int(r.random() < 0.3))
         if not lines or t >= self.w.end:
             return
-        same = r.random() < .45
+        same = r.random() < 0.45
         follow = [a for a in dict.fromkeys(follow) if a not in self.owned and a not in lines]
         lines += follow if same else []
         self.orders += 1
         order = f"ord-{self.k + 1:05d}-{self.orders:03d}"
         store = ""
         if channel == "POS":
-            ids, store = self.pos, (self.who.home_store if r.random() < .8 else r.choice(self.w.stores))
-        elif self.phone and r.random() < .04:
+            ids, store = self.pos, (self.who.home_store if r.random() < 0.8 else r.choice(self.w.stores))
+        elif self.phone and r.random() < 0.04:
             channel, ids = "CALL_CENTER", self.phone
         else:
             channel = ("WEB", "APP")[dev]
@@ -591,7 +801,7 @@ class _Walk:
             self.emit(t, channel, "PURCHASE", ids, i, q, store, order, attrs)
             if not self.cat.repeatable[i]:
                 self.owned.add(i)
-                if r.random() < .02:
+                if r.random() < 0.02:
                     self.emit(t + r.uniform(3, 20) * DAY, channel, "RETURN", ids, i, 1, store, order)
         if follow and not same:
             later = self.hour(t // DAY * DAY + r.randint(1, 10) * DAY, store=True)
@@ -602,15 +812,19 @@ class _Walk:
     def interest(self) -> list[int]:
         """Items for one session: mostly a favourite category's preferred items, sometimes popular ones."""
         r, favs = self.r, self.p.favs
-        if r.random() < .15:
+        if r.random() < 0.15:
             return self.p.explore
-        return self.p.taste[favs[0 if r.random() < .5 else 1 if r.random() < .6 else 2]]
+        return self.p.taste[favs[0 if r.random() < 0.5 else 1 if r.random() < 0.6 else 2]]
 
     def wanted(self, items: list[int]) -> list[int]:
         """What a customer would put in the basket: nothing durable they own, and a phone, laptop or
         coffee machine only now and then (they are considered, not bought on a whim)."""
-        return [i for i in items if self.cat.repeatable[i]
-                or (i not in self.owned and (not self.cat.main[i] or self.r.random() < .4))]
+        return [
+            i
+            for i in items
+            if self.cat.repeatable[i]
+            or (i not in self.owned and (not self.cat.main[i] or self.r.random() < 0.4))
+        ]
 
     def pick(self, items: list[int], n: int) -> list[int]:
         return self.r.sample(items, min(n, len(items)))
@@ -633,8 +847,18 @@ class _Walk:
         h = r.randint(9, 18) if store else r.choices(range(24), cum_weights=_WEB_HOURS)[0]
         return day + h * 3600 + r.randrange(3600)
 
-    def emit(self, t: float, channel: str, etype: str, ids: tuple[Identifier, ...], item: int = -1,
-             qty: int = 1, store: str = "", order: str = "", attrs: dict[str, str] | None = None) -> None:
+    def emit(
+        self,
+        t: float,
+        channel: str,
+        etype: str,
+        ids: tuple[Identifier, ...],
+        item: int = -1,
+        qty: int = 1,
+        store: str = "",
+        order: str = "",
+        attrs: dict[str, str] | None = None,
+    ) -> None:
         """Records one event, unless it falls before they joined or after the end of the period."""
         if not self.p.join <= t < self.w.end or not ids:
             return

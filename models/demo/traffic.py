@@ -21,31 +21,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from models.domain import Event, Identifier
-from models.serving.recommender import RecommendQuery
 from models.service import Seenext
+from models.serving.recommender import RecommendQuery
 
 
 @dataclass
 class Behaviour:
-    click: float = 0.12         # chance a shown item is clicked
-    cart: float = 0.5           # chance a clicked item goes to the basket
-    buy: float = 0.5            # chance a basket item is bought
-    taste_boost: float = 3.0    # odds multiplier of all three for an item in a category the shopper bought
+    click: float = 0.12  # chance a shown item is clicked
+    cart: float = 0.5  # chance a clicked item goes to the basket
+    buy: float = 0.5  # chance a basket item is bought
+    taste_boost: float = 3.0  # odds multiplier of all three for an item in a category the shopper bought
     email_bought_in_store: float = 0.4  # share of e-mailed offers bought at the till (no recommendation id)
-    ad_journeys: float = 0.3    # chance a visit starts from an ad click
+    ad_journeys: float = 0.3  # chance a visit starts from an ad click
     email_journeys: float = 0.2  # chance a visit starts from a newsletter click
 
 
 @dataclass
 class Tally:
     recommendations: Counter = field(default_factory=Counter)  # (channel, arm) -> served
-    purchases: Counter = field(default_factory=Counter)        # (channel, arm) -> purchases of recommended items
+    purchases: Counter = field(default_factory=Counter)  # (channel, arm) -> purchases of recommended items
     events: int = 0
 
 
 def simulate(
-    service: Seenext, customers: Sequence[str], visits_per_customer: int = 2,
-    channels: Sequence[str] = ("WEB", "EMAIL", "POS"), k: int = 4, behaviour: Behaviour | None = None,
+    service: Seenext,
+    customers: Sequence[str],
+    visits_per_customer: int = 2,
+    channels: Sequence[str] = ("WEB", "EMAIL", "POS"),
+    k: int = 4,
+    behaviour: Behaviour | None = None,
     seed: int = 7,
 ) -> Tally:
     """Visits of `customers` (their CUSTOMER_ID values) through the service; what was served and bought."""
@@ -56,19 +60,41 @@ def simulate(
     batch: list[Event] = []
     clock = [time.time()]
 
-    def emit(customer: str, channel: str, etype: str, item: str = "", rec_id: str = "", price: float = 0.0,
-             order: str = "", store: str = "") -> None:
+    def emit(
+        customer: str,
+        channel: str,
+        etype: str,
+        item: str = "",
+        rec_id: str = "",
+        price: float = 0.0,
+        order: str = "",
+        store: str = "",
+    ) -> None:
         clock[0] = max(clock[0] + 1e-6, time.time())
-        batch.append(Event(
-            event_id=f"sim-{uuid.uuid4().hex}", identifiers=(Identifier("CUSTOMER_ID", customer),),
-            channel=channel, type=etype, item_id=item, quantity=1, price=price, store_id=store, order_id=order,
-            recommendation_id=rec_id, occurred_at=clock[0],
-        ))
+        batch.append(
+            Event(
+                event_id=f"sim-{uuid.uuid4().hex}",
+                identifiers=(Identifier("CUSTOMER_ID", customer),),
+                channel=channel,
+                type=etype,
+                item_id=item,
+                quantity=1,
+                price=price,
+                store_id=store,
+                order_id=order,
+                recommendation_id=rec_id,
+                occurred_at=clock[0],
+            )
+        )
         tally.events += 1
 
     for n, customer in enumerate(customers):
         resolved = service.store.resolve(Identifier("CUSTOMER_ID", customer)) or customer
-        taste = {snapshot.items[i].category for i, _ in service.store.purchased_items(resolved) if i in snapshot.items}
+        taste = {
+            snapshot.items[i].category
+            for i, _ in service.store.purchased_items(resolved)
+            if i in snapshot.items
+        }
         for visit in range(visits_per_customer):
             channel = rng.choice(list(channels))
             journey = rng.random()
@@ -77,10 +103,14 @@ def simulate(
             elif channel == "WEB" and journey < b.ad_journeys + b.email_journeys:
                 emit(customer, "EMAIL", "EMAIL_CLICK")
                 emit(customer, "WEB", "VISIT")
-            rec = service.recommend(RecommendQuery(
-                channel=channel, who=Identifier("CUSTOMER_ID", customer), k=k,
-                placement="newsletter" if channel == "EMAIL" else "home",
-            ))
+            rec = service.recommend(
+                RecommendQuery(
+                    channel=channel,
+                    who=Identifier("CUSTOMER_ID", customer),
+                    k=k,
+                    placement="newsletter" if channel == "EMAIL" else "home",
+                )
+            )
             if not rec.items:  # nothing may be offered here (e.g. no e-mail consent): nothing served
                 continue
             arm = "holdout" if rec.strategy.startswith("holdout") else "personalised"

@@ -19,9 +19,9 @@ import pandas as pd
 import scipy.sparse as sp
 from lightfm import LightFM
 
+from models.evaluation.protocol import DAY, Ranker, Split
 from models.learning import dataset
 from models.settings import Settings
-from models.evaluation.protocol import DAY, Ranker, Split
 
 
 def _ranked(scores: pd.Series) -> list[str]:
@@ -73,7 +73,9 @@ def popularity_repeat(split: Split, settings: Settings, k: int) -> Ranker:
     allowed = set(split.candidates)
     bought = split.train[(split.train["type"] == "PURCHASE") & split.train["item_id"].isin(allowed)]
     own = (
-        bought.groupby(["customer_id", "item_id"])["occurred_at"].agg(["max", "size"]).reset_index()
+        bought.groupby(["customer_id", "item_id"])["occurred_at"]
+        .agg(["max", "size"])
+        .reset_index()
         .sort_values(["customer_id", "max", "size", "item_id"], ascending=[True, False, False, True])
     )
     mine = own.groupby("customer_id")["item_id"].agg(list).to_dict()
@@ -109,7 +111,8 @@ def lightfm_alone(split: Split, settings: Settings, k: int, defaults: bool = Fal
     user_codes, user_ids = pd.factorize(train["customer_id"], sort=True)
     item_codes, item_ids = pd.factorize(train["item_id"], sort=True)
     matrix = sp.coo_matrix(
-        (np.ones(len(train), dtype=np.float32), (user_codes, item_codes)), shape=(len(user_ids), len(item_ids))
+        (np.ones(len(train), dtype=np.float32), (user_codes, item_codes)),
+        shape=(len(user_ids), len(item_ids)),
     ).tocsr()
     matrix.data[:] = 1.0  # duplicates summed by tocsr: back to 1
     if defaults:
@@ -117,8 +120,12 @@ def lightfm_alone(split: Split, settings: Settings, k: int, defaults: bool = Fal
         epochs = 10
     else:
         model = LightFM(
-            no_components=settings.components, loss=settings.loss, learning_rate=settings.learning_rate,
-            item_alpha=settings.item_alpha, user_alpha=settings.user_alpha, max_sampled=settings.max_sampled,
+            no_components=settings.components,
+            loss=settings.loss,
+            learning_rate=settings.learning_rate,
+            item_alpha=settings.item_alpha,
+            user_alpha=settings.user_alpha,
+            max_sampled=settings.max_sampled,
             random_state=settings.seed,
         )
         epochs = settings.epochs

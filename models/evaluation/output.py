@@ -18,7 +18,11 @@ def table(report: Report) -> str:
         ),
         "",
     ]
-    head = f"{'method':<23}" + "".join(f"{m + '@' + str(k):<26}" for m in METRICS) + f"{'coverage':>9}{'seconds':>9}"
+    head = (
+        f"{'method':<23}"
+        + "".join(f"{m + '@' + str(k):<26}" for m in METRICS)
+        + f"{'coverage':>9}{'seconds':>9}"
+    )
     lines += [head, "-" * len(head)]
     for m in report.methods:
         cells = "".join(
@@ -44,7 +48,9 @@ def chart(report: Report, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     names = [m.name for m in report.methods]
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 0.45 * len(names) + 1.8), sharey=True)
+    fig, axes = plt.subplots(
+        1, len(METRICS), figsize=(4.2 * len(METRICS), 0.45 * len(names) + 1.8), sharey=True
+    )
     for ax, metric in zip(axes, METRICS):
         values = [m.intervals[metric][0] for m in report.methods]
         lows = [m.intervals[metric][0] - m.intervals[metric][1] for m in report.methods]

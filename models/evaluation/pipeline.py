@@ -21,17 +21,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.evaluation import baselines
-from models.settings import Settings
 from models.domain import Event, Identifier, Item
+from models.evaluation import baselines
 from models.evaluation.protocol import DAY, MethodResult, Ranker, Report, Split, bootstrap, evaluate_method
-from models.serving.recommender import RecommendQuery
 from models.service import Seenext
+from models.serving.recommender import RecommendQuery
+from models.settings import Settings
 from models.validation import MAX_BATCH
 
 log = logging.getLogger(__name__)
 
-METHODS = ("popularity", "popularity_recent", "popularity_repeat", "lightfm_ids", "lightfm_defaults", "pipeline")
+METHODS = (
+    "popularity",
+    "popularity_recent",
+    "popularity_repeat",
+    "lightfm_ids",
+    "lightfm_defaults",
+    "pipeline",
+)
 DESCRIPTIONS = {
     "popularity": "most interest over the whole train period",
     "popularity_recent": "most interest over the last {recent_days:g} days before the cut-off",
@@ -48,17 +55,31 @@ STALE_METHODS = ("pipeline_stale", "pipeline_stale_nofold")  # need stale_days >
 def _events(train: pd.DataFrame) -> Iterator[Event]:
     for r in train.itertuples(index=False):
         yield Event(
-            event_id=r.event_id, identifiers=(Identifier("CUSTOMER_ID", r.customer_id),), channel=r.channel,
-            type=r.type, item_id=r.item_id, quantity=int(r.quantity or 1), price=float(r.price or 0.0),
-            store_id=r.store_id or "", order_id=r.order_id or "", recommendation_id=r.recommendation_id or "",
-            occurred_at=float(r.occurred_at), attributes=json.loads(r.attributes) if r.attributes else {},
+            event_id=r.event_id,
+            identifiers=(Identifier("CUSTOMER_ID", r.customer_id),),
+            channel=r.channel,
+            type=r.type,
+            item_id=r.item_id,
+            quantity=int(r.quantity or 1),
+            price=float(r.price or 0.0),
+            store_id=r.store_id or "",
+            order_id=r.order_id or "",
+            recommendation_id=r.recommendation_id or "",
+            occurred_at=float(r.occurred_at),
+            attributes=json.loads(r.attributes) if r.attributes else {},
         )
 
 
 @contextmanager
 def pipeline_ranker(
-    split: Split, catalog: Mapping[str, Item], attributes: Mapping[str, Mapping[str, str]], settings: Settings,
-    k: int, channel: str = "WEB", placement: str = "home", stale_days: float = 0.0,
+    split: Split,
+    catalog: Mapping[str, Item],
+    attributes: Mapping[str, Mapping[str, str]],
+    settings: Settings,
+    k: int,
+    channel: str = "WEB",
+    placement: str = "home",
+    stale_days: float = 0.0,
 ) -> Iterator[Ranker]:
     """A fresh service holding only the train part, trained, answering Recommend per customer.
 
@@ -66,17 +87,24 @@ def pipeline_ranker(
     events are tracked after training: what fold-in makes of events newer than the model.
     """
     with tempfile.TemporaryDirectory(prefix="seenext-eval-") as tmp:
-        svc = Seenext(dataclasses.replace(
-            settings, data_dir=Path(tmp), sync_full=False, eval_holdout_days=0, holdout=0.0, retrain_every_hours=0.0,
-        ))
+        svc = Seenext(
+            dataclasses.replace(
+                settings,
+                data_dir=Path(tmp),
+                sync_full=False,
+                eval_holdout_days=0,
+                holdout=0.0,
+                retrain_every_hours=0.0,
+            )
+        )
         try:
             items = [catalog[i] for i in split.candidates if i in catalog]
             for start in range(0, len(items), MAX_BATCH):
-                svc.upsert_items(items[start:start + MAX_BATCH])
+                svc.upsert_items(items[start : start + MAX_BATCH])
             customers = set(split.train["customer_id"])
             rows = [(Identifier("CUSTOMER_ID", c), a) for c, a in attributes.items() if c in customers and a]
             for start in range(0, len(rows), MAX_BATCH):
-                svc.customer_attributes.upsert(rows[start:start + MAX_BATCH])
+                svc.customer_attributes.upsert(rows[start : start + MAX_BATCH])
             until = split.reference_time - stale_days * DAY if stale_days > 0 else np.inf
             older = split.train["occurred_at"].to_numpy() <= until
             if not older.any():
@@ -86,8 +114,11 @@ def pipeline_ranker(
             _track(svc, split.train[~older])  # newer than the model: only fold-in can use them
 
             def rank(customer: str) -> list[str]:
-                rec = svc.recommend(RecommendQuery(
-                    channel=channel, who=Identifier("CUSTOMER_ID", customer), k=k, placement=placement))
+                rec = svc.recommend(
+                    RecommendQuery(
+                        channel=channel, who=Identifier("CUSTOMER_ID", customer), k=k, placement=placement
+                    )
+                )
                 return [r.item_id for r in rec.items]
 
             yield rank
@@ -107,9 +138,19 @@ def _track(svc: Seenext, events: pd.DataFrame) -> None:
 
 
 def run(
-    dataset_name: str, split: Split, catalog: Mapping[str, Item], attributes: Mapping[str, Mapping[str, str]],
-    settings: Settings, k: int, *, recent_days: float = 7.0, methods: tuple[str, ...] = METHODS,
-    channel: str = "WEB", placement: str = "home", resamples: int = 1000, stale_days: float = 0.0,
+    dataset_name: str,
+    split: Split,
+    catalog: Mapping[str, Item],
+    attributes: Mapping[str, Mapping[str, str]],
+    settings: Settings,
+    k: int,
+    *,
+    recent_days: float = 7.0,
+    methods: tuple[str, ...] = METHODS,
+    channel: str = "WEB",
+    placement: str = "home",
+    resamples: int = 1000,
+    stale_days: float = 0.0,
     progress: Callable[[str], None] = lambda name: None,
 ) -> Report:
     """Every requested method on the split, bootstrap intervals, and the pipeline's paired differences."""
@@ -121,9 +162,15 @@ def run(
         if name.startswith("pipeline"):
             description += f" (Recommend, channel {channel}, placement {placement})"
             stale = stale_days if name != "pipeline" else 0.0
-            tuned = settings if name != "pipeline_stale_nofold" else dataclasses.replace(settings, foldin_prior=1e12)
+            tuned = (
+                settings
+                if name != "pipeline_stale_nofold"
+                else dataclasses.replace(settings, foldin_prior=1e12)
+            )
             with pipeline_ranker(split, catalog, attributes, tuned, k, channel, placement, stale) as rank:
-                results.append(evaluate_method(name, description, split, rank, k, time.perf_counter() - started))
+                results.append(
+                    evaluate_method(name, description, split, rank, k, time.perf_counter() - started)
+                )
             continue
         if name == "popularity":
             rank = baselines.popularity(split, settings, k)
@@ -140,18 +187,39 @@ def run(
         results.append(evaluate_method(name, description, split, rank, k, time.perf_counter() - started))
     comparisons = bootstrap(results, resamples, seed=settings.seed)
     chosen = {
-        f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
-        if f.name in _MODEL_SETTINGS
+        f.name: getattr(settings, f.name) for f in dataclasses.fields(settings) if f.name in _MODEL_SETTINGS
     }
     return Report(
-        dataset=dataset_name, split=split.description, k=k, customers=len(split.truth),
-        cold_customers=split.cold_customers, candidates=len(split.candidates), train_events=len(split.train),
-        methods=results, comparisons=comparisons, settings=chosen, bootstrap=resamples,
+        dataset=dataset_name,
+        split=split.description,
+        k=k,
+        customers=len(split.truth),
+        cold_customers=split.cold_customers,
+        candidates=len(split.candidates),
+        train_events=len(split.train),
+        methods=results,
+        comparisons=comparisons,
+        settings=chosen,
+        bootstrap=resamples,
     )
 
 
 _MODEL_SETTINGS = {
-    "components", "loss", "epochs", "learning_rate", "item_alpha", "user_alpha", "max_sampled", "train_threads",
-    "recency_half_life_days", "event_weights", "item_identity_weight", "user_attribute_weight", "foldin_prior",
-    "repurchase_weight", "repurchase_half_life_days", "popular_window_days", "seed",
+    "components",
+    "loss",
+    "epochs",
+    "learning_rate",
+    "item_alpha",
+    "user_alpha",
+    "max_sampled",
+    "train_threads",
+    "recency_half_life_days",
+    "event_weights",
+    "item_identity_weight",
+    "user_attribute_weight",
+    "foldin_prior",
+    "repurchase_weight",
+    "repurchase_half_life_days",
+    "popular_window_days",
+    "seed",
 }

@@ -22,15 +22,25 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from models.domain import Item
 from models.learning import metrics
 from models.storage.connections import Connections
-from models.domain import Item
 
 DAY = 86400.0
 METRICS = ("precision", "recall", "map", "ndcg")
 EVENT_COLUMNS = (
-    "event_id", "customer_id", "channel", "type", "item_id", "quantity", "price", "store_id", "order_id",
-    "recommendation_id", "occurred_at", "attributes",
+    "event_id",
+    "customer_id",
+    "channel",
+    "type",
+    "item_id",
+    "quantity",
+    "price",
+    "store_id",
+    "order_id",
+    "recommendation_id",
+    "occurred_at",
+    "attributes",
 )
 
 
@@ -39,19 +49,19 @@ class Split:
     """The train events, the held-out truth per customer, and what every method may recommend."""
 
     description: str
-    train: pd.DataFrame                 # event rows (EVENT_COLUMNS) before the cut
-    truth: dict[str, set[str]]          # customer -> items to find
-    candidates: list[str]               # rankable items, sorted
-    owned: dict[str, set[str]]          # customer -> items excluded for them
-    reference_time: float               # the newest train event
-    cold_customers: int = 0             # test customers left out for lack of history
+    train: pd.DataFrame  # event rows (EVENT_COLUMNS) before the cut
+    truth: dict[str, set[str]]  # customer -> items to find
+    candidates: list[str]  # rankable items, sorted
+    owned: dict[str, set[str]]  # customer -> items excluded for them
+    reference_time: float  # the newest train event
+    cold_customers: int = 0  # test customers left out for lack of history
 
 
 @dataclass
 class MethodResult:
     name: str
     description: str
-    per_user: dict[str, np.ndarray]     # metric -> value per evaluated customer (Split.truth order)
+    per_user: dict[str, np.ndarray]  # metric -> value per evaluated customer (Split.truth order)
     coverage: float
     seconds: float
     intervals: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # mean, low, high
@@ -70,18 +80,27 @@ class Report:
     candidates: int
     train_events: int
     methods: list[MethodResult]
-    comparisons: dict[str, dict[str, tuple[float, float, float, float]]]  # vs name -> metric -> diff, lo, hi, p>0
+    comparisons: dict[
+        str, dict[str, tuple[float, float, float, float]]
+    ]  # vs name -> metric -> diff, lo, hi, p>0
     settings: dict[str, object]
     bootstrap: int
 
     def as_dict(self) -> dict:
         return {
-            "dataset": self.dataset, "split": self.split, "k": self.k, "customers": self.customers,
-            "cold_customers_left_out": self.cold_customers, "candidates": self.candidates,
-            "train_events": self.train_events, "bootstrap_resamples": self.bootstrap,
+            "dataset": self.dataset,
+            "split": self.split,
+            "k": self.k,
+            "customers": self.customers,
+            "cold_customers_left_out": self.cold_customers,
+            "candidates": self.candidates,
+            "train_events": self.train_events,
+            "bootstrap_resamples": self.bootstrap,
             "methods": [
                 {
-                    "name": m.name, "description": m.description, "seconds": round(m.seconds, 2),
+                    "name": m.name,
+                    "description": m.description,
+                    "seconds": round(m.seconds, 2),
                     "coverage": round(m.coverage, 4),
                     "metrics": {
                         f"{name}@{self.k}": {"value": round(v, 5), "ci95": [round(lo, 5), round(hi, 5)]}
@@ -92,8 +111,11 @@ class Report:
             ],
             "pipeline_minus": {
                 other: {
-                    f"{name}@{self.k}": {"diff": round(d, 5), "ci95": [round(lo, 5), round(hi, 5)],
-                                         "share_of_resamples_above_0": round(p, 3)}
+                    f"{name}@{self.k}": {
+                        "diff": round(d, 5),
+                        "ci95": [round(lo, 5), round(hi, 5)],
+                        "share_of_resamples_above_0": round(p, 3),
+                    }
                     for name, (d, lo, hi, p) in by_metric.items()
                 }
                 for other, by_metric in self.comparisons.items()
@@ -110,15 +132,23 @@ class Report:
 
 def load_events(db: Connections) -> pd.DataFrame:
     """Every item event in the store, oldest first."""
-    rows = db.reader().execute(
-        f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE item_id != '' ORDER BY occurred_at, seq"
-    ).fetchall()
+    rows = (
+        db.reader()
+        .execute(
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE item_id != '' ORDER BY occurred_at, seq"
+        )
+        .fetchall()
+    )
     return pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
 
 
 def time_split(
-    events: pd.DataFrame, catalog: Mapping[str, Item], holdout_days: float, truth_types: Sequence[str] = ("PURCHASE",),
-    cutoff: float | None = None, test_days: float | None = None,
+    events: pd.DataFrame,
+    catalog: Mapping[str, Item],
+    holdout_days: float,
+    truth_types: Sequence[str] = ("PURCHASE",),
+    cutoff: float | None = None,
+    test_days: float | None = None,
 ) -> Split:
     """Train before the cut (default: the newest event minus `holdout_days`), truth after it.
 
@@ -134,16 +164,22 @@ def time_split(
     test = events[after & events["type"].isin(list(truth_types))]
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(cut))
     span = f"the {test_days:g} days after" if test_days else "after"
-    return _split(f"time: train before {when} UTC, test {', '.join(truth_types)} {span}", train, test, catalog)
+    return _split(
+        f"time: train before {when} UTC, test {', '.join(truth_types)} {span}", train, test, catalog
+    )
 
 
-def pairs_split(events: pd.DataFrame, catalog: Mapping[str, Item], pairs: set[tuple[str, str]], name: str) -> Split:
+def pairs_split(
+    events: pd.DataFrame, catalog: Mapping[str, Item], pairs: set[tuple[str, str]], name: str
+) -> Split:
     """Train on every event not of a held-out (customer, item) pair; the pairs are the truth."""
     key = events["customer_id"].astype(str) + "\x1f" + events["item_id"].astype(str)
     held = {f"{c}\x1f{i}" for c, i in pairs}
     mask = key.isin(held).to_numpy()
     test = pd.DataFrame({"customer_id": [c for c, _ in pairs], "item_id": [i for _, i in pairs]})
-    return _split(f"pairs: {len(pairs)} held-out (customer, item) pairs from {name}", events[~mask], test, catalog)
+    return _split(
+        f"pairs: {len(pairs)} held-out (customer, item) pairs from {name}", events[~mask], test, catalog
+    )
 
 
 def read_pairs(path: str, sep: str | None = None) -> set[tuple[str, str]]:
@@ -168,8 +204,12 @@ def _split(description: str, train: pd.DataFrame, test: pd.DataFrame, catalog: M
     if not truth:
         raise ValueError(f"{description}: no customer with a history has anything in the test part")
     return Split(
-        description=description, train=train.reset_index(drop=True), truth=dict(sorted(truth.items())),
-        candidates=candidates, owned=owned_items(train, catalog), reference_time=float(train["occurred_at"].max()),
+        description=description,
+        train=train.reset_index(drop=True),
+        truth=dict(sorted(truth.items())),
+        candidates=candidates,
+        owned=owned_items(train, catalog),
+        reference_time=float(train["occurred_at"].max()),
         cold_customers=len(cold),
     )
 
@@ -179,7 +219,11 @@ def owned_items(train: pd.DataFrame, catalog: Mapping[str, Item]) -> dict[str, s
     bought = train[train["type"].isin(["PURCHASE", "RETURN"])]
     if bought.empty:
         return {}
-    net = bought.assign(n=np.where(bought["type"] == "PURCHASE", 1, -1)).groupby(["customer_id", "item_id"])["n"].sum()
+    net = (
+        bought.assign(n=np.where(bought["type"] == "PURCHASE", 1, -1))
+        .groupby(["customer_id", "item_id"])["n"]
+        .sum()
+    )
     out: dict[str, set[str]] = {}
     for (customer, item), n in net.items():
         it = catalog.get(item)
@@ -208,13 +252,17 @@ def evaluate_method(
         values["map"].append(metrics.average_precision_at_k(ranked, relevant, k))
         values["ndcg"].append(metrics.ndcg_at_k(ranked, relevant, k))
     return MethodResult(
-        name=name, description=description, per_user={m: np.array(v) for m, v in values.items()},
-        coverage=len(shown) / max(len(split.candidates), 1), seconds=seconds_so_far + time.perf_counter() - started,
+        name=name,
+        description=description,
+        per_user={m: np.array(v) for m, v in values.items()},
+        coverage=len(shown) / max(len(split.candidates), 1),
+        seconds=seconds_so_far + time.perf_counter() - started,
     )
 
 
-def bootstrap(methods: list[MethodResult], resamples: int = 1000, seed: int = 42,
-              reference: str = "pipeline") -> dict[str, dict[str, tuple[float, float, float, float]]]:
+def bootstrap(
+    methods: list[MethodResult], resamples: int = 1000, seed: int = 42, reference: str = "pipeline"
+) -> dict[str, dict[str, tuple[float, float, float, float]]]:
     """Fills each method's intervals; returns the paired differences of `reference` against the others."""
     if not methods:
         return {}

@@ -11,9 +11,9 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 
-from models.storage.connections import Connections
 from models.domain import Identifier
 from models.identity.graph import IdentityGraph
+from models.storage.connections import Connections
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS customer_attributes"
@@ -45,14 +45,17 @@ class CustomerAttributes:
                 values = [(resolver.find(c), a, t) for c, a, t in values]
             conn.executemany(
                 "INSERT OR REPLACE INTO customer_attributes (customer_id, attributes, updated_at)"
-                " VALUES (?, ?, ?)", values,
+                " VALUES (?, ?, ?)",
+                values,
             )
         return len(rows)
 
     def get(self, customer_id: str) -> dict[str, str]:
-        row = self.db.reader().execute(
-            "SELECT attributes FROM customer_attributes WHERE customer_id=?", (customer_id,)
-        ).fetchone()
+        row = (
+            self.db.reader()
+            .execute("SELECT attributes FROM customer_attributes WHERE customer_id=?", (customer_id,))
+            .fetchone()
+        )
         return json.loads(row[0]) if row else {}
 
     def all(self) -> dict[str, dict[str, str]]:

@@ -23,10 +23,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from models.identity import pii
-from models.storage.connections import Connections
 from models.domain import Identifier
 from models.errors import FailedPrecondition
+from models.identity import pii
+from models.storage.connections import Connections
 from models.validation import check_batch_size, check_identifier
 
 log = logging.getLogger(__name__)
@@ -53,15 +53,15 @@ class Node(NamedTuple):
 @dataclass(slots=True)
 class Resolution:
     customer_id: str
-    created: bool = False   # no identifier was known before
-    merged: bool = False    # two or more known customers were joined
+    created: bool = False  # no identifier was known before
+    merged: bool = False  # two or more known customers were joined
     conflicts: list[str] = field(default_factory=list)  # links the guard refused, for the log
 
 
 @dataclass(slots=True)
 class IdentifierView:
     kind: str
-    display: str   # masked for e-mail and phone
+    display: str  # masked for e-mail and phone
     shared: bool
     created_at: float
 
@@ -77,7 +77,9 @@ class IdentifyResult:
 class IdentityGraph:
     """Normalises and hashes identifiers, answers lookups, and hands out per-transaction resolvers."""
 
-    def __init__(self, key: pii.PiiKey, country_code: str = "", device_link_limit: int = DEVICE_LINK_LIMIT) -> None:
+    def __init__(
+        self, key: pii.PiiKey, country_code: str = "", device_link_limit: int = DEVICE_LINK_LIMIT
+    ) -> None:
         self.key = key
         self.country_code = country_code
         self.device_link_limit = device_link_limit
@@ -139,7 +141,8 @@ class IdentityGraph:
     def aliases(conn: sqlite3.Connection, customer_id: str) -> list[str]:
         """Ids merged into this customer, oldest merge first."""
         rows = conn.execute(
-            "SELECT merged_id FROM customer_merges WHERE customer_id=? ORDER BY merged_at, merged_id", (customer_id,)
+            "SELECT merged_id FROM customer_merges WHERE customer_id=? ORDER BY merged_at, merged_id",
+            (customer_id,),
         ).fetchall()
         return [r[0] for r in rows]
 
@@ -172,7 +175,7 @@ class _Row:
 
 @dataclass(slots=True)
 class _Info:
-    account: str | None    # the CUSTOMER_ID this customer holds, if any
+    account: str | None  # the CUSTOMER_ID this customer holds, if any
     kinds: frozenset[str]  # the strong kinds it holds; any at all makes it a person
     created_at: float
 
@@ -185,8 +188,13 @@ class Resolver:
     """One write transaction's view of the graph: identifier rows read or written in it, and an
     in-memory union-find of the customers merged in it (so a batch resolves each set once)."""
 
-    def __init__(self, conn: sqlite3.Connection, now: float, strict: bool = False,
-                 device_link_limit: int = DEVICE_LINK_LIMIT) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        now: float,
+        strict: bool = False,
+        device_link_limit: int = DEVICE_LINK_LIMIT,
+    ) -> None:
         self.conn = conn
         self.now = now
         self.strict = strict
@@ -216,13 +224,14 @@ class Resolver:
         for kind, keys in by_kind.items():
             wanted = sorted(keys)
             for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
+                chunk = wanted[start : start + 500]
                 for key in chunk:
                     self._rows[(kind, key)] = None
                 marks = ",".join("?" * len(chunk))
                 for key, owner, shared, links in self.conn.execute(
                     "SELECT value_key, customer_id, shared, links FROM identifiers"
-                    f" WHERE kind=? AND value_key IN ({marks})", [kind, *chunk],
+                    f" WHERE kind=? AND value_key IN ({marks})",
+                    [kind, *chunk],
                 ):
                     self._rows[(kind, key)] = _Row(owner, bool(shared), links or 0)
 
@@ -241,12 +250,15 @@ class Resolver:
             account, kinds = None, set()
             for kind, key in self.conn.execute(
                 "SELECT kind, value_key FROM identifiers WHERE customer_id=? AND shared=0"
-                " AND kind IN ('CUSTOMER_ID', 'EMAIL', 'PHONE', 'LOYALTY_CARD')", (customer_id,)
+                " AND kind IN ('CUSTOMER_ID', 'EMAIL', 'PHONE', 'LOYALTY_CARD')",
+                (customer_id,),
             ):
                 kinds.add(kind)
                 if kind == "CUSTOMER_ID":
                     account = key
-            row = self.conn.execute("SELECT created_at FROM customers WHERE customer_id=?", (customer_id,)).fetchone()
+            row = self.conn.execute(
+                "SELECT created_at FROM customers WHERE customer_id=?", (customer_id,)
+            ).fetchone()
             born = row[0] if row and row[0] is not None else self.now
             info = self._info[customer_id] = _Info(account, frozenset(kinds), born)
         return info
@@ -260,7 +272,7 @@ class Resolver:
         cached = self._sets.get(nodes)
         if cached is not None:
             return Resolution(self.find(cached))
-        known: dict[str, bool] = {}        # customer -> tied to this call by a strong identifier
+        known: dict[str, bool] = {}  # customer -> tied to this call by a strong identifier
         devices: dict[str, list[Node]] = {}  # customer -> the weak identifiers of this call it holds
         new: list[Node] = []
         shared: list[Node] = []
@@ -285,10 +297,12 @@ class Resolver:
         # Strong evidence links whatever it names, except two accounts.
         strong = [c for c, s in known.items() if s]
         new_strong = [n for n in new if n.kind in STRONG_KINDS]
-        accounts = list(dict.fromkeys(
-            [n.key for n in new_strong if n.kind == "CUSTOMER_ID"]
-            + [a for c in strong if (a := self._about(c).account) is not None]
-        ))
+        accounts = list(
+            dict.fromkeys(
+                [n.key for n in new_strong if n.kind == "CUSTOMER_ID"]
+                + [a for c in strong if (a := self._about(c).account) is not None]
+            )
+        )
         if len(accounts) > 1:
             return self._two_accounts(nodes, accounts)
 
@@ -314,7 +328,8 @@ class Resolver:
             self._count_link(devices[person])
 
         account = next((a for a in accounts), None) or next(
-            (a for c in members if (a := self._about(c).account) is not None), None)
+            (a for c in members if (a := self._about(c).account) is not None), None
+        )
         if account is not None:
             target = account
             self._ensure_customer(target, min((self._about(c).created_at for c in members), default=self.now))
@@ -335,13 +350,16 @@ class Resolver:
     def _attach(self, node: Node, customer_id: str) -> None:
         self.conn.execute(
             "INSERT OR IGNORE INTO identifiers (kind, value_key, customer_id, display, created_at, shared, links)"
-            " VALUES (?, ?, ?, ?, ?, 0, 0)", (node.kind, node.key, customer_id, node.display, self.now),
+            " VALUES (?, ?, ?, ?, ?, 0, 0)",
+            (node.kind, node.key, customer_id, node.display, self.now),
         )
         self._rows[(node.kind, node.key)] = _Row(customer_id, False, 0)
 
     def _count_link(self, devices: list[Node]) -> None:
         for n in devices:
-            self.conn.execute("UPDATE identifiers SET links=links+1 WHERE kind=? AND value_key=?", (n.kind, n.key))
+            self.conn.execute(
+                "UPDATE identifiers SET links=links+1 WHERE kind=? AND value_key=?", (n.kind, n.key)
+            )
             row = self._rows[(n.kind, n.key)]
             assert row is not None
             row.links += 1
@@ -363,9 +381,15 @@ class Resolver:
                 self._ensure_customer(target, self.now)
                 self._attach(named, target)
         else:
-            first = next(r for n in nodes if (r := self._row(n)) is not None and not r.shared and n.kind in STRONG_KINDS)
+            first = next(
+                r
+                for n in nodes
+                if (r := self._row(n)) is not None and not r.shared and n.kind in STRONG_KINDS
+            )
             target = self.find(first.owner)
-        message = f"identifiers of {len(accounts)} accounts ({', '.join(accounts)}) on one call were not linked"
+        message = (
+            f"identifiers of {len(accounts)} accounts ({', '.join(accounts)}) on one call were not linked"
+        )
         log.warning("%s; the event is kept for %s", message, target)
         return Resolution(target, conflicts=[message])
 
@@ -378,7 +402,9 @@ class Resolver:
         self._sets.clear()  # sets resolved through these devices resolve differently now
         self._info.pop(owner, None)
         kinds = ", ".join(sorted({n.kind for n in devices}))
-        message = f"a {kinds} of {owner} was seen with another person; marked shared, it links no one from now on"
+        message = (
+            f"a {kinds} of {owner} was seen with another person; marked shared, it links no one from now on"
+        )
         log.warning(message)
         return message
 
@@ -391,7 +417,8 @@ class Resolver:
 
     def _ensure_customer(self, customer_id: str, created_at: float) -> None:
         self.conn.execute(
-            "INSERT OR IGNORE INTO customers (customer_id, created_at) VALUES (?, ?)", (customer_id, created_at)
+            "INSERT OR IGNORE INTO customers (customer_id, created_at) VALUES (?, ?)",
+            (customer_id, created_at),
         )
 
     # -- merging ------------------------------------------------------------------------------------
@@ -406,7 +433,8 @@ class Resolver:
             "INSERT INTO consent (customer_id, channel, purpose, granted, updated_at)"
             " SELECT ?, channel, purpose, granted, updated_at FROM consent WHERE customer_id=? AND 1"
             " ON CONFLICT (customer_id, channel, purpose) DO UPDATE SET granted=excluded.granted,"
-            " updated_at=excluded.updated_at WHERE excluded.updated_at > consent.updated_at", args,
+            " updated_at=excluded.updated_at WHERE excluded.updated_at > consent.updated_at",
+            args,
         )
         conn.execute("DELETE FROM consent WHERE customer_id=?", (loser,))
         for table in self._customer_tables():
@@ -434,7 +462,12 @@ class Resolver:
 
 def customer_tables(conn: sqlite3.Connection) -> list[str]:
     """Every table with a customer_id column: what a merge re-points, Forget erases and Export returns."""
-    names = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-    )]
-    return [t for t in names if any(col[1] == "customer_id" for col in conn.execute(f'PRAGMA table_info("{t}")'))]
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
+    ]
+    return [
+        t for t in names if any(col[1] == "customer_id" for col in conn.execute(f'PRAGMA table_info("{t}")'))
+    ]

@@ -64,7 +64,9 @@ def open_key(path: Path, conn: sqlite3.Connection) -> PiiKey:
         _create_key_file(path)
     key = PiiKey(_read_key_file(path))
     if expected is None:
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('pii_key_fingerprint', ?)", (key.fingerprint,))
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('pii_key_fingerprint', ?)", (key.fingerprint,)
+        )
     elif expected != key.fingerprint:
         raise FailedPrecondition(
             f"the PII key in {path} (fingerprint {key.fingerprint}) is not the one this database was written "
@@ -88,8 +90,11 @@ def _create_key_file(path: Path) -> None:
         return  # another process made it first: use theirs
     finally:
         tmp.unlink()
-    log.warning("created a new PII key in %s: back it up apart from the database (without it, stored "
-                "e-mail and phone hashes can no longer be matched)", path)
+    log.warning(
+        "created a new PII key in %s: back it up apart from the database (without it, stored "
+        "e-mail and phone hashes can no longer be matched)",
+        path,
+    )
 
 
 def _read_key_file(path: Path) -> bytes:
@@ -100,7 +105,9 @@ def _read_key_file(path: Path) -> bytes:
     try:
         return bytes.fromhex(text)
     except ValueError:
-        raise FailedPrecondition(f"the PII key file {path} must hold hex digits (e.g. `openssl rand -hex 32`)") from None
+        raise FailedPrecondition(
+            f"the PII key file {path} must hold hex digits (e.g. `openssl rand -hex 32`)"
+        ) from None
 
 
 def normalise(kind: str, value: str, field: str, country_code: str = "") -> str:
@@ -133,8 +140,9 @@ def normalise_phone(value: str, field: str, country_code: str = "") -> str:
     compact = _PHONE_SEPARATORS.sub("", text)
     body = compact[1:] if compact.startswith("+") else compact[2:] if international else compact
     if not _DIGITS.fullmatch(body):
-        raise InvalidArgument(field, f"is not a phone number: only digits, spaces, +-./() are allowed "
-                                     f"({mask('PHONE', body)})")
+        raise InvalidArgument(
+            field, f"is not a phone number: only digits, spaces, +-./() are allowed ({mask('PHONE', body)})"
+        )
     if not international and country_code and body.startswith("0") and not body.startswith("00"):
         body, international = country_code + body[1:], True
     if not 6 <= len(body) <= 15:

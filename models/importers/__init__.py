@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Self
 
 from models.catalog import Catalog
-from models.identity.attributes import CustomerAttributes
 from models.domain import Event, Identifier, Item
 from models.events import EventStore
+from models.identity.attributes import CustomerAttributes
 from models.validation import MAX_BATCH
 
 # progress(stage, done, total): called after every batch; total is 0 when unknown.
@@ -32,13 +32,13 @@ def no_progress(stage: str, done: int, total: int) -> None:
 class ImportSummary:
     source: str
     rows_read: int = 0
-    events: int = 0                 # events built from the rows
-    accepted: int = 0               # newly stored
-    duplicates: int = 0             # already stored (a re-run)
+    events: int = 0  # events built from the rows
+    accepted: int = 0  # newly stored
+    duplicates: int = 0  # already stored (a re-run)
     rejected: int = 0
     rejections: list[str] = field(default_factory=list)  # the first few, "row N: field: reason"
     items: int = 0
-    customers: int = 0              # distinct customers in the events
+    customers: int = 0  # distinct customers in the events
     customer_attributes: int = 0
     by_channel: Counter = field(default_factory=Counter)
     by_type: Counter = field(default_factory=Counter)
@@ -67,8 +67,13 @@ class Target:
 class Loader:
     """Writes events, items and attributes in bulk batches and keeps the summary."""
 
-    def __init__(self, target: Target, summary: ImportSummary, progress: Progress = no_progress,
-                 batch_size: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        target: Target,
+        summary: ImportSummary,
+        progress: Progress = no_progress,
+        batch_size: int = MAX_BATCH,
+    ) -> None:
         self.target = target
         self.summary = summary
         self.progress = progress
@@ -78,7 +83,7 @@ class Loader:
     def items(self, items: Sequence[Item], total: int | None = None) -> None:
         done = 0
         for start in range(0, len(items), self.batch_size):
-            chunk = items[start:start + self.batch_size]
+            chunk = items[start : start + self.batch_size]
             self.target.catalog.upsert(chunk)
             done += len(chunk)
             self.summary.items += len(chunk)
@@ -86,12 +91,14 @@ class Loader:
 
     def attributes(self, rows: Sequence[tuple[Identifier, Mapping[str, str]]]) -> None:
         for start in range(0, len(rows), self.batch_size):
-            chunk = rows[start:start + self.batch_size]
+            chunk = rows[start : start + self.batch_size]
             self.target.attributes.upsert(chunk)
             self.summary.customer_attributes += len(chunk)
             self.progress("customers", start + len(chunk), len(rows))
 
-    def events(self, events: Iterable[Event], total: int = 0, row_of: Callable[[int], int] | None = None) -> None:
+    def events(
+        self, events: Iterable[Event], total: int = 0, row_of: Callable[[int], int] | None = None
+    ) -> None:
         """Stores events in batches; `row_of(i)` maps the i-th event to its source row for messages."""
         batch: list[Event] = []
         offset = 0
@@ -104,7 +111,9 @@ class Loader:
         if batch:
             self._flush(batch, offset, total, row_of)
 
-    def _flush(self, batch: list[Event], offset: int, total: int, row_of: Callable[[int], int] | None) -> None:
+    def _flush(
+        self, batch: list[Event], offset: int, total: int, row_of: Callable[[int], int] | None
+    ) -> None:
         result = self.target.store.track_batch(batch)
         s = self.summary
         s.events += len(batch)

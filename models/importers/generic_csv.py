@@ -28,8 +28,17 @@ from models.importers import ImportSummary, Loader, Progress, Target, Timer, no_
 
 IDENTIFIER_COLUMNS = {kind.lower(): kind for kind in IDENTIFIER_KINDS}
 EVENT_COLUMNS = {
-    "event_id", "item_id", "type", "channel", "occurred_at", "quantity", "price", "store_id", "order_id",
-    "recommendation_id", *IDENTIFIER_COLUMNS,
+    "event_id",
+    "item_id",
+    "type",
+    "channel",
+    "occurred_at",
+    "quantity",
+    "price",
+    "store_id",
+    "order_id",
+    "recommendation_id",
+    *IDENTIFIER_COLUMNS,
 }
 ITEM_COLUMNS = {"item_id", "title", "category", "brand", "price", "repeatable", "active", "accessory_for"}
 _TRUE = {"1", "true", "yes", "y", "t"}
@@ -53,7 +62,7 @@ def parse_times(values: pd.Series) -> np.ndarray:
 
 
 def enum(value: str, names: tuple[str, ...], prefix: str, default: str) -> str:
-    """"purchase", "EVENT_TYPE_PURCHASE" -> "PURCHASE"; "" -> default; anything else kept (validation rejects it)."""
+    """ "purchase", "EVENT_TYPE_PURCHASE" -> "PURCHASE"; "" -> default; anything else kept (validation rejects it)."""
     v = value.strip().upper().removeprefix(prefix)
     return default if not v else v if v in names else value
 
@@ -65,9 +74,9 @@ def _number(value: str, default: float) -> float:
         return float("nan")  # validation rejects it, naming the field
 
 
-def events_of(frame: pd.DataFrame, default_channel: str = "WEB", default_type: str = "PURCHASE") -> tuple[
-    list[Event], list[int], list[str]
-]:
+def events_of(
+    frame: pd.DataFrame, default_channel: str = "WEB", default_type: str = "PURCHASE"
+) -> tuple[list[Event], list[int], list[str]]:
     """Events, their file line numbers, and messages for rows that cannot become events at all."""
     id_cols = [c for c in IDENTIFIER_COLUMNS if c in frame.columns]
     if not id_cols:
@@ -86,7 +95,9 @@ def events_of(frame: pd.DataFrame, default_channel: str = "WEB", default_type: s
             problems.append(f"row {line}: occurred_at: {frame['occurred_at'].iat[n]!r} is not a time")
             continue
         idents = tuple(
-            Identifier(IDENTIFIER_COLUMNS[c], str(get[c][n]).strip()) for c in id_cols if str(get[c][n]).strip()  # type: ignore[index]
+            Identifier(IDENTIFIER_COLUMNS[c], str(get[c][n]).strip())
+            for c in id_cols
+            if str(get[c][n]).strip()  # type: ignore[index]
         )
 
         def col(name: str, n: int = n) -> str:
@@ -103,14 +114,28 @@ def events_of(frame: pd.DataFrame, default_channel: str = "WEB", default_type: s
             identifiers=idents,
             channel=enum(col("channel"), CHANNELS, "CHANNEL_", default_channel),
             type=enum(col("type"), EVENT_TYPES, "EVENT_TYPE_", default_type),
-            item_id=col("item_id").strip(), quantity=int(quantity), price=price, store_id=col("store_id"), order_id=col("order_id"),
-            recommendation_id=col("recommendation_id"), occurred_at=float(times[n]),
+            item_id=col("item_id").strip(),
+            quantity=int(quantity),
+            price=price,
+            store_id=col("store_id"),
+            order_id=col("order_id"),
+            recommendation_id=col("recommendation_id"),
+            occurred_at=float(times[n]),
             attributes={c[5:]: str(frame[c].iat[n]) for c in attr_cols if str(frame[c].iat[n])},
         )
         if not ev.event_id:
             ev.event_id = stable_id(
-                "csv", *(f"{i.kind}={i.value}" for i in idents), ev.channel, ev.type, ev.item_id, ev.occurred_at,
-                ev.quantity, ev.price, ev.store_id, ev.order_id, n,
+                "csv",
+                *(f"{i.kind}={i.value}" for i in idents),
+                ev.channel,
+                ev.type,
+                ev.item_id,
+                ev.occurred_at,
+                ev.quantity,
+                ev.price,
+                ev.store_id,
+                ev.order_id,
+                n,
             )
         events.append(ev)
         lines.append(line)
@@ -123,14 +148,19 @@ def items_of(frame: pd.DataFrame) -> list[Item]:
     extra = [c for c in frame.columns if c not in ITEM_COLUMNS]
     items = []
     for r in frame.to_dict("records"):
-        items.append(Item(
-            item_id=r["item_id"].strip(), title=r.get("title", ""), category=r.get("category", ""),
-            brand=r.get("brand", ""), price=_number(r.get("price", ""), 0.0),
-            repeatable=r.get("repeatable", "").strip().lower() in _TRUE,
-            active=r.get("active", "1").strip().lower() in _TRUE | {""},
-            accessory_for=[x.strip() for x in r.get("accessory_for", "").split("|") if x.strip()],
-            attributes={c: r[c] for c in extra if r[c]},
-        ))
+        items.append(
+            Item(
+                item_id=r["item_id"].strip(),
+                title=r.get("title", ""),
+                category=r.get("category", ""),
+                brand=r.get("brand", ""),
+                price=_number(r.get("price", ""), 0.0),
+                repeatable=r.get("repeatable", "").strip().lower() in _TRUE,
+                active=r.get("active", "1").strip().lower() in _TRUE | {""},
+                accessory_for=[x.strip() for x in r.get("accessory_for", "").split("|") if x.strip()],
+                attributes={c: r[c] for c in extra if r[c]},
+            )
+        )
     return items
 
 
@@ -142,13 +172,20 @@ def customer_rows(frame: pd.DataFrame) -> list[tuple[Identifier, dict[str, str]]
     attrs = [c for c in frame.columns if c not in IDENTIFIER_COLUMNS]
     return [
         (Identifier(IDENTIFIER_COLUMNS[key], r[key].strip()), {c: r[c] for c in attrs if r[c]})
-        for r in frame.to_dict("records") if r[key].strip()
+        for r in frame.to_dict("records")
+        if r[key].strip()
     ]
 
 
 def import_csv(
-    events_path: Path, target: Target, *, items_path: Path | None = None, customers_path: Path | None = None,
-    default_channel: str = "WEB", default_type: str = "PURCHASE", progress: Progress = no_progress,
+    events_path: Path,
+    target: Target,
+    *,
+    items_path: Path | None = None,
+    customers_path: Path | None = None,
+    default_channel: str = "WEB",
+    default_type: str = "PURCHASE",
+    progress: Progress = no_progress,
 ) -> ImportSummary:
     summary = ImportSummary(source=f"csv:{events_path}")
     loader = Loader(target, summary, progress)

@@ -25,9 +25,14 @@ from models.importers import ImportSummary, Loader, Progress, Target, Timer, no_
 
 CHANNELS = {1: "POS", 2: "WEB"}
 ARTICLE_ATTRIBUTES = {
-    "product_group_name": "group", "department_name": "department", "section_name": "section",
-    "garment_group_name": "garment", "index_name": "index", "colour_group_name": "colour",
-    "perceived_colour_master_name": "colour_master", "graphical_appearance_name": "appearance",
+    "product_group_name": "group",
+    "department_name": "department",
+    "section_name": "section",
+    "garment_group_name": "garment",
+    "index_name": "index",
+    "colour_group_name": "colour",
+    "perceived_colour_master_name": "colour_master",
+    "graphical_appearance_name": "appearance",
 }
 
 
@@ -37,19 +42,24 @@ def find(folder: Path, stem: str, suffixes: tuple[str, ...] = (".csv.gz", ".csv"
         found = sorted(folder.glob(f"{stem}*{suffix}"))
         if found:
             return found[0]
-    raise FileNotFoundError(f"{folder}: no {stem}*{'|'.join(suffixes)} file (the H&M Kaggle layout is expected)")
+    raise FileNotFoundError(
+        f"{folder}: no {stem}*{'|'.join(suffixes)} file (the H&M Kaggle layout is expected)"
+    )
 
 
 def read_transactions(folder: Path, max_rows: int | None = None) -> pd.DataFrame:
     return pd.read_csv(
-        find(folder, "transactions"), nrows=max_rows,
+        find(folder, "transactions"),
+        nrows=max_rows,
         dtype={"customer_id": str, "article_id": str, "t_dat": str, "price": float, "sales_channel_id": int},
     )
 
 
 def read_articles(folder: Path) -> pd.DataFrame:
     path = find(folder, "articles", (".parquet", ".csv.gz", ".csv"))
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"article_id": str})
+    frame = (
+        pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"article_id": str})
+    )
     frame["article_id"] = frame["article_id"].astype(str).str.zfill(10)
     return frame
 
@@ -70,32 +80,50 @@ def events_of(tx: pd.DataFrame) -> tuple[list[Event], list[int]]:
         if at is None:
             at = noon[day] = float(calendar.timegm(pd.Timestamp(day).timetuple())) + 12 * 3600
         channel = CHANNELS[int(chan)]
-        events.append(Event(
-            event_id=stable_id("hm", day, customer, article, chan, price),
-            identifiers=(Identifier("CUSTOMER_ID", customer),), channel=channel, type="PURCHASE",
-            item_id=article, quantity=int(qty), price=float(price),
-            order_id=f"hm-{day}-{customer[:16]}-{channel}", occurred_at=at,
-        ))
+        events.append(
+            Event(
+                event_id=stable_id("hm", day, customer, article, chan, price),
+                identifiers=(Identifier("CUSTOMER_ID", customer),),
+                channel=channel,
+                type="PURCHASE",
+                item_id=article,
+                quantity=int(qty),
+                price=float(price),
+                order_id=f"hm-{day}-{customer[:16]}-{channel}",
+                occurred_at=at,
+            )
+        )
         rows.append(int(row))
     return events, rows
 
 
 def items_of(articles: pd.DataFrame, tx: pd.DataFrame) -> list[Item]:
     median = tx.groupby("article_id")["price"].median()
-    quintile = pd.qcut(median.rank(method="first"), 5, labels=[f"q{i}" for i in range(1, 6)]) \
-        if len(median) >= 5 else pd.Series("q3", index=median.index)
+    quintile = (
+        pd.qcut(median.rank(method="first"), 5, labels=[f"q{i}" for i in range(1, 6)])
+        if len(median) >= 5
+        else pd.Series("q3", index=median.index)
+    )
     items = []
     for row in articles.itertuples(index=False):
         r = row._asdict()
         aid = r["article_id"]
-        attrs = {short: str(r[col]) for col, short in ARTICLE_ATTRIBUTES.items() if col in r and pd.notna(r[col])}
+        attrs = {
+            short: str(r[col]) for col, short in ARTICLE_ATTRIBUTES.items() if col in r and pd.notna(r[col])
+        }
         attrs["product_code"] = aid[:7]
         if aid in quintile.index:
             attrs["price_band"] = str(quintile[aid])
-        items.append(Item(
-            item_id=aid, title=str(r.get("prod_name") or ""), category=str(r.get("product_type_name") or ""),
-            price=float(median.get(aid, 0.0)), repeatable=True, attributes=attrs,
-        ))
+        items.append(
+            Item(
+                item_id=aid,
+                title=str(r.get("prod_name") or ""),
+                category=str(r.get("product_type_name") or ""),
+                price=float(median.get(aid, 0.0)),
+                repeatable=True,
+                attributes=attrs,
+            )
+        )
     return items
 
 
@@ -104,8 +132,11 @@ def customer_rows(customers: pd.DataFrame) -> list[tuple[Identifier, dict[str, s
     for r in customers.itertuples(index=False):
         d = r._asdict()
         attrs = {
-            "club": _s(d.get("club_member_status")), "news": _s(d.get("fashion_news_frequency")),
-            "fn": _s(d.get("FN")), "active": _s(d.get("Active")), "age": age_band(d.get("age")),
+            "club": _s(d.get("club_member_status")),
+            "news": _s(d.get("fashion_news_frequency")),
+            "fn": _s(d.get("FN")),
+            "active": _s(d.get("Active")),
+            "age": age_band(d.get("age")),
         }
         out.append((Identifier("CUSTOMER_ID", str(d["customer_id"])), {k: v for k, v in attrs.items() if v}))
     return out
@@ -132,7 +163,11 @@ def _s(value: object) -> str:
 
 
 def import_hm(
-    folder: Path, target: Target, *, all_articles: bool = False, max_rows: int | None = None,
+    folder: Path,
+    target: Target,
+    *,
+    all_articles: bool = False,
+    max_rows: int | None = None,
     progress: Progress = no_progress,
 ) -> ImportSummary:
     """Imports articles, customers and transactions (the first `max_rows` only, if given)."""

@@ -18,14 +18,34 @@ from models.importers import ImportSummary, Loader, Progress, Target, Timer, no_
 from models.importers.hm import age_band
 
 GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 
 
 def read_ratings(folder: Path, name: str = "u.data", max_rows: int | None = None) -> pd.DataFrame:
     return pd.read_csv(
-        folder / name, sep="\t", names=["user", "item", "rating", "ts"], nrows=max_rows,
+        folder / name,
+        sep="\t",
+        names=["user", "item", "rating", "ts"],
+        nrows=max_rows,
         dtype={"user": str, "item": str, "rating": int, "ts": int},
     )
 
@@ -43,9 +63,14 @@ def items_of(movies: pd.DataFrame) -> list[Item]:
         year = str(d["release"])[-4:] if isinstance(d["release"], str) else ""
         if year.isdigit():
             attrs["decade"] = f"{year[:3]}0s"
-        items.append(Item(
-            item_id=d["item"], title=str(d["title"]), category=genres[0] if genres else "", attributes=attrs,
-        ))
+        items.append(
+            Item(
+                item_id=d["item"],
+                title=str(d["title"]),
+                category=genres[0] if genres else "",
+                attributes=attrs,
+            )
+        )
     return items
 
 
@@ -63,15 +88,24 @@ def user_rows(folder: Path) -> list[tuple[Identifier, dict[str, str]]]:
 def events_of(ratings: pd.DataFrame) -> list[Event]:
     return [
         Event(
-            event_id=f"ml-{u}-{i}", identifiers=(Identifier("CUSTOMER_ID", u),), channel="WEB", type="PURCHASE",
-            item_id=i, occurred_at=float(ts), attributes={"rating": str(r)},
+            event_id=f"ml-{u}-{i}",
+            identifiers=(Identifier("CUSTOMER_ID", u),),
+            channel="WEB",
+            type="PURCHASE",
+            item_id=i,
+            occurred_at=float(ts),
+            attributes={"rating": str(r)},
         )
         for u, i, r, ts in zip(ratings["user"], ratings["item"], ratings["rating"], ratings["ts"])
     ]
 
 
 def import_movielens(
-    folder: Path, target: Target, *, ratings_file: str = "u.data", max_rows: int | None = None,
+    folder: Path,
+    target: Target,
+    *,
+    ratings_file: str = "u.data",
+    max_rows: int | None = None,
     progress: Progress = no_progress,
 ) -> ImportSummary:
     """Imports movies, users and ratings (the first `max_rows` ratings only, if given)."""

@@ -45,32 +45,47 @@ class Attributed:
 
 
 def served_in(db: Connections, start: float, end: float) -> dict[str, ServedRecommendation]:
-    rows = db.reader().execute(
-        "SELECT recommendation_id, customer_id, channel, placement, items, arm, served_at FROM recommendations"
-        " WHERE served_at >= ? AND served_at < ?",
-        (start, end),
-    ).fetchall()
+    rows = (
+        db.reader()
+        .execute(
+            "SELECT recommendation_id, customer_id, channel, placement, items, arm, served_at FROM recommendations"
+            " WHERE served_at >= ? AND served_at < ?",
+            (start, end),
+        )
+        .fetchall()
+    )
     return {
-        r[0]: ServedRecommendation(r[0], r[1] or "", r[2], r[3] or "", frozenset(json.loads(r[4] or "[]")),
-                                   r[5] or "personalised", float(r[6]))
+        r[0]: ServedRecommendation(
+            r[0],
+            r[1] or "",
+            r[2],
+            r[3] or "",
+            frozenset(json.loads(r[4] or "[]")),
+            r[5] or "personalised",
+            float(r[6]),
+        )
         for r in rows
     }
 
 
-def attribute(db: Connections, start: float, end: float, window_days: float) -> tuple[
-    dict[str, ServedRecommendation], list[Attributed]
-]:
+def attribute(
+    db: Connections, start: float, end: float, window_days: float
+) -> tuple[dict[str, ServedRecommendation], list[Attributed]]:
     """The recommendations served in [start, end) and the events attributed to them."""
     window = window_days * DAY
     served = served_in(db, start, end)
     if not served:
         return served, []
     marks = ",".join("?" * len(ATTRIBUTABLE))
-    events = db.reader().execute(
-        "SELECT customer_id, type, channel, item_id, price, quantity, recommendation_id, occurred_at FROM events"
-        f" WHERE type IN ({marks}) AND occurred_at >= ? AND occurred_at < ? ORDER BY occurred_at, seq",
-        (*ATTRIBUTABLE, start, end + window),
-    ).fetchall()
+    events = (
+        db.reader()
+        .execute(
+            "SELECT customer_id, type, channel, item_id, price, quantity, recommendation_id, occurred_at FROM events"
+            f" WHERE type IN ({marks}) AND occurred_at >= ? AND occurred_at < ? ORDER BY occurred_at, seq",
+            (*ATTRIBUTABLE, start, end + window),
+        )
+        .fetchall()
+    )
     # Each customer's recommendations by time, for the cross-channel rule.
     by_customer: dict[str, list[ServedRecommendation]] = {}
     for rec in sorted(served.values(), key=lambda r: r.served_at):

@@ -10,11 +10,11 @@ import json
 from dataclasses import dataclass, field
 
 from models.catalog import CatalogSnapshot
-from models.storage.connections import Connections
 from models.errors import InvalidArgument
 from models.identity.graph import IdentifierView, IdentityGraph
 from models.privacy.rights import ConsentRecord
 from models.serving.recommender import Recommended
+from models.storage.connections import Connections
 
 DEFAULT_TIMELINE = 50
 MAX_TIMELINE = 500
@@ -77,13 +77,21 @@ def timeline_limit(limit: int) -> int:
     if limit == 0:
         return DEFAULT_TIMELINE
     if not 1 <= limit <= MAX_TIMELINE:
-        raise InvalidArgument("timeline_limit", f"must be between 1 and {MAX_TIMELINE} (0 means {DEFAULT_TIMELINE}), got {limit}")
+        raise InvalidArgument(
+            "timeline_limit",
+            f"must be between 1 and {MAX_TIMELINE} (0 means {DEFAULT_TIMELINE}), got {limit}",
+        )
     return limit
 
 
 def build(
-    db: Connections, graph: IdentityGraph, snapshot: CatalogSnapshot, customer_id: str,
-    consents: list[ConsentRecord], limit: int = 0, page_token: str = "",
+    db: Connections,
+    graph: IdentityGraph,
+    snapshot: CatalogSnapshot,
+    customer_id: str,
+    consents: list[ConsentRecord],
+    limit: int = 0,
+    page_token: str = "",
 ) -> Profile:
     """Everything but the offers (the facade asks the recommender for those), read in one snapshot."""
     limit = timeline_limit(limit)
@@ -91,21 +99,28 @@ def build(
     conn = db.reader()
     conn.execute("BEGIN")  # one read snapshot: counts, purchases and timeline agree with each other
     try:
-        channels = [ChannelUse(c, n, t) for c, n, t in conn.execute(
-            "SELECT channel, COUNT(*), MAX(occurred_at) FROM events WHERE customer_id=? GROUP BY channel"
-            " ORDER BY COUNT(*) DESC, channel", (customer_id,))]
+        channels = [
+            ChannelUse(c, n, t)
+            for c, n, t in conn.execute(
+                "SELECT channel, COUNT(*), MAX(occurred_at) FROM events WHERE customer_id=? GROUP BY channel"
+                " ORDER BY COUNT(*) DESC, channel",
+                (customer_id,),
+            )
+        ]
         purchases = [
             PurchaseLine(i, _title(snapshot, i), c, s, o, q, p, t)
             for i, c, s, o, q, p, t in conn.execute(
                 "SELECT item_id, channel, store_id, order_id, quantity, price, occurred_at FROM events"
                 " WHERE customer_id=? AND type='PURCHASE' ORDER BY occurred_at DESC, seq DESC LIMIT ?",
-                (customer_id, MAX_PURCHASES))
+                (customer_id, MAX_PURCHASES),
+            )
         ]
         counts = dict.fromkeys(("EMAIL_SENT", "EMAIL_OPEN", "EMAIL_CLICK"), 0)
         last_open = None
         for etype, n, last in conn.execute(
             "SELECT type, COUNT(*), MAX(occurred_at) FROM events WHERE customer_id=?"
-            " AND type IN ('EMAIL_SENT', 'EMAIL_OPEN', 'EMAIL_CLICK') GROUP BY type", (customer_id,)
+            " AND type IN ('EMAIL_SENT', 'EMAIL_OPEN', 'EMAIL_CLICK') GROUP BY type",
+            (customer_id,),
         ):
             counts[etype] = n
             if etype == "EMAIL_OPEN":
@@ -118,17 +133,24 @@ def build(
         if after is not None:
             sql += " AND (occurred_at < ? OR (occurred_at = ? AND seq < ?))"
             args += [after[0], after[0], after[1]]
-        rows = conn.execute(sql + " ORDER BY occurred_at DESC, seq DESC LIMIT ?", (*args, limit + 1)).fetchall()
+        rows = conn.execute(
+            sql + " ORDER BY occurred_at DESC, seq DESC LIMIT ?", (*args, limit + 1)
+        ).fetchall()
         identifiers = graph.identifiers(conn, customer_id)
     finally:
         conn.execute("COMMIT")
     token = _encode(rows[limit - 1][6], rows[limit - 1][0]) if len(rows) > limit else ""
     return Profile(
-        customer_id=customer_id, identifiers=identifiers, channels=channels, purchases=purchases,
+        customer_id=customer_id,
+        identifiers=identifiers,
+        channels=channels,
+        purchases=purchases,
         email=EmailStats(counts["EMAIL_SENT"], counts["EMAIL_OPEN"], counts["EMAIL_CLICK"], last_open),
         consents=consents,
         timeline=[TimelineEntry(e, c, t, i or "", s or "", at) for _, e, c, t, i, s, at in rows[:limit]],
-        next_page_token=token, first_seen=first_seen, last_seen=last_seen,
+        next_page_token=token,
+        first_seen=first_seen,
+        last_seen=last_seen,
     )
 
 
@@ -148,4 +170,6 @@ def _decode(token: str) -> tuple[float, int] | None:
         at, seq = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         return float(at), int(seq)
     except (ValueError, TypeError):
-        raise InvalidArgument("page_token", f"is not a token from a previous profile page, got {token[:40]!r}") from None
+        raise InvalidArgument(
+            "page_token", f"is not a token from a previous profile page, got {token[:40]!r}"
+        ) from None

@@ -32,25 +32,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.serving import reasons
-from models.serving import channel_rules
-from models.serving.ranking import Candidate
 from models.catalog import Catalog, CatalogSnapshot
-from models.storage.connections import Connections
 from models.domain import CHANNELS
 from models.errors import InvalidArgument
+from models.serving import channel_rules, reasons
+from models.serving.ranking import Candidate
 from models.serving.reasons import Reason
 from models.serving.recommender import Recommended, Recommender, RecommendQuery
 from models.serving.registry import ModelRegistry
+from models.storage.connections import Connections
 from models.validation import check_k
 
 DAY = 86400.0
 MAX_WINDOW_DAYS = 92
 MIN_POPULATION_GAPS = 3  # gaps needed before an item's typical interval is trusted
 MAX_BETWEEN_SEASONS = 2  # purchase days in a category between two seasons before it counts as a routine
-MIN_SEASON_LIFT = 2.0    # how much more of a category's sales its seasons must hold than the calendar gives
+MIN_SEASON_LIFT = 2.0  # how much more of a category's sales its seasons must hold than the calendar gives
 MIN_SEASON_PURCHASES = 3  # purchases in earlier seasons before a category is called seasonal at all
-MAX_INTERVAL_CV = 0.5    # replenishment: gaps between purchases must be this regular (stdev / mean)
+MAX_INTERVAL_CV = 0.5  # replenishment: gaps between purchases must be this regular (stdev / mean)
 
 
 @dataclass
@@ -63,9 +62,9 @@ class Reminder:
 @dataclass(frozen=True)
 class Due:
     customer_id: str
-    kind: str          # "due_again" or "seasonal"
-    item_id: str       # due_again: the item; seasonal: the item bought back then
-    at: float          # due_again: the last purchase; seasonal: the purchase an earlier year
+    kind: str  # "due_again" or "seasonal"
+    item_id: str  # due_again: the item; seasonal: the item bought back then
+    at: float  # due_again: the last purchase; seasonal: the purchase an earlier year
     category: str = ""
     interval_days: float = 0.0
     due_at: float = 0.0
@@ -73,8 +72,13 @@ class Due:
 
 class DueReminders:
     def __init__(
-        self, db: Connections, catalog: Catalog, registry: ModelRegistry, recommender: Recommender,
-        slack_days: float = 7.0, max_years: int = 3,
+        self,
+        db: Connections,
+        catalog: Catalog,
+        registry: ModelRegistry,
+        recommender: Recommender,
+        slack_days: float = 7.0,
+        max_years: int = 3,
     ) -> None:
         self.db = db
         self.catalog = catalog
@@ -91,13 +95,16 @@ class DueReminders:
         start, end = _check_window(window_start, window_end)
         k = check_k(k, 100, default=3)
         if channel and channel not in CHANNELS:
-            raise InvalidArgument("channel", f"must be one of {', '.join(CHANNELS)} or unset, got {channel!r}")
+            raise InvalidArgument(
+                "channel", f"must be one of {', '.join(CHANNELS)} or unset, got {channel!r}"
+            )
         return self._run(start, end, k, channel)
 
     def _run(self, start: float, end: float, k: int, channel: str) -> Iterator[Reminder]:
         snapshot = self.catalog.snapshot()
         streams = heapq.merge(
-            self._replenishment(start, end, snapshot), self._seasonal(start, end, snapshot),
+            self._replenishment(start, end, snapshot),
+            self._seasonal(start, end, snapshot),
             key=lambda d: d.customer_id,
         )
         for customer_id, dues in itertools.groupby(streams, key=lambda d: d.customer_id):
@@ -109,8 +116,10 @@ class DueReminders:
 
     def _seasons(self, start: float, end: float) -> list[tuple[float, float]]:
         """The window moved back by 1..max_years years, widened by the slack on both sides."""
-        return [(years_before(start, y) - self.slack, years_before(end, y) + self.slack)
-                for y in range(1, self.max_years + 1)]
+        return [
+            (years_before(start, y) - self.slack, years_before(end, y) + self.slack)
+            for y in range(1, self.max_years + 1)
+        ]
 
     def seasonal_categories(self, start: float, end: float, snapshot: CatalogSnapshot) -> set[str]:
         """Categories of repeatable items whose sales peak around these dates in earlier years: their
@@ -119,8 +128,9 @@ class DueReminders:
         ranges = self._seasons(start, end)
         until = start - self.slack
         conn = self.db.reader()
-        first = conn.execute("SELECT MIN(occurred_at) FROM events WHERE type='PURCHASE' AND occurred_at >= ?",
-                             (ranges[-1][0],)).fetchone()[0]
+        first = conn.execute(
+            "SELECT MIN(occurred_at) FROM events WHERE type='PURCHASE' AND occurred_at >= ?", (ranges[-1][0],)
+        ).fetchone()[0]
         if not candidates or first is None or first >= until:
             return set()
         covered = sum(max(0.0, min(b, until) - max(a, first)) for a, b in ranges)
@@ -131,11 +141,14 @@ class DueReminders:
         rows = conn.execute(
             f"SELECT i.category, SUM(CASE WHEN {in_season} THEN 1 ELSE 0 END), COUNT(*) FROM events e"
             " JOIN items i ON i.item_id = e.item_id WHERE e.type = 'PURCHASE' AND e.occurred_at BETWEEN ? AND ?"
-            " GROUP BY i.category", [t for r in ranges for t in r] + [first, until],
+            " GROUP BY i.category",
+            [t for r in ranges for t in r] + [first, until],
         )
         return {
-            category for category, seasonal, total in rows
-            if category in candidates and seasonal >= MIN_SEASON_PURCHASES
+            category
+            for category, seasonal, total in rows
+            if category in candidates
+            and seasonal >= MIN_SEASON_PURCHASES
             and seasonal / total >= MIN_SEASON_LIFT * expected
         }
 
@@ -147,7 +160,8 @@ class DueReminders:
         where = " OR ".join("occurred_at BETWEEN ? AND ?" for _ in ranges)
         rows = self.db.reader().execute(
             f"SELECT customer_id, item_id, occurred_at FROM events WHERE type='PURCHASE' AND ({where})"
-            " ORDER BY customer_id, occurred_at DESC", [t for r in ranges for t in r],
+            " ORDER BY customer_id, occurred_at DESC",
+            [t for r in ranges for t in r],
         )
         for customer_id, group in itertools.groupby(rows, key=lambda r: r[0]):
             latest: dict[str, tuple[str, float]] = {}  # category -> (item, time) of the latest year
@@ -169,7 +183,8 @@ class DueReminders:
         season and this one (a category bought every month is a routine, not a season)."""
         rows = self.db.reader().execute(
             "SELECT item_id, occurred_at FROM events WHERE customer_id=? AND type='PURCHASE'"
-            " AND occurred_at BETWEEN ? AND ?", (customer_id, years_before(end, 1) + self.slack, end),
+            " AND occurred_at BETWEEN ? AND ?",
+            (customer_id, years_before(end, 1) + self.slack, end),
         )
         in_season: set[str] = set()
         between: dict[str, set[int]] = {}
@@ -191,7 +206,8 @@ class DueReminders:
         rows = self.db.reader().execute(
             "SELECT e.customer_id, e.item_id, e.occurred_at FROM events e JOIN items i ON i.item_id = e.item_id"
             " WHERE i.repeatable = 1 AND e.type = 'PURCHASE' AND e.occurred_at <= ?"
-            " ORDER BY e.customer_id, e.item_id, e.occurred_at", (end,),
+            " ORDER BY e.customer_id, e.item_id, e.occurred_at",
+            (end,),
         )
         for customer_id, group in itertools.groupby(rows, key=lambda r: r[0]):
             found: list[Due] = []
@@ -204,8 +220,16 @@ class DueReminders:
                 last = times[-1]
                 due_at = last + interval
                 if last < start and start - interval <= due_at <= end:
-                    found.append(Due(customer_id, "due_again", item_id, last, interval_days=interval / DAY,
-                                     due_at=due_at))
+                    found.append(
+                        Due(
+                            customer_id,
+                            "due_again",
+                            item_id,
+                            last,
+                            interval_days=interval / DAY,
+                            due_at=due_at,
+                        )
+                    )
             yield from sorted(found, key=lambda d: (d.due_at, d.item_id))
 
     def _typical_intervals(self, until: float) -> dict[str, float]:
@@ -213,7 +237,8 @@ class DueReminders:
         rows = self.db.reader().execute(
             "SELECT item_id, occurred_at - LAG(occurred_at) OVER (PARTITION BY customer_id, item_id"
             " ORDER BY occurred_at) FROM events WHERE type='PURCHASE' AND occurred_at <= ?"
-            " AND item_id IN (SELECT item_id FROM items WHERE repeatable = 1)", (until,),
+            " AND item_id IN (SELECT item_id FROM items WHERE repeatable = 1)",
+            (until,),
         )
         gaps: dict[str, list[float]] = {}
         for item_id, gap in rows:
@@ -225,7 +250,13 @@ class DueReminders:
     # -- what to offer ----------------------------------------------------------------------------
 
     def _reminder(
-        self, customer_id: str, dues: list[Due], k: int, channel: str, start: float, snapshot: CatalogSnapshot,
+        self,
+        customer_id: str,
+        dues: list[Due],
+        k: int,
+        channel: str,
+        start: float,
+        snapshot: CatalogSnapshot,
     ) -> Reminder | None:
         conn = self.db.reader()
         passes: Callable[[str], bool] = lambda _: True
@@ -236,8 +267,12 @@ class DueReminders:
             mailed = set()
             if rule.hold_back_mailed:
                 policy = self.recommender.policy
-                mailed = channel_rules.mailed_items(conn, customer_id, start - policy.email_repeat_days * DAY,
-                                            served_before=time.time() - policy.email_retry_minutes * 60.0)
+                mailed = channel_rules.mailed_items(
+                    conn,
+                    customer_id,
+                    start - policy.email_repeat_days * DAY,
+                    served_before=time.time() - policy.email_retry_minutes * 60.0,
+                )
             passes = channel_rules.channel_filter(rule, "", snapshot, channel_rules.CallerFilter(), mailed)
         purchases = self.recommender.store.purchased_items(customer_id)
         base = channel_rules.base_filter(snapshot, channel_rules.owned_durables(purchases, snapshot))
@@ -250,17 +285,41 @@ class DueReminders:
         for due in (d for d in dues if d.kind == "due_again"):
             if due.item_id not in taken and allowed(due.item_id):
                 taken.add(due.item_id)
-                chosen.append(Candidate(due.item_id, None, "due_again", 0, Reason(
-                    "due_again", related_item_id=due.item_id, related_at=due.at, detail=f"{due.interval_days:.0f}")))
+                chosen.append(
+                    Candidate(
+                        due.item_id,
+                        None,
+                        "due_again",
+                        0,
+                        Reason(
+                            "due_again",
+                            related_item_id=due.item_id,
+                            related_at=due.at,
+                            detail=f"{due.interval_days:.0f}",
+                        ),
+                    )
+                )
         scores = self._affinity(customer_id, snapshot)
         for due in (d for d in dues if d.kind == "seasonal"):
-            in_category = [i for i, it in snapshot.items.items()
-                           if it.category == due.category and i not in taken and allowed(i)]
+            in_category = [
+                i
+                for i, it in snapshot.items.items()
+                if it.category == due.category and i not in taken and allowed(i)
+            ]
             in_category.sort(key=lambda i: (i != due.item_id, -scores(i), i))  # what they bought then, first
             for item_id in in_category:
                 taken.add(item_id)
-                chosen.append(Candidate(item_id, scores(item_id), "seasonal", 1, Reason(
-                    "seasonal", related_item_id=due.item_id, related_at=due.at, detail=due.category)))
+                chosen.append(
+                    Candidate(
+                        item_id,
+                        scores(item_id),
+                        "seasonal",
+                        1,
+                        Reason(
+                            "seasonal", related_item_id=due.item_id, related_at=due.at, detail=due.category
+                        ),
+                    )
+                )
                 if len(chosen) >= k:
                     break
         chosen = chosen[:k]
@@ -318,7 +377,8 @@ def _check_window(start: float | None, end: float | None) -> tuple[float, float]
         raise InvalidArgument("window_end", f"must be after window_start, got {end} <= {start}")
     if end - start > MAX_WINDOW_DAYS * DAY:
         raise InvalidArgument(
-            "window_end", f"the window may span at most {MAX_WINDOW_DAYS} days, got {(end - start) / DAY:.1f}")
+            "window_end", f"the window may span at most {MAX_WINDOW_DAYS} days, got {(end - start) / DAY:.1f}"
+        )
     return start, end
 
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.errors import InvalidArgument
 from models.insights.attribution import attribute
 from models.storage.connections import Connections
-from models.errors import InvalidArgument
 
 DAY = 86400.0
 ARMS = ("personalised", "holdout")
@@ -78,8 +78,13 @@ def period(start: float | None, end: float | None, now: float | None = None) -> 
 
 
 def channel_report(
-    db: Connections, start: float | None = None, end: float | None = None, attribution_days: int = 0,
-    resamples: int = 1000, seed: int = 42, default_days: int = 7,
+    db: Connections,
+    start: float | None = None,
+    end: float | None = None,
+    attribution_days: int = 0,
+    resamples: int = 1000,
+    seed: int = 42,
+    default_days: int = 7,
 ) -> ChannelReport:
     if attribution_days < 0 or attribution_days > 365:
         raise InvalidArgument(
@@ -122,9 +127,9 @@ def channel_report(
     return ChannelReport(start, end, days, rows, uplifts)
 
 
-def uplift(personalised: np.ndarray, holdout: np.ndarray, resamples: int = 1000, seed: int = 42) -> tuple[
-    float, float, float, float, float
-] | None:
+def uplift(
+    personalised: np.ndarray, holdout: np.ndarray, resamples: int = 1000, seed: int = 42
+) -> tuple[float, float, float, float, float] | None:
     """(uplift, ci low, ci high, personalised rate, hold-out rate) from per-customer [recs, conversions].
 
     None when the hold-out has no conversion (a ratio to zero has no value).
@@ -151,27 +156,39 @@ def uplift(personalised: np.ndarray, holdout: np.ndarray, resamples: int = 1000,
 Step = tuple[str, tuple[tuple[str, str], ...]]
 WEB_LIKE = ("WEB", "APP")
 FUNNELS: tuple[tuple[str, tuple[Step, ...]], ...] = (
-    ("ad -> web -> cart -> purchase", (
-        ("ad click", (("AD_CLICK", ""), ("CLICK", "ADS"))),
-        ("web view", tuple((t, c) for t in ("VIEW", "VISIT", "CLICK") for c in WEB_LIKE)),
-        ("add to cart", (("ADD_TO_CART", ""),)),
-        ("purchase", (("PURCHASE", ""),)),
-    )),
-    ("e-mail -> visit -> purchase", (
-        ("e-mail click", (("EMAIL_CLICK", ""), ("CLICK", "EMAIL"))),
-        ("visit", (("VISIT", ""), ("VIEW", ""))),
-        ("purchase", (("PURCHASE", ""),)),
-    )),
-    ("view -> cart -> purchase", (
-        ("view", (("VIEW", ""),)),
-        ("add to cart", (("ADD_TO_CART", ""),)),
-        ("purchase", (("PURCHASE", ""),)),
-    )),
-    ("recommendation -> click -> purchase", (
-        ("impression", (("IMPRESSION", ""),)),
-        ("click", (("CLICK", ""),)),
-        ("purchase", (("PURCHASE", ""),)),
-    )),
+    (
+        "ad -> web -> cart -> purchase",
+        (
+            ("ad click", (("AD_CLICK", ""), ("CLICK", "ADS"))),
+            ("web view", tuple((t, c) for t in ("VIEW", "VISIT", "CLICK") for c in WEB_LIKE)),
+            ("add to cart", (("ADD_TO_CART", ""),)),
+            ("purchase", (("PURCHASE", ""),)),
+        ),
+    ),
+    (
+        "e-mail -> visit -> purchase",
+        (
+            ("e-mail click", (("EMAIL_CLICK", ""), ("CLICK", "EMAIL"))),
+            ("visit", (("VISIT", ""), ("VIEW", ""))),
+            ("purchase", (("PURCHASE", ""),)),
+        ),
+    ),
+    (
+        "view -> cart -> purchase",
+        (
+            ("view", (("VIEW", ""),)),
+            ("add to cart", (("ADD_TO_CART", ""),)),
+            ("purchase", (("PURCHASE", ""),)),
+        ),
+    ),
+    (
+        "recommendation -> click -> purchase",
+        (
+            ("impression", (("IMPRESSION", ""),)),
+            ("click", (("CLICK", ""),)),
+            ("purchase", (("PURCHASE", ""),)),
+        ),
+    ),
 )
 
 
@@ -197,17 +214,23 @@ class FunnelReport:
 
 
 def funnel_report(
-    db: Connections, start: float | None = None, end: float | None = None,
+    db: Connections,
+    start: float | None = None,
+    end: float | None = None,
     funnels: tuple[tuple[str, tuple[Step, ...]], ...] = FUNNELS,
 ) -> FunnelReport:
     start, end = period(start, end)
     types = sorted({t for _, steps in funnels for _, matches in steps for t, _ in matches})
     marks = ",".join("?" * len(types))
-    rows = db.reader().execute(
-        f"SELECT customer_id, type, channel FROM events WHERE type IN ({marks}) AND occurred_at >= ?"
-        " AND occurred_at < ? ORDER BY customer_id, occurred_at, seq",
-        (*types, start, end),
-    ).fetchall()
+    rows = (
+        db.reader()
+        .execute(
+            f"SELECT customer_id, type, channel FROM events WHERE type IN ({marks}) AND occurred_at >= ?"
+            " AND occurred_at < ? ORDER BY customer_id, occurred_at, seq",
+            (*types, start, end),
+        )
+        .fetchall()
+    )
     journeys: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for customer, etype, channel in rows:
         journeys[customer].append((etype, channel))
@@ -223,10 +246,15 @@ def funnel_report(
                     if at == len(steps):
                         break
         counts = [sum(c.values()) for c in reached]
-        out.append(Funnel(name, [
-            FunnelStep(step_name, counts[i], _rate(counts, i), dict(sorted(reached[i].items())))
-            for i, (step_name, _) in enumerate(steps)
-        ]))
+        out.append(
+            Funnel(
+                name,
+                [
+                    FunnelStep(step_name, counts[i], _rate(counts, i), dict(sorted(reached[i].items())))
+                    for i, (step_name, _) in enumerate(steps)
+                ],
+            )
+        )
     return FunnelReport(start, end, out)
 
 

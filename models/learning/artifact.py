@@ -18,16 +18,16 @@ FORMAT_VERSION = 1
 @dataclass
 class ModelArtifact:
     version: str
-    user_ids: np.ndarray             # str, rows of user_vectors
-    user_vectors: np.ndarray         # float32 users x d: user features @ feature embeddings
-    user_biases: np.ndarray          # float32 users
-    item_ids: np.ndarray             # str, rows of item_vectors
-    item_vectors: np.ndarray         # float32 items x d
-    item_biases: np.ndarray          # float32 items
+    user_ids: np.ndarray  # str, rows of user_vectors
+    user_vectors: np.ndarray  # float32 users x d: user features @ feature embeddings
+    user_biases: np.ndarray  # float32 users
+    item_ids: np.ndarray  # str, rows of item_vectors
+    item_vectors: np.ndarray  # float32 items x d
+    item_biases: np.ndarray  # float32 items
     # Embeddings of the non-identity item features, to place items the model has not seen.
-    item_feature_names: np.ndarray   # str
+    item_feature_names: np.ndarray  # str
     item_feature_vectors: np.ndarray  # float32 features x d
-    item_feature_biases: np.ndarray   # float32 features
+    item_feature_biases: np.ndarray  # float32 features
     manifest: dict[str, Any] = field(default_factory=dict)
 
     def save(self, folder: Path) -> None:
@@ -36,10 +36,15 @@ class ModelArtifact:
         np.savez(
             tmp,
             format_version=np.array(FORMAT_VERSION),
-            user_ids=self.user_ids.astype(str), user_vectors=self.user_vectors, user_biases=self.user_biases,
-            item_ids=self.item_ids.astype(str), item_vectors=self.item_vectors, item_biases=self.item_biases,
+            user_ids=self.user_ids.astype(str),
+            user_vectors=self.user_vectors,
+            user_biases=self.user_biases,
+            item_ids=self.item_ids.astype(str),
+            item_vectors=self.item_vectors,
+            item_biases=self.item_biases,
             item_feature_names=self.item_feature_names.astype(str),
-            item_feature_vectors=self.item_feature_vectors, item_feature_biases=self.item_feature_biases,
+            item_feature_vectors=self.item_feature_vectors,
+            item_feature_biases=self.item_feature_biases,
         )
         _fsync(tmp)
         os.replace(tmp, folder / "model.npz")

@@ -30,15 +30,15 @@ EVENT_WEIGHTS: Mapping[str, float] = {
 
 @dataclass
 class TrainingData:
-    user_ids: np.ndarray            # external ids, row order of the matrices
+    user_ids: np.ndarray  # external ids, row order of the matrices
     item_ids: np.ndarray
-    interactions: sp.coo_matrix     # 1 where the user interacted with the item
-    weights: sp.coo_matrix          # same sparsity, the interest weight
-    user_features: sp.csr_matrix    # users x user feature names
-    item_features: sp.csr_matrix    # items x item feature names
+    interactions: sp.coo_matrix  # 1 where the user interacted with the item
+    weights: sp.coo_matrix  # same sparsity, the interest weight
+    user_features: sp.csr_matrix  # users x user feature names
+    item_features: sp.csr_matrix  # items x item feature names
     user_feature_names: np.ndarray
     item_feature_names: np.ndarray
-    reference_time: float           # the newest event time, recency is measured from it
+    reference_time: float  # the newest event time, recency is measured from it
 
     @property
     def n_interactions(self) -> int:
@@ -66,7 +66,7 @@ def item_feature_tokens(item: Item) -> list[str]:
 
 
 def parse_event_weights(text: str) -> dict[str, float]:
-    """"PURCHASE=5,VIEW=1" -> {"PURCHASE": 5.0, "VIEW": 1.0}; types left out weigh 0."""
+    """ "PURCHASE=5,VIEW=1" -> {"PURCHASE": 5.0, "VIEW": 1.0}; types left out weigh 0."""
     out: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, value = part.partition("=")
@@ -105,7 +105,9 @@ def build(
     # Users: everyone with an item event (their channel mix is a feature even if all weights are 0).
     user_codes, user_ids = pd.factorize(frame["user"], sort=True)
     catalog_ids = np.array([it.item_id for it in items], dtype=object)
-    item_ids = np.array(sorted(set(catalog_ids.tolist()) | set(frame["item"].unique().tolist())), dtype=object)
+    item_ids = np.array(
+        sorted(set(catalog_ids.tolist()) | set(frame["item"].unique().tolist())), dtype=object
+    )
     item_pos = pd.Index(item_ids)
     item_codes = item_pos.get_indexer(frame["item"])
 
@@ -127,11 +129,19 @@ def build(
         user_features, user_names = _with_attributes(
             user_features, user_names, np.asarray(user_ids), user_attributes, user_attribute_weight
         )
-    item_features, item_names = _item_features(item_ids, {it.item_id: it for it in items}, item_identity_weight)
+    item_features, item_names = _item_features(
+        item_ids, {it.item_id: it for it in items}, item_identity_weight
+    )
     return TrainingData(
-        user_ids=np.asarray(user_ids, dtype=object), item_ids=item_ids, interactions=interactions,
-        weights=weights, user_features=user_features, item_features=item_features,
-        user_feature_names=user_names, item_feature_names=item_names, reference_time=ref,
+        user_ids=np.asarray(user_ids, dtype=object),
+        item_ids=item_ids,
+        interactions=interactions,
+        weights=weights,
+        user_features=user_features,
+        item_features=item_features,
+        user_feature_names=user_names,
+        item_feature_names=item_names,
+        reference_time=ref,
     )
 
 
@@ -141,18 +151,26 @@ def _user_features(
     """Identity feature (1 - channel_weight) plus the share of the user's events per channel (channel_weight)."""
     chan_codes, chan_names = pd.factorize(channels, sort=True)
     counts = sp.coo_matrix(
-        (np.ones(len(user_codes), dtype=np.float32), (user_codes, chan_codes)), shape=(n_users, len(chan_names))
+        (np.ones(len(user_codes), dtype=np.float32), (user_codes, chan_codes)),
+        shape=(n_users, len(chan_names)),
     ).tocsr()
     share = sp.diags(1.0 / np.maximum(np.asarray(counts.sum(axis=1)).ravel(), 1.0)) @ counts
     identity = sp.identity(n_users, dtype=np.float32, format="csr")
-    feats = sp.hstack([identity * (1.0 - channel_weight), share * channel_weight], format="csr").astype(np.float32)
-    names = np.array([f"user:{i}" for i in range(n_users)] + [f"channel:{c}" for c in chan_names], dtype=object)
+    feats = sp.hstack([identity * (1.0 - channel_weight), share * channel_weight], format="csr").astype(
+        np.float32
+    )
+    names = np.array(
+        [f"user:{i}" for i in range(n_users)] + [f"channel:{c}" for c in chan_names], dtype=object
+    )
     return feats, names
 
 
 def _with_attributes(
-    feats: sp.csr_matrix, names: np.ndarray, user_ids: np.ndarray,
-    attributes: Mapping[str, Mapping[str, str]], share: float,
+    feats: sp.csr_matrix,
+    names: np.ndarray,
+    user_ids: np.ndarray,
+    attributes: Mapping[str, Mapping[str, str]],
+    share: float,
 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """Gives customers with attributes a `share` of their row on "name=value" tokens (rest scaled down)."""
     vocab: dict[str, int] = {}

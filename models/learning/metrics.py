@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from models.learning.artifact import ModelArtifact
 from models.events import InteractionLog
+from models.learning.artifact import ModelArtifact
 
 
 def precision_at_k(ranked: Sequence[str], relevant: set[str], k: int) -> float:
@@ -34,7 +34,9 @@ def ndcg_at_k(ranked: Sequence[str], relevant: set[str], k: int) -> float:
     return dcg / ideal if ideal else 0.0
 
 
-def summarise(rankings: Mapping[str, Sequence[str]], truth: Mapping[str, set[str]], k: int) -> dict[str, float]:
+def summarise(
+    rankings: Mapping[str, Sequence[str]], truth: Mapping[str, set[str]], k: int
+) -> dict[str, float]:
     """Mean metrics over the users of `rankings` (each must have a truth set)."""
     users = list(rankings)
     if not users:

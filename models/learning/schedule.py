@@ -20,7 +20,10 @@ log = logging.getLogger(__name__)
 
 class RetrainSchedule:
     def __init__(
-        self, train: Callable[[], object], has_new_events: Callable[[], bool], every_seconds: float,
+        self,
+        train: Callable[[], object],
+        has_new_events: Callable[[], bool],
+        every_seconds: float,
         stop: threading.Event,
     ) -> None:
         if every_seconds <= 0:
@@ -57,14 +60,15 @@ class RetrainSchedule:
         log.info("retraining every %.2f hours when new events arrived", self.every_seconds / 3600)
         return self
 
-
     def join(self, timeout: float | None = None) -> None:
         """Waits for the schedule's thread to end (after its stop event was set)."""
         if self._thread is not None:
             self._thread.join(timeout)
 
 
-def has_new_events(newest_event: Callable[[], float | None], model_reference: Callable[[], float | None]) -> bool:
+def has_new_events(
+    newest_event: Callable[[], float | None], model_reference: Callable[[], float | None]
+) -> bool:
     """Events newer than the serving model's data exist (or events and no model at all)."""
     newest = newest_event()
     if newest is None:

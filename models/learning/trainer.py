@@ -15,13 +15,12 @@ from typing import Any
 import numpy as np
 from lightfm import LightFM
 
-from models.learning import dataset
-from models.learning import metrics
-from models.learning.artifact import ModelArtifact
-from models.settings import Settings
 from models.domain import Item
 from models.errors import FailedPrecondition
 from models.events import InteractionLog
+from models.learning import dataset, metrics
+from models.learning.artifact import ModelArtifact
+from models.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +41,36 @@ def build_data(
 ) -> dataset.TrainingData:
     """The dataset builder with the weights, recency and feature shares the settings ask for."""
     return dataset.build(
-        log_, items, settings.recency_half_life_days, reference_time,
+        log_,
+        items,
+        settings.recency_half_life_days,
+        reference_time,
         event_weights=dataset.parse_event_weights(settings.event_weights),
         item_identity_weight=settings.item_identity_weight,
-        user_attributes=user_attributes, user_attribute_weight=settings.user_attribute_weight,
+        user_attributes=user_attributes,
+        user_attribute_weight=settings.user_attribute_weight,
         user_channel_weight=settings.user_channel_weight,
     )
 
 
 def fit(data: dataset.TrainingData, settings: Settings) -> FitResult:
     model = LightFM(
-        no_components=settings.components, loss=settings.loss, learning_rate=settings.learning_rate,
-        item_alpha=settings.item_alpha, user_alpha=settings.user_alpha, max_sampled=settings.max_sampled,
+        no_components=settings.components,
+        loss=settings.loss,
+        learning_rate=settings.learning_rate,
+        item_alpha=settings.item_alpha,
+        user_alpha=settings.user_alpha,
+        max_sampled=settings.max_sampled,
         random_state=settings.seed,
     )
     started = time.perf_counter()
     model.fit(
-        data.interactions, user_features=data.user_features, item_features=data.item_features,
-        sample_weight=data.weights, epochs=settings.epochs, num_threads=settings.train_threads,
+        data.interactions,
+        user_features=data.user_features,
+        item_features=data.item_features,
+        sample_weight=data.weights,
+        epochs=settings.epochs,
+        num_threads=settings.train_threads,
     )
     return FitResult(model, data, time.perf_counter() - started)
 
@@ -84,8 +95,12 @@ def to_artifact(result: FitResult, version: str, extra: dict[str, Any] | None = 
     manifest.update(extra or {})
     return ModelArtifact(
         version=version,
-        user_ids=np.asarray(data.user_ids).astype(str), user_vectors=user_vectors, user_biases=user_biases,
-        item_ids=np.asarray(data.item_ids).astype(str), item_vectors=item_vectors, item_biases=item_biases,
+        user_ids=np.asarray(data.user_ids).astype(str),
+        user_vectors=user_vectors,
+        user_biases=user_biases,
+        item_ids=np.asarray(data.item_ids).astype(str),
+        item_vectors=item_vectors,
+        item_biases=item_biases,
         item_feature_names=np.asarray(data.item_feature_names[n_items:]).astype(str),
         item_feature_vectors=np.ascontiguousarray(m.item_embeddings[n_items:], dtype=np.float32),
         item_feature_biases=np.ascontiguousarray(m.item_biases[n_items:], dtype=np.float32),
@@ -102,7 +117,9 @@ def train(
 ) -> ModelArtifact:
     """The whole pipeline on the given history; metrics on a time hold-out when configured."""
     if len(log_) == 0:
-        raise FailedPrecondition("no interactions to train on: track events (or start with SEENEXT_DEMO=1) first")
+        raise FailedPrecondition(
+            "no interactions to train on: track events (or start with SEENEXT_DEMO=1) first"
+        )
     evaluated: dict[str, float] = {}
     if settings.eval_holdout_days > 0:
         evaluated = holdout_metrics(log_, items, settings)
@@ -114,12 +131,18 @@ def train(
     artifact.manifest["metrics"] = evaluated
     log.info(
         "trained %s: %d customers, %d items, %d interactions, fit %.1fs",
-        version, len(data.user_ids), len(data.item_ids), data.n_interactions, result.fit_seconds,
+        version,
+        len(data.user_ids),
+        len(data.item_ids),
+        data.n_interactions,
+        result.fit_seconds,
     )
     return artifact
 
 
-def holdout_metrics(log_: InteractionLog, items: list[Item], settings: Settings, k: int = 10) -> dict[str, float]:
+def holdout_metrics(
+    log_: InteractionLog, items: list[Item], settings: Settings, k: int = 10
+) -> dict[str, float]:
     """Fit on all but the last N days, score purchases in those days; popularity as the baseline."""
     cut = float(log_.occurred_at.max()) - settings.eval_holdout_days * 86400.0
     before = log_.occurred_at < cut

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from models.learning.artifact import ModelArtifact
-from models.privacy.consent import ALL_CHANNELS, PURPOSES, decision
-from models.storage.connections import Connections
 from models.domain import CHANNELS, Identifier
 from models.errors import FailedPrecondition, InvalidArgument, NotFound
 from models.identity.graph import IdentityGraph, customer_tables
+from models.learning.artifact import ModelArtifact
+from models.privacy.consent import ALL_CHANNELS, PURPOSES, decision
 from models.serving.registry import ModelRegistry
+from models.storage.connections import Connections
 from models.validation import check_identifier
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class ConsentRecord:
-    channel: str       # "" = every channel
+    channel: str  # "" = every channel
     purpose: str
     granted: bool
     updated_at: float
@@ -54,7 +54,7 @@ class ForgetResult:
 
 @dataclass(slots=True)
 class ExportDocument:
-    kind: str   # "customer", "identifier", "event", "consent", "recommendation", or another table's name
+    kind: str  # "customer", "identifier", "event", "consent", "recommendation", or another table's name
     json: str
 
 
@@ -91,7 +91,9 @@ class Privacy:
 
     # -- consent ------------------------------------------------------------------------------------
 
-    def set_consent(self, who: Identifier | None, channel: str, purpose: str, granted: bool) -> tuple[str, ConsentRecord]:
+    def set_consent(
+        self, who: Identifier | None, channel: str, purpose: str, granted: bool
+    ) -> tuple[str, ConsentRecord]:
         """Records a decision. An unknown identifier becomes a customer, so an opt-out given before any
         event is already honoured when their first event arrives."""
         check_channel_purpose(channel, purpose)
@@ -108,10 +110,14 @@ class Privacy:
         return customer, ConsentRecord(channel, purpose, granted, now)
 
     def consents(self, customer_id: str) -> list[ConsentRecord]:
-        rows = self.db.reader().execute(
-            "SELECT channel, purpose, granted, updated_at FROM consent WHERE customer_id=? ORDER BY purpose, channel",
-            (customer_id,),
-        ).fetchall()
+        rows = (
+            self.db.reader()
+            .execute(
+                "SELECT channel, purpose, granted, updated_at FROM consent WHERE customer_id=? ORDER BY purpose, channel",
+                (customer_id,),
+            )
+            .fetchall()
+        )
         return [ConsentRecord("" if c == ALL_CHANNELS else c, p, bool(g), t) for c, p, g, t in rows]
 
     def has_consent(self, customer_id: str, channel: str, purpose: str) -> bool:
@@ -126,11 +132,12 @@ class Privacy:
         decided: dict[str, dict[str, int]] = {}
         conn = self.db.reader()
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+            chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for cid, ch, granted in conn.execute(
                 f"SELECT customer_id, channel, granted FROM consent WHERE purpose=? AND channel IN (?, ?)"
-                f" AND customer_id IN ({marks})", (purpose, channel or ALL_CHANNELS, ALL_CHANNELS, *chunk),
+                f" AND customer_id IN ({marks})",
+                (purpose, channel or ALL_CHANNELS, ALL_CHANNELS, *chunk),
             ):
                 decided.setdefault(cid, {})[ch] = granted
         default = self.defaults.get(purpose, False)
@@ -138,7 +145,7 @@ class Privacy:
         for cid in ids:
             rows = decided.get(cid, {})
             value = rows.get(channel, rows.get(ALL_CHANNELS))
-            if (default if value is None else bool(value)):
+            if default if value is None else bool(value):
                 out.add(cid)
         return out
 
@@ -164,8 +171,10 @@ class Privacy:
                     result.recommendations = n
                 elif n:
                     result.other_rows[table] = n
-            conn.execute(f"DELETE FROM customer_merges WHERE customer_id IN ({marks}) OR merged_id IN ({marks})",
-                         ids + ids)
+            conn.execute(
+                f"DELETE FROM customer_merges WHERE customer_id IN ({marks}) OR merged_id IN ({marks})",
+                ids + ids,
+            )
             conn.execute(f"DELETE FROM customers WHERE customer_id IN ({marks})", ids)
         self.checkpoint()
         return result, ids
@@ -188,16 +197,35 @@ class Privacy:
         conn = self.db.reader()
         row = conn.execute("SELECT created_at FROM customers WHERE customer_id=?", (customer_id,)).fetchone()
         aliases = self.graph.aliases(conn, customer_id)
-        yield _doc("customer", {
-            "customer_id": customer_id, "created_at": _iso(row[0] if row else None), "merged_ids": aliases,
-            "note": "e-mail addresses and phone numbers are held only as keyed hashes; they are shown masked",
-        })
+        yield _doc(
+            "customer",
+            {
+                "customer_id": customer_id,
+                "created_at": _iso(row[0] if row else None),
+                "merged_ids": aliases,
+                "note": "e-mail addresses and phone numbers are held only as keyed hashes; they are shown masked",
+            },
+        )
         for ident in self.graph.identifiers(conn, customer_id):
-            yield _doc("identifier", {"kind": ident.kind, "value": ident.display, "shared": ident.shared,
-                                      "created_at": _iso(ident.created_at)})
+            yield _doc(
+                "identifier",
+                {
+                    "kind": ident.kind,
+                    "value": ident.display,
+                    "shared": ident.shared,
+                    "created_at": _iso(ident.created_at),
+                },
+            )
         for rec in self.consents(customer_id):
-            yield _doc("consent", {"channel": rec.channel or "all", "purpose": rec.purpose, "granted": rec.granted,
-                                   "updated_at": _iso(rec.updated_at)})
+            yield _doc(
+                "consent",
+                {
+                    "channel": rec.channel or "all",
+                    "purpose": rec.purpose,
+                    "granted": rec.granted,
+                    "updated_at": _iso(rec.updated_at),
+                },
+            )
         ids = [customer_id, *aliases]
         marks = ",".join("?" * len(ids))
         for table in customer_tables(conn):
@@ -213,7 +241,9 @@ class Privacy:
 
 def check_channel_purpose(channel: str, purpose: str) -> None:
     if channel and channel not in CHANNELS:
-        raise InvalidArgument("channel", f"must be one of {', '.join(CHANNELS)} or unset for every channel, got {channel!r}")
+        raise InvalidArgument(
+            "channel", f"must be one of {', '.join(CHANNELS)} or unset for every channel, got {channel!r}"
+        )
     if purpose not in PURPOSES:
         raise InvalidArgument("purpose", f"must be one of {', '.join(PURPOSES)}, got {purpose!r}")
 
@@ -259,4 +289,6 @@ def _row_doc(row: dict) -> dict:
 
 
 def _iso(seconds: float | None) -> str | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+    return (
+        None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+    )

@@ -21,22 +21,22 @@ from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
-from models.privacy import consent
 from models.catalog import CatalogSnapshot
 from models.domain import Item, Offer
+from models.privacy import consent
 
 # Where the stock that counts for a channel lives.
-STORE_STOCK = "store"    # the stock of context.store_id (no store given: stock is not checked)
+STORE_STOCK = "store"  # the stock of context.store_id (no store given: stock is not checked)
 ONLINE_STOCK = "online"  # the online stock (store_id "")
-NO_STOCK = "none"        # stock is not checked
+NO_STOCK = "none"  # stock is not checked
 
 
 @dataclass(frozen=True)
 class ChannelRule:
     """The filters of one channel."""
 
-    stock: str                 # STORE_STOCK, ONLINE_STOCK or NO_STOCK
-    consent: str = ""          # consent purpose the customer must have granted on this channel ("" = none)
+    stock: str  # STORE_STOCK, ONLINE_STOCK or NO_STOCK
+    consent: str = ""  # consent purpose the customer must have granted on this channel ("" = none)
     hold_back_mailed: bool = False  # drop items mailed to the customer in the last `email_repeat_days`
 
 
@@ -72,8 +72,12 @@ class Source:
 #                       for an anonymous visitor
 # Complements are ranked by the customer's affinity (the same LightFM scores as `personalised`).
 _HOME = (Source("owned_complements", 3), Source("personalised"), Source("popular"))
-_BASKET = (Source("basket_complements", 20), Source("owned_complements", 3), Source("personalised"),
-           Source("popular"))
+_BASKET = (
+    Source("basket_complements", 20),
+    Source("owned_complements", 3),
+    Source("personalised"),
+    Source("popular"),
+)
 
 # fmt: off
 PLACEMENT_PLANS: Mapping[str, tuple[Source, ...]] = {
@@ -100,9 +104,9 @@ def plan_for(placement: str) -> tuple[Source, ...]:
 class Policy:
     """The numbers behind the rules (from Settings)."""
 
-    email_repeat_days: float = 7.0   # an item mailed to a customer is not mailed again for this long
+    email_repeat_days: float = 7.0  # an item mailed to a customer is not mailed again for this long
     email_retry_minutes: float = 60.0  # a served e-mail offer counts as mailed once this old (retries)
-    owned_days: float = 180.0        # accessories are promoted for purchases this recent
+    owned_days: float = 180.0  # accessories are promoted for purchases this recent
 
 
 # -- consent and mail history -------------------------------------------------------------------------
@@ -124,7 +128,8 @@ def mailed_items(
     quoted: list[str] = []
     for item_id, rec_id in conn.execute(
         "SELECT item_id, recommendation_id FROM events WHERE customer_id=? AND type='EMAIL_SENT'"
-        " AND occurred_at>=?", (customer_id, since),
+        " AND occurred_at>=?",
+        (customer_id, since),
     ):
         if item_id:
             mailed.add(item_id)
@@ -132,13 +137,16 @@ def mailed_items(
             quoted.append(rec_id)
     for (items,) in conn.execute(
         "SELECT items FROM recommendations WHERE customer_id=? AND channel='EMAIL' AND served_at>=?"
-        " AND served_at<?", (customer_id, since, float("inf") if served_before is None else served_before),
+        " AND served_at<?",
+        (customer_id, since, float("inf") if served_before is None else served_before),
     ):
         mailed.update(json.loads(items))
     for start in range(0, len(quoted), 500):
-        chunk = quoted[start:start + 500]
+        chunk = quoted[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        for (items,) in conn.execute(f"SELECT items FROM recommendations WHERE recommendation_id IN ({marks})", chunk):
+        for (items,) in conn.execute(
+            f"SELECT items FROM recommendations WHERE recommendation_id IN ({marks})", chunk
+        ):
             mailed.update(json.loads(items))
     return mailed
 
@@ -183,7 +191,10 @@ class CallerFilter:
 
 
 def channel_filter(
-    rule: ChannelRule, store_id: str, snapshot: CatalogSnapshot, caller: CallerFilter,
+    rule: ChannelRule,
+    store_id: str,
+    snapshot: CatalogSnapshot,
+    caller: CallerFilter,
     mailed: AbstractSet[str] = frozenset(),
 ) -> Callable[[str], bool]:
     """What this channel (and the caller) lets through; a predicate on item ids, never a reordering."""
@@ -224,8 +235,13 @@ def live_offer(item: Item, now: float | None = None) -> Offer:
     live = (o.valid_from is None or o.valid_from <= now) and (o.valid_until is None or now < o.valid_until)
     if live or not o.promo_price:
         return o
-    return Offer(price=o.price or item.price, valid_from=o.valid_from, valid_until=o.valid_until,
-                 offer_id=o.offer_id, currency=o.currency)
+    return Offer(
+        price=o.price or item.price,
+        valid_from=o.valid_from,
+        valid_until=o.valid_until,
+        offer_id=o.offer_id,
+        currency=o.currency,
+    )
 
 
 def effective_price(item: Item, now: float | None = None) -> float:

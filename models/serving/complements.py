@@ -29,7 +29,7 @@ from models.storage.connections import Connections
 
 log = logging.getLogger(__name__)
 
-ACCESSORY = "accessory"              # a catalogue accessory_for link
+ACCESSORY = "accessory"  # a catalogue accessory_for link
 BOUGHT_TOGETHER = "bought_together"  # a learned association
 MAX_TRANSACTION = 50  # larger transactions (bulk buys) say little about what goes together; skipped
 
@@ -39,16 +39,16 @@ class Link:
     """`item_id` complements the anchor item."""
 
     item_id: str
-    kind: str          # ACCESSORY or BOUGHT_TOGETHER
+    kind: str  # ACCESSORY or BOUGHT_TOGETHER
     lift: float = 0.0  # learned links: the pair's lift
-    support: int = 0   # learned links: transactions holding both
+    support: int = 0  # learned links: transactions holding both
 
 
 @dataclass(frozen=True)
 class AssociationTable:
     links: dict[str, tuple[Link, ...]]  # item -> learned complements, highest lift first
     transactions: int
-    key: str = ""                       # what it was built for (the model version)
+    key: str = ""  # what it was built for (the model version)
     built_at: float = 0.0
 
     def of(self, item_id: str) -> tuple[Link, ...]:
@@ -123,7 +123,11 @@ class Complements:
     """The merged complements the recommender asks for; the learned part cached and refreshed."""
 
     def __init__(
-        self, db: Connections, window_days: float = 3.0, min_support: int = 3, min_lift: float = 1.5,
+        self,
+        db: Connections,
+        window_days: float = 3.0,
+        min_support: int = 3,
+        min_lift: float = 1.5,
         ttl_seconds: float = 600.0,
     ) -> None:
         self.db = db
@@ -182,7 +186,9 @@ class Complements:
         table = learn(transactions(rows, self.window_days), self.min_support, self.min_lift, key=key)
         log.info(
             "complements learned from %d transactions: %d items with complements in %.2fs",
-            table.transactions, len(table.links), time.perf_counter() - started,
+            table.transactions,
+            len(table.links),
+            time.perf_counter() - started,
         )
         return table
 

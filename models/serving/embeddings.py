@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.learning.artifact import ModelArtifact
 from models.catalog import CatalogSnapshot
+from models.learning.artifact import ModelArtifact
 from models.learning.dataset import item_feature_tokens
 
 
@@ -23,10 +23,10 @@ from models.learning.dataset import item_feature_tokens
 class ItemSpace:
     """Every rankable item: the model's items plus catalogue items placed from their features."""
 
-    ids: np.ndarray            # object array of item ids
+    ids: np.ndarray  # object array of item ids
     index: dict[str, int]
-    scoring: np.ndarray        # float32 items x (d + 1): vector and bias, for user scoring
-    unit: np.ndarray           # float32 items x d: L2-normalised vectors, for similarity
+    scoring: np.ndarray  # float32 items x (d + 1): vector and bias, for user scoring
+    unit: np.ndarray  # float32 items x d: L2-normalised vectors, for similarity
     from_features: frozenset[str]  # ids placed from features only
     catalog_version: int
     # figures derived from the arrays, computed on first use (models/serving/repurchase.py: score moments)
@@ -47,9 +47,7 @@ class RankingModel:
         self._users = np.ascontiguousarray(vectors, dtype=np.float32)
         d = vectors.shape[1]
         self._artifact_items = (artifact.item_ids.astype(object), artifact.item_vectors, artifact.item_biases)
-        self._features = {
-            str(name): i for i, name in enumerate(artifact.item_feature_names)
-        }
+        self._features = {str(name): i for i, name in enumerate(artifact.item_feature_names)}
         self._feature_vectors = artifact.item_feature_vectors
         self._feature_biases = artifact.item_feature_biases
         self.dim = d
@@ -122,8 +120,12 @@ class RankingModel:
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         unit = (vecs / np.maximum(norms, 1e-12)).astype(np.float32)
         return ItemSpace(
-            ids=all_ids, index={i: n for n, i in enumerate(all_ids.tolist())}, scoring=scoring, unit=unit,
-            from_features=frozenset(extra_ids), catalog_version=catalog.version if catalog is not None else -1,
+            ids=all_ids,
+            index={i: n for n, i in enumerate(all_ids.tolist())},
+            scoring=scoring,
+            unit=unit,
+            from_features=frozenset(extra_ids),
+            catalog_version=catalog.version if catalog is not None else -1,
         )
 
     # -- scoring --------------------------------------------------------------------------------
@@ -131,9 +133,15 @@ class RankingModel:
     def score_user(self, space: ItemSpace, row: int) -> np.ndarray:
         return space.scoring @ self.user_vector(row)
 
-    def score_session(self, space: ItemSpace, item_rows: list[int], weights: list[float] | None = None) -> np.ndarray:
+    def score_session(
+        self, space: ItemSpace, item_rows: list[int], weights: list[float] | None = None
+    ) -> np.ndarray:
         """Scores for a visitor known only by the items of their session: their mean vector."""
-        w = np.ones(len(item_rows), dtype=np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
+        w = (
+            np.ones(len(item_rows), dtype=np.float32)
+            if weights is None
+            else np.asarray(weights, dtype=np.float32)
+        )
         vec = (space.scoring[item_rows, : self.dim] * w[:, None]).sum(axis=0) / max(float(w.sum()), 1e-9)
         return space.scoring[:, : self.dim] @ vec + space.scoring[:, self.dim]
 

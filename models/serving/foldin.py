@@ -22,15 +22,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.serving import repurchase
 from models.catalog import CatalogSnapshot
-from models.settings import Settings
-from models.learning.dataset import EVENT_WEIGHTS, parse_event_weights
-from models.serving.embeddings import ItemSpace, RankingModel
 from models.events import EventStore
+from models.learning.dataset import EVENT_WEIGHTS, parse_event_weights
+from models.serving import repurchase
+from models.serving.embeddings import ItemSpace, RankingModel
+from models.settings import Settings
 
 NEWCOMER_DAYS = 30  # a customer unknown to the model: their events since this long before the model's data
-MAX_FRESH = 50      # newest fresh events read per request
+MAX_FRESH = 50  # newest fresh events read per request
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,10 @@ class Tuning:
     @classmethod
     def from_settings(cls, s: Settings) -> Tuning:
         return cls(
-            prior=s.foldin_prior, half_life_hours=s.foldin_half_life_hours,
-            event_weights=parse_event_weights(s.event_weights), repurchase_weight=s.repurchase_weight,
+            prior=s.foldin_prior,
+            half_life_hours=s.foldin_half_life_hours,
+            event_weights=parse_event_weights(s.event_weights),
+            repurchase_weight=s.repurchase_weight,
             repurchase_half_life_days=s.repurchase_half_life_days,
         )
 
@@ -78,8 +80,9 @@ def fresh_direction(
     return direction, float(ws.sum()), str(space.ids[rows[int(np.argmax(ws))]])
 
 
-def folded_vector(user: np.ndarray | None, direction: np.ndarray, weight: float, prior: float,
-                  typical_norm: float) -> np.ndarray:
+def folded_vector(
+    user: np.ndarray | None, direction: np.ndarray, weight: float, prior: float, typical_norm: float
+) -> np.ndarray:
     """The user vector (with its trailing bias 1) moved towards `direction` by weight / (weight + prior)."""
     dim = len(direction)
     norm = float(np.linalg.norm(direction)) or 1.0
@@ -90,13 +93,21 @@ def folded_vector(user: np.ndarray | None, direction: np.ndarray, weight: float,
         return out
     base = user[:dim]
     share = weight / (weight + prior) if prior > 0 else 1.0
-    out[:dim] = (1.0 - share) * base + share * direction * ((float(np.linalg.norm(base)) or typical_norm) / norm)
+    out[:dim] = (1.0 - share) * base + share * direction * (
+        (float(np.linalg.norm(base)) or typical_norm) / norm
+    )
     return out
 
 
 def known_customer_scores(
-    model: RankingModel, space: ItemSpace, store: EventStore, customer_id: str, user: np.ndarray,
-    snapshot: CatalogSnapshot, tuning: Tuning, bought: Sequence[tuple[str, float, int]] | None = None,
+    model: RankingModel,
+    space: ItemSpace,
+    store: EventStore,
+    customer_id: str,
+    user: np.ndarray,
+    snapshot: CatalogSnapshot,
+    tuning: Tuning,
+    bought: Sequence[tuple[str, float, int]] | None = None,
 ) -> np.ndarray:
     """Scores of a customer the model knows (`user`: their vector with its bias column): folded
     towards their fresh events, their own repeatable purchases (`bought`, read here if None) blended in."""
@@ -106,12 +117,20 @@ def known_customer_scores(
     if found is not None:
         direction, weight, _ = found
         user = folded_vector(user, direction, weight, tuning.prior, model.typical_user_norm)
-    return _with_repurchase(space.scoring @ user, space, store, customer_id, snapshot, ref, tuning, bought, user)
+    return _with_repurchase(
+        space.scoring @ user, space, store, customer_id, snapshot, ref, tuning, bought, user
+    )
 
 
 def newcomer_scores(
-    model: RankingModel, space: ItemSpace, store: EventStore, customer_id: str, context_items: Sequence[str],
-    snapshot: CatalogSnapshot, tuning: Tuning, bought: Sequence[tuple[str, float, int]] | None = None,
+    model: RankingModel,
+    space: ItemSpace,
+    store: EventStore,
+    customer_id: str,
+    context_items: Sequence[str],
+    snapshot: CatalogSnapshot,
+    tuning: Tuning,
+    bought: Sequence[tuple[str, float, int]] | None = None,
 ) -> tuple[np.ndarray, str] | None:
     """Scores of a customer newer than the model, folded in from their first events (and the page's items)."""
     ref = reference_time(model)
@@ -123,13 +142,21 @@ def newcomer_scores(
         return None
     direction, _, anchor = found
     user = folded_vector(None, direction, 0.0, tuning.prior, model.typical_user_norm)
-    scores = _with_repurchase(space.scoring @ user, space, store, customer_id, snapshot, ref, tuning, bought, user)
+    scores = _with_repurchase(
+        space.scoring @ user, space, store, customer_id, snapshot, ref, tuning, bought, user
+    )
     return scores, anchor
 
 
 def _with_repurchase(
-    scores: np.ndarray, space: ItemSpace, store: EventStore, customer_id: str, snapshot: CatalogSnapshot,
-    ref: float, tuning: Tuning, bought: Sequence[tuple[str, float, int]] | None = None,
+    scores: np.ndarray,
+    space: ItemSpace,
+    store: EventStore,
+    customer_id: str,
+    snapshot: CatalogSnapshot,
+    ref: float,
+    tuning: Tuning,
+    bought: Sequence[tuple[str, float, int]] | None = None,
     user: np.ndarray | None = None,
 ) -> np.ndarray:
     """`scores` (= space.scoring @ user) with the customer's repeatable purchases blended in."""
@@ -138,6 +165,12 @@ def _with_repurchase(
     if bought is None:
         bought = repurchase.purchases(store, customer_id)
     return repurchase.blend(
-        scores, space.index, bought, snapshot, ref, tuning.repurchase_weight, tuning.repurchase_half_life_days,
+        scores,
+        space.index,
+        bought,
+        snapshot,
+        ref,
+        tuning.repurchase_weight,
+        tuning.repurchase_half_life_days,
         spread=functools.partial(repurchase.score_spread, space, user) if user is not None else None,
     )

@@ -19,7 +19,9 @@ _SCORE = (
 
 
 class Popularity:
-    def __init__(self, db: Connections, window_days: int, ttl_seconds: float = 60.0, depth: int = 500) -> None:
+    def __init__(
+        self, db: Connections, window_days: int, ttl_seconds: float = 60.0, depth: int = 500
+    ) -> None:
         self.db = db
         self.window = window_days * 86400.0
         self.ttl = ttl_seconds

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.catalog import CatalogSnapshot
+from models.serving.channel_rules import Source
 from models.serving.complements import ACCESSORY, Complements
 from models.serving.embeddings import ItemSpace, RankingModel
 from models.serving.reasons import Reason
-from models.serving.channel_rules import Source
 
 MAX_OWNED_ANCHORS = 10  # most recent purchases whose complements are promoted
 
@@ -30,8 +30,8 @@ class Affinity:
 
     space: ItemSpace
     scores: np.ndarray
-    basis: str            # "personalised" (their own vector) or "similar_items" (their session's items)
-    anchor: str = ""      # similar_items: the session item the reason names
+    basis: str  # "personalised" (their own vector) or "similar_items" (their session's items)
+    anchor: str = ""  # similar_items: the session item the reason names
 
     def of(self, item_id: str) -> float | None:
         row = self.space.index.get(item_id)
@@ -50,21 +50,24 @@ class RankingState:
     model: RankingModel | None = None
     affinity: Affinity | None = None
     popular: Iterable[tuple[str, float, str]] = ()  # (item, score, reason code), best first, lazily
-    owned_since: float = 0.0                        # purchases after this time anchor complements
+    owned_since: float = 0.0  # purchases after this time anchor complements
     complements_key: str = ""
 
 
 @dataclass(slots=True)
 class Candidate:
     item_id: str
-    raw: float | None   # the source's own score (affinity, similarity, popularity); None = unscored
-    source: str         # what filled it: complements, similar_to_item, personalised, similar_items, popular
-    tier: int           # position of its source in the plan
+    raw: float | None  # the source's own score (affinity, similarity, popularity); None = unscored
+    source: str  # what filled it: complements, similar_to_item, personalised, similar_items, popular
+    tier: int  # position of its source in the plan
     reason: Reason
 
 
 def ranking(
-    plan: Sequence[Source], state: RankingState, complements: Complements | None, allowed: Callable[[str], bool],
+    plan: Sequence[Source],
+    state: RankingState,
+    complements: Complements | None,
+    allowed: Callable[[str], bool],
 ) -> Iterator[Candidate]:
     """Candidates best first: each source in turn, its cap counted on items that pass `allowed`."""
     seen: set[str] = set()
@@ -93,17 +96,22 @@ def take(cands: Iterable[Candidate], k: int, passes: Callable[[str], bool]) -> l
 
 def final_score(cand: Candidate, tiers: int) -> float:
     """Non-increasing down any response: earlier sources score higher; within one, its own score."""
-    squashed = 0.0 if cand.raw is None or math.isnan(cand.raw) else 0.5 + 0.5 * cand.raw / (1.0 + abs(cand.raw))
+    squashed = (
+        0.0 if cand.raw is None or math.isnan(cand.raw) else 0.5 + 0.5 * cand.raw / (1.0 + abs(cand.raw))
+    )
     return (tiers - cand.tier) + min(squashed, 0.999999)
 
 
 # -- sources ---------------------------------------------------------------------------------------
 
 
-def _source(name: str, tier: int, state: RankingState, complements: Complements | None) -> Iterator[Candidate]:
+def _source(
+    name: str, tier: int, state: RankingState, complements: Complements | None
+) -> Iterator[Candidate]:
     if name == "basket_complements":
         return _complements_of(
-            [(i, None) for i in dict.fromkeys(state.basket)], "accessory_for_basket", tier, state, complements)
+            [(i, None) for i in dict.fromkeys(state.basket)], "accessory_for_basket", tier, state, complements
+        )
     if name == "owned_complements":
         recent = sorted(((t, i) for i, t in state.purchases.items() if t >= state.owned_since), reverse=True)
         anchors: list[tuple[str, float | None]] = [(i, t) for t, i in recent[:MAX_OWNED_ANCHORS]]
@@ -118,7 +126,10 @@ def _source(name: str, tier: int, state: RankingState, complements: Complements 
 
 
 def _complements_of(
-    anchors: list[tuple[str, float | None]], accessory_code: str, tier: int, state: RankingState,
+    anchors: list[tuple[str, float | None]],
+    accessory_code: str,
+    tier: int,
+    state: RankingState,
     complements: Complements | None,
 ) -> Iterator[Candidate]:
     """Complements of the anchors, ranked by the customer's affinity (catalogue links, then lift, when
@@ -136,7 +147,11 @@ def _complements_of(
         raw = state.affinity.of(link.item_id) if state.affinity is not None else None
         found[link.item_id] = Candidate(link.item_id, raw, "complements", tier, reason)
         order[link.item_id] = (
-            raw is None, -(raw or 0.0), link.kind != ACCESSORY, -link.lift, link.item_id,
+            raw is None,
+            -(raw or 0.0),
+            link.kind != ACCESSORY,
+            -link.lift,
+            link.item_id,
         )
     return iter(sorted(found.values(), key=lambda c: order[c.item_id]))
 
@@ -151,7 +166,9 @@ def _similar_to_context(tier: int, state: RankingState) -> Iterator[Candidate]:
     anchor = str(space.ids[rows[0]])
     sims = state.model.similarity(space, rows)
     for item_id, s in descending(space.ids, sims):
-        yield Candidate(item_id, s, "similar_to_item", tier, Reason("similar_to_item", related_item_id=anchor))
+        yield Candidate(
+            item_id, s, "similar_to_item", tier, Reason("similar_to_item", related_item_id=anchor)
+        )
 
 
 def _personalised(tier: int, state: RankingState) -> Iterator[Candidate]:
@@ -188,7 +205,11 @@ def descending(ids: np.ndarray, scores: np.ndarray) -> Iterator[tuple[str, float
 
 
 def similar_items(
-    model: RankingModel, snapshot: CatalogSnapshot, item_id: str, allowed: Callable[[str], bool], k: int,
+    model: RankingModel,
+    snapshot: CatalogSnapshot,
+    item_id: str,
+    allowed: Callable[[str], bool],
+    k: int,
 ) -> list[Candidate]:
     """Items closest to one item in the embedding space (SimilarItems, product pages)."""
     space = model.items(snapshot)
@@ -199,7 +220,9 @@ def similar_items(
     out: list[Candidate] = []
     for other, s in descending(space.ids, sims):
         if other != item_id and allowed(other):
-            out.append(Candidate(other, s, "similar_to_item", 0, Reason("similar_to_item", related_item_id=item_id)))
+            out.append(
+                Candidate(other, s, "similar_to_item", 0, Reason("similar_to_item", related_item_id=item_id))
+            )
             if len(out) == k:
                 break
     return out

@@ -40,8 +40,12 @@ CODES: Mapping[str, str] = {
 }
 
 CHANNEL_WORDS: Mapping[str, str] = {
-    "WEB": "in our web shop", "APP": "in our app", "EMAIL": "with our subscribers", "POS": "in our stores",
-    "CALL_CENTER": "with our customers", "ADS": "with our customers",
+    "WEB": "in our web shop",
+    "APP": "in our app",
+    "EMAIL": "with our subscribers",
+    "POS": "in our stores",
+    "CALL_CENTER": "with our customers",
+    "ADS": "with our customers",
 }
 
 

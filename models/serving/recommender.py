@@ -23,22 +23,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.serving import ranking
-from models.serving import foldin
-from models.serving import reasons
-from models.serving import repurchase
-from models.serving import channel_rules
-from models.serving.ranking import Affinity, Candidate, RankingState
 from models.catalog import Catalog, CatalogSnapshot
-from models.serving.complements import Complements
 from models.domain import CHANNELS, Identifier, Offer
 from models.errors import InvalidArgument, NotFound
-from models.serving.popularity import Popularity
+from models.events import EventStore
+from models.serving import channel_rules, foldin, ranking, reasons, repurchase
+from models.serving.complements import Complements
 from models.serving.embeddings import RankingModel
+from models.serving.popularity import Popularity
+from models.serving.ranking import Affinity, Candidate, RankingState
 from models.serving.reasons import Reason
 from models.serving.registry import ModelRegistry
 from models.serving.served import Served, ServedLog
-from models.events import EventStore
 from models.validation import check_batch_size, check_identifier, check_k
 
 SESSION_DAYS = 30  # how far back a customer's own events count as their session
@@ -106,8 +102,9 @@ class Recommender:
         self.policy = policy or channel_rules.Policy()
         self.tuning = tuning or foldin.Tuning()
         # Consent, set by the service from models/privacy/rights.py: (customer_id, channel, purpose) -> allowed.
-        self.has_consent: Callable[[str, str, str], bool] = lambda customer_id, channel, purpose: channel_rules.has_consent(
-            self.store.db.reader(), customer_id, channel, purpose)
+        self.has_consent: Callable[[str, str, str], bool] = lambda customer_id, channel, purpose: (
+            channel_rules.has_consent(self.store.db.reader(), customer_id, channel, purpose)
+        )
 
     def recommend(self, q: RecommendQuery) -> Recommendation:
         k = self._validate(q)
@@ -116,21 +113,37 @@ class Recommender:
         model = self.registry.current
         version = model.version if model is not None else ""
         rule = channel_rules.rule_for(q.channel)
-        if rule.consent and not (customer_id and self.has_consent(customer_id, q.channel, rule.consent)):  # no recorded consent for this channel: nothing may be offered here
-            return Recommendation(uuid.uuid4().hex, customer_id or "", customer_id is not None, [], version,
-                                  "no_consent")
-        history = self.store.purchase_history(customer_id) if customer_id is not None else []  # read once per request
+        if rule.consent and not (
+            customer_id and self.has_consent(customer_id, q.channel, rule.consent)
+        ):  # no recorded consent for this channel: nothing may be offered here
+            return Recommendation(
+                uuid.uuid4().hex, customer_id or "", customer_id is not None, [], version, "no_consent"
+            )
+        history = (
+            self.store.purchase_history(customer_id) if customer_id is not None else []
+        )  # read once per request
         purchases = dict(self.store.purchased_items(customer_id, history)) if customer_id is not None else {}
-        excluded = set(q.basket_item_ids) | set(q.item_ids) | channel_rules.owned_durables(purchases.items(), snapshot)
+        excluded = (
+            set(q.basket_item_ids)
+            | set(q.item_ids)
+            | channel_rules.owned_durables(purchases.items(), snapshot)
+        )
         arm = "holdout" if customer_id and in_holdout(customer_id, self.holdout) else "personalised"
         # A customer who refused profiling is ranked like a visitor: from this request's context only
         # (what they bought is still never offered again, but it no longer steers the ranking).
-        profiled = customer_id if customer_id and self.has_consent(customer_id, q.channel, "profiling") else None
+        profiled = (
+            customer_id if customer_id and self.has_consent(customer_id, q.channel, "profiling") else None
+        )
 
         state = RankingState(
-            snapshot=snapshot, customer_id=profiled, purchases=purchases if profiled else {}, basket=q.basket_item_ids,
-            context=q.item_ids, owned_since=time.time() - self.policy.owned_days * 86400.0,
-            popular=self._popular_list(q, profiled), complements_key=version,
+            snapshot=snapshot,
+            customer_id=profiled,
+            purchases=purchases if profiled else {},
+            basket=q.basket_item_ids,
+            context=q.item_ids,
+            owned_since=time.time() - self.policy.owned_days * 86400.0,
+            popular=self._popular_list(q, profiled),
+            complements_key=version,
         )
         plan = channel_rules.plan_for(q.placement)
         if model is not None and arm == "personalised":
@@ -141,8 +154,12 @@ class Recommender:
         mailed: set[str] = set()
         if rule.hold_back_mailed and customer_id:
             now = time.time()
-            mailed = channel_rules.mailed_items(self.store.db.reader(), customer_id, now - self.policy.email_repeat_days * 86400.0,
-                                        served_before=now - self.policy.email_retry_minutes * 60.0)
+            mailed = channel_rules.mailed_items(
+                self.store.db.reader(),
+                customer_id,
+                now - self.policy.email_repeat_days * 86400.0,
+                served_before=now - self.policy.email_retry_minutes * 60.0,
+            )
         passes = channel_rules.channel_filter(rule, q.store_id, snapshot, _caller_filter(q), mailed)
         ranked = ranking.ranking(plan, state, self.complements, channel_rules.base_filter(snapshot, excluded))
         chosen = ranking.take(ranked, k, passes)
@@ -151,19 +168,36 @@ class Recommender:
         if arm == "holdout":
             strategy = "holdout_popular"
         rec = Recommendation(
-            recommendation_id=uuid.uuid4().hex, customer_id=customer_id or "", recognised=customer_id is not None,
+            recommendation_id=uuid.uuid4().hex,
+            customer_id=customer_id or "",
+            recognised=customer_id is not None,
             items=[self.decorate(c, len(plan), snapshot, q) for c in chosen],
-            model_version=version, strategy=strategy,
+            model_version=version,
+            strategy=strategy,
         )
         if rec.items:
-            self.served.record(Served(
-                rec.recommendation_id, rec.customer_id, q.channel, q.placement, [r.item_id for r in rec.items],
-                strategy, rec.model_version, arm, time.time(),
-            ))
+            self.served.record(
+                Served(
+                    rec.recommendation_id,
+                    rec.customer_id,
+                    q.channel,
+                    q.placement,
+                    [r.item_id for r in rec.items],
+                    strategy,
+                    rec.model_version,
+                    arm,
+                    time.time(),
+                )
+            )
         return rec
 
     def recommend_batch(
-        self, who: list[Identifier], channel: str, placement: str = "", k: int = 0, explain: bool = False,
+        self,
+        who: list[Identifier],
+        channel: str,
+        placement: str = "",
+        k: int = 0,
+        explain: bool = False,
     ) -> Iterator[Recommendation]:
         """One recommendation per identifier, in order, produced as the caller consumes them."""
         check_batch_size(len(who), "who", "customer", MAX_BATCH_CUSTOMERS)
@@ -172,27 +206,43 @@ class Recommender:
         first = RecommendQuery(channel=channel, placement=placement, k=k)
         self._validate(first)
         return (
-            self.recommend(RecommendQuery(channel=channel, who=ident, placement=first.placement, k=k, explain=explain))
+            self.recommend(
+                RecommendQuery(channel=channel, who=ident, placement=first.placement, k=k, explain=explain)
+            )
             for ident in who
         )
 
     def similar_items(
-        self, item_id: str, k: int = 0, channel: str = "", store_id: str = "", explain: bool = True,
+        self,
+        item_id: str,
+        k: int = 0,
+        channel: str = "",
+        store_id: str = "",
+        explain: bool = True,
     ) -> tuple[list[Recommended], str]:
         """Items closest to one item (product pages), filtered by a channel's stock rule when given."""
         if not item_id:
             raise InvalidArgument("item_id", "is required")
         k = check_k(k, self.max_k)
         if channel and channel not in CHANNELS:
-            raise InvalidArgument("channel", f"must be one of {', '.join(CHANNELS)} or unset, got {channel!r}")
+            raise InvalidArgument(
+                "channel", f"must be one of {', '.join(CHANNELS)} or unset, got {channel!r}"
+            )
         snapshot = self.catalog.snapshot()
         model = self.registry.current
         known_to_model = model is not None and item_id in model.items(snapshot).index
         if item_id not in snapshot.items and not known_to_model:
             raise NotFound(f"item_id: no item {item_id!r} in the catalogue")
         caller = channel_rules.CallerFilter(in_stock_only=bool(store_id))
-        passes = channel_rules.channel_filter(channel_rules.rule_for(channel), store_id, snapshot, caller) if channel else (
-            channel_rules.channel_filter(channel_rules.ChannelRule(channel_rules.NO_STOCK), store_id, snapshot, caller))
+        passes = (
+            channel_rules.channel_filter(channel_rules.rule_for(channel), store_id, snapshot, caller)
+            if channel
+            else (
+                channel_rules.channel_filter(
+                    channel_rules.ChannelRule(channel_rules.NO_STOCK), store_id, snapshot, caller
+                )
+            )
+        )
         base = channel_rules.base_filter(snapshot, {item_id})
 
         def allowed(i: str) -> bool:
@@ -213,22 +263,32 @@ class Recommender:
     # -- affinity --------------------------------------------------------------------------------
 
     def _from_model(
-        self, model: RankingModel, snapshot: CatalogSnapshot, customer_id: str | None, q: RecommendQuery,
+        self,
+        model: RankingModel,
+        snapshot: CatalogSnapshot,
+        customer_id: str | None,
+        q: RecommendQuery,
         bought: list[tuple[str, float, int]] | None = None,
     ) -> Affinity | None:
         """The customer's scores over every item: their own vector, else their session's items."""
         space = model.items(snapshot)
         rows = self._user_rows(model, customer_id) if customer_id else []
         if rows:  # merged since training: the mean of the vectors the model has for each merged id
-            user = model.user_vector(rows[0]) if len(rows) == 1 else np.mean([model.user_vector(r) for r in rows], axis=0)
+            user = (
+                model.user_vector(rows[0])
+                if len(rows) == 1
+                else np.mean([model.user_vector(r) for r in rows], axis=0)
+            )
             # fresh events fold in; own repeatable purchases blend in (models/serving/foldin.py)
             scores = foldin.known_customer_scores(
-                model, space, self.store, customer_id or "", user, snapshot, self.tuning, bought)
+                model, space, self.store, customer_id or "", user, snapshot, self.tuning, bought
+            )
             return Affinity(space, scores, "personalised")
         session = list(q.item_ids) + list(q.basket_item_ids)
         if customer_id:  # known to the store but newer than the model: folded in from their first events
-            folded = foldin.newcomer_scores(model, space, self.store, customer_id, session, snapshot, self.tuning,
-                                            bought)
+            folded = foldin.newcomer_scores(
+                model, space, self.store, customer_id, session, snapshot, self.tuning, bought
+            )
             if folded is not None:
                 return Affinity(space, folded[0], "similar_items", folded[1])
         rows = [space.index[i] for i in dict.fromkeys(session) if i in space.index]
@@ -261,7 +321,9 @@ class Recommender:
 
     def _validate(self, q: RecommendQuery) -> int:
         if q.channel not in CHANNELS:
-            raise InvalidArgument("channel", f"must be set to one of {', '.join(CHANNELS)}, got {q.channel!r}")
+            raise InvalidArgument(
+                "channel", f"must be set to one of {', '.join(CHANNELS)}, got {q.channel!r}"
+            )
         if q.who is not None:
             check_identifier(q.who, "who")
         if q.max_price < 0 or not np.isfinite(q.max_price):
@@ -293,8 +355,10 @@ def in_holdout(customer_id: str, share: float) -> bool:
 
 def _caller_filter(q: RecommendQuery) -> channel_rules.CallerFilter:
     return channel_rules.CallerFilter(
-        categories=frozenset(q.categories), exclude_item_ids=frozenset(q.exclude_item_ids),
-        max_price=q.max_price, in_stock_only=q.in_stock_only,
+        categories=frozenset(q.categories),
+        exclude_item_ids=frozenset(q.exclude_item_ids),
+        max_price=q.max_price,
+        in_stock_only=q.in_stock_only,
     )
 
 

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from models.learning.artifact import ModelArtifact, write_atomic
 from models.errors import NotFound
+from models.learning.artifact import ModelArtifact, write_atomic
 from models.serving.embeddings import RankingModel
 
 log = logging.getLogger(__name__)
@@ -44,14 +44,14 @@ class ModelRegistry:
 
     def rollback(self, version: str) -> RankingModel:
         if not (self.folder / version / "manifest.json").exists():
-            raise NotFound(f"model_version: {version!r} is not kept (kept: {', '.join(self.versions()) or 'none'})")
+            raise NotFound(
+                f"model_version: {version!r} is not kept (kept: {', '.join(self.versions()) or 'none'})"
+            )
         return self._activate(version, RankingModel(ModelArtifact.load(self.folder / version)))
 
     def versions(self) -> list[str]:
         """Kept versions, newest first (names sort by time)."""
-        return sorted(
-            (p.name for p in self.folder.iterdir() if (p / "manifest.json").exists()), reverse=True
-        )
+        return sorted((p.name for p in self.folder.iterdir() if (p / "manifest.json").exists()), reverse=True)
 
     def manifest(self, version: str) -> dict[str, Any]:
         return json.loads((self.folder / version / "manifest.json").read_text())
@@ -100,7 +100,7 @@ class ModelRegistry:
 
     def _prune(self) -> None:
         serving = self._loaded_pointer
-        for old in self.versions()[self.keep:]:
+        for old in self.versions()[self.keep :]:
             if old != serving:
                 shutil.rmtree(self.folder / old, ignore_errors=True)
 

@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from models.catalog import CatalogSnapshot
-from models.serving.embeddings import ItemSpace
 from models.events import EventStore
+from models.serving.embeddings import ItemSpace
 
 DAY = 86400.0
 
@@ -31,7 +31,9 @@ def purchases(store: EventStore, customer_id: str) -> list[tuple[str, float, int
 
 def from_history(history: Sequence[tuple[str, str, float, int]]) -> list[tuple[str, float, int]]:
     """purchases() from an already read EventStore.purchase_history (returns do not count here)."""
-    return [(item_id, last, n) for item_id, etype, last, n in history if etype == "PURCHASE" and item_id != ""]
+    return [
+        (item_id, last, n) for item_id, etype, last, n in history if etype == "PURCHASE" and item_id != ""
+    ]
 
 
 def score_spread(space: ItemSpace, user: np.ndarray) -> float | None:
@@ -54,7 +56,7 @@ def _covariance(rows: np.ndarray, chunk: int = 2048) -> np.ndarray | bool:
     mean = rows.mean(axis=0, dtype=np.float64)
     acc = np.zeros((rows.shape[1], rows.shape[1]), dtype=np.float64)
     for start in range(0, len(rows), chunk):
-        centred = rows[start:start + chunk].astype(np.float64) - mean
+        centred = rows[start : start + chunk].astype(np.float64) - mean
         acc += centred.T @ centred
     return acc / len(rows)
 

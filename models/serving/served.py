@@ -101,8 +101,17 @@ class ServedLog:
                     "INSERT OR REPLACE INTO recommendations (recommendation_id, customer_id, channel, placement,"
                     " items, strategy, model_version, arm, served_at) VALUES (?,?,?,?,?,?,?,?,?)",
                     [
-                        (s.recommendation_id, s.customer_id, s.channel, s.placement, json.dumps(s.item_ids),
-                         s.strategy, s.model_version, s.arm, s.served_at)
+                        (
+                            s.recommendation_id,
+                            s.customer_id,
+                            s.channel,
+                            s.placement,
+                            json.dumps(s.item_ids),
+                            s.strategy,
+                            s.model_version,
+                            s.arm,
+                            s.served_at,
+                        )
                         for s in batch
                     ],
                 )

@@ -31,9 +31,20 @@ def create_schema(conn: sqlite3.Connection) -> None:
     if "events" not in db.table_names():
         db.table("events").create(
             {
-                "seq": int, "event_id": str, "customer_id": str, "channel": str, "type": str,
-                "item_id": str, "quantity": int, "price": float, "store_id": str, "order_id": str,
-                "recommendation_id": str, "occurred_at": float, "received_at": float, "attributes": str,
+                "seq": int,
+                "event_id": str,
+                "customer_id": str,
+                "channel": str,
+                "type": str,
+                "item_id": str,
+                "quantity": int,
+                "price": float,
+                "store_id": str,
+                "order_id": str,
+                "recommendation_id": str,
+                "occurred_at": float,
+                "received_at": float,
+                "attributes": str,
             },
             pk="seq",
             not_null={"event_id", "customer_id", "channel", "type", "occurred_at"},
@@ -46,10 +57,16 @@ def create_schema(conn: sqlite3.Connection) -> None:
     if "identifiers" not in db.table_names():
         db.table("identifiers").create(
             {
-                "kind": str, "value_key": str, "customer_id": str, "display": str, "created_at": float,
-                "shared": int, "links": int,  # the identity graph's over-merging guard (models/identity/graph.py)
+                "kind": str,
+                "value_key": str,
+                "customer_id": str,
+                "display": str,
+                "created_at": float,
+                "shared": int,
+                "links": int,  # the identity graph's over-merging guard (models/identity/graph.py)
             },
-            pk=("kind", "value_key"), defaults={"shared": 0, "links": 0},
+            pk=("kind", "value_key"),
+            defaults={"shared": 0, "links": 0},
         )
         db.table("identifiers").create_index(["customer_id"])
     for column in ("shared", "links"):  # files made before the identity graph
@@ -58,7 +75,8 @@ def create_schema(conn: sqlite3.Connection) -> None:
     if "customer_merges" not in db.table_names():
         # Ids merged away into a surviving customer: their model rows still stand for the survivor.
         db.table("customer_merges").create(
-            {"merged_id": str, "customer_id": str, "merged_at": float}, pk="merged_id",
+            {"merged_id": str, "customer_id": str, "merged_at": float},
+            pk="merged_id",
         )
         db.table("customer_merges").create_index(["customer_id"])
     if "customers" not in db.table_names():
@@ -66,14 +84,24 @@ def create_schema(conn: sqlite3.Connection) -> None:
     if "items" not in db.table_names():
         db.table("items").create(
             {
-                "item_id": str, "title": str, "category": str, "brand": str, "price": float,
-                "repeatable": int, "active": int, "attributes": str, "accessory_for": str,
-                "offer": str, "updated_at": float,
+                "item_id": str,
+                "title": str,
+                "category": str,
+                "brand": str,
+                "price": float,
+                "repeatable": int,
+                "active": int,
+                "attributes": str,
+                "accessory_for": str,
+                "offer": str,
+                "updated_at": float,
             },
             pk="item_id",
         )
     if "stock" not in db.table_names():
-        db.table("stock").create({"item_id": str, "store_id": str, "quantity": int}, pk=("item_id", "store_id"))
+        db.table("stock").create(
+            {"item_id": str, "store_id": str, "quantity": int}, pk=("item_id", "store_id")
+        )
     if "accessories" not in db.table_names():
         db.table("accessories").create({"accessory_id": str, "item_id": str}, pk=("accessory_id", "item_id"))
         db.table("accessories").create_index(["item_id"])
@@ -85,8 +113,15 @@ def create_schema(conn: sqlite3.Connection) -> None:
     if "recommendations" not in db.table_names():
         db.table("recommendations").create(
             {
-                "recommendation_id": str, "customer_id": str, "channel": str, "placement": str,
-                "items": str, "strategy": str, "model_version": str, "arm": str, "served_at": float,
+                "recommendation_id": str,
+                "customer_id": str,
+                "channel": str,
+                "placement": str,
+                "items": str,
+                "strategy": str,
+                "model_version": str,
+                "arm": str,
+                "served_at": float,
             },
             pk="recommendation_id",
         )

@@ -14,15 +14,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from models.settings import Settings, _parse
 from models.service import Seenext
+from models.settings import Settings, _parse
 
 
 def add_commands(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    p = sub.add_parser("import", help="import a dataset into the store (hm, movielens, csv) with a progress bar")
+    p = sub.add_parser(
+        "import", help="import a dataset into the store (hm, movielens, csv) with a progress bar"
+    )
     kinds = p.add_subparsers(dest="kind", required=True)
 
-    k = kinds.add_parser("hm", help="H&M Kaggle files: transactions*, customers*, articles* (.csv[.gz]/.parquet)")
+    k = kinds.add_parser(
+        "hm", help="H&M Kaggle files: transactions*, customers*, articles* (.csv[.gz]/.parquet)"
+    )
     k.add_argument("folder", type=Path)
     k.add_argument("--all-articles", action="store_true", help="the whole catalogue, not only articles sold")
     k.add_argument("--max-rows", type=int, help="only the first N transaction rows (a slice)")
@@ -37,7 +41,9 @@ def add_commands(sub: argparse._SubParsersAction, common: Callable[[argparse.Arg
     k.add_argument("--items", type=Path, help="items CSV")
     k.add_argument("--customers", type=Path, help="customer attributes CSV")
     k.add_argument("--default-channel", default="WEB", help="channel of rows without one (default WEB)")
-    k.add_argument("--default-type", default="PURCHASE", help="event type of rows without one (default PURCHASE)")
+    k.add_argument(
+        "--default-type", default="PURCHASE", help="event type of rows without one (default PURCHASE)"
+    )
     for each in kinds.choices.values():  # what every import takes
         common(each)
         each.add_argument("--train", action="store_true", help="train a model when the import is done")
@@ -47,24 +53,48 @@ def add_commands(sub: argparse._SubParsersAction, common: Callable[[argparse.Arg
     common(p)
     p.add_argument("--name", help="dataset name for the report (default: the data folder's name)")
     p.add_argument("--holdout-days", type=float, default=28.0, help="time split: days held out at the end")
-    p.add_argument("--cutoff", help="time split: explicit cut-off (ISO date/time, UTC) instead of --holdout-days")
-    p.add_argument("--test-days", type=float,
-                   help="time split: test only this many days after the cut-off (a validation window)")
-    p.add_argument("--test-file", type=Path,
-                   help="pairs split: held-out (customer, item) pairs, first two columns (e.g. MovieLens ua.test)")
+    p.add_argument(
+        "--cutoff", help="time split: explicit cut-off (ISO date/time, UTC) instead of --holdout-days"
+    )
+    p.add_argument(
+        "--test-days",
+        type=float,
+        help="time split: test only this many days after the cut-off (a validation window)",
+    )
+    p.add_argument(
+        "--test-file",
+        type=Path,
+        help="pairs split: held-out (customer, item) pairs, first two columns (e.g. MovieLens ua.test)",
+    )
     p.add_argument("-k", "--k", type=int, default=10, help="list length (default 10)")
-    p.add_argument("--truth-types", default="PURCHASE", help="event types to find after the cut (default PURCHASE)")
+    p.add_argument(
+        "--truth-types", default="PURCHASE", help="event types to find after the cut (default PURCHASE)"
+    )
     p.add_argument("--recent-days", type=float, default=7.0, help="window of popularity_recent (default 7)")
     p.add_argument("--methods", help="comma-separated subset of: " + ", ".join(_methods()))
     p.add_argument("--channel", default="WEB", help="channel the pipeline is asked for (default WEB)")
-    p.add_argument("--placement", default="home",
-                   help="placement the pipeline is asked for (default home: owned complements, then the model)")
+    p.add_argument(
+        "--placement",
+        default="home",
+        help="placement the pipeline is asked for (default home: owned complements, then the model)",
+    )
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    p.add_argument("--stale-days", type=float, default=0.0,
-                   help="also rank with a model this many days older than the cut-off, with and without fold-in")
-    p.add_argument("--out", type=Path, help="output prefix for .json and .png (default <data-dir>/evaluation)")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a setting for this run, e.g. --set recency_half_life_days=30 (repeatable)")
+    p.add_argument(
+        "--stale-days",
+        type=float,
+        default=0.0,
+        help="also rank with a model this many days older than the cut-off, with and without fold-in",
+    )
+    p.add_argument(
+        "--out", type=Path, help="output prefix for .json and .png (default <data-dir>/evaluation)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a setting for this run, e.g. --set recency_half_life_days=30 (repeatable)",
+    )
     p.set_defaults(run=cmd_evaluate)
 
 
@@ -75,7 +105,9 @@ def add_insight_commands(
     common(p)
     p.add_argument("--customers", type=int, default=500, help="how many stored customers visit (default 500)")
     p.add_argument("--visits", type=int, default=2, help="visits per customer (default 2)")
-    p.add_argument("--holdout", type=float, help="share kept on the baseline (SEENEXT_HOLDOUT; use the server's)")
+    p.add_argument(
+        "--holdout", type=float, help="share kept on the baseline (SEENEXT_HOLDOUT; use the server's)"
+    )
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(run=cmd_traffic)
 
@@ -83,7 +115,9 @@ def add_insight_commands(
     common(p)
     p.add_argument("which", choices=("channels", "funnels"))
     p.add_argument("--days", type=float, default=30.0, help="period: the last N days (default 30)")
-    p.add_argument("--attribution-days", type=int, default=0, help="channels: window (0 = SEENEXT_ATTRIBUTION_DAYS)")
+    p.add_argument(
+        "--attribution-days", type=int, default=0, help="channels: window (0 = SEENEXT_ATTRIBUTION_DAYS)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=cmd_report)
 
@@ -96,21 +130,31 @@ def cmd_traffic(settings: Settings, args: argparse.Namespace) -> int:
     service = Seenext(settings)
     try:
         # Shoppers who log in: customers with an account id (anonymous devices are not recognised by it).
-        customers = [r[0] for r in service.db.reader().execute(
-            "SELECT DISTINCT value_key FROM identifiers WHERE kind='CUSTOMER_ID' ORDER BY value_key LIMIT ?",
-            (args.customers,))]
+        customers = [
+            r[0]
+            for r in service.db.reader().execute(
+                "SELECT DISTINCT value_key FROM identifiers WHERE kind='CUSTOMER_ID' ORDER BY value_key LIMIT ?",
+                (args.customers,),
+            )
+        ]
         if not customers:
-            raise SystemExit("no customers with a CUSTOMER_ID in the store: import data or run `seenext demo` first")
+            raise SystemExit(
+                "no customers with a CUSTOMER_ID in the store: import data or run `seenext demo` first"
+            )
         started = time.perf_counter()
         tally = simulate(service, customers, visits_per_customer=args.visits, seed=args.seed)
     finally:
         service.close()
     served = sum(tally.recommendations.values())
-    print(f"{len(customers):,} customers, {served:,} recommendations, {tally.events:,} events, "
-          f"{sum(tally.purchases.values()):,} purchases of recommended items, hold-out share {settings.holdout:g}, "
-          f"{time.perf_counter() - started:.1f}s")
+    print(
+        f"{len(customers):,} customers, {served:,} recommendations, {tally.events:,} events, "
+        f"{sum(tally.purchases.values()):,} purchases of recommended items, hold-out share {settings.holdout:g}, "
+        f"{time.perf_counter() - started:.1f}s"
+    )
     if settings.holdout <= 0:
-        print("hint: with SEENEXT_HOLDOUT=0 (or --holdout 0) there is no hold-out arm to measure uplift against")
+        print(
+            "hint: with SEENEXT_HOLDOUT=0 (or --holdout 0) there is no hold-out arm to measure uplift against"
+        )
     return 0
 
 
@@ -124,16 +168,22 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(_plain(report), indent=2))
                 return 0
-            print(f"{'channel':<8}{'arm':<14}{'recs':>7}{'custs':>7}{'impr':>7}{'clicks':>7}{'ctr':>7}"
-                  f"{'conv':>6}{'conv/rec':>9}{'revenue':>10}  bought in")
+            print(
+                f"{'channel':<8}{'arm':<14}{'recs':>7}{'custs':>7}{'impr':>7}{'clicks':>7}{'ctr':>7}"
+                f"{'conv':>6}{'conv/rec':>9}{'revenue':>10}  bought in"
+            )
             for r in report.rows:
                 where = ", ".join(f"{c} {n}" for c, n in sorted(r.conversions_in_channel.items()))
-                print(f"{r.channel:<8}{r.arm:<14}{r.recommendations:>7}{r.customers:>7}{r.impressions:>7}"
-                      f"{r.clicks:>7}{r.click_through:>7.3f}{r.conversions:>6}{r.conversion_rate:>9.3f}"
-                      f"{r.revenue:>10.2f}  {where}")
+                print(
+                    f"{r.channel:<8}{r.arm:<14}{r.recommendations:>7}{r.customers:>7}{r.impressions:>7}"
+                    f"{r.clicks:>7}{r.click_through:>7.3f}{r.conversions:>6}{r.conversion_rate:>9.3f}"
+                    f"{r.revenue:>10.2f}  {where}"
+                )
             for u in report.uplift:
-                print(f"uplift {u.channel}: {u.uplift:+.1%} [{u.ci_low:+.1%}, {u.ci_high:+.1%}] "
-                      f"(conversions per recommendation {u.personalised_rate:.3f} vs hold-out {u.holdout_rate:.3f})")
+                print(
+                    f"uplift {u.channel}: {u.uplift:+.1%} [{u.ci_low:+.1%}, {u.ci_high:+.1%}] "
+                    f"(conversions per recommendation {u.personalised_rate:.3f} vs hold-out {u.holdout_rate:.3f})"
+                )
         else:
             funnels = service.funnel_report(start, end)
             if args.json:
@@ -203,24 +253,35 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         if args.kind == "hm":
             from models.importers.hm import import_hm
 
-            summary = import_hm(args.folder, target, all_articles=args.all_articles, max_rows=args.max_rows,
-                                progress=bar)
+            summary = import_hm(
+                args.folder, target, all_articles=args.all_articles, max_rows=args.max_rows, progress=bar
+            )
         elif args.kind == "movielens":
             from models.importers.movielens import import_movielens
 
-            summary = import_movielens(args.folder, target, ratings_file=args.ratings, max_rows=args.max_rows,
-                                       progress=bar)
+            summary = import_movielens(
+                args.folder, target, ratings_file=args.ratings, max_rows=args.max_rows, progress=bar
+            )
         else:
             from models.importers.generic_csv import import_csv
 
-            summary = import_csv(args.events, target, items_path=args.items, customers_path=args.customers,
-                                 default_channel=args.default_channel, default_type=args.default_type, progress=bar)
+            summary = import_csv(
+                args.events,
+                target,
+                items_path=args.items,
+                customers_path=args.customers,
+                default_channel=args.default_channel,
+                default_type=args.default_type,
+                progress=bar,
+            )
         bar.close()
         print(summary_text(summary.as_dict()))
         if args.train:
             info = service.train()
-            print(f"trained model {info.version}: {info.customers:,} customers, {info.items:,} items, "
-                  f"{info.interactions:,} interactions")
+            print(
+                f"trained model {info.version}: {info.customers:,} customers, {info.items:,} items, "
+                f"{info.interactions:,} interactions"
+            )
     finally:
         service.close()
     return 0
@@ -255,7 +316,9 @@ def _with_overrides(settings: Settings, pairs: list[str]) -> Settings:
         name, sep, raw = pair.partition("=")
         name = name.strip().lower().removeprefix("seenext_")
         if not sep or name not in fields:
-            raise SystemExit(f"--set {pair!r}: expected NAME=VALUE with NAME one of the settings (seenext settings)")
+            raise SystemExit(
+                f"--set {pair!r}: expected NAME=VALUE with NAME one of the settings (seenext settings)"
+            )
         try:
             values[name] = _parse(name, raw.strip(), fields[name].default)
         except ValueError as exc:
@@ -264,9 +327,7 @@ def _with_overrides(settings: Settings, pairs: list[str]) -> Settings:
 
 
 def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
-    from models.evaluation import protocol
-    from models.evaluation import output
-    from models.evaluation import pipeline
+    from models.evaluation import output, pipeline, protocol
 
     settings = _with_overrides(settings, args.set)
     known = pipeline.METHODS + pipeline.STALE_METHODS
@@ -289,23 +350,37 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
     truth_types = [t.strip().upper() for t in args.truth_types.split(",") if t.strip()]
     try:
         if args.test_file:
-            split = protocol.pairs_split(events, catalog, protocol.read_pairs(str(args.test_file)),
-                                           args.test_file.name)
+            split = protocol.pairs_split(
+                events, catalog, protocol.read_pairs(str(args.test_file)), args.test_file.name
+            )
         else:
             cutoff = None
             if args.cutoff:
                 import pandas as pd
 
                 cutoff = pd.Timestamp(args.cutoff, tz="UTC").timestamp()
-            split = protocol.time_split(events, catalog, args.holdout_days, truth_types, cutoff, args.test_days)
+            split = protocol.time_split(
+                events, catalog, args.holdout_days, truth_types, cutoff, args.test_days
+            )
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
-    print(f"{name}: {split.description}; {len(split.truth):,} customers, {len(split.candidates):,} candidates",
-          file=sys.stderr)
+    print(
+        f"{name}: {split.description}; {len(split.truth):,} customers, {len(split.candidates):,} candidates",
+        file=sys.stderr,
+    )
     try:
         report = pipeline.run(
-            name, split, catalog, attributes, settings, args.k, recent_days=args.recent_days, methods=methods,
-            channel=args.channel.upper(), placement=args.placement, resamples=args.bootstrap,
+            name,
+            split,
+            catalog,
+            attributes,
+            settings,
+            args.k,
+            recent_days=args.recent_days,
+            methods=methods,
+            channel=args.channel.upper(),
+            placement=args.placement,
+            resamples=args.bootstrap,
             stale_days=args.stale_days,
             progress=lambda m: print(f"  {m} …", file=sys.stderr, flush=True),
         )

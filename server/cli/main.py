@@ -17,9 +17,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.settings import Settings
 from models.errors import SeenextError
 from models.service import Seenext
+from models.settings import Settings
 
 log = logging.getLogger("seenext")
 
@@ -33,8 +33,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         settings = Settings.from_env(
-            host=getattr(args, "host", None), port=getattr(args, "port", None),
-            data_dir=getattr(args, "data_dir", None), demo=getattr(args, "demo", None),
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+            data_dir=getattr(args, "data_dir", None),
+            demo=getattr(args, "demo", None),
             processes=getattr(args, "processes", None),
         )
     except ValueError as exc:
@@ -50,14 +52,20 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--data-dir", type=Path, help="folder of the SQLite file and models (SEENEXT_DATA_DIR)")
+        p.add_argument(
+            "--data-dir", type=Path, help="folder of the SQLite file and models (SEENEXT_DATA_DIR)"
+        )
 
     p = sub.add_parser("serve", help="start the gRPC server")
     common(p)
     p.add_argument("--host", help="bind address (SEENEXT_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (SEENEXT_PORT, default 50051; 0 = any free port)")
-    p.add_argument("--demo", action=argparse.BooleanOptionalAction, default=None,
-                   help="seed the demo retailer into an empty store and train (SEENEXT_DEMO)")
+    p.add_argument(
+        "--demo",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="seed the demo retailer into an empty store and train (SEENEXT_DEMO)",
+    )
     p.add_argument("--processes", type=int, help="serving processes sharing the port (SEENEXT_PROCESSES)")
     p.set_defaults(run=cmd_serve)
 
@@ -120,12 +128,23 @@ def _serve_many(settings: Settings) -> int:
         Seenext(settings).close()
     except ValueError as exc:
         raise SystemExit(f"seenext: cannot start: {exc}") from None
-    env = dict(os.environ, SEENEXT_CHILD="1", SEENEXT_PROCESSES="1", SEENEXT_DEMO="0",
-               SEENEXT_HOST=settings.host, SEENEXT_PORT=str(settings.port), SEENEXT_DATA_DIR=str(settings.data_dir))
+    env = dict(
+        os.environ,
+        SEENEXT_CHILD="1",
+        SEENEXT_PROCESSES="1",
+        SEENEXT_DEMO="0",
+        SEENEXT_HOST=settings.host,
+        SEENEXT_PORT=str(settings.port),
+        SEENEXT_DATA_DIR=str(settings.data_dir),
+    )
     children = [
-        subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env) for _ in range(settings.processes)
+        subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env)
+        for _ in range(settings.processes)
     ]
-    print(_banner(settings.host, settings.port, header) + text + f"\n({settings.processes} processes)", flush=True)
+    print(
+        _banner(settings.host, settings.port, header) + text + f"\n({settings.processes} processes)",
+        flush=True,
+    )
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
@@ -145,15 +164,21 @@ def prepare_demo(settings: Settings) -> None:
     try:
         if service.store.count_events() == 0:
             started = time.perf_counter()
-            retailer = generator.generate(generator.DemoConfig(
-                customers=settings.demo_customers, items=settings.demo_items,
-                days=settings.demo_days, seed=settings.demo_seed,
-            ))
+            retailer = generator.generate(
+                generator.DemoConfig(
+                    customers=settings.demo_customers,
+                    items=settings.demo_items,
+                    days=settings.demo_days,
+                    seed=settings.demo_seed,
+                )
+            )
             counts = generator.seed(service.store, service.catalog, retailer)
             log.info("demo retailer seeded in %.1fs: %s", time.perf_counter() - started, counts)
         if service.registry.current is None:
             info = service.train()
-            log.info("demo model %s trained: %d customers, %d items", info.version, info.customers, info.items)
+            log.info(
+                "demo model %s trained: %d customers, %d items", info.version, info.customers, info.items
+            )
     finally:
         service.close()
 
@@ -171,7 +196,11 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     service = Seenext(settings)
     try:
-        print(json.dumps({"model": vars(service.model_info()), "versions": service.registry.versions()}, indent=2))
+        print(
+            json.dumps(
+                {"model": vars(service.model_info()), "versions": service.registry.versions()}, indent=2
+            )
+        )
     finally:
         service.close()
     return 0
@@ -185,10 +214,14 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         if service.store.count_events() and not args.force:
             print("the store has events already; --force seeds anyway (event ids are idempotent)")
             return 1
-        retailer = generator.generate(generator.DemoConfig(
-            customers=settings.demo_customers, items=settings.demo_items, days=settings.demo_days,
-            seed=settings.demo_seed,
-        ))
+        retailer = generator.generate(
+            generator.DemoConfig(
+                customers=settings.demo_customers,
+                items=settings.demo_items,
+                days=settings.demo_days,
+                seed=settings.demo_seed,
+            )
+        )
         print(json.dumps(generator.seed(service.store, service.catalog, retailer), indent=2))
     finally:
         service.close()

@@ -14,7 +14,9 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
     def __init__(self, service: Seenext) -> None:
         self.service = service
 
-    def Track(self, request: events_pb2.TrackRequest, context: grpc.ServicerContext) -> events_pb2.TrackResponse:
+    def Track(
+        self, request: events_pb2.TrackRequest, context: grpc.ServicerContext
+    ) -> events_pb2.TrackResponse:
         if not request.HasField("event"):
             raise InvalidArgument("event", "is required")
         result = self.service.track(convert.event(request.event))
@@ -25,7 +27,8 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
     ) -> events_pb2.TrackBatchResponse:
         result = self.service.track_batch([convert.event(e) for e in request.events])
         return events_pb2.TrackBatchResponse(
-            accepted=result.accepted, duplicates=result.duplicates,
+            accepted=result.accepted,
+            duplicates=result.duplicates,
             rejected=[
                 events_pb2.Rejection(index=r.index, event_id=r.event_id, field=r.field, reason=r.reason)
                 for r in result.rejected

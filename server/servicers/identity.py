@@ -35,6 +35,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     ) -> identity_pb2.IdentifyResponse:
         result = self.service.identify([convert.identifier(i) for i in request.identifiers])
         return identity_pb2.IdentifyResponse(
-            customer_id=result.customer_id, identifiers=[identifier_view_msg(v) for v in result.identifiers],
-            created=result.created, merged=result.merged,
+            customer_id=result.customer_id,
+            identifiers=[identifier_view_msg(v) for v in result.identifiers],
+            created=result.created,
+            merged=result.merged,
         )

@@ -29,13 +29,15 @@ class InsightsServicer(insights_pb2_grpc.InsightsServiceServicer):
         reminders = self.service.due_reminders(
             convert.time_or_none(request.window_start, request.HasField("window_start")),
             convert.time_or_none(request.window_end, request.HasField("window_end")),
-            request.k, convert.channel(request.channel) if request.channel else "",
+            request.k,
+            convert.channel(request.channel) if request.channel else "",
         )
         for reminder in reminders:
             if not context.is_active():
                 return
             yield insights_pb2.Reminder(
-                customer_id=reminder.customer_id, reason=reminder.reason,
+                customer_id=reminder.customer_id,
+                reason=reminder.reason,
                 items=[convert.recommended_msg(r) for r in reminder.items],
             )
 
@@ -61,26 +63,38 @@ class InsightsServicer(insights_pb2_grpc.InsightsServiceServicer):
         return funnel_report_msg(report)
 
 
-
 def channel_report_msg(r: reports.ChannelReport) -> insights_pb2.ChannelReportResponse:
     return insights_pb2.ChannelReportResponse(
         rows=[
             insights_pb2.ChannelArmStats(
-                channel=f"CHANNEL_{s.channel}", arm=s.arm, recommendations=s.recommendations,
-                impressions=s.impressions, clicks=s.clicks, conversions=s.conversions, revenue=s.revenue,
-                click_through=s.click_through, conversion_rate=s.conversion_rate, customers=s.customers,
-                add_to_carts=s.add_to_carts, conversions_in_channel=dict(s.conversions_in_channel),
+                channel=f"CHANNEL_{s.channel}",
+                arm=s.arm,
+                recommendations=s.recommendations,
+                impressions=s.impressions,
+                clicks=s.clicks,
+                conversions=s.conversions,
+                revenue=s.revenue,
+                click_through=s.click_through,
+                conversion_rate=s.conversion_rate,
+                customers=s.customers,
+                add_to_carts=s.add_to_carts,
+                conversions_in_channel=dict(s.conversions_in_channel),
             )
             for s in r.rows
         ],
         uplift=[
             insights_pb2.ChannelUplift(
-                channel=f"CHANNEL_{u.channel}", uplift=u.uplift, ci_low=u.ci_low, ci_high=u.ci_high,
-                personalised_rate=u.personalised_rate, holdout_rate=u.holdout_rate,
+                channel=f"CHANNEL_{u.channel}",
+                uplift=u.uplift,
+                ci_low=u.ci_low,
+                ci_high=u.ci_high,
+                personalised_rate=u.personalised_rate,
+                holdout_rate=u.holdout_rate,
             )
             for u in r.uplift
         ],
-        period_start=convert.timestamp(r.period_start), period_end=convert.timestamp(r.period_end),
+        period_start=convert.timestamp(r.period_start),
+        period_end=convert.timestamp(r.period_end),
         attribution_days=r.attribution_days,
     )
 
@@ -88,13 +102,20 @@ def channel_report_msg(r: reports.ChannelReport) -> insights_pb2.ChannelReportRe
 def funnel_report_msg(r: reports.FunnelReport) -> insights_pb2.FunnelReportResponse:
     return insights_pb2.FunnelReportResponse(
         funnels=[
-            insights_pb2.Funnel(name=f.name, steps=[
-                insights_pb2.FunnelStep(name=s.name, customers=s.customers,
-                                        conversion_from_previous=s.conversion_from_previous,
-                                        finished_in_channel=s.channels)
-                for s in f.steps
-            ])
+            insights_pb2.Funnel(
+                name=f.name,
+                steps=[
+                    insights_pb2.FunnelStep(
+                        name=s.name,
+                        customers=s.customers,
+                        conversion_from_previous=s.conversion_from_previous,
+                        finished_in_channel=s.channels,
+                    )
+                    for s in f.steps
+                ],
+            )
             for f in r.funnels
         ],
-        period_start=convert.timestamp(r.period_start), period_end=convert.timestamp(r.period_end),
+        period_start=convert.timestamp(r.period_start),
+        period_end=convert.timestamp(r.period_end),
     )

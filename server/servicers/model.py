@@ -11,9 +11,13 @@ from server import convert
 
 def status_msg(info: ModelInfo, with_events: bool = True) -> model_pb2.ModelStatus:
     return model_pb2.ModelStatus(
-        model_version=info.version, trained_at=convert.timestamp(info.trained_at), customers=info.customers,
-        items=info.items, interactions=info.interactions,
-        events_stored=info.events_stored if with_events else 0, metrics=info.metrics,
+        model_version=info.version,
+        trained_at=convert.timestamp(info.trained_at),
+        customers=info.customers,
+        items=info.items,
+        interactions=info.interactions,
+        events_stored=info.events_stored if with_events else 0,
+        metrics=info.metrics,
     )
 
 
@@ -21,7 +25,9 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
     def __init__(self, service: Seenext) -> None:
         self.service = service
 
-    def Train(self, request: model_pb2.TrainRequest, context: grpc.ServicerContext) -> model_pb2.TrainResponse:
+    def Train(
+        self, request: model_pb2.TrainRequest, context: grpc.ServicerContext
+    ) -> model_pb2.TrainResponse:
         info = self.service.train()
         return model_pb2.TrainResponse(model_version=info.version, metrics=info.metrics)
 

@@ -26,8 +26,11 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         """One response per customer, computed only when the previous one has been handed to gRPC, so a
         campaign of any size holds one customer's answer in memory; a cancelled call stops the work."""
         results = self.service.recommend_batch(
-            [convert.identifier(w) for w in request.who], convert.channel(request.channel), request.placement,
-            request.k, request.explain,
+            [convert.identifier(w) for w in request.who],
+            convert.channel(request.channel),
+            request.placement,
+            request.k,
+            request.explain,
         )
         for rec in results:
             if not context.is_active():
@@ -38,7 +41,11 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         self, request: recommendation_pb2.SimilarItemsRequest, context: grpc.ServicerContext
     ) -> recommendation_pb2.SimilarItemsResponse:
         items, version = self.service.similar_items(
-            request.item_id, request.k, convert.channel(request.channel) if request.channel else "", request.store_id,
+            request.item_id,
+            request.k,
+            convert.channel(request.channel) if request.channel else "",
+            request.store_id,
         )
         return recommendation_pb2.SimilarItemsResponse(
-            items=[convert.recommended_msg(r) for r in items], model_version=version)
+            items=[convert.recommended_msg(r) for r in items], model_version=version
+        )

@@ -31,7 +31,9 @@ def _well_formed(result: LoadResult) -> None:
 
 
 @pytest.fixture(scope="module")
-def toy_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, world.WorldFigures, retrain.RetrainFigures]:
+def toy_world(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, world.WorldFigures, retrain.RetrainFigures]:
     data = tmp_path_factory.mktemp("bench") / "world"
     figures = world.build(data, items=200, customers=60, days=120)
     trained = retrain.measure(data, epochs=1, components=8, train_threads=1)
@@ -47,7 +49,9 @@ def customers(toy_world: tuple[Path, world.WorldFigures, retrain.RetrainFigures]
         service.close()
 
 
-def test_world_and_retrain_figures(toy_world: tuple[Path, world.WorldFigures, retrain.RetrainFigures]) -> None:
+def test_world_and_retrain_figures(
+    toy_world: tuple[Path, world.WorldFigures, retrain.RetrainFigures],
+) -> None:
     _, w, r = toy_world
     assert w.items == 200 and w.customers == 60 and 0 < w.item_events <= w.events
     assert r.item_events == w.item_events
@@ -59,8 +63,9 @@ def test_world_and_retrain_figures(toy_world: tuple[Path, world.WorldFigures, re
 def test_recommend_latency_beside_the_noop(
     toy_world: tuple[Path, world.WorldFigures, retrain.RetrainFigures], customers: list[str]
 ) -> None:
-    runs, personalised = recommend.latency_runs(toy_world[0], customers, k=5, duration=0.4, warmup=0.1,
-                                                concurrencies=(2,), client_processes=1)
+    runs, personalised = recommend.latency_runs(
+        toy_world[0], customers, k=5, duration=0.4, warmup=0.1, concurrencies=(2,), client_processes=1
+    )
     assert [r.label for r in runs] == ["Health/Check (no-op)", "Recommend"]
     assert personalised == 1.0
     for r in runs:
@@ -71,8 +76,18 @@ def test_recommend_latency_beside_the_noop(
 def test_two_process_throughput_and_open_loop(
     toy_world: tuple[Path, world.WorldFigures, retrain.RetrainFigures], customers: list[str]
 ) -> None:
-    runs = recommend.throughput_runs(toy_world[0], customers, k=5, duration=0.5, warmup=0.1, concurrency=4,
-                                     rate=50.0, client_processes=1, channels=2, server_processes=(2,))
+    runs = recommend.throughput_runs(
+        toy_world[0],
+        customers,
+        k=5,
+        duration=0.5,
+        warmup=0.1,
+        concurrency=4,
+        rate=50.0,
+        client_processes=1,
+        channels=2,
+        server_processes=(2,),
+    )
     closed, opened = runs
     assert closed.result.mode == "closed" and opened.result.mode == "open"
     for r in runs:

@@ -33,7 +33,9 @@ def test_a_reader_that_stops_early_gets_what_it_read(channel: grpc.Channel) -> N
 def test_bad_campaigns_are_refused_naming_the_field(channel: grpc.Channel) -> None:
     with pytest.raises(grpc.RpcError) as err:
         list(EmailClient(channel).offers(["c00", ""], k=2))
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith("who[1].value")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith(
+        "who[1].value"
+    )
     with pytest.raises(grpc.RpcError) as err:
         list(EmailClient(channel).offers(["c00"], k=500))
     assert err.value.details().startswith("k:")
@@ -41,21 +43,51 @@ def test_bad_campaigns_are_refused_naming_the_field(channel: grpc.Channel) -> No
 
 def test_reminders_for_a_window(running: object, channel: grpc.Channel) -> None:
     last_year = dt.datetime.now(dt.UTC).replace(hour=12) - dt.timedelta(days=365)
-    running.service.track_batch([  # type: ignore[attr-defined]
-        Event(f"{who}-flowers", (Identifier("CUSTOMER_ID", who),), "WEB", "PURCHASE", f"flowers-{n + 1}",
-              occurred_at=last_year.timestamp() - n * 86400)
-        for n, who in enumerate(["alice", "ann", "amy", "ava"])])  # a season: many bought flowers then
+    running.service.track_batch(
+        [  # type: ignore[attr-defined]
+            Event(
+                f"{who}-flowers",
+                (Identifier("CUSTOMER_ID", who),),
+                "WEB",
+                "PURCHASE",
+                f"flowers-{n + 1}",
+                occurred_at=last_year.timestamp() - n * 86400,
+            )
+            for n, who in enumerate(["alice", "ann", "amy", "ava"])
+        ]
+    )  # a season: many bought flowers then
     now = dt.datetime.now(dt.UTC)
-    reminders = list(EmailClient(channel).reminders(now - dt.timedelta(days=3), now + dt.timedelta(days=3), k=2))
+    reminders = list(
+        EmailClient(channel).reminders(now - dt.timedelta(days=3), now + dt.timedelta(days=3), k=2)
+    )
     alice = next(r for r in reminders if r.customer_id == "alice")
     assert alice.reason.startswith("You bought flowers around") and alice.reason.endswith("last year")
     assert [i.category for i in alice.items] == ["flowers", "flowers"]
 
 
-def test_the_command_line_prints_offers_and_throughput(running: object, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_command_line_prints_offers_and_throughput(
+    running: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = f"127.0.0.1:{running.port}"  # type: ignore[attr-defined]
-    email_main(["--target", target, "offers", "--prefix", "c", "--width", "2", "--first", "0", "--count", "6",
-                "--show", "2", "-k", "2"])
+    email_main(
+        [
+            "--target",
+            target,
+            "offers",
+            "--prefix",
+            "c",
+            "--width",
+            "2",
+            "--first",
+            "0",
+            "--count",
+            "6",
+            "--show",
+            "2",
+            "-k",
+            "2",
+        ]
+    )
     out, err = capsys.readouterr()
     assert "c00 —" in out and "6 customers, 3 with offers" in err and "customers/s" in err
 
@@ -64,4 +96,6 @@ def test_a_bad_reminder_window_is_refused_naming_the_field(channel: grpc.Channel
     now = dt.datetime.now(dt.UTC)
     with pytest.raises(grpc.RpcError) as err:
         list(EmailClient(channel).reminders(now, now - dt.timedelta(days=1)))
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith("window_end:")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith(
+        "window_end:"
+    )

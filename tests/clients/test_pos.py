@@ -24,7 +24,9 @@ def test_basket_accessories_in_stock_in_this_store(channel: grpc.Channel) -> Non
 
 
 def test_a_loyalty_card_makes_the_shopper_known(channel: grpc.Channel) -> None:
-    result = PosClient(channel, "store-b", deadline=5.0).suggest(["laptop-2"], loyalty_card_number="LC-ALICE", k=4)
+    result = PosClient(channel, "store-b", deadline=5.0).suggest(
+        ["laptop-2"], loyalty_card_number="LC-ALICE", k=4
+    )
     got = [s.item_id for s in result.items]
     assert got[0] == "mouse-2" and "phone-1" not in got  # alice owns phone-1
     assert "case-1" in got or "charger-1" in got  # and accessories of her phone follow

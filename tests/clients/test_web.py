@@ -24,7 +24,9 @@ def test_home_page_of_a_known_customer_is_personalised_and_explained(channel: gr
     assert [i.score for i in rec.items] == sorted((i.score for i in rec.items), reverse=True)
 
 
-def test_cold_start_an_anonymous_visitor_gets_items_built_from_what_they_viewed(channel: grpc.Channel) -> None:
+def test_cold_start_an_anonymous_visitor_gets_items_built_from_what_they_viewed(
+    channel: grpc.Channel,
+) -> None:
     rec = WebClient(channel).home(device_id="never-seen-device", viewed=["flowers-1", "flowers-2"], k=3)
     assert not rec.recognised and rec.strategy == "similar_items"
     assert all(i.reasons[0].code == "similar_to_viewed" for i in rec.items)
@@ -34,7 +36,10 @@ def test_cold_start_an_anonymous_visitor_gets_items_built_from_what_they_viewed(
 def test_product_page_leads_with_similar_items(channel: grpc.Channel) -> None:
     rec = WebClient(channel).product("phone-2", device_id="d-1", k=4)
     assert rec.strategy.startswith("similar_to_item") and "phone-2" not in ids(rec)
-    assert rec.items[0].reasons[0].code == "similar_to_item" and rec.items[0].reasons[0].related_item_id == "phone-2"
+    assert (
+        rec.items[0].reasons[0].code == "similar_to_item"
+        and rec.items[0].reasons[0].related_item_id == "phone-2"
+    )
     assert rec.items[0].reasons[0].text.startswith("Similar to the Nova X2 Phone")
 
 
@@ -44,7 +49,9 @@ def test_cart_page_leads_with_the_carts_accessories(channel: grpc.Channel) -> No
     assert rec.items[0].reasons[0].text == "Accessory for the Aero A3 Laptop in your basket"
 
 
-def test_similar_items_and_a_new_item_known_only_by_its_features(running: object, channel: grpc.Channel) -> None:
+def test_similar_items_and_a_new_item_known_only_by_its_features(
+    running: object, channel: grpc.Channel
+) -> None:
     client = WebClient(channel)
     similar = client.similar("phone-1", k=3)
     assert similar.model_version and len(similar.items) == 3 and "phone-1" not in ids(similar)

@@ -10,9 +10,18 @@ from models.service import Seenext
 
 
 def test_upsert_and_get_round_trip(service: Seenext) -> None:
-    item = Item("case-1", "Case", "phone case", "shell", 19.5, accessory_for=["phone-1"], repeatable=False,
-                attributes={"colour": "red"}, stock={"": 3, "store-1": 0},
-                offer=Offer(price=19.5, promo_price=15.0, valid_from=1.0e9, valid_until=2.0e9, offer_id="promo"))
+    item = Item(
+        "case-1",
+        "Case",
+        "phone case",
+        "shell",
+        19.5,
+        accessory_for=["phone-1"],
+        repeatable=False,
+        attributes={"colour": "red"},
+        stock={"": 3, "store-1": 0},
+        offer=Offer(price=19.5, promo_price=15.0, valid_from=1.0e9, valid_until=2.0e9, offer_id="promo"),
+    )
     assert service.upsert_items([item]) == 1
     assert service.get_item("case-1") == item
 

@@ -29,7 +29,9 @@ def test_batch_accounts_for_every_event(service: Seenext) -> None:
     result = service.track_batch(batch)
     assert result.accepted == 1 and result.duplicates == 2
     assert [(r.index, r.field) for r in result.rejected] == [
-        (2, "events[2].item_id"), (4, "events[4].channel"), (5, "events[5].quantity"),
+        (2, "events[2].item_id"),
+        (4, "events[4].channel"),
+        (5, "events[5].quantity"),
     ]
     assert result.accepted + result.duplicates + len(result.rejected) == len(batch)
     assert "got -2" in result.rejected[2].reason
@@ -64,10 +66,14 @@ def test_batch_size_is_bounded(service: Seenext) -> None:
 
 
 def test_purchases_minus_returns(service: Seenext) -> None:
-    service.track_batch([
-        ev("p1", "PURCHASE", "phone", occurred_at=100.0), ev("p2", "PURCHASE", "case", occurred_at=200.0),
-        ev("r2", "RETURN", "case", occurred_at=300.0), ev("v1", "VIEW", "laptop"),
-    ])
+    service.track_batch(
+        [
+            ev("p1", "PURCHASE", "phone", occurred_at=100.0),
+            ev("p2", "PURCHASE", "case", occurred_at=200.0),
+            ev("r2", "RETURN", "case", occurred_at=300.0),
+            ev("v1", "VIEW", "laptop"),
+        ]
+    )
     assert service.store.purchased_items("c1") == [("phone", 100.0)]
 
 

@@ -58,8 +58,16 @@ def every_rpc() -> list[tuple[str, Any, bool]]:
     from server import app
 
     out = []
-    for module in (app.events_pb2, app.catalog_pb2, app.identity_pb2, app.recommendation_pb2, app.profile_pb2,
-                   app.privacy_pb2, app.insights_pb2, app.model_pb2):
+    for module in (
+        app.events_pb2,
+        app.catalog_pb2,
+        app.identity_pb2,
+        app.recommendation_pb2,
+        app.profile_pb2,
+        app.privacy_pb2,
+        app.insights_pb2,
+        app.model_pb2,
+    ):
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 request = message_factory.GetMessageClass(method.input_type)
@@ -70,7 +78,9 @@ def every_rpc() -> list[tuple[str, Any, bool]]:
 RPCS = every_rpc()
 
 
-def call(channel: grpc.Channel, method: str, request: Any, streaming: bool, key: str | None) -> grpc.StatusCode:
+def call(
+    channel: grpc.Channel, method: str, request: Any, streaming: bool, key: str | None
+) -> grpc.StatusCode:
     metadata = [("authorization", f"Bearer {key}")] if key is not None else None
     kind: Callable = channel.unary_stream if streaming else channel.unary_unary
     stub = kind(method, request_serializer=request.SerializeToString, response_deserializer=lambda b: b)
@@ -88,9 +98,14 @@ def test_the_matrix_covers_every_rpc_of_every_service() -> None:
     assert all(auth.scope_of(m) in auth.SCOPES for m, _, _ in RPCS)  # every RPC has a named scope
 
 
-@pytest.mark.parametrize("method, request_class, streaming", RPCS, ids=[m.split("/", 1)[1] for m, _, _ in RPCS])
+@pytest.mark.parametrize(
+    "method, request_class, streaming", RPCS, ids=[m.split("/", 1)[1] for m, _, _ in RPCS]
+)
 def test_every_rpc_without_key_wrong_scope_right_scope(
-    plain: grpc.Channel, method: str, request_class: Any, streaming: bool,
+    plain: grpc.Channel,
+    method: str,
+    request_class: Any,
+    streaming: bool,
 ) -> None:
     needed = auth.scope_of(method)
     wrong = "status" if needed != "status" else "track"
@@ -106,9 +121,16 @@ def test_refusals_say_what_to_do(plain: grpc.Channel) -> None:
     cases = [
         (None, grpc.StatusCode.UNAUTHENTICATED, "send the metadata 'authorization: Bearer <key>'"),
         ([("authorization", "Bearer not-a-key-of-ours")], grpc.StatusCode.UNAUTHENTICATED, "not known"),
-        ([("authorization", f"Basic {key_of('recommend')}")], grpc.StatusCode.UNAUTHENTICATED, "expected 'Bearer <key>'"),
-        ([("authorization", f"Bearer {key_of('profile')}")], grpc.StatusCode.PERMISSION_DENIED,
-         "'only-profile' lacks the scope 'recommend' that seenext.v1.RecommendationService/Recommend needs"),
+        (
+            [("authorization", f"Basic {key_of('recommend')}")],
+            grpc.StatusCode.UNAUTHENTICATED,
+            "expected 'Bearer <key>'",
+        ),
+        (
+            [("authorization", f"Bearer {key_of('profile')}")],
+            grpc.StatusCode.PERMISSION_DENIED,
+            "'only-profile' lacks the scope 'recommend' that seenext.v1.RecommendationService/Recommend needs",
+        ),
     ]
     for metadata, code, text in cases:
         with pytest.raises(grpc.RpcError) as err:
@@ -123,8 +145,11 @@ def test_health_and_reflection_stay_open(plain: grpc.Channel) -> None:
     assert health.status == health_pb2.HealthCheckResponse.SERVING
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-    reply = next(reflection_pb2_grpc.ServerReflectionStub(plain).ServerReflectionInfo(
-        iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+    reply = next(
+        reflection_pb2_grpc.ServerReflectionStub(plain).ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        )
+    )
     assert "seenext.v1.PrivacyService" in {s.name for s in reply.list_services_response.service}
 
 
@@ -158,7 +183,9 @@ def test_first_start_writes_private_development_keys(tmp_path: Path) -> None:
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
             stub = recommendation_pb2_grpc.RecommendationServiceStub(ch)
             web = [("authorization", f"Bearer {keys['web-shop']['key']}")]
-            assert stub.Recommend(recommendation_pb2.RecommendRequest(channel=1), metadata=web, timeout=5).strategy
+            assert stub.Recommend(
+                recommendation_pb2.RecommendRequest(channel=1), metadata=web, timeout=5
+            ).strategy
     finally:
         running.stop(grace=1.0)
     again = create_server(settings)  # the second start reuses the file
@@ -175,15 +202,25 @@ def test_development_mode_without_keys_is_explicit(tmp_path: Path) -> None:
     assert Settings.from_env({"SEENEXT_AUTH": "0"}).auth is False and Settings().auth is True
 
 
-@pytest.mark.parametrize("content, problem", [
-    ("not json", "is not JSON"),
-    ('{"keys": []}', "holds no keys"),
-    ('{"keys": [{"name": "x", "key": "short", "scopes": ["track"]}]}', "keys[0].key"),
-    ('{"keys": [{"name": "x", "key": "long-enough-secret-1", "scopes": ["trak"]}]}', "unknown ['trak']"),
-    (('{"keys": [{"name": "a", "key": "long-enough-secret-1", "scopes": []},'
-      ' {"name": "b", "key": "long-enough-secret-1", "scopes": []}]}'), "keys[1].key: the same secret"),
-])
-def test_a_bad_keys_file_stops_the_start_naming_the_problem(tmp_path: Path, content: str, problem: str) -> None:
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("not json", "is not JSON"),
+        ('{"keys": []}', "holds no keys"),
+        ('{"keys": [{"name": "x", "key": "short", "scopes": ["track"]}]}', "keys[0].key"),
+        ('{"keys": [{"name": "x", "key": "long-enough-secret-1", "scopes": ["trak"]}]}', "unknown ['trak']"),
+        (
+            (
+                '{"keys": [{"name": "a", "key": "long-enough-secret-1", "scopes": []},'
+                ' {"name": "b", "key": "long-enough-secret-1", "scopes": []}]}'
+            ),
+            "keys[1].key: the same secret",
+        ),
+    ],
+)
+def test_a_bad_keys_file_stops_the_start_naming_the_problem(
+    tmp_path: Path, content: str, problem: str
+) -> None:
     path = tmp_path / "keys.json"
     path.write_text(content)
     with pytest.raises(ValueError, match="keys file") as err:
@@ -196,13 +233,41 @@ def test_a_bad_keys_file_stops_the_start_naming_the_problem(tmp_path: Path, cont
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
 def test_tls_is_one_setting_away(tmp_path: Path, keys_file: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    running = create_server(tiny_settings(tmp_path / "data", auth=True, keys_file=str(keys_file),
-                                          tls_cert_file=str(cert), tls_key_file=str(key)))
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    running = create_server(
+        tiny_settings(
+            tmp_path / "data",
+            auth=True,
+            keys_file=str(keys_file),
+            tls_cert_file=str(cert),
+            tls_key_file=str(key),
+        )
+    )
     try:
-        with open_channel(f"localhost:{running.port}", api_key=key_of("profile"), tls_ca_file=str(cert)) as ch:
+        with open_channel(
+            f"localhost:{running.port}", api_key=key_of("profile"), tls_ca_file=str(cert)
+        ) as ch:
             with pytest.raises(grpc.RpcError) as err:
                 CustomerClient(ch).profile(customer("nobody"))
             assert err.value.code() == grpc.StatusCode.NOT_FOUND

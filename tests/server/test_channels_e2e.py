@@ -43,7 +43,9 @@ class Slow(grpc.ServerInterceptor):
                 gone.wait(self.delay)
             return inner(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(slow, handler.request_deserializer, handler.response_serializer)
+        return grpc.unary_unary_rpc_method_handler(
+            slow, handler.request_deserializer, handler.response_serializer
+        )
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +78,20 @@ def test_story1_the_phone_mail_and_the_till(running: Any, channel: grpc.Channel)
     ts = Timestamp()
     ts.FromSeconds(int(time.time() - 7 * 86400))
     bob = common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_CUSTOMER_ID, value="bob")
-    events_pb2_grpc.EventServiceStub(channel).Track(events_pb2.TrackRequest(event=events_pb2.Event(
-        event_id="bob-phone", identifiers=[bob], channel=common_pb2.CHANNEL_WEB, type=common_pb2.EVENT_TYPE_PURCHASE,
-        item_id="phone-3", price=650, order_id="bob-1", occurred_at=ts)))
+    events_pb2_grpc.EventServiceStub(channel).Track(
+        events_pb2.TrackRequest(
+            event=events_pb2.Event(
+                event_id="bob-phone",
+                identifiers=[bob],
+                channel=common_pb2.CHANNEL_WEB,
+                type=common_pb2.EVENT_TYPE_PURCHASE,
+                item_id="phone-3",
+                price=650,
+                order_id="bob-1",
+                occurred_at=ts,
+            )
+        )
+    )
     world.grant(running.service, "bob")
 
     (mail,) = EmailClient(channel).offers(["bob"], k=4)
@@ -97,6 +110,7 @@ def test_story1_the_phone_mail_and_the_till(running: Any, channel: grpc.Channel)
 
 def test_story3_the_same_offer_everywhere(channel: grpc.Channel) -> None:
     """Same customer and state: web, e-mail and till keep different subsets of one ranking."""
+
     def same_order(a: list[str], b: list[str]) -> int:
         both = set(a) & set(b)
         assert [i for i in a if i in both] == [i for i in b if i in both], (a, b)
@@ -107,7 +121,9 @@ def test_story3_the_same_offer_everywhere(channel: grpc.Channel) -> None:
     assert same_order(web_home, ids(mail.items)) >= 10
 
     web_cart = ids(WebClient(channel, timeout=5).cart(["laptop-2"], customer_id="alice", k=20).items)
-    till = PosClient(channel, "store-a", deadline=5.0).suggest(["laptop-2"], loyalty_card_number="LC-ALICE", k=20)
+    till = PosClient(channel, "store-a", deadline=5.0).suggest(
+        ["laptop-2"], loyalty_card_number="LC-ALICE", k=20
+    )
     assert not till.fallback and web_cart[0] == ids(till.items)[0] == "mouse-2"
     assert same_order(web_cart, ids(till.items)) >= 10
     assert "charger-1" in web_cart and "charger-1" not in ids(till.items)  # the till's store has none
@@ -117,14 +133,34 @@ def test_story4_the_flower_anniversary(running: Any, channel: grpc.Channel) -> N
     year = dt.datetime.now(dt.UTC).year
     valentine_last_year = dt.datetime(year - 1, 2, 14, 11, tzinfo=dt.UTC).timestamp()
     summer_last_year = dt.datetime(year - 1, 7, 3, 11, tzinfo=dt.UTC).timestamp()
-    running.service.track_batch([
-        Event("flora-1", world.who("flora"), "POS", "PURCHASE", "flowers-3", store_id="store-b",
-              occurred_at=valentine_last_year),
-        Event("summer-1", world.who("summer"), "WEB", "PURCHASE", "flowers-3", occurred_at=summer_last_year),
-        # Valentine's is a season because many buy flowers then (one bouquet alone would not make one)
-        *(Event(f"valentine-{n}", world.who(f"v{n}"), "WEB", "PURCHASE", f"flowers-{n}",
-                occurred_at=valentine_last_year - n * 86400) for n in range(1, 4)),
-    ])
+    running.service.track_batch(
+        [
+            Event(
+                "flora-1",
+                world.who("flora"),
+                "POS",
+                "PURCHASE",
+                "flowers-3",
+                store_id="store-b",
+                occurred_at=valentine_last_year,
+            ),
+            Event(
+                "summer-1", world.who("summer"), "WEB", "PURCHASE", "flowers-3", occurred_at=summer_last_year
+            ),
+            # Valentine's is a season because many buy flowers then (one bouquet alone would not make one)
+            *(
+                Event(
+                    f"valentine-{n}",
+                    world.who(f"v{n}"),
+                    "WEB",
+                    "PURCHASE",
+                    f"flowers-{n}",
+                    occurred_at=valentine_last_year - n * 86400,
+                )
+                for n in range(1, 4)
+            ),
+        ]
+    )
     world.grant(running.service, "flora")
     world.grant(running.service, "summer")
     start = dt.datetime(year, 2, 10, tzinfo=dt.UTC)
@@ -150,7 +186,11 @@ def test_the_till_never_waits_for_a_slow_or_stopped_server(channel: grpc.Channel
         assert cached.fallback and cached.source == "cache" and cached.detail == "DEADLINE_EXCEEDED"
         assert ids(cached.items) == ids(answered.items)
         catalogue = till.suggest(["phone-2"])
-        assert catalogue.fallback and catalogue.source == "catalogue" and ids(catalogue.items) == ["case-2", "charger-2"]
+        assert (
+            catalogue.fallback
+            and catalogue.source == "catalogue"
+            and ids(catalogue.items) == ["case-2", "charger-2"]
+        )
         nothing = till.suggest(["laptop-1"])
         assert nothing.fallback and nothing.source == "none" and nothing.items == []
     finally:
@@ -160,8 +200,14 @@ def test_the_till_never_waits_for_a_slow_or_stopped_server(channel: grpc.Channel
         s.bind(("127.0.0.1", 0))
         dead = f"127.0.0.1:{s.getsockname()[1]}"
     with grpc.insecure_channel(dead) as down:
-        offline = PosClient(down, "store-a", deadline=0.15, accessories={"phone-2": ["case-2"]}).suggest(["phone-2"])
-    assert offline.fallback and offline.source == "catalogue" and offline.detail in ("UNAVAILABLE", "DEADLINE_EXCEEDED")
+        offline = PosClient(down, "store-a", deadline=0.15, accessories={"phone-2": ["case-2"]}).suggest(
+            ["phone-2"]
+        )
+    assert (
+        offline.fallback
+        and offline.source == "catalogue"
+        and offline.detail in ("UNAVAILABLE", "DEADLINE_EXCEEDED")
+    )
 
 
 def test_email_offers_only_with_consent(running: Any, channel: grpc.Channel) -> None:
@@ -183,17 +229,22 @@ def rss_mb() -> float:
 
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads resident memory from /proc")
-def test_recommend_batch_streams_10000_customers_in_bounded_memory(running: Any, channel: grpc.Channel) -> None:
+def test_recommend_batch_streams_10000_customers_in_bounded_memory(
+    running: Any, channel: grpc.Channel
+) -> None:
     """Held whole, 10,000 answers of 10 items take about 50 MB on either side (measured: a list of the
     server's results +48 MB, of the client's replies +49 MB); streamed, memory stays flat."""
     n = 10_000
     svc = running.service
-    svc.track_batch([Event(f"m{c}", world.who(f"m{c:05d}"), "WEB", "VIEW", f"coffee-{c % 4 + 1}") for c in range(n)])
+    svc.track_batch(
+        [Event(f"m{c}", world.who(f"m{c:05d}"), "WEB", "VIEW", f"coffee-{c % 4 + 1}") for c in range(n)]
+    )
     with svc.db.write_lock:
         svc.db.writer.execute("BEGIN")
         svc.db.writer.executemany(
             "INSERT OR REPLACE INTO consent (customer_id, channel, purpose, granted, updated_at) VALUES (?,?,?,?,?)",
-            [(f"m{c:05d}", "EMAIL", "marketing", 1, 0.0) for c in range(n)])
+            [(f"m{c:05d}", "EMAIL", "marketing", 1, 0.0) for c in range(n)],
+        )
         svc.db.writer.execute("COMMIT")
     campaign = (f"m{c:05d}" for c in range(n))  # generated as sent: the list is never held whole
     before = peak = rss_mb()

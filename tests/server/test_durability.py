@@ -18,9 +18,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen, int]:
-    env = dict(os.environ, SEENEXT_DATA_DIR=str(data_dir), SEENEXT_PORT="0", SEENEXT_DEMO="0", SEENEXT_AUTH="0")
-    proc = subprocess.Popen([sys.executable, "-m", "server", "serve"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    env = dict(
+        os.environ, SEENEXT_DATA_DIR=str(data_dir), SEENEXT_PORT="0", SEENEXT_DEMO="0", SEENEXT_AUTH="0"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     assert proc.stdout is not None
     while time.monotonic() < deadline:
@@ -36,9 +44,14 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen, int]:
 
 def event(n: int) -> events_pb2.Event:
     return events_pb2.Event(
-        event_id=f"ev-{n}", channel=common_pb2.CHANNEL_POS, type=common_pb2.EVENT_TYPE_PURCHASE,
-        item_id=f"item-{n % 7}", store_id="store-1",
-        identifiers=[common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_LOYALTY_CARD, value=f"card-{n % 13}")],
+        event_id=f"ev-{n}",
+        channel=common_pb2.CHANNEL_POS,
+        type=common_pb2.EVENT_TYPE_PURCHASE,
+        item_id=f"item-{n % 7}",
+        store_id="store-1",
+        identifiers=[
+            common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_LOYALTY_CARD, value=f"card-{n % 13}")
+        ],
     )
 
 
@@ -63,7 +76,8 @@ def test_acknowledged_events_survive_kill_9(tmp_path: Path) -> None:
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
             reply = events_pb2_grpc.EventServiceStub(ch).TrackBatch(
-                events_pb2.TrackBatchRequest(events=acknowledged), timeout=30)
+                events_pb2.TrackBatchRequest(events=acknowledged), timeout=30
+            )
         assert (reply.accepted, reply.duplicates, len(reply.rejected)) == (0, len(acknowledged), 0)
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -30,15 +30,23 @@ def customer(cid: str) -> common_pb2.Identifier:
 
 
 def purchase(event_id: str, cid: str, item: str) -> events_pb2.Event:
-    return events_pb2.Event(event_id=event_id, identifiers=[customer(cid)], channel=common_pb2.CHANNEL_WEB,
-                            type=common_pb2.EVENT_TYPE_PURCHASE, item_id=item, quantity=1, price=9.5)
+    return events_pb2.Event(
+        event_id=event_id,
+        identifiers=[customer(cid)],
+        channel=common_pb2.CHANNEL_WEB,
+        type=common_pb2.EVENT_TYPE_PURCHASE,
+        item_id=item,
+        quantity=1,
+        price=9.5,
+    )
 
 
 @pytest.fixture
 def loaded(channel: grpc.Channel) -> grpc.Channel:
     """The tiny world sent through the API and trained through the API."""
     catalog_pb2_grpc.CatalogServiceStub(channel).UpsertItems(
-        catalog_pb2.UpsertItemsRequest(items=[convert.item_msg(i) for i in tiny_items()]))
+        catalog_pb2.UpsertItemsRequest(items=[convert.item_msg(i) for i in tiny_items()])
+    )
     events = [_event_msg(e) for e in tiny_events()]
     reply = events_pb2_grpc.EventServiceStub(channel).TrackBatch(events_pb2.TrackBatchRequest(events=events))
     assert reply.accepted == len(events) and not reply.rejected
@@ -50,15 +58,22 @@ def _event_msg(e: object) -> events_pb2.Event:
     ts = Timestamp()
     ts.FromNanoseconds(int(e.occurred_at * 1e9))  # type: ignore[attr-defined]
     return events_pb2.Event(
-        event_id=e.event_id, identifiers=[convert.identifier_msg(i) for i in e.identifiers],  # type: ignore[attr-defined]
-        channel=convert.channel_value(e.channel), type=convert.event_type_value(e.type),  # type: ignore[attr-defined]
-        item_id=e.item_id, store_id=e.store_id, order_id=e.order_id, price=e.price, occurred_at=ts,  # type: ignore[attr-defined]
+        event_id=e.event_id,
+        identifiers=[convert.identifier_msg(i) for i in e.identifiers],  # type: ignore[attr-defined]
+        channel=convert.channel_value(e.channel),
+        type=convert.event_type_value(e.type),  # type: ignore[attr-defined]
+        item_id=e.item_id,
+        store_id=e.store_id,
+        order_id=e.order_id,
+        price=e.price,
+        occurred_at=ts,  # type: ignore[attr-defined]
     )
 
 
 def recommend(ch: grpc.Channel, **kw: object) -> recommendation_pb2.RecommendResponse:
     return recommendation_pb2_grpc.RecommendationServiceStub(ch).Recommend(
-        recommendation_pb2.RecommendRequest(**kw), timeout=5)
+        recommendation_pb2.RecommendRequest(**kw), timeout=5
+    )
 
 
 def test_track_is_idempotent_over_grpc(channel: grpc.Channel) -> None:
@@ -66,9 +81,15 @@ def test_track_is_idempotent_over_grpc(channel: grpc.Channel) -> None:
     first = stub.Track(events_pb2.TrackRequest(event=purchase("e1", "c1", "i1")))
     again = stub.Track(events_pb2.TrackRequest(event=purchase("e1", "c1", "i1")))
     assert (first.customer_id, first.duplicate, again.duplicate) == ("c1", False, True)
-    batch = stub.TrackBatch(events_pb2.TrackBatchRequest(events=[
-        purchase("e1", "c1", "i1"), purchase("e2", "c1", "i2"), purchase("e3", "c1", ""),
-    ]))
+    batch = stub.TrackBatch(
+        events_pb2.TrackBatchRequest(
+            events=[
+                purchase("e1", "c1", "i1"),
+                purchase("e2", "c1", "i2"),
+                purchase("e3", "c1", ""),
+            ]
+        )
+    )
     assert (batch.accepted, batch.duplicates) == (1, 1)
     assert [(r.index, r.event_id, r.field) for r in batch.rejected] == [(2, "e3", "events[2].item_id")]
     status = model_pb2_grpc.ModelServiceStub(channel).GetModelStatus(model_pb2.GetModelStatusRequest())
@@ -91,14 +112,17 @@ def test_recommend_trains_excludes_fresh_purchase(loaded: grpc.Channel) -> None:
     assert rec.recognised and rec.strategy == "personalised" and len(set(ids)) == 3
     assert all(i.startswith("laptop-") for i in ids) and all(i.reasons[0].text for i in rec.items)
     assert rec.items[0].score >= rec.items[1].score >= rec.items[2].score
-    events_pb2_grpc.EventServiceStub(loaded).Track(events_pb2.TrackRequest(event=purchase("buy", "u2", ids[0])))
+    events_pb2_grpc.EventServiceStub(loaded).Track(
+        events_pb2.TrackRequest(event=purchase("buy", "u2", ids[0]))
+    )
     after = recommend(loaded, who=customer("u2"), channel=common_pb2.CHANNEL_WEB, k=3)
     assert ids[0] not in [i.item_id for i in after.items]
 
 
 def test_anonymous_fallbacks_say_their_strategy(loaded: grpc.Channel) -> None:
-    similar = recommend(loaded, channel=common_pb2.CHANNEL_WEB, k=2,
-                        context=recommendation_pb2.Context(item_ids=["phone-1"]))
+    similar = recommend(
+        loaded, channel=common_pb2.CHANNEL_WEB, k=2, context=recommendation_pb2.Context(item_ids=["phone-1"])
+    )
     assert not similar.recognised and similar.strategy == "similar_items"
     popular = recommend(loaded, channel=common_pb2.CHANNEL_POS, k=2)
     assert popular.strategy == "popular" and len(popular.items) == 2
@@ -110,11 +134,16 @@ def test_anonymous_fallbacks_say_their_strategy(loaded: grpc.Channel) -> None:
         ({"channel": common_pb2.CHANNEL_WEB, "k": 1000}, grpc.StatusCode.INVALID_ARGUMENT, "k"),
         ({"k": 3}, grpc.StatusCode.INVALID_ARGUMENT, "channel"),
         ({"channel": 42}, grpc.StatusCode.INVALID_ARGUMENT, "channel"),
-        ({"channel": common_pb2.CHANNEL_WEB, "who": common_pb2.Identifier(value="x")},
-         grpc.StatusCode.INVALID_ARGUMENT, "who.kind"),
+        (
+            {"channel": common_pb2.CHANNEL_WEB, "who": common_pb2.Identifier(value="x")},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "who.kind",
+        ),
     ],
 )
-def test_bad_recommend_requests(channel: grpc.Channel, request_kw: dict, code: grpc.StatusCode, field: str) -> None:
+def test_bad_recommend_requests(
+    channel: grpc.Channel, request_kw: dict, code: grpc.StatusCode, field: str
+) -> None:
     with pytest.raises(grpc.RpcError) as err:
         recommend(channel, **request_kw)
     assert err.value.code() == code and err.value.details().startswith(field + ":")
@@ -132,7 +161,9 @@ def test_bad_events_and_training_without_data(channel: grpc.Channel) -> None:
         model_pb2_grpc.ModelServiceStub(channel).Train(model_pb2.TrainRequest())
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     with pytest.raises(grpc.RpcError) as err:
-        model_pb2_grpc.ModelServiceStub(channel).RollbackModel(model_pb2.RollbackModelRequest(model_version="v0"))
+        model_pb2_grpc.ModelServiceStub(channel).RollbackModel(
+            model_pb2.RollbackModelRequest(model_version="v0")
+        )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -150,8 +181,10 @@ def test_a_new_model_swaps_in_while_recommend_traffic_flows(loaded: grpc.Channel
     def traffic() -> None:
         while not stop.is_set():
             try:
-                versions.add(recommend(loaded, who=customer("u1"), channel=common_pb2.CHANNEL_WEB, k=5).model_version)
-            except BaseException as exc:  # noqa: BLE001
+                versions.add(
+                    recommend(loaded, who=customer("u1"), channel=common_pb2.CHANNEL_WEB, k=5).model_version
+                )
+            except BaseException as exc:
                 errors.append(exc)
 
     threads = [threading.Thread(target=traffic) for _ in range(4)]
@@ -183,5 +216,9 @@ def test_health_and_reflection(channel: grpc.Channel) -> None:
     stub = reflection_pb2_grpc.ServerReflectionStub(channel)
     reply = next(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
     names = {s.name for s in reply.list_services_response.service}
-    assert {"seenext.v1.EventService", "seenext.v1.RecommendationService", "seenext.v1.ModelService",
-            "grpc.health.v1.Health"} <= names
+    assert {
+        "seenext.v1.EventService",
+        "seenext.v1.RecommendationService",
+        "seenext.v1.ModelService",
+        "grpc.health.v1.Health",
+    } <= names

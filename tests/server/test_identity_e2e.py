@@ -46,11 +46,21 @@ ACCOUNT = ident(K.IDENTIFIER_KIND_CUSTOMER_ID, "alice")
 CARD = ident(K.IDENTIFIER_KIND_LOYALTY_CARD, "6335 0000 4242")
 
 
-def event(event_id: str, who: list[common_pb2.Identifier], channel: int, type_: int, item: str = "",
-          store: str = "") -> events_pb2.TrackRequest:
-    return events_pb2.TrackRequest(event=events_pb2.Event(
-        event_id=event_id, identifiers=who, channel=channel, type=type_, item_id=item, store_id=store,
-        order_id=f"o-{event_id}" if type_ == K.EVENT_TYPE_PURCHASE else "", price=10.0 if item else 0.0))
+def event(
+    event_id: str, who: list[common_pb2.Identifier], channel: int, type_: int, item: str = "", store: str = ""
+) -> events_pb2.TrackRequest:
+    return events_pb2.TrackRequest(
+        event=events_pb2.Event(
+            event_id=event_id,
+            identifiers=who,
+            channel=channel,
+            type=type_,
+            item_id=item,
+            store_id=store,
+            order_id=f"o-{event_id}" if type_ == K.EVENT_TYPE_PURCHASE else "",
+            price=10.0 if item else 0.0,
+        )
+    )
 
 
 class Api:
@@ -65,12 +75,20 @@ class Api:
         self.models = model_pb2_grpc.ModelServiceStub(channel)
         self.catalog = catalog_pb2_grpc.CatalogServiceStub(channel)
 
-    def recommend(self, who: common_pb2.Identifier | None, channel: int = K.CHANNEL_WEB, k: int = 3,
-                  ) -> recommendation_pb2.RecommendResponse:
-        return self.recs.Recommend(recommendation_pb2.RecommendRequest(who=who, channel=channel, k=k), timeout=5)
+    def recommend(
+        self,
+        who: common_pb2.Identifier | None,
+        channel: int = K.CHANNEL_WEB,
+        k: int = 3,
+    ) -> recommendation_pb2.RecommendResponse:
+        return self.recs.Recommend(
+            recommendation_pb2.RecommendRequest(who=who, channel=channel, k=k), timeout=5
+        )
 
     def get_profile(self, who: common_pb2.Identifier, limit: int = 0) -> profile_pb2.CustomerProfile:
-        return self.profile.GetProfile(profile_pb2.GetProfileRequest(who=who, timeline_limit=limit), timeout=5)
+        return self.profile.GetProfile(
+            profile_pb2.GetProfileRequest(who=who, timeline_limit=limit), timeout=5
+        )
 
 
 @pytest.fixture
@@ -81,10 +99,19 @@ def api(channel: grpc.Channel) -> Api:
     events = []
     for e in tiny_events():
         ts = convert.timestamp(e.occurred_at)
-        events.append(events_pb2.Event(
-            event_id=e.event_id, identifiers=[convert.identifier_msg(i) for i in e.identifiers],
-            channel=convert.channel_value(e.channel), type=convert.event_type_value(e.type), item_id=e.item_id,
-            store_id=e.store_id, order_id=e.order_id, price=e.price, occurred_at=ts))
+        events.append(
+            events_pb2.Event(
+                event_id=e.event_id,
+                identifiers=[convert.identifier_msg(i) for i in e.identifiers],
+                channel=convert.channel_value(e.channel),
+                type=convert.event_type_value(e.type),
+                item_id=e.item_id,
+                store_id=e.store_id,
+                order_id=e.order_id,
+                price=e.price,
+                occurred_at=ts,
+            )
+        )
     assert api.events.TrackBatch(events_pb2.TrackBatchRequest(events=events)).accepted == len(events)
     api.models.Train(model_pb2.TrainRequest())
     return api
@@ -110,10 +137,15 @@ def test_story_2_four_identifiers_resolve_to_one_customer_with_all_events(api: A
     p = profiles[0]
     assert sorted(e.event_id for e in p.timeline) == ["s1", "s2", "s3", "s4", "s5"]
     assert sorted((x.item_id, x.channel, x.store_id) for x in p.purchases) == [
-        ("case-2", K.CHANNEL_POS, "store-1"), ("laptop-2", K.CHANNEL_WEB, "")]
+        ("case-2", K.CHANNEL_POS, "store-1"),
+        ("laptop-2", K.CHANNEL_WEB, ""),
+    ]
     assert {c.channel for c in p.channels} == {K.CHANNEL_WEB, K.CHANNEL_EMAIL, K.CHANNEL_POS}
     shown = {(i.kind, i.value) for i in p.identifiers}
-    assert (K.IDENTIFIER_KIND_EMAIL, "a***@example.com") in shown and (K.IDENTIFIER_KIND_CUSTOMER_ID, "alice") in shown
+    assert (K.IDENTIFIER_KIND_EMAIL, "a***@example.com") in shown and (
+        K.IDENTIFIER_KIND_CUSTOMER_ID,
+        "alice",
+    ) in shown
     assert p.email.clicked == 1 and len(p.next_best_offers) == 5
     rec = api.recommend(ident(K.IDENTIFIER_KIND_EMAIL, " alice.liddell@example.com"), K.CHANNEL_EMAIL)
     assert rec.recognised and rec.customer_id == "alice"
@@ -124,10 +156,18 @@ def test_a_merged_customer_is_recommended_for_at_once_from_the_model(api: Api) -
     """Browsing history learnt under a device id is the account's right after login, before any retraining."""
     tablet = ident(K.IDENTIFIER_KIND_DEVICE_ID, "tablet-77")
     for n in range(6):
-        api.events.Track(event(f"t{n}", [tablet], K.CHANNEL_WEB, K.EVENT_TYPE_PURCHASE, f"flowers-{n % 5 + 1}"))
+        api.events.Track(
+            event(f"t{n}", [tablet], K.CHANNEL_WEB, K.EVENT_TYPE_PURCHASE, f"flowers-{n % 5 + 1}")
+        )
     api.models.Train(model_pb2.TrainRequest())
-    api.events.Track(event("login", [ident(K.IDENTIFIER_KIND_CUSTOMER_ID, "newbie"), tablet], K.CHANNEL_WEB,
-                           K.EVENT_TYPE_VISIT))
+    api.events.Track(
+        event(
+            "login",
+            [ident(K.IDENTIFIER_KIND_CUSTOMER_ID, "newbie"), tablet],
+            K.CHANNEL_WEB,
+            K.EVENT_TYPE_VISIT,
+        )
+    )
     rec = api.recommend(ident(K.IDENTIFIER_KIND_CUSTOMER_ID, "newbie"))
     assert rec.customer_id == "newbie" and rec.strategy == "personalised"
 
@@ -150,24 +190,41 @@ def test_shared_device_never_fuses_two_accounts(api: Api) -> None:
 
 def test_story_7_forget_leaves_nothing_behind(api: Api, server: object, settings: Settings) -> None:
     customer = story_2(api)
-    api.privacy.SetConsent(privacy_pb2.SetConsentRequest(who=MAIL, channel=K.CHANNEL_EMAIL, purpose="marketing",
-                                                         granted=True))
+    api.privacy.SetConsent(
+        privacy_pb2.SetConsentRequest(who=MAIL, channel=K.CHANNEL_EMAIL, purpose="marketing", granted=True)
+    )
     assert api.recommend(CARD).recognised
     merged_ids = server.service.store.aliases(customer)  # type: ignore[attr-defined]
     assert merged_ids
 
     gone = api.privacy.Forget(privacy_pb2.ForgetRequest(who=LAPTOP))
     assert (gone.customer_id, gone.events_deleted, gone.identifiers_deleted, gone.consents_deleted) == (
-        "alice", 5, 5, 1)
+        "alice",
+        5,
+        5,
+        1,
+    )
     assert gone.recommendations_deleted == 1  # the Recommend above
 
     db = sqlite3.connect(f"file:{settings.db_path}?mode=ro", uri=True)
     try:
         names = [n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        assert {"events", "identifiers", "customers", "consent", "recommendations", "customer_merges"} <= set(names)
+        assert {"events", "identifiers", "customers", "consent", "recommendations", "customer_merges"} <= set(
+            names
+        )
         for name in names:
             for row in db.execute(f'SELECT * FROM "{name}"'):
-                held = {str(v) for v in row} & {customer, *merged_ids, "s1", "s2", "s3", "s4", "s5", "o-s4", "o-s5"}
+                held = {str(v) for v in row} & {
+                    customer,
+                    *merged_ids,
+                    "s1",
+                    "s2",
+                    "s3",
+                    "s4",
+                    "s5",
+                    "o-s4",
+                    "o-s5",
+                }
                 assert not held, f"{name} still holds {held}"
     finally:
         db.close()
@@ -188,7 +245,9 @@ def test_story_7_forget_leaves_nothing_behind(api: Api, server: object, settings
 
 
 def test_clear_email_and_phone_never_reach_the_database_files_or_the_log(
-    api: Api, settings: Settings, caplog: pytest.LogCaptureFixture,
+    api: Api,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     phone = ident(K.IDENTIFIER_KIND_PHONE, PHONE)
@@ -200,8 +259,14 @@ def test_clear_email_and_phone_never_reach_the_database_files_or_the_log(
     docs = [json.loads(d.json) for d in api.privacy.Export(privacy_pb2.ExportRequest(who=phone))]
     assert docs[0]["customer_id"] == "alice"
     with pytest.raises(grpc.RpcError):  # a bad address is refused with the value masked
-        api.events.Track(event("bad", [ident(K.IDENTIFIER_KIND_EMAIL, "alice.liddell at example.com")],
-                               K.CHANNEL_WEB, K.EVENT_TYPE_VISIT))
+        api.events.Track(
+            event(
+                "bad",
+                [ident(K.IDENTIFIER_KIND_EMAIL, "alice.liddell at example.com")],
+                K.CHANNEL_WEB,
+                K.EVENT_TYPE_VISIT,
+            )
+        )
 
     secrets = [EMAIL, EMAIL.lower(), "alice.liddell", PHONE, "447700900321", "7700900321", "7700 900 321"]
     files = [p for p in settings.data_dir.rglob("*") if p.is_file()]
@@ -221,12 +286,16 @@ def test_profiling_opt_out_gives_only_non_personalised_results(api: Api) -> None
     assert api.recommend(u2).strategy == "personalised"
     stored = api.privacy.SetConsent(privacy_pb2.SetConsentRequest(who=u2, purpose="profiling", granted=False))
     assert stored.customer_id == "u2" and not stored.consent.granted and stored.consent.channel == 0
-    api.privacy.SetConsent(privacy_pb2.SetConsentRequest(who=u2, channel=K.CHANNEL_EMAIL, purpose="marketing",
-                                                         granted=True))  # e-mail offers need it
+    api.privacy.SetConsent(
+        privacy_pb2.SetConsentRequest(who=u2, channel=K.CHANNEL_EMAIL, purpose="marketing", granted=True)
+    )  # e-mail offers need it
     for channel in (K.CHANNEL_WEB, K.CHANNEL_EMAIL, K.CHANNEL_POS):
         rec = api.recommend(u2, channel)
         assert rec.recognised and rec.items and rec.strategy.split("+") == ["popular"], rec.strategy
-    assert [(c.purpose, c.granted) for c in api.get_profile(u2).consents] == [("marketing", True), ("profiling", False)]
+    assert [(c.purpose, c.granted) for c in api.get_profile(u2).consents] == [
+        ("marketing", True),
+        ("profiling", False),
+    ]
 
 
 @pytest.mark.parametrize("call", ["profile", "consent", "forget", "export", "identify"])

@@ -26,8 +26,13 @@ def insights(tmp_path: Path) -> Iterator[tuple[insights_pb2_grpc.InsightsService
     svc.track_batch(tiny_events())
     svc.train()
     grant_email_consent(svc, [f"u{n}" for n in range(60)])
-    tally = simulate(svc, [f"u{n}" for n in range(60)], visits_per_customer=3, seed=5,
-                     behaviour=Behaviour(click=0.5, cart=0.8, buy=0.8))
+    tally = simulate(
+        svc,
+        [f"u{n}" for n in range(60)],
+        visits_per_customer=3,
+        seed=5,
+        behaviour=Behaviour(click=0.5, cart=0.8, buy=0.8),
+    )
     with grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
         grpc.channel_ready_future(ch).result(timeout=10)
         yield insights_pb2_grpc.InsightsServiceStub(ch), tally
@@ -40,7 +45,9 @@ def test_channel_report_answers_per_channel_and_arm(insights: tuple) -> None:
     assert reply.attribution_days == 7
     assert reply.period_end.seconds >= int(time.time()) - 5
     rows = {(convert.enum_name(common_pb2.Channel, r.channel, "CHANNEL_"), r.arm): r for r in reply.rows}
-    assert {k: r.recommendations for k, r in rows.items()} == {k: n for k, n in tally.recommendations.items() if n}
+    assert {k: r.recommendations for k, r in rows.items()} == {
+        k: n for k, n in tally.recommendations.items() if n
+    }
     assert sum(r.conversions for r in reply.rows) == sum(tally.purchases.values())
     for r in reply.rows:
         assert r.impressions > 0 and r.click_through == pytest.approx(r.clicks / r.impressions)

@@ -14,8 +14,14 @@ from tests.server.test_grpc import customer, loaded, recommend  # noqa: F401  (l
 def view(event_id: str, cid: str, item: str, at: float) -> events_pb2.Event:
     ts = Timestamp()
     ts.FromNanoseconds(int(at * 1e9))
-    return events_pb2.Event(event_id=event_id, identifiers=[customer(cid)], channel=common_pb2.CHANNEL_WEB,
-                            type=common_pb2.EVENT_TYPE_VIEW, item_id=item, occurred_at=ts)
+    return events_pb2.Event(
+        event_id=event_id,
+        identifiers=[customer(cid)],
+        channel=common_pb2.CHANNEL_WEB,
+        type=common_pb2.EVENT_TYPE_VIEW,
+        item_id=item,
+        occurred_at=ts,
+    )
 
 
 def laptops_ranked(rec: object, k: int = 5) -> int:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from models.catalog import Catalog
-from models.storage.connections import Connections
 from models.demo.generator import DAY, DemoConfig, DemoRetailer, generate, seed
 from models.domain import Event, Identifier, Item
 from models.events import EventStore
+from models.storage.connections import Connections
 from models.validation import check_event, check_item
 
 END = datetime(2025, 3, 1, tzinfo=UTC).timestamp()  # the period then holds 14 Feb 2024 and 2025
@@ -50,6 +50,7 @@ def _purchases(evs: list[Event], items: dict[str, Item], category: str) -> list[
 
 
 # -- determinism and validity -------------------------------------------------------------------
+
 
 def test_same_config_gives_identical_output(demo: DemoRetailer) -> None:
     again = generate(SMALL)
@@ -86,6 +87,7 @@ def test_too_small_a_catalogue_is_refused_with_the_value() -> None:
 
 
 # -- catalogue ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("n", [60, 5000])
 def test_catalogue_size_is_exact_at_any_scale(n: int) -> None:
@@ -137,6 +139,7 @@ def test_some_items_have_a_promotion_running_at_the_end(demo: DemoRetailer) -> N
 
 # -- customers and what each channel knows of them ----------------------------------------------
 
+
 def test_customers_carry_several_identifiers_none_shared(demo: DemoRetailer) -> None:
     all_ids = [(i.kind, i.value) for c in demo.customers for i in c.identifiers]
     assert len(all_ids) == len(set(all_ids))
@@ -144,7 +147,7 @@ def test_customers_carry_several_identifiers_none_shared(demo: DemoRetailer) -> 
     kinds = Counter(kind for kind, _ in all_ids)
     n = len(demo.customers)
     assert kinds["CUSTOMER_ID"] == n and n <= kinds["DEVICE_ID"] <= 2 * n
-    assert kinds["EMAIL"] > .8 * n and kinds["LOYALTY_CARD"] > .4 * n and 0 < kinds["PHONE"] < n
+    assert kinds["EMAIL"] > 0.8 * n and kinds["LOYALTY_CARD"] > 0.4 * n and 0 < kinds["PHONE"] < n
     assert demo.customers[0].identifier("CUSTOMER_ID") == "cust-00001"
     assert {c.channel_preference for c in demo.customers} == {"online", "mixed", "store"}
 
@@ -171,12 +174,17 @@ def test_baskets_group_several_lines_under_one_order(demo: DemoRetailer) -> None
 
 # -- journeys (the stories' test material) ------------------------------------------------------
 
+
 def test_ad_click_then_store_purchase_of_that_item(history: dict[str, list[Event]]) -> None:
     found = 0
     for evs in history.values():
         clicked = {e.item_id: e.occurred_at for e in reversed(evs) if e.type == "AD_CLICK"}
-        found += any(e.type == "PURCHASE" and e.channel == "POS" and clicked.get(e.item_id, e.occurred_at)
-                     < e.occurred_at for e in evs)
+        found += any(
+            e.type == "PURCHASE"
+            and e.channel == "POS"
+            and clicked.get(e.item_id, e.occurred_at) < e.occurred_at
+            for e in evs
+        )
     assert found >= 10
 
 
@@ -184,17 +192,23 @@ def test_newsletter_click_then_web_purchase(demo: DemoRetailer, history: dict[st
     found = 0
     for evs in history.values():
         clicked = {e.item_id: e.occurred_at for e in reversed(evs) if e.type == "EMAIL_CLICK"}
-        found += any(e.type == "PURCHASE" and e.channel == "WEB" and clicked.get(e.item_id, e.occurred_at)
-                     < e.occurred_at for e in evs)
+        found += any(
+            e.type == "PURCHASE"
+            and e.channel == "WEB"
+            and clicked.get(e.item_id, e.occurred_at) < e.occurred_at
+            for e in evs
+        )
     assert found >= 10
     opted_in = next(c for c in demo.customers if c.email_opt_in)
     assert any(e.type == "EMAIL_SENT" for e in history[opted_in.customer_id])
-    assert not any(e.type == "EMAIL_SENT" for c in demo.customers if not c.email_opt_in
-                   for e in history[c.customer_id])
+    assert not any(
+        e.type == "EMAIL_SENT" for c in demo.customers if not c.email_opt_in for e in history[c.customer_id]
+    )
 
 
-def test_a_new_device_browses_anonymously_before_logging_in(demo: DemoRetailer,
-                                                            history: dict[str, list[Event]]) -> None:
+def test_a_new_device_browses_anonymously_before_logging_in(
+    demo: DemoRetailer, history: dict[str, list[Event]]
+) -> None:
     """Story 2: a device first seen without a login is later seen with the customer id."""
     stories = 0
     for c in demo.customers:
@@ -206,7 +220,8 @@ def test_a_new_device_browses_anonymously_before_logging_in(demo: DemoRetailer,
 
 
 def test_seasonal_buyers_buy_flowers_around_valentines_day_every_year(
-        demo: DemoRetailer, items: dict[str, Item], history: dict[str, list[Event]]) -> None:
+    demo: DemoRetailer, items: dict[str, Item], history: dict[str, list[Event]]
+) -> None:
     seasonal = [c for c in demo.customers if c.seasonal]
     assert len(seasonal) > 0.05 * len(demo.customers)
     for c in seasonal:
@@ -218,8 +233,9 @@ def test_seasonal_buyers_buy_flowers_around_valentines_day_every_year(
         assert years == {2024, 2025}, c.customer_id
 
 
-def test_replenishers_buy_coffee_about_monthly(demo: DemoRetailer, items: dict[str, Item],
-                                               history: dict[str, list[Event]]) -> None:
+def test_replenishers_buy_coffee_about_monthly(
+    demo: DemoRetailer, items: dict[str, Item], history: dict[str, list[Event]]
+) -> None:
     gaps = []
     for c in demo.customers:
         if c.replenisher:
@@ -229,23 +245,36 @@ def test_replenishers_buy_coffee_about_monthly(demo: DemoRetailer, items: dict[s
     assert 25 <= statistics.median(gaps) <= 35
 
 
-def test_phone_buyers_mostly_buy_an_accessory_for_their_phone(items: dict[str, Item],
-                                                              history: dict[str, list[Event]]) -> None:
+def test_phone_buyers_mostly_buy_an_accessory_for_their_phone(
+    items: dict[str, Item], history: dict[str, list[Event]]
+) -> None:
     bought = with_accessory = 0
     for evs in history.values():
         for phone in _purchases(evs, items, "phones"):
             bought += 1
-            with_accessory += any(e.type == "PURCHASE" and phone.item_id in items[e.item_id].accessory_for
-                                  and e.occurred_at >= phone.occurred_at for e in evs)
+            with_accessory += any(
+                e.type == "PURCHASE"
+                and phone.item_id in items[e.item_id].accessory_for
+                and e.occurred_at >= phone.occurred_at
+                for e in evs
+            )
     assert bought > 20 and with_accessory > 0.7 * bought
-    same_basket = sum(1 for evs in history.values() for e in evs if e.type == "PURCHASE"
-                      and any(p.order_id == e.order_id and p.item_id in items[e.item_id].accessory_for
-                              for p in _purchases(evs, items, "phones")))
+    same_basket = sum(
+        1
+        for evs in history.values()
+        for e in evs
+        if e.type == "PURCHASE"
+        and any(
+            p.order_id == e.order_id and p.item_id in items[e.item_id].accessory_for
+            for p in _purchases(evs, items, "phones")
+        )
+    )
     assert same_basket > 0
 
 
-def test_customers_have_a_taste_a_recommender_can_learn(demo: DemoRetailer, items: dict[str, Item],
-                                                        history: dict[str, list[Event]]) -> None:
+def test_customers_have_a_taste_a_recommender_can_learn(
+    demo: DemoRetailer, items: dict[str, Item], history: dict[str, list[Event]]
+) -> None:
     """Most of a customer's purchases fall in their favourite categories (3 of 15), and nobody buys
     the same durable item twice."""
     in_favourites = total = 0
@@ -268,6 +297,7 @@ def test_default_size_gives_40_to_80_events_per_customer_quickly() -> None:
 
 
 # -- seeding a real store -----------------------------------------------------------------------
+
 
 def test_seed_stores_everything_in_sqlite(tmp_path: Path) -> None:
     retailer = generate(DemoConfig(customers=250, items=120, end=END))

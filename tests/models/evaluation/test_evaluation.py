@@ -12,20 +12,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.evaluation import baselines
-from models.evaluation import protocol
-from models.settings import Settings
 from models.domain import Item
+from models.evaluation import baselines, protocol
 from models.evaluation.protocol import DAY, Split
 from models.service import Seenext
+from models.settings import Settings
 from server.cli.main import main
 from tests.conftest import tiny_events, tiny_items, tiny_settings
 
 
 def hand_split() -> Split:
     return Split(
-        description="hand", train=pd.DataFrame(), truth={"A": {"a", "c", "e"}, "B": {"w"}},
-        candidates=["a", "b", "c", "d", "e", "w", "x", "y", "z", "q"], owned={}, reference_time=0.0,
+        description="hand",
+        train=pd.DataFrame(),
+        truth={"A": {"a", "c", "e"}, "B": {"w"}},
+        candidates=["a", "b", "c", "d", "e", "w", "x", "y", "z", "q"],
+        owned={},
+        reference_time=0.0,
     )
 
 
@@ -64,13 +67,20 @@ def frame(rows: list[tuple[str, str, str, float]]) -> pd.DataFrame:
     )
 
 
-EVENTS = frame([
-    ("u1", "tv", "PURCHASE", 1 * DAY), ("u1", "milk", "PURCHASE", 2 * DAY), ("u2", "tv", "VIEW", 3 * DAY),
-    ("u2", "milk", "PURCHASE", 9 * DAY), ("u3", "radio", "PURCHASE", 9.5 * DAY),
-    # after the cut (day 10)
-    ("u1", "radio", "PURCHASE", 11 * DAY), ("u2", "new", "PURCHASE", 11 * DAY), ("u2", "tv", "VIEW", 11 * DAY),
-    ("u9", "tv", "PURCHASE", 12 * DAY),
-])
+EVENTS = frame(
+    [
+        ("u1", "tv", "PURCHASE", 1 * DAY),
+        ("u1", "milk", "PURCHASE", 2 * DAY),
+        ("u2", "tv", "VIEW", 3 * DAY),
+        ("u2", "milk", "PURCHASE", 9 * DAY),
+        ("u3", "radio", "PURCHASE", 9.5 * DAY),
+        # after the cut (day 10)
+        ("u1", "radio", "PURCHASE", 11 * DAY),
+        ("u2", "new", "PURCHASE", 11 * DAY),
+        ("u2", "tv", "VIEW", 11 * DAY),
+        ("u9", "tv", "PURCHASE", 12 * DAY),
+    ]
+)
 CATALOG = {i: Item(i, repeatable=(i == "milk")) for i in ("tv", "milk", "radio", "new")}
 
 
@@ -100,7 +110,10 @@ def test_baselines_rank_as_defined() -> None:
     assert baselines.popularity(split, settings, 3)("u1") == ["milk", "radio"]  # u1 owns the tv
     # last 1 day before day 9.5: only u2's milk (day 9) and u3's radio (day 9.5), then the rest
     assert baselines.popularity_recent(split, settings, 3, recent_days=1)("u2") == ["milk", "radio", "tv"]
-    assert baselines.popularity_repeat(split, settings, 3)("u3") == ["milk", "tv"]  # radio owned, not repeatable
+    assert baselines.popularity_repeat(split, settings, 3)("u3") == [
+        "milk",
+        "tv",
+    ]  # radio owned, not repeatable
     assert baselines.popularity_repeat(split, settings, 2)("u2")[0] == "milk"  # own repeatable first
 
 
@@ -115,14 +128,39 @@ def test_evaluate_command_writes_table_json_and_chart(
     monkeypatch.setenv("SEENEXT_TRAIN_THREADS", "1")
     monkeypatch.setenv("SEENEXT_EPOCHS", "10")
     out = tmp_path / "report" / "tiny"
-    code = main(["evaluate", "--data-dir", str(data), "--holdout-days", "2", "-k", "3", "--bootstrap", "50",
-                 "--out", str(out), "--set", "components=8", "--stale-days", "2"])
+    code = main(
+        [
+            "evaluate",
+            "--data-dir",
+            str(data),
+            "--holdout-days",
+            "2",
+            "-k",
+            "3",
+            "--bootstrap",
+            "50",
+            "--out",
+            str(out),
+            "--set",
+            "components=8",
+            "--stale-days",
+            "2",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     report = json.loads(out.with_suffix(".json").read_text())
     names = [m["name"] for m in report["methods"]]
-    assert names == ["popularity", "popularity_recent", "popularity_repeat", "lightfm_ids", "lightfm_defaults",
-                     "pipeline", "pipeline_stale", "pipeline_stale_nofold"]
+    assert names == [
+        "popularity",
+        "popularity_recent",
+        "popularity_repeat",
+        "lightfm_ids",
+        "lightfm_defaults",
+        "pipeline",
+        "pipeline_stale",
+        "pipeline_stale_nofold",
+    ]
     assert report["customers"] == 60 and report["settings"]["components"] == 8
     for m in report["methods"]:
         low, high = m["metrics"]["map@3"]["ci95"]

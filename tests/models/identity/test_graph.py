@@ -10,20 +10,29 @@ from pathlib import Path
 import pytest
 
 from models.demo import generator
-from models.identity import pii
 from models.domain import Event, Identifier
 from models.errors import FailedPrecondition, InvalidArgument
+from models.identity import pii
 from models.service import Seenext
 from tests.conftest import tiny_settings
 
-CID, EMAIL, PHONE, CARD, DEVICE, TOKEN = "CUSTOMER_ID", "EMAIL", "PHONE", "LOYALTY_CARD", "DEVICE_ID", "POS_CARD_TOKEN"
+CID, EMAIL, PHONE, CARD, DEVICE, TOKEN = (
+    "CUSTOMER_ID",
+    "EMAIL",
+    "PHONE",
+    "LOYALTY_CARD",
+    "DEVICE_ID",
+    "POS_CARD_TOKEN",
+)
 
 
 def ids(*pairs: tuple[str, str]) -> tuple[Identifier, ...]:
     return tuple(Identifier(k, v) for k, v in pairs)
 
 
-def ev(event_id: str, *pairs: tuple[str, str], type_: str = "VIEW", item: str = "i1", channel: str = "WEB") -> Event:
+def ev(
+    event_id: str, *pairs: tuple[str, str], type_: str = "VIEW", item: str = "i1", channel: str = "WEB"
+) -> Event:
     return Event(event_id, ids(*pairs), channel, type_, item if type_ != "VISIT" else "")
 
 
@@ -33,21 +42,28 @@ def table(svc: Seenext, sql: str, *args: object) -> list[tuple]:
 
 # -- normalisation, hashing, masking ----------------------------------------------------------------
 
-@pytest.mark.parametrize("raw, canonical", [
-    (" Alice.Smith@Example.COM ", "alice.smith@example.com"),
-    ("bob+news@example.org", "bob+news@example.org"),  # provider tricks are not guessed at
-])
+
+@pytest.mark.parametrize(
+    "raw, canonical",
+    [
+        (" Alice.Smith@Example.COM ", "alice.smith@example.com"),
+        ("bob+news@example.org", "bob+news@example.org"),  # provider tricks are not guessed at
+    ],
+)
 def test_emails_are_trimmed_and_lower_cased(raw: str, canonical: str) -> None:
     assert pii.normalise_email(raw, "f") == canonical
 
 
-@pytest.mark.parametrize("raw, canonical", [
-    ("+44 20 7946 0958", "+442079460958"),
-    ("0044 (0)20 7946-0958", "+442079460958"),
-    ("+44 (0) 20.7946.0958", "+442079460958"),
-    ("(020) 7946 0958", "+442079460958"),  # national: the configured country code (44) replaces the 0
-    ("+1 (415) 555-0100", "+14155550100"),
-])
+@pytest.mark.parametrize(
+    "raw, canonical",
+    [
+        ("+44 20 7946 0958", "+442079460958"),
+        ("0044 (0)20 7946-0958", "+442079460958"),
+        ("+44 (0) 20.7946.0958", "+442079460958"),
+        ("(020) 7946 0958", "+442079460958"),  # national: the configured country code (44) replaces the 0
+        ("+1 (415) 555-0100", "+14155550100"),
+    ],
+)
 def test_common_phone_formats_become_one_number(raw: str, canonical: str) -> None:
     assert pii.normalise_phone(raw, "f", country_code="44") == canonical
 
@@ -56,12 +72,15 @@ def test_national_phone_without_country_code_keeps_its_digits() -> None:
     assert pii.normalise_phone("020 7946 0958", "f") == "02079460958"
 
 
-@pytest.mark.parametrize("kind, raw, problem", [
-    (EMAIL, "no-at-sign.example.com", "is not an e-mail address"),
-    (EMAIL, "a b@example.com", "is not an e-mail address"),
-    (PHONE, "call me maybe", "only digits"),
-    (PHONE, "+44 12", "4 digits, expected 6 to 15"),
-])
+@pytest.mark.parametrize(
+    "kind, raw, problem",
+    [
+        (EMAIL, "no-at-sign.example.com", "is not an e-mail address"),
+        (EMAIL, "a b@example.com", "is not an e-mail address"),
+        (PHONE, "call me maybe", "only digits"),
+        (PHONE, "+44 12", "4 digits, expected 6 to 15"),
+    ],
+)
 def test_malformed_email_and_phone_are_refused_naming_the_field(kind: str, raw: str, problem: str) -> None:
     with pytest.raises(InvalidArgument) as err:
         pii.normalise(kind, raw, "event.identifiers[0].value")
@@ -105,15 +124,26 @@ def test_key_file_is_private_and_must_stay_with_its_database(tmp_path: Path) -> 
 
 # -- linking and merging --------------------------------------------------------------------------
 
+
 def test_story_2_four_identifiers_one_customer_with_every_event(service: Seenext) -> None:
     """Device browse -> e-mail click on a laptop -> login on the phone -> loyalty card in store."""
     service.track_batch([ev("d1", (DEVICE, "phone-7")), ev("d2", (DEVICE, "phone-7"), item="i2")])
-    service.track(ev("m1", (EMAIL, "Alice@Example.com"), (DEVICE, "laptop-3"), type_="EMAIL_CLICK", channel="EMAIL"))
-    login = service.track(ev("l1", (CID, "alice"), (DEVICE, "phone-7"), (EMAIL, "alice@example.com"), type_="VISIT"))
+    service.track(
+        ev("m1", (EMAIL, "Alice@Example.com"), (DEVICE, "laptop-3"), type_="EMAIL_CLICK", channel="EMAIL")
+    )
+    login = service.track(
+        ev("l1", (CID, "alice"), (DEVICE, "phone-7"), (EMAIL, "alice@example.com"), type_="VISIT")
+    )
     service.track(ev("p1", (CARD, "6335 0001"), type_="PURCHASE", item="i9", channel="POS"))
     linked = service.identify(ids((CID, "alice"), (CARD, "63350001")))
     assert login.customer_id == linked.customer_id == "alice" and linked.merged
-    for who in [(DEVICE, "phone-7"), (DEVICE, "laptop-3"), (EMAIL, " ALICE@example.com"), (CARD, "6335-0001"), (CID, "alice")]:
+    for who in [
+        (DEVICE, "phone-7"),
+        (DEVICE, "laptop-3"),
+        (EMAIL, " ALICE@example.com"),
+        (CARD, "6335-0001"),
+        (CID, "alice"),
+    ]:
         assert service.store.resolve(Identifier(*who)) == "alice", who
     events = table(service, "SELECT event_id FROM events WHERE customer_id='alice' ORDER BY event_id")
     assert [e for (e,) in events] == ["d1", "d2", "l1", "m1", "p1"]
@@ -123,10 +153,14 @@ def test_story_2_four_identifiers_one_customer_with_every_event(service: Seenext
 
 
 def test_a_merge_inside_one_batch_repoints_rows_of_the_same_batch(service: Seenext) -> None:
-    service.track_batch([
-        ev("a", (DEVICE, "d1")), ev("b", (EMAIL, "b@x.example")), ev("c", (DEVICE, "d1"), (EMAIL, "b@x.example")),
-        ev("d", (CID, "bob"), (DEVICE, "d1")),
-    ])
+    service.track_batch(
+        [
+            ev("a", (DEVICE, "d1")),
+            ev("b", (EMAIL, "b@x.example")),
+            ev("c", (DEVICE, "d1"), (EMAIL, "b@x.example")),
+            ev("d", (CID, "bob"), (DEVICE, "d1")),
+        ]
+    )
     assert table(service, "SELECT DISTINCT customer_id FROM events") == [("bob",)]
     assert table(service, "SELECT customer_id FROM customers") == [("bob",)]
 
@@ -137,24 +171,37 @@ def test_consent_of_both_sides_is_kept_newest_decision_wins(service: Seenext) ->
     service.set_consent(Identifier(DEVICE, "d1"), "WEB", "profiling", False)
     who = service.identify(ids((EMAIL, "c@x.example"), (DEVICE, "d1"))).customer_id
     assert sorted((c.channel, c.purpose, c.granted) for c in service.privacy.consents(who)) == [
-        ("EMAIL", "marketing", False), ("WEB", "profiling", False)]
+        ("EMAIL", "marketing", False),
+        ("WEB", "profiling", False),
+    ]
 
 
 def test_identify_reports_created_and_masks_what_it_returns(service: Seenext) -> None:
     first = service.identify(ids((CID, "carol"), (PHONE, "+44 7700 900123")))
-    again = service.identify(ids((PHONE, "0044 7700 900 123"),))
+    again = service.identify(
+        ids(
+            (PHONE, "0044 7700 900 123"),
+        )
+    )
     assert first.created and not first.merged and again.customer_id == "carol" and not again.created
-    assert sorted((v.kind, v.display) for v in again.identifiers) == [(CID, "carol"), (PHONE, "+*********123")]
+    assert sorted((v.kind, v.display) for v in again.identifiers) == [
+        (CID, "carol"),
+        (PHONE, "+*********123"),
+    ]
 
 
 # -- the over-merging guard -------------------------------------------------------------------------
+
 
 def test_family_tablet_never_fuses_two_accounts(service: Seenext) -> None:
     """Dad logs in on the tablet, then Mum does: two customers; the tablet now recognises nobody."""
     dad = service.track(ev("1", (CID, "dad"), (DEVICE, "tablet"), type_="PURCHASE", item="drill")).customer_id
     mum = service.track(ev("2", (CID, "mum"), (DEVICE, "tablet"), type_="PURCHASE", item="dress")).customer_id
     assert (dad, mum) == ("dad", "mum")
-    assert service.store.purchased_items("dad")[0][0] == "drill" and service.store.purchased_items("mum")[0][0] == "dress"
+    assert (
+        service.store.purchased_items("dad")[0][0] == "drill"
+        and service.store.purchased_items("mum")[0][0] == "dress"
+    )
     assert service.store.resolve(Identifier(DEVICE, "tablet")) is None
     later = service.track(ev("3", (DEVICE, "tablet"), item="toy")).customer_id  # somebody on the tablet
     assert later.startswith("shared-") and later not in ("dad", "mum")
@@ -186,7 +233,11 @@ def test_a_device_that_links_people_too_often_stops_linking(tmp_path: Path) -> N
 
 def test_two_accounts_on_one_event_are_not_merged_the_event_goes_to_the_named_one(service: Seenext) -> None:
     service.identify(ids((CID, "x1"), (EMAIL, "x1@x.example")))
-    service.identify(ids((CID, "x2"),))
+    service.identify(
+        ids(
+            (CID, "x2"),
+        )
+    )
     assert service.track(ev("e", (EMAIL, "x1@x.example"), (CID, "x2"))).customer_id == "x2"
     assert service.store.resolve(Identifier(EMAIL, "x1@x.example")) == "x1"
     with pytest.raises(FailedPrecondition, match="never merged automatically"):

@@ -44,16 +44,27 @@ def test_hm_slice_maps_channels_and_folds_repeated_rows_into_quantity(service: S
     assert summary.customers == 73 and summary.items == 238 and summary.customer_attributes == 73
     assert rows(service, "SELECT SUM(quantity) FROM events")[0][0] == 300
     assert rows(service, "SELECT channel, SUM(quantity) FROM events GROUP BY channel ORDER BY channel") == [
-        ("POS", 71), ("WEB", 229)]
+        ("POS", 71),
+        ("WEB", 229),
+    ]
     # Row 3 and 4 of the file: the same store purchase twice on 2018-09-20 -> one event, quantity 2.
-    (channel, qty, item, at), = rows(service, "SELECT channel, quantity, item_id, occurred_at FROM events"
-                                     " WHERE customer_id=? AND item_id='0669361001'", SECOND_HM_CUSTOMER)
+    ((channel, qty, item, at),) = rows(
+        service,
+        "SELECT channel, quantity, item_id, occurred_at FROM events"
+        " WHERE customer_id=? AND item_id='0669361001'",
+        SECOND_HM_CUSTOMER,
+    )
     assert (channel, qty, item) == ("POS", 2, "0669361001") and at == 1537444800.0  # 12:00 UTC
     boots = service.catalog.get("0493995001")
     assert boots.title == "Manacor" and boots.category == "Boots" and boots.repeatable
     assert boots.attributes["department"] == "Boots" and boots.attributes["product_code"] == "0493995"
     assert service.customer_attributes.get(FIRST_HM_CUSTOMER) == {
-        "active": "1", "age": "20-29", "club": "active", "fn": "1", "news": "regularly"}
+        "active": "1",
+        "age": "20-29",
+        "club": "active",
+        "fn": "1",
+        "news": "regularly",
+    }
     assert service.store.resolve(Identifier("CUSTOMER_ID", FIRST_HM_CUSTOMER)) == FIRST_HM_CUSTOMER
     assert progress[-1] == ("events", 251, 251)
 
@@ -67,7 +78,9 @@ def test_movielens_slice_is_purchases_with_ratings_and_genres(service: Seenext) 
     summary = import_movielens(ML, target(service), max_rows=500)
     assert summary.events == summary.accepted == 500 and summary.by_channel == {"WEB": 500}
     assert summary.customers == 195 and summary.items == 358 and summary.customer_attributes == 195
-    (etype, at, attrs), = rows(service, "SELECT type, occurred_at, attributes FROM events WHERE event_id='ml-196-242'")
+    ((etype, at, attrs),) = rows(
+        service, "SELECT type, occurred_at, attributes FROM events WHERE event_id='ml-196-242'"
+    )
     assert etype == "PURCHASE" and at == 881250949 and json.loads(attrs) == {"rating": "3"}
     kolya = service.catalog.get("242")
     assert kolya.title == "Kolya (1996)" and kolya.category == "Comedy" and not kolya.repeatable
@@ -80,8 +93,12 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def test_generic_csv_links_identifiers_parses_times_and_reports_bad_rows(service: Seenext, tmp_path: Path) -> None:
-    events = write(tmp_path / "events.csv", """
+def test_generic_csv_links_identifiers_parses_times_and_reports_bad_rows(
+    service: Seenext, tmp_path: Path
+) -> None:
+    events = write(
+        tmp_path / "events.csv",
+        """
 customer_id,email,device_id,item_id,type,channel,occurred_at,quantity,price,order_id,attr_campaign
 c1,,,sku-1,purchase,pos,2024-03-01T10:00:00Z,2,9.5,o1,
 ,ann@example.com,d-77,sku-2,VIEW,,1709287200,,,,spring
@@ -89,17 +106,24 @@ c1,Ann@Example.com,,sku-3,EVENT_TYPE_ADD_TO_CART,CHANNEL_APP,2024-03-02 08:30,,,
 ,,d-77,sku-1,view,web,yesterday,,,,
 c2,,,sku-9,purchase,web,2024-03-03,x,,,
 c3,,,,purchase,web,2024-03-03,,,,
-""")
-    items = write(tmp_path / "items.csv", """
+""",
+    )
+    items = write(
+        tmp_path / "items.csv",
+        """
 item_id,title,category,price,repeatable,accessory_for,colour
 sku-1,Phone,phone,500,0,,black
 sku-2,Case,case,20,no,sku-1,red
 sku-3,Coffee,coffee,5,yes,,
-""")
-    customers = write(tmp_path / "customers.csv", """
+""",
+    )
+    customers = write(
+        tmp_path / "customers.csv",
+        """
 customer_id,segment,region
 c1,gold,north
-""")
+""",
+    )
     summary = import_csv(events, target(service), items_path=items, customers_path=customers)
     assert summary.rows_read == 6 and summary.accepted == 3 and summary.rejected == 3
     assert summary.rejections == [
@@ -114,8 +138,9 @@ c1,gold,north
     assert anna is not None and anna == service.store.resolve(Identifier("DEVICE_ID", "d-77"))
     owners = [r[0] for r in rows(service, "SELECT customer_id FROM events ORDER BY occurred_at")]
     assert owners == ["c1", anna, "c1"]
-    (qty, price, at, channel), = rows(service, "SELECT quantity, price, occurred_at, channel FROM events"
-                                      " WHERE item_id='sku-1'")
+    ((qty, price, at, channel),) = rows(
+        service, "SELECT quantity, price, occurred_at, channel FROM events WHERE item_id='sku-1'"
+    )
     assert (qty, price, channel) == (2, 9.5, "POS") and at == 1709287200.0
     assert service.catalog.get("sku-3").repeatable and service.catalog.get("sku-2").accessory_for == ["sku-1"]
     assert service.catalog.get("sku-1").attributes == {"colour": "black"}

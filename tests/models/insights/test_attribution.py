@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from models.insights.attribution import attribute
 from models.domain import Event, Identifier
-from models.serving.served import Served
+from models.insights.attribution import attribute
 from models.service import Seenext
+from models.serving.served import Served
 from tests.conftest import DAY
 
 T = 1_700_000_000.0
@@ -24,23 +24,41 @@ def served(service: Seenext) -> None:
     service.served.flush()
 
 
-def ev(eid: str, customer: str, channel: str, etype: str, item: str, at: float, rec: str = "",
-       price: float = 0.0, qty: int = 1) -> Event:
-    return Event(eid, (Identifier("CUSTOMER_ID", customer),), channel, etype, item, quantity=qty, price=price,
-                 recommendation_id=rec, occurred_at=at)
+def ev(
+    eid: str,
+    customer: str,
+    channel: str,
+    etype: str,
+    item: str,
+    at: float,
+    rec: str = "",
+    price: float = 0.0,
+    qty: int = 1,
+) -> Event:
+    return Event(
+        eid,
+        (Identifier("CUSTOMER_ID", customer),),
+        channel,
+        etype,
+        item,
+        quantity=qty,
+        price=price,
+        recommendation_id=rec,
+        occurred_at=at,
+    )
 
 
 EVENTS = [
     ev("e1", "c1", "EMAIL", "IMPRESSION", "a", T + 60, "r1"),
     ev("e2", "c1", "EMAIL", "CLICK", "b", T + 120, "r1"),
-    ev("e3", "c1", "POS", "PURCHASE", "b", T + 3 * DAY, price=10.0, qty=2),     # mailed, bought in store
-    ev("e4", "c1", "WEB", "PURCHASE", "a", T + 10 * DAY, price=5.0),            # r1 offered it, too late
-    ev("e5", "c1", "WEB", "PURCHASE", "c", T + DAY + 600, "r2", price=7.0),     # direct
-    ev("e6", "c2", "POS", "PURCHASE", "a", T + 2 * DAY, price=3.0),             # hold-out offer, in store
-    ev("e7", "c2", "WEB", "PURCHASE", "q", T + 2 * DAY, price=99.0),            # never recommended
-    ev("e8", "c3", "WEB", "CLICK", "z", T + DAY, "r-old"),                      # served before the period
-    ev("e9", "c1", "WEB", "PURCHASE", "c", T + 20 * DAY, "r2", price=7.0),      # direct id, beyond the window
-    ev("e10", "c2", "WEB", "VIEW", "a", T + 60, "r3"),                          # not an attributable type
+    ev("e3", "c1", "POS", "PURCHASE", "b", T + 3 * DAY, price=10.0, qty=2),  # mailed, bought in store
+    ev("e4", "c1", "WEB", "PURCHASE", "a", T + 10 * DAY, price=5.0),  # r1 offered it, too late
+    ev("e5", "c1", "WEB", "PURCHASE", "c", T + DAY + 600, "r2", price=7.0),  # direct
+    ev("e6", "c2", "POS", "PURCHASE", "a", T + 2 * DAY, price=3.0),  # hold-out offer, in store
+    ev("e7", "c2", "WEB", "PURCHASE", "q", T + 2 * DAY, price=99.0),  # never recommended
+    ev("e8", "c3", "WEB", "CLICK", "z", T + DAY, "r-old"),  # served before the period
+    ev("e9", "c1", "WEB", "PURCHASE", "c", T + 20 * DAY, "r2", price=7.0),  # direct id, beyond the window
+    ev("e10", "c2", "WEB", "VIEW", "a", T + 60, "r3"),  # not an attributable type
 ]
 
 
@@ -49,7 +67,9 @@ def test_attribution_known_answer(service: Seenext) -> None:
     assert not service.track_batch(EVENTS).rejected
     recs, found = attribute(service.db, T - DAY, T + 2 * DAY, window_days=7)
     assert set(recs) == {"r1", "r2", "r3"}
-    got = sorted((a.recommendation_id, a.event_type, a.event_channel, a.item_id, a.revenue, a.direct) for a in found)
+    got = sorted(
+        (a.recommendation_id, a.event_type, a.event_channel, a.item_id, a.revenue, a.direct) for a in found
+    )
     assert got == [
         ("r1", "CLICK", "EMAIL", "b", 0.0, True),
         ("r1", "IMPRESSION", "EMAIL", "a", 0.0, True),

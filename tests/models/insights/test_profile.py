@@ -17,12 +17,14 @@ def caller(trained: Seenext) -> Seenext:
     """u3 (a phone person) with a phone number, mails, and a consent decision."""
     trained.identify([Identifier("CUSTOMER_ID", "u3"), PHONE, Identifier("EMAIL", "u3@x.example")])
     who = (Identifier("EMAIL", "u3@x.example"),)
-    trained.track_batch([
-        Event("m1", who, "EMAIL", "EMAIL_SENT", occurred_at=NOW - 2 * DAY),
-        Event("m2", who, "EMAIL", "EMAIL_SENT", occurred_at=NOW - DAY),
-        Event("m3", who, "EMAIL", "EMAIL_OPEN", occurred_at=NOW - DAY + 60),
-        Event("m4", who, "EMAIL", "EMAIL_CLICK", "case-3", occurred_at=NOW - DAY + 90),
-    ])
+    trained.track_batch(
+        [
+            Event("m1", who, "EMAIL", "EMAIL_SENT", occurred_at=NOW - 2 * DAY),
+            Event("m2", who, "EMAIL", "EMAIL_SENT", occurred_at=NOW - DAY),
+            Event("m3", who, "EMAIL", "EMAIL_OPEN", occurred_at=NOW - DAY + 60),
+            Event("m4", who, "EMAIL", "EMAIL_CLICK", "case-3", occurred_at=NOW - DAY + 90),
+        ]
+    )
     trained.set_consent(PHONE, "EMAIL", "marketing", True)
     return trained
 
@@ -31,7 +33,10 @@ def test_profile_by_phone_shows_the_whole_customer(caller: Seenext) -> None:
     p = caller.get_profile(Identifier("PHONE", "0044 (0)7700-900-111"))
     assert p.customer_id == "u3"
     assert sorted((i.kind, i.display) for i in p.identifiers) == [
-        ("CUSTOMER_ID", "u3"), ("EMAIL", "u***@x.example"), ("PHONE", "+*********111")]
+        ("CUSTOMER_ID", "u3"),
+        ("EMAIL", "u***@x.example"),
+        ("PHONE", "+*********111"),
+    ]
     assert {(c.channel, c.events) for c in p.channels} == {("WEB", 4), ("POS", 1), ("EMAIL", 4)}
     assert sorted((x.channel, x.store_id) for x in p.purchases) == [("POS", "store-1"), ("WEB", "")]
     assert all(x.title.startswith("Phone") for x in p.purchases)
@@ -52,13 +57,18 @@ def test_timeline_pages_through_every_event_newest_first(caller: Seenext) -> Non
         token = page.next_page_token
         if not token:
             break
-    times = [t for (t,) in caller.db.reader().execute(
-        "SELECT occurred_at FROM events WHERE customer_id='u3' ORDER BY occurred_at DESC, seq DESC")]
+    times = [
+        t
+        for (t,) in caller.db.reader().execute(
+            "SELECT occurred_at FROM events WHERE customer_id='u3' ORDER BY occurred_at DESC, seq DESC"
+        )
+    ]
     assert len(seen) == len(set(seen)) == len(times) == 9
 
 
-@pytest.mark.parametrize("kw, field", [({"timeline_limit": 501}, "timeline_limit"),
-                                      ({"page_token": "not-a-token"}, "page_token")])
+@pytest.mark.parametrize(
+    "kw, field", [({"timeline_limit": 501}, "timeline_limit"), ({"page_token": "not-a-token"}, "page_token")]
+)
 def test_bad_paging_names_the_field(caller: Seenext, kw: dict, field: str) -> None:
     with pytest.raises(InvalidArgument) as err:
         caller.get_profile(PHONE, **kw)

@@ -22,20 +22,28 @@ def day(y: int, m: int, d: int) -> float:
 START, END = day(2025, 2, 10), day(2025, 2, 18)
 
 PURCHASES = {
-    "rose": [("flowers-1", day(2024, 2, 14))],                               # due: Valentine's last year
-    "june": [("flowers-2", day(2024, 6, 1))],                                # not: another season
+    "rose": [("flowers-1", day(2024, 2, 14))],  # due: Valentine's last year
+    "june": [("flowers-2", day(2024, 6, 1))],  # not: another season
     "early": [("flowers-1", day(2024, 2, 13)), ("flowers-2", day(2025, 2, 9))],  # not: bought already
-    "phoneguy": [("phone-1", day(2024, 2, 14))],                             # not: phones do not recur
-    "twoyears": [("flowers-2", day(2023, 2, 15))],                           # due: two years back counts
-    "beans": [("coffee-1", day(2024, 11, 10)), ("coffee-1", day(2024, 12, 10)), ("coffee-1", day(2025, 1, 9))],
+    "phoneguy": [("phone-1", day(2024, 2, 14))],  # not: phones do not recur
+    "twoyears": [("flowers-2", day(2023, 2, 15))],  # due: two years back counts
+    "beans": [
+        ("coffee-1", day(2024, 11, 10)),
+        ("coffee-1", day(2024, 12, 10)),
+        ("coffee-1", day(2025, 1, 9)),
+    ],
     "fresh": [("coffee-1", day(2025, 1, 6)), ("coffee-1", day(2025, 2, 5))],  # not: next one in March
-    "single": [("coffee-1", day(2025, 1, 12))],                              # due: the usual 30 days
+    "single": [("coffee-1", day(2025, 1, 12))],  # due: the usual 30 days
     "lapsed": [("coffee-1", day(2024, 6, 1)), ("coffee-1", day(2024, 7, 1))],  # not: lapsed long ago
     # flowers every month: a routine, not a season (and due again like coffee)
     "monthly": [("flowers-2", day(2024, m, 14)) for m in range(2, 13)] + [("flowers-2", day(2025, 1, 14))],
     "mothersday": [("flowers-1", day(2024, 2, 14)), ("flowers-2", day(2024, 3, 10))],  # two seasons: due
     # gaps of 5 and 60 days (median 32.5: "due" on 11 February) are no rhythm to remind on
-    "erratic": [("coffee-2", day(2024, 11, 6)), ("coffee-2", day(2024, 11, 11)), ("coffee-2", day(2025, 1, 10))],
+    "erratic": [
+        ("coffee-2", day(2024, 11, 6)),
+        ("coffee-2", day(2024, 11, 11)),
+        ("coffee-2", day(2025, 1, 10)),
+    ],
 }
 
 
@@ -55,10 +63,21 @@ def catalogue() -> list[Item]:
 def shop(tmp_path: Path) -> Iterator[Seenext]:
     svc = Seenext(world.settings(tmp_path))
     svc.upsert_items(catalogue())
-    svc.track_batch([
-        Event(f"{c}-{n}", (Identifier("CUSTOMER_ID", c),), "WEB", "PURCHASE", item, occurred_at=t, order_id=f"{c}-{n}")
-        for c, bought in PURCHASES.items() for n, (item, t) in enumerate(bought)
-    ])
+    svc.track_batch(
+        [
+            Event(
+                f"{c}-{n}",
+                (Identifier("CUSTOMER_ID", c),),
+                "WEB",
+                "PURCHASE",
+                item,
+                occurred_at=t,
+                order_id=f"{c}-{n}",
+            )
+            for c, bought in PURCHASES.items()
+            for n, (item, t) in enumerate(bought)
+        ]
+    )
     yield svc
     svc.close()
 
@@ -115,10 +134,16 @@ def test_email_rules_apply_when_the_channel_is_email(shop: Seenext) -> None:
 
 @pytest.mark.parametrize(
     "start, end, field",
-    [(None, END, "window_start"), (START, None, "window_end"), (END, START, "window_end"),
-     (START, START + 100 * 86400, "window_end")],
+    [
+        (None, END, "window_start"),
+        (START, None, "window_end"),
+        (END, START, "window_end"),
+        (START, START + 100 * 86400, "window_end"),
+    ],
 )
-def test_bad_windows_name_the_field(shop: Seenext, start: float | None, end: float | None, field: str) -> None:
+def test_bad_windows_name_the_field(
+    shop: Seenext, start: float | None, end: float | None, field: str
+) -> None:
     with pytest.raises(InvalidArgument) as err:
         shop.due_reminders(start, end)
     assert err.value.field == field

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.demo.traffic import Behaviour, simulate
 from models.domain import Event, Identifier
-from models.serving.recommender import RecommendQuery, in_holdout
 from models.insights.reports import uplift
 from models.service import Seenext
-from models.demo.traffic import Behaviour, simulate
+from models.serving.recommender import RecommendQuery, in_holdout
 from tests.conftest import DAY, tiny_events, tiny_items, tiny_settings
 
 
@@ -23,7 +23,8 @@ def grant_email_consent(svc: Seenext, customers: list[str]) -> None:
     with svc.db.write_lock:
         svc.db.writer.executemany(
             "INSERT OR REPLACE INTO consent (customer_id, channel, purpose, granted, updated_at)"
-            " VALUES (?, 'EMAIL', 'marketing', 1, 0)", [(c,) for c in customers],
+            " VALUES (?, 'EMAIL', 'marketing', 1, 0)",
+            [(c,) for c in customers],
         )
 
 
@@ -52,10 +53,23 @@ def test_uplift_on_generated_holdout_traffic(holdout_service: Seenext) -> None:
         arm = "holdout" if rec.strategy == "holdout_popular" else "personalised"
         assert (arm == "holdout") == in_holdout(c, 0.5)
         arms[arm].append((c, rec.recommendation_id))
-    buyers = {"personalised": int(0.30 * len(arms["personalised"])), "holdout": int(0.15 * len(arms["holdout"]))}
+    buyers = {
+        "personalised": int(0.30 * len(arms["personalised"])),
+        "holdout": int(0.15 * len(arms["holdout"])),
+    }
     purchases = [
-        Event(f"buy-{c}", who(c), "WEB", "PURCHASE", "flowers-1", price=30.0, recommendation_id=rid, occurred_at=now)
-        for arm, pairs in arms.items() for c, rid in pairs[: buyers[arm]]
+        Event(
+            f"buy-{c}",
+            who(c),
+            "WEB",
+            "PURCHASE",
+            "flowers-1",
+            price=30.0,
+            recommendation_id=rid,
+            occurred_at=now,
+        )
+        for arm, pairs in arms.items()
+        for c, rid in pairs[: buyers[arm]]
     ]
     svc.track_batch(purchases)
     report = svc.channel_report(now - DAY, now + DAY)
@@ -80,22 +94,28 @@ def test_uplift_interval_covers_no_effect_when_arms_convert_alike() -> None:
 
 
 def journey(c: str, steps: list[tuple[str, str, str]], t0: float) -> list[Event]:
-    return [Event(f"{c}-{n}", who(c), channel, etype, item, occurred_at=t0 + n * 60)
-            for n, (etype, channel, item) in enumerate(steps)]
+    return [
+        Event(f"{c}-{n}", who(c), channel, etype, item, occurred_at=t0 + n * 60)
+        for n, (etype, channel, item) in enumerate(steps)
+    ]
 
 
 def test_funnels_known_answer(service: Seenext) -> None:
     t0 = 1_700_000_000.0
-    ad, view, cart, buy = ("AD_CLICK", "ADS", ""), ("VIEW", "WEB", "sku"), ("ADD_TO_CART", "WEB", "sku"), \
-        ("PURCHASE", "POS", "sku")
+    ad, view, cart, buy = (
+        ("AD_CLICK", "ADS", ""),
+        ("VIEW", "WEB", "sku"),
+        ("ADD_TO_CART", "WEB", "sku"),
+        ("PURCHASE", "POS", "sku"),
+    )
     events = (
-        journey("f1", [ad, view, cart, buy], t0)                            # the whole way, finished in store
-        + journey("f2", [ad, view], t0)                                     # viewed, never carted
-        + journey("f3", [ad], t0)                                           # clicked the ad only
-        + journey("f4", [view, ad], t0)                                     # viewed before the ad: no step 2
+        journey("f1", [ad, view, cart, buy], t0)  # the whole way, finished in store
+        + journey("f2", [ad, view], t0)  # viewed, never carted
+        + journey("f3", [ad], t0)  # clicked the ad only
+        + journey("f4", [view, ad], t0)  # viewed before the ad: no step 2
         + journey("f5", [("EMAIL_CLICK", "EMAIL", ""), ("VISIT", "POS", ""), buy], t0)
         + journey("f6", [("EMAIL_CLICK", "EMAIL", ""), ("PURCHASE", "WEB", "sku")], t0)  # no visit step
-        + journey("f7", [ad, view, cart, buy], t0 - 10 * DAY)               # before the period
+        + journey("f7", [ad, view, cart, buy], t0 - 10 * DAY)  # before the period
     )
     assert not service.track_batch(events).rejected
     report = service.funnel_report(t0 - DAY, t0 + DAY)
@@ -118,8 +138,13 @@ def test_simulated_traffic_is_what_the_report_counts(tmp_path: Path) -> None:
         svc.train()
         grant_email_consent(svc, [f"u{n}" for n in range(60)])
         started = time.time()
-        tally = simulate(svc, [f"u{n}" for n in range(60)], visits_per_customer=3, seed=11,
-                         behaviour=Behaviour(click=0.5, cart=0.8, buy=0.8))
+        tally = simulate(
+            svc,
+            [f"u{n}" for n in range(60)],
+            visits_per_customer=3,
+            seed=11,
+            behaviour=Behaviour(click=0.5, cart=0.8, buy=0.8),
+        )
         report = svc.channel_report(started - 1, time.time() + 1)
         served = {(r.channel, r.arm): r.recommendations for r in report.rows}
         assert served == {key: n for key, n in tally.recommendations.items() if n}

@@ -8,15 +8,21 @@ import time
 import pytest
 
 from models.domain import Event, Identifier
-from models.serving.recommender import RecommendQuery
 from models.learning.schedule import RetrainSchedule, has_new_events
 from models.service import Seenext
+from models.serving.recommender import RecommendQuery
 from tests.conftest import NOW
 
 
 def fresh_purchase(n: int) -> Event:
-    return Event(f"sched-{n}", (Identifier("CUSTOMER_ID", f"late-{n}"),), "WEB", "PURCHASE", "laptop-1",
-                 occurred_at=NOW + n)
+    return Event(
+        f"sched-{n}",
+        (Identifier("CUSTOMER_ID", f"late-{n}"),),
+        "WEB",
+        "PURCHASE",
+        "laptop-1",
+        occurred_at=NOW + n,
+    )
 
 
 def test_run_once_trains_only_when_there_is_something_new(trained: Seenext) -> None:

@@ -8,10 +8,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from models.learning.artifact import ModelArtifact
-from models.settings import Settings
 from models.errors import FailedPrecondition, NotFound
+from models.learning.artifact import ModelArtifact
 from models.service import Seenext
+from models.settings import Settings
 from tests.conftest import GROUPS, N_USERS, tiny_events, tiny_items
 
 
@@ -59,7 +59,9 @@ def test_rollback_restores_the_previous_answers(trained: Seenext) -> None:
     trained.rollback(first.version)
     now = trained.registry.current
     assert now is not None and now.version == first.version
-    np.testing.assert_allclose(now.score_user(now.items(trained.catalog.snapshot()), now.user_row("u1")), before)
+    np.testing.assert_allclose(
+        now.score_user(now.items(trained.catalog.snapshot()), now.user_row("u1")), before
+    )
     with pytest.raises(NotFound, match="'nope' is not kept"):
         trained.rollback("nope")
 

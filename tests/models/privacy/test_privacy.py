@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.learning.artifact import ModelArtifact
 from models.domain import Event, Identifier
 from models.errors import FailedPrecondition, InvalidArgument, NotFound
-from models.serving.recommender import RecommendQuery
+from models.learning.artifact import ModelArtifact
 from models.service import Seenext
+from models.serving.recommender import RecommendQuery
 from tests.conftest import tiny_settings
 
 U4 = Identifier("CUSTOMER_ID", "u4")
@@ -24,7 +24,11 @@ def test_consent_defaults_then_channel_decision_wins_over_every_channel(service:
     assert service.has_consent(cid, "POS", "profiling") is True  # default: profiling allowed
     service.set_consent(Identifier("EMAIL", "dora@x.example"), "", "marketing", True)  # every channel
     service.set_consent(Identifier("EMAIL", "dora@x.example"), "POS", "marketing", False)
-    assert [service.has_consent(cid, ch, "marketing") for ch in ("EMAIL", "WEB", "POS")] == [True, True, False]
+    assert [service.has_consent(cid, ch, "marketing") for ch in ("EMAIL", "WEB", "POS")] == [
+        True,
+        True,
+        False,
+    ]
     assert service.privacy.with_consent([cid, "nobody", cid], "POS", "marketing") == set()
     assert service.privacy.with_consent([cid, "nobody"], "EMAIL", "marketing") == {cid}
 
@@ -32,12 +36,16 @@ def test_consent_defaults_then_channel_decision_wins_over_every_channel(service:
 def test_consent_defaults_are_settings(tmp_path: Path) -> None:
     svc = Seenext(tiny_settings(tmp_path, consent_default_marketing=True, consent_default_profiling=False))
     try:
-        assert svc.has_consent("anyone", "EMAIL", "marketing") and not svc.has_consent("anyone", "WEB", "profiling")
+        assert svc.has_consent("anyone", "EMAIL", "marketing") and not svc.has_consent(
+            "anyone", "WEB", "profiling"
+        )
     finally:
         svc.close()
 
 
-@pytest.mark.parametrize("channel, purpose, field", [("WEB", "spam", "purpose"), ("FAX", "marketing", "channel")])
+@pytest.mark.parametrize(
+    "channel, purpose, field", [("WEB", "spam", "purpose"), ("FAX", "marketing", "channel")]
+)
 def test_bad_consent_names_the_field(service: Seenext, channel: str, purpose: str, field: str) -> None:
     with pytest.raises(InvalidArgument) as err:
         service.set_consent(U4, channel, purpose, True)
@@ -49,7 +57,12 @@ def test_an_opt_out_before_any_event_is_honoured_when_the_customer_turns_up(trai
     rec = trained.recommend(RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", "u5"), k=3))
     assert rec.recognised and rec.strategy == "popular"
     new, _ = trained.set_consent(Identifier("PHONE", "+44 7700 900555"), "", "profiling", False)
-    assert trained.track(Event("x", (Identifier("PHONE", "+447700900555"),), "WEB", "VIEW", "phone-1")).customer_id == new
+    assert (
+        trained.track(
+            Event("x", (Identifier("PHONE", "+447700900555"),), "WEB", "VIEW", "phone-1")
+        ).customer_id
+        == new
+    )
     assert not trained.has_consent(new, "WEB", "profiling")
 
 
@@ -57,7 +70,9 @@ def test_profiling_opt_out_in_one_channel_keeps_the_others_personalised(trained:
     trained.set_consent(U4, "WEB", "profiling", False)
     web = trained.recommend(RecommendQuery(channel="WEB", who=U4, k=3, item_ids=["flowers-1"]))
     app = trained.recommend(RecommendQuery(channel="APP", who=U4, k=3))
-    assert web.strategy == "similar_items" and web.recognised  # this request's context only, not their history
+    assert (
+        web.strategy == "similar_items" and web.recognised
+    )  # this request's context only, not their history
     assert app.strategy == "personalised"
 
 
@@ -89,8 +104,11 @@ def test_forget_erases_every_row_and_the_model_vector(trained: Seenext) -> None:
 
 def test_forget_by_a_shared_device_is_refused(service: Seenext) -> None:
     for n, account in enumerate(("a1", "a2")):
-        service.track(Event(f"e{n}", (Identifier("CUSTOMER_ID", account), Identifier("DEVICE_ID", "tab")), "WEB",
-                            "VISIT"))
+        service.track(
+            Event(
+                f"e{n}", (Identifier("CUSTOMER_ID", account), Identifier("DEVICE_ID", "tab")), "WEB", "VISIT"
+            )
+        )
     with pytest.raises(FailedPrecondition, match="shared by several customers"):
         service.forget(Identifier("DEVICE_ID", "tab"))
 

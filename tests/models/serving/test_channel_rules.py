@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from models.domain import CHANNELS, Event, Identifier, Item, Offer
+from models.service import Seenext
 from models.serving import channel_rules
 from models.serving.ranking import _source
-from models.domain import CHANNELS, Event, Identifier, Item, Offer
 from models.serving.recommender import RecommendQuery
-from models.service import Seenext
 from tests import channel_world as world
 
 DAY = 86400.0
@@ -42,19 +42,29 @@ def ask(svc: Seenext, channel: str, customer: str | None = None, **kw: object) -
 
 def test_every_channel_has_a_rule_and_every_plan_names_known_sources() -> None:
     assert set(channel_rules.CHANNEL_RULES) == set(CHANNELS)
-    assert channel_rules.rule_for("EMAIL").consent == "marketing" and channel_rules.rule_for("EMAIL").hold_back_mailed
-    assert channel_rules.rule_for("POS").stock == channel_rules.STORE_STOCK and channel_rules.rule_for("WEB").stock == channel_rules.ONLINE_STOCK
+    assert (
+        channel_rules.rule_for("EMAIL").consent == "marketing"
+        and channel_rules.rule_for("EMAIL").hold_back_mailed
+    )
+    assert (
+        channel_rules.rule_for("POS").stock == channel_rules.STORE_STOCK
+        and channel_rules.rule_for("WEB").stock == channel_rules.ONLINE_STOCK
+    )
     state = world_state()
     for plan in channel_rules.PLACEMENT_PLANS.values():
         for source in plan:
             list(_source(source.name, 0, state, None))  # an unknown name raises
     assert channel_rules.plan_for("no-such-page") == channel_rules.PLACEMENT_PLANS["home"]
-    assert channel_rules.plan_for("checkout")[0].name == channel_rules.plan_for("cart")[0].name == "basket_complements"
+    assert (
+        channel_rules.plan_for("checkout")[0].name
+        == channel_rules.plan_for("cart")[0].name
+        == "basket_complements"
+    )
 
 
 def world_state():  # type: ignore[no-untyped-def]
-    from models.serving.ranking import RankingState
     from models.catalog import CatalogSnapshot
+    from models.serving.ranking import RankingState
 
     return RankingState(snapshot=CatalogSnapshot.build(world.items(), 1))
 
@@ -81,7 +91,9 @@ def test_items_mailed_recently_are_not_mailed_again_but_stay_on_the_web(fresh: S
     fresh.served.flush()
     assert ask(fresh, "EMAIL", "alice", k=3) == first  # a retry within the grace period: the same offers
     with fresh.db.write_lock:  # an hour and a bit later they count as mailed
-        fresh.db.writer.execute("UPDATE recommendations SET served_at = served_at - 3700 WHERE customer_id='alice'")
+        fresh.db.writer.execute(
+            "UPDATE recommendations SET served_at = served_at - 3700 WHERE customer_id='alice'"
+        )
     again = ask(fresh, "EMAIL", "alice", k=3)
     assert first and again and not set(first) & set(again)
     assert set(first) <= set(ask(fresh, "WEB", "alice", k=10))
@@ -89,13 +101,25 @@ def test_items_mailed_recently_are_not_mailed_again_but_stay_on_the_web(fresh: S
 
 def test_mailed_items_come_from_email_sent_events_and_served_email_recommendations(fresh: Seenext) -> None:
     now = time.time()
-    fresh.track_batch([
-        Event("sent-1", world.who("c04"), "EMAIL", "EMAIL_SENT", "coffee-2", occurred_at=now - 2 * DAY),
-        Event("sent-old", world.who("c04"), "EMAIL", "EMAIL_SENT", "coffee-3", occurred_at=now - 30 * DAY),
-    ])
+    fresh.track_batch(
+        [
+            Event("sent-1", world.who("c04"), "EMAIL", "EMAIL_SENT", "coffee-2", occurred_at=now - 2 * DAY),
+            Event(
+                "sent-old", world.who("c04"), "EMAIL", "EMAIL_SENT", "coffee-3", occurred_at=now - 30 * DAY
+            ),
+        ]
+    )
     rec = fresh.recommend(RecommendQuery(channel="APP", who=Identifier("CUSTOMER_ID", "c04"), k=2))
-    fresh.track(Event("sent-2", world.who("c04"), "EMAIL", "EMAIL_SENT", recommendation_id=rec.recommendation_id,
-                      occurred_at=now - DAY))
+    fresh.track(
+        Event(
+            "sent-2",
+            world.who("c04"),
+            "EMAIL",
+            "EMAIL_SENT",
+            recommendation_id=rec.recommendation_id,
+            occurred_at=now - DAY,
+        )
+    )
     fresh.served.flush()
     mailed = channel_rules.mailed_items(fresh.db.reader(), "c04", now - 7 * DAY)
     assert mailed == {"coffee-2"} | {r.item_id for r in rec.items}
@@ -112,7 +136,9 @@ def test_mailed_items_come_from_email_sent_events_and_served_email_recommendatio
 def test_pos_uses_the_store_stock_online_channels_the_online_stock(shop: Seenext) -> None:
     pos = ask(shop, "POS", placement="checkout", basket_item_ids=["phone-1"], store_id="store-a", k=10)
     assert "case-1" in pos and "charger-1" not in pos  # charger-1 is out of stock in store-a
-    other_store = ask(shop, "POS", placement="checkout", basket_item_ids=["phone-1"], store_id="store-b", k=10)
+    other_store = ask(
+        shop, "POS", placement="checkout", basket_item_ids=["phone-1"], store_id="store-b", k=10
+    )
     assert "charger-1" in other_store
     web = ask(shop, "WEB", placement="cart", basket_item_ids=["phone-1"], store_id="store-a", k=10)
     assert "charger-1" in web  # online stock counts for the web, whatever store the context names
@@ -123,7 +149,9 @@ def test_an_item_out_of_stock_online_is_offered_only_in_stores_that_have_it(fres
     case.stock = {"": 0, "store-a": 5}
     fresh.upsert_items([case])
     assert "case-2" not in ask(fresh, "WEB", placement="cart", basket_item_ids=["phone-2"], k=10)
-    assert "case-2" in ask(fresh, "POS", placement="checkout", basket_item_ids=["phone-2"], store_id="store-a", k=10)
+    assert "case-2" in ask(
+        fresh, "POS", placement="checkout", basket_item_ids=["phone-2"], store_id="store-a", k=10
+    )
 
 
 def test_owned_durables_inactive_and_basket_items_never_come_back_in_any_channel(shop: Seenext) -> None:
@@ -142,6 +170,7 @@ def test_a_purchase_in_a_store_removes_the_item_from_the_email_at_once(fresh: Se
 
 def test_story3_channels_agree_on_order_for_every_customer(shop: Seenext) -> None:
     """Same customer and state: items allowed in two channels come in the same relative order."""
+
     def common_order(a: list[str], b: list[str]) -> bool:
         both = set(a) & set(b)
         return [i for i in a if i in both] == [i for i in b if i in both]
@@ -150,8 +179,15 @@ def test_story3_channels_agree_on_order_for_every_customer(shop: Seenext) -> Non
     for c in ["alice"] + [f"c{n:02d}" for n in range(0, world.N_CUSTOMERS, 2)]:
         for placement, basket in (("home", []), ("cart", ["phone-2"])):
             lists = {
-                ch: ask(shop, ch, c, k=25, placement=placement, basket_item_ids=basket,
-                        store_id="store-a" if ch == "POS" else "")
+                ch: ask(
+                    shop,
+                    ch,
+                    c,
+                    k=25,
+                    placement=placement,
+                    basket_item_ids=basket,
+                    store_id="store-a" if ch == "POS" else "",
+                )
                 for ch in ("WEB", "EMAIL", "POS", "APP")
             }
             for a in lists.values():
@@ -172,8 +208,12 @@ def test_caller_filters_still_apply(shop: Seenext) -> None:
 
 def test_an_expired_promotion_is_not_offered() -> None:
     now = time.time()
-    running = Item("a", price=10, offer=Offer(price=10, promo_price=8, valid_from=now - DAY, valid_until=now + DAY))
-    ended = Item("b", price=10, offer=Offer(price=10, promo_price=8, valid_from=now - 9 * DAY, valid_until=now - DAY))
+    running = Item(
+        "a", price=10, offer=Offer(price=10, promo_price=8, valid_from=now - DAY, valid_until=now + DAY)
+    )
+    ended = Item(
+        "b", price=10, offer=Offer(price=10, promo_price=8, valid_from=now - 9 * DAY, valid_until=now - DAY)
+    )
     assert channel_rules.live_offer(running).promo_price == 8 and channel_rules.effective_price(running) == 8
     assert channel_rules.live_offer(ended).promo_price == 0 and channel_rules.effective_price(ended) == 10
     assert channel_rules.live_offer(Item("c", price=5)).price == 5
@@ -183,7 +223,10 @@ def test_story3_holds_for_a_known_customer_with_nothing_to_rank_from(fresh: Seen
     """Popular fallback for a recognised customer is the same list everywhere (not popular-in-channel)."""
     fresh.track(Event("zed-visit", world.who("zed"), "POS", "VISIT", store_id="store-b"))
     world.grant(fresh, "zed")
-    lists = [ask(fresh, ch, "zed", k=12, store_id="store-b" if ch == "POS" else "") for ch in ("WEB", "EMAIL", "POS")]
+    lists = [
+        ask(fresh, ch, "zed", k=12, store_id="store-b" if ch == "POS" else "")
+        for ch in ("WEB", "EMAIL", "POS")
+    ]
     assert all(lists)
     for a in lists:
         for b in lists:
@@ -205,7 +248,11 @@ def test_similar_items_without_a_model_fall_back_to_the_items_category(tmp_path:
     svc = world.load(Seenext(world.settings(tmp_path)), train=False)
     try:
         items, version = svc.similar_items("charger-2", k=3)
-        assert version == "" and items and all(r.category == "chargers" and r.item_id != "charger-2" for r in items)
+        assert (
+            version == ""
+            and items
+            and all(r.category == "chargers" and r.item_id != "charger-2" for r in items)
+        )
     finally:
         svc.close()
 
@@ -214,6 +261,11 @@ def test_docs_describe_every_channel_placement_source_and_reason_code() -> None:
     from models.serving.reasons import CODES
 
     doc = (Path(__file__).resolve().parents[3] / "docs" / "channels.md").read_text()
-    names = [*CHANNELS, *channel_rules.PLACEMENT_PLANS, *{s.name for p in channel_rules.PLACEMENT_PLANS.values() for s in p}, *CODES]
+    names = [
+        *CHANNELS,
+        *channel_rules.PLACEMENT_PLANS,
+        *{s.name for p in channel_rules.PLACEMENT_PLANS.values() for s in p},
+        *CODES,
+    ]
     missing = [n for n in names if f"`{n}`" not in doc]
     assert not missing, f"docs/channels.md does not mention: {missing}"

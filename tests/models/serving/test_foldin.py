@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.serving import foldin
-from models.serving import repurchase
 from models.domain import Event, Identifier
-from models.serving.recommender import RecommendQuery
 from models.service import Seenext
+from models.serving import foldin, repurchase
+from models.serving.recommender import RecommendQuery
 from tests.conftest import DAY, NOW
 
 PHONE_CUSTOMERS = ["u0", "u3", "u6", "u9"]
@@ -27,8 +26,14 @@ def top(service: Seenext, customer: str, k: int = 5) -> tuple[str, list[str]]:
 
 def views(customer: str, items: list[str], at: float, prefix: str = "fresh") -> list[Event]:
     return [
-        Event(f"{prefix}-{customer}-{n}", (Identifier("CUSTOMER_ID", customer),), "WEB", "VIEW", item,
-              occurred_at=at + 60 * n)
+        Event(
+            f"{prefix}-{customer}-{n}",
+            (Identifier("CUSTOMER_ID", customer),),
+            "WEB",
+            "VIEW",
+            item,
+            occurred_at=at + 60 * n,
+        )
         for n, item in enumerate(items)
     ]
 
@@ -80,8 +85,9 @@ def test_repurchase_boosts_repeatable_items_by_recency() -> None:
     scores = np.array([3.0, 2.0, 1.0, 0.0])
     index = {"a": 0, "b": 1, "c": 2, "d": 3}
     bought = [("c", 100 * DAY, 1), ("d", 10 * DAY, 1), ("b", 100 * DAY, 1)]
-    out = repurchase.blend(scores, index, bought, {"c": True, "d": True, "b": False}, 100 * DAY,
-                           weight=10.0, half_life_days=90.0)
+    out = repurchase.blend(
+        scores, index, bought, {"c": True, "d": True, "b": False}, 100 * DAY, weight=10.0, half_life_days=90.0
+    )
     assert out[1] == scores[1] and out[0] == scores[0]  # not repeatable / not bought: untouched
     assert out[2] > out[3] > out[0]  # bought today beats bought 90 days ago; both beat the model's best
     assert scores.tolist() == [3.0, 2.0, 1.0, 0.0]  # input not changed
@@ -108,6 +114,12 @@ def test_the_blend_spread_from_the_score_covariance_is_the_scores_standard_devia
         assert repurchase.score_spread(space, user) == pytest.approx(float((scoring @ user).std()), rel=1e-5)
     user[0] = np.nan
     assert repurchase.score_spread(space, user) is None  # not finite: the caller measures the scores
-    broken = ItemSpace(ids, space.index, np.where(np.arange(500)[:, None] == 7, np.inf, scoring).astype(np.float32),
-                       scoring[:, :4], frozenset(), 1)
+    broken = ItemSpace(
+        ids,
+        space.index,
+        np.where(np.arange(500)[:, None] == 7, np.inf, scoring).astype(np.float32),
+        scoring[:, :4],
+        frozenset(),
+        1,
+    )
     assert repurchase.score_spread(broken, np.ones(5, np.float32)) is None

@@ -6,8 +6,8 @@ import pytest
 
 from models.domain import Event, Identifier
 from models.errors import InvalidArgument
-from models.serving.recommender import RecommendQuery, in_holdout
 from models.service import Seenext
+from models.serving.recommender import RecommendQuery, in_holdout
 
 
 def ask(svc: Seenext, customer: str | None = None, **kw: object) -> list[str]:
@@ -33,7 +33,9 @@ def test_bought_durables_are_excluded_consumables_are_not(trained: Seenext) -> N
 
 def test_a_purchase_tracked_after_training_is_excluded_at_once(trained: Seenext) -> None:
     top = ask(trained, "u5", k=1)[0]
-    trained.track(Event("fresh", (Identifier("CUSTOMER_ID", "u5"),), "POS", "PURCHASE", top, store_id="store-1"))
+    trained.track(
+        Event("fresh", (Identifier("CUSTOMER_ID", "u5"),), "POS", "PURCHASE", top, store_id="store-1")
+    )
     assert top not in ask(trained, "u5", k=10)
 
 
@@ -102,7 +104,12 @@ def test_holdout_assignment_is_stable_and_near_its_share() -> None:
 def test_served_recommendations_are_logged(trained: Seenext) -> None:
     rec = trained.recommend(RecommendQuery(channel="APP", who=Identifier("CUSTOMER_ID", "u1"), k=2))
     trained.served.flush()
-    row = trained.db.reader().execute(
-        "SELECT customer_id, channel, items FROM recommendations WHERE recommendation_id=?", (rec.recommendation_id,)
-    ).fetchone()
+    row = (
+        trained.db.reader()
+        .execute(
+            "SELECT customer_id, channel, items FROM recommendations WHERE recommendation_id=?",
+            (rec.recommendation_id,),
+        )
+        .fetchone()
+    )
     assert row[0] == "u1" and row[1] == "APP" and len(row[2]) > 2
