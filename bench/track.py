@@ -22,7 +22,8 @@ from bench.world import settings_for
 from models.demo import generator
 from models.domain import Event
 from models.service import Seenext
-from models.storage import connections as dbmod
+from models.storage.sqlite import connection as dbmod
+from models.storage.sqlite import migrations
 
 _COLUMNS = (
     "event_id, customer_id, channel, type, item_id, quantity, price, store_id, order_id,"
@@ -147,7 +148,7 @@ def _bare_insert(source: Path, folder: Path, batch: int) -> float:
     rows = src.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq").fetchall()
     src.close()
     conn = dbmod.connect(folder / "bare.db", sync_full=True)
-    dbmod.create_schema(conn)
+    migrations.migrate(conn)
     sql = f"INSERT INTO events ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
     started = time.perf_counter()
     for i in range(0, len(rows), batch):

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from models.domain import Item, Offer
 from models.errors import NotFound
-from models.storage.connections import Connections
+from models.storage import Storage
 from models.validation import check_batch_size, check_item
 
 
 class Catalog:
-    def __init__(self, db: Connections, refresh_seconds: float = 1.0) -> None:
+    def __init__(self, db: Storage, refresh_seconds: float = 1.0) -> None:
         self.db = db
         self._refresh_seconds = refresh_seconds
         self._snapshot: CatalogSnapshot | None = None

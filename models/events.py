@@ -17,7 +17,7 @@ from models.domain import BatchResult, Event, Identifier, Rejection, TrackResult
 from models.errors import InvalidArgument
 from models.identity import pii
 from models.identity.graph import IdentityGraph, Node
-from models.storage.connections import Connections
+from models.storage import Storage
 from models.validation import check_event
 
 _INSERT = (
@@ -43,7 +43,7 @@ class InteractionLog:
 
 
 class EventStore:
-    def __init__(self, db: Connections, graph: IdentityGraph | None = None) -> None:
+    def __init__(self, db: Storage, graph: IdentityGraph | None = None) -> None:
         self.db = db
         # Resolves every event's identifiers to one customer (models/identity/graph.py); by default keyed by
         # the pii.key beside the database file, as Settings.pii_key_path is unless configured.

@@ -34,7 +34,7 @@ from models.serving.recommender import Recommendation, Recommended, Recommender,
 from models.serving.registry import ModelRegistry, new_version
 from models.serving.served import ServedLog
 from models.settings import Settings
-from models.storage.connections import Connections
+from models.storage import open_storage
 from models.validation import check_batch_size
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class ModelInfo:
 class Seenext:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = Connections(settings.db_path, settings.sync_full)
+        self.db = open_storage(settings.db_path, settings.sync_full)
         self.graph = IdentityGraph(
             pii.open_key(settings.pii_key_path, self.db.writer),
             settings.phone_country_code,

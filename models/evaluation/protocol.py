@@ -24,7 +24,7 @@ import pandas as pd
 
 from models.domain import Item
 from models.learning import metrics
-from models.storage.connections import Connections
+from models.storage import Storage
 
 DAY = 86400.0
 METRICS = ("precision", "recall", "map", "ndcg")
@@ -130,7 +130,7 @@ class Report:
 # -- loading and splitting --------------------------------------------------------------------------
 
 
-def load_events(db: Connections) -> pd.DataFrame:
+def load_events(db: Storage) -> pd.DataFrame:
     """Every item event in the store, oldest first."""
     rows = (
         db.reader()

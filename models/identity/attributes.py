@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from models.domain import Identifier
 from models.identity.graph import IdentityGraph
-from models.storage.connections import Connections
+from models.storage import Storage
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS customer_attributes"
@@ -24,7 +24,7 @@ _SCHEMA = (
 class CustomerAttributes:
     """The table has a customer_id column, so identity merges re-point it and Forget erases it."""
 
-    def __init__(self, db: Connections, graph: IdentityGraph) -> None:
+    def __init__(self, db: Storage, graph: IdentityGraph) -> None:
         self.db = db
         self.graph = graph
         with db.write_lock:

@@ -26,7 +26,7 @@ from typing import NamedTuple
 from models.domain import Identifier
 from models.errors import FailedPrecondition
 from models.identity import pii
-from models.storage.connections import Connections
+from models.storage import Storage
 from models.validation import check_batch_size, check_identifier
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ class IdentityGraph:
     def resolver(self, conn: sqlite3.Connection, now: float, strict: bool = False) -> Resolver:
         return Resolver(conn, now, strict, self.device_link_limit)
 
-    def identify(self, db: Connections, idents: Sequence[Identifier], now: float) -> IdentifyResult:
+    def identify(self, db: Storage, idents: Sequence[Identifier], now: float) -> IdentifyResult:
         """Links the identifiers into one customer (IdentityService.Identify).
 
         Unlike an event, a call that would join two accounts fails (FAILED_PRECONDITION) and changes nothing.

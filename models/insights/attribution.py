@@ -16,7 +16,7 @@ import bisect
 import json
 from dataclasses import dataclass
 
-from models.storage.connections import Connections
+from models.storage import Storage
 
 ATTRIBUTABLE = ("IMPRESSION", "CLICK", "ADD_TO_CART", "PURCHASE")
 DAY = 86400.0
@@ -44,7 +44,7 @@ class Attributed:
     direct: bool  # carried the recommendation_id (else: matched by customer, item and window)
 
 
-def served_in(db: Connections, start: float, end: float) -> dict[str, ServedRecommendation]:
+def served_in(db: Storage, start: float, end: float) -> dict[str, ServedRecommendation]:
     rows = (
         db.reader()
         .execute(
@@ -69,7 +69,7 @@ def served_in(db: Connections, start: float, end: float) -> dict[str, ServedReco
 
 
 def attribute(
-    db: Connections, start: float, end: float, window_days: float
+    db: Storage, start: float, end: float, window_days: float
 ) -> tuple[dict[str, ServedRecommendation], list[Attributed]]:
     """The recommendations served in [start, end) and the events attributed to them."""
     window = window_days * DAY

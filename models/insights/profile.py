@@ -14,7 +14,7 @@ from models.errors import InvalidArgument
 from models.identity.graph import IdentifierView, IdentityGraph
 from models.privacy.rights import ConsentRecord
 from models.serving.recommender import Recommended
-from models.storage.connections import Connections
+from models.storage import Storage
 
 DEFAULT_TIMELINE = 50
 MAX_TIMELINE = 500
@@ -85,7 +85,7 @@ def timeline_limit(limit: int) -> int:
 
 
 def build(
-    db: Connections,
+    db: Storage,
     graph: IdentityGraph,
     snapshot: CatalogSnapshot,
     customer_id: str,

@@ -40,7 +40,7 @@ from models.serving.ranking import Candidate
 from models.serving.reasons import Reason
 from models.serving.recommender import Recommended, Recommender, RecommendQuery
 from models.serving.registry import ModelRegistry
-from models.storage.connections import Connections
+from models.storage import Storage
 from models.validation import check_k
 
 DAY = 86400.0
@@ -73,7 +73,7 @@ class Due:
 class DueReminders:
     def __init__(
         self,
-        db: Connections,
+        db: Storage,
         catalog: Catalog,
         registry: ModelRegistry,
         recommender: Recommender,

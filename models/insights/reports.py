@@ -21,7 +21,7 @@ import numpy as np
 
 from models.errors import InvalidArgument
 from models.insights.attribution import attribute
-from models.storage.connections import Connections
+from models.storage import Storage
 
 DAY = 86400.0
 ARMS = ("personalised", "holdout")
@@ -78,7 +78,7 @@ def period(start: float | None, end: float | None, now: float | None = None) -> 
 
 
 def channel_report(
-    db: Connections,
+    db: Storage,
     start: float | None = None,
     end: float | None = None,
     attribution_days: int = 0,
@@ -214,7 +214,7 @@ class FunnelReport:
 
 
 def funnel_report(
-    db: Connections,
+    db: Storage,
     start: float | None = None,
     end: float | None = None,
     funnels: tuple[tuple[str, tuple[Step, ...]], ...] = FUNNELS,

@@ -27,7 +27,7 @@ from models.identity.graph import IdentityGraph, customer_tables
 from models.learning.artifact import ModelArtifact
 from models.privacy.consent import ALL_CHANNELS, PURPOSES, decision
 from models.serving.registry import ModelRegistry
-from models.storage.connections import Connections
+from models.storage import Storage
 from models.validation import check_identifier
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class ExportDocument:
 
 
 class Privacy:
-    def __init__(self, db: Connections, graph: IdentityGraph, defaults: Mapping[str, bool]) -> None:
+    def __init__(self, db: Storage, graph: IdentityGraph, defaults: Mapping[str, bool]) -> None:
         self.db = db
         self.graph = graph
         self.defaults = dict(defaults)

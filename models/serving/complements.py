@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from models.catalog import CatalogSnapshot
-from models.storage.connections import Connections
+from models.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class Complements:
 
     def __init__(
         self,
-        db: Connections,
+        db: Storage,
         window_days: float = 3.0,
         min_support: int = 3,
         min_lift: float = 1.5,

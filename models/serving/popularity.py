@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 
-from models.storage.connections import Connections
+from models.storage import Storage
 
 # Same order of interest as the dataset builder's weights.
 _SCORE = (
@@ -20,7 +20,7 @@ _SCORE = (
 
 class Popularity:
     def __init__(
-        self, db: Connections, window_days: int, ttl_seconds: float = 60.0, depth: int = 500
+        self, db: Storage, window_days: int, ttl_seconds: float = 60.0, depth: int = 500
     ) -> None:
         self.db = db
         self.window = window_days * 86400.0

@@ -12,7 +12,7 @@ import queue
 import threading
 from dataclasses import dataclass
 
-from models.storage.connections import Connections
+from models.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class Served:
 
 
 class ServedLog:
-    def __init__(self, db: Connections, flush_seconds: float = 0.2) -> None:
+    def __init__(self, db: Storage, flush_seconds: float = 0.2) -> None:
         self.db = db
         self._queue: queue.Queue[Served | None] = queue.Queue(maxsize=100_000)
         self._flush_seconds = flush_seconds

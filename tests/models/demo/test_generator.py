@@ -15,7 +15,7 @@ from models.catalog import Catalog
 from models.demo.generator import DAY, DemoConfig, DemoRetailer, generate, seed
 from models.domain import Event, Identifier, Item
 from models.events import EventStore
-from models.storage.connections import Connections
+from models.storage import open_storage
 from models.validation import check_event, check_item
 
 END = datetime(2025, 3, 1, tzinfo=UTC).timestamp()  # the period then holds 14 Feb 2024 and 2025
@@ -302,7 +302,7 @@ def test_default_size_gives_40_to_80_events_per_customer_quickly() -> None:
 def test_seed_stores_everything_in_sqlite(tmp_path: Path) -> None:
     retailer = generate(DemoConfig(customers=250, items=120, end=END))
     assert len(retailer.events) > 10_000  # more than one batch
-    db = Connections(tmp_path / "s.db", sync_full=False)
+    db = open_storage(tmp_path / "s.db", sync_full=False)
     try:
         store, catalog = EventStore(db), Catalog(db)
         counts = seed(store, catalog, retailer)

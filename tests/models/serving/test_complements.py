@@ -13,7 +13,7 @@ from models.serving.channel_rules import Source
 from models.serving.complements import ACCESSORY, BOUGHT_TOGETHER, Complements, learn, transactions
 from models.serving.embeddings import ItemSpace
 from models.serving.ranking import Affinity, RankingState, ranking
-from models.storage.connections import Connections
+from models.storage import open_storage
 
 DAY = 86400.0
 
@@ -81,7 +81,7 @@ def shop() -> CatalogSnapshot:
 
 
 def learned_from(tmp_path: Path, baskets: list[list[str]]) -> Complements:
-    db = Connections(tmp_path / "c.db", sync_full=False)
+    db = open_storage(tmp_path / "c.db", sync_full=False)
     store = EventStore(db)
     events = [
         Event(

@@ -1,0 +1,9 @@
+"""Storage interface: The event log: idempotent inserts by event_id, a customer's history, the interaction log for training."""
+
+from __future__ import annotations
+
+from abc import ABC
+
+
+class EventStorage(ABC):  # noqa: B024 (methods are added per concern)
+    """The event log: idempotent inserts by event_id, a customer's history, the interaction log for training."""

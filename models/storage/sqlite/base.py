@@ -1,0 +1,108 @@
+"""What every SQLite storage module shares: the connections, the thread's transaction, tracing.
+
+Reads go to the thread's reader connection, or to the writer when the thread is inside
+`transaction()` (so a transaction reads its own writes). Writes outside a transaction get one of
+their own. One writer connection behind a lock: SQLite has one writer at a time anyway, and
+`BEGIN IMMEDIATE` takes the lock at the start instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from models.storage.sqlite import migrations
+from models.storage.sqlite.connection import Connections
+
+
+class SqliteBase:
+    def __init__(self, path: Path, sync_full: bool = True) -> None:
+        self._local = threading.local()
+        self.connections = Connections(path, sync_full, on_connect=self._trace_into)
+        self.path = path
+        migrations.migrate(self.connections.writer)
+        # Freed pages and cells are overwritten with zeros, so erased data does not linger in the file.
+        self.connections.writer.execute("PRAGMA secure_delete=ON")
+
+    # -- connections and transactions ------------------------------------------------------------
+
+    def _read(self) -> sqlite3.Connection:
+        """The connection a read of this thread uses."""
+        tx = getattr(self._local, "tx", None)
+        return tx if tx is not None else self.connections.reader()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """The writer inside this thread's transaction, or inside a new one for this write alone."""
+        tx = getattr(self._local, "tx", None)
+        if tx is not None:
+            yield tx
+            return
+        with self.transaction() as conn:
+            yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Every storage call of this thread inside the block is one transaction (nested blocks join it)."""
+        tx = getattr(self._local, "tx", None)
+        if tx is not None:
+            yield tx
+            return
+        with self.connections.transaction() as conn:
+            self._local.tx = conn
+            try:
+                yield conn
+            finally:
+                self._local.tx = None
+
+    # -- meta ---------------------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        row = self._read().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def schema_version(self) -> int:
+        return migrations.applied_version(self._read())
+
+    def close(self) -> None:
+        self.connections.close()
+
+    # -- transitional: the Connections surface modules used before their SQL moved here -----------
+    # TODO(issue 8): removed once no module outside models/storage/ calls these.
+
+    def reader(self) -> sqlite3.Connection:
+        return self.connections.reader()
+
+    @property
+    def writer(self) -> sqlite3.Connection:
+        return self.connections.writer
+
+    @property
+    def write_lock(self) -> threading.RLock:
+        return self.connections.write_lock  # type: ignore[return-value]
+
+    # -- tracing (tests count the statements a request sends) -------------------------------------
+
+    def _trace_into(self, conn: sqlite3.Connection) -> None:
+        def trace(statement: str) -> None:
+            sink = getattr(self._local, "trace", None)
+            if sink is not None:
+                sink.append(statement)
+
+        conn.set_trace_callback(trace)
+
+    @contextmanager
+    def count_statements(self) -> Iterator[list[str]]:
+        sink: list[str] = []
+        self._local.trace = sink
+        try:
+            yield sink
+        finally:
+            self._local.trace = None

@@ -1,0 +1,134 @@
+"""The SQLite schema as numbered migrations, applied in order at start (created through sqlite-utils).
+
+`meta.schema_version` is the newest migration applied. A migration never changes once released:
+a new column or table is a new migration. A database newer than this code stops the start.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+
+from models.errors import FailedPrecondition
+
+
+def _m1_base(db: sqlite_utils.Database) -> None:
+    """The first released schema: events, identifiers, customers, catalogue, consent, served, meta."""
+    if "events" not in db.table_names():
+        db.table("events").create(
+            {
+                "seq": int, "event_id": str, "customer_id": str, "channel": str, "type": str,
+                "item_id": str, "quantity": int, "price": float, "store_id": str, "order_id": str,
+                "recommendation_id": str, "occurred_at": float, "received_at": float, "attributes": str,
+            },
+            pk="seq",
+            not_null={"event_id", "customer_id", "channel", "type", "occurred_at"},
+        )  # fmt: skip
+        # The indexes the service needs: idempotency, a customer's history (exclusions, profile),
+        # and time windows (popularity, reports).
+        db.table("events").create_index(["event_id"], unique=True)
+        db.table("events").create_index(["customer_id", "type", "item_id"])
+        db.table("events").create_index(["occurred_at"])
+    if "identifiers" not in db.table_names():
+        db.table("identifiers").create(
+            {"kind": str, "value_key": str, "customer_id": str, "display": str, "created_at": float},
+            pk=("kind", "value_key"),
+        )
+        db.table("identifiers").create_index(["customer_id"])
+    if "customers" not in db.table_names():
+        db.table("customers").create({"customer_id": str, "created_at": float}, pk="customer_id")
+    if "items" not in db.table_names():
+        db.table("items").create(
+            {
+                "item_id": str, "title": str, "category": str, "brand": str, "price": float,
+                "repeatable": int, "active": int, "attributes": str, "accessory_for": str,
+                "offer": str, "updated_at": float,
+            },
+            pk="item_id",
+        )  # fmt: skip
+    if "stock" not in db.table_names():
+        db.table("stock").create(
+            {"item_id": str, "store_id": str, "quantity": int}, pk=("item_id", "store_id")
+        )
+    if "accessories" not in db.table_names():
+        db.table("accessories").create({"accessory_id": str, "item_id": str}, pk=("accessory_id", "item_id"))
+        db.table("accessories").create_index(["item_id"])
+    if "consent" not in db.table_names():
+        db.table("consent").create(
+            {"customer_id": str, "channel": str, "purpose": str, "granted": int, "updated_at": float},
+            pk=("customer_id", "channel", "purpose"),
+        )
+    if "recommendations" not in db.table_names():
+        db.table("recommendations").create(
+            {
+                "recommendation_id": str, "customer_id": str, "channel": str, "placement": str,
+                "items": str, "strategy": str, "model_version": str, "arm": str, "served_at": float,
+            },
+            pk="recommendation_id",
+        )  # fmt: skip
+        db.table("recommendations").create_index(["customer_id"])
+    if db.table("meta").count_where("key='catalog_version'") == 0:
+        db.table("meta").insert({"key": "catalog_version", "value": "0"})
+
+
+def _m2_identity_graph(db: sqlite_utils.Database) -> None:
+    """The identity graph: the over-merging guard's columns, ids merged away, customer attributes.
+
+    Files written before this migration may already have some of these (they were once added in
+    place without a version), so each step checks first.
+    """
+    identifiers = db.table("identifiers")
+    for column in ("shared", "links"):
+        if column not in identifiers.columns_dict:
+            identifiers.add_column(column, int, not_null_default=0)
+    if "customer_merges" not in db.table_names():
+        # Ids merged away into a surviving customer: their model rows still stand for the survivor.
+        db.table("customer_merges").create(
+            {"merged_id": str, "customer_id": str, "merged_at": float}, pk="merged_id"
+        )
+        db.table("customer_merges").create_index(["customer_id"])
+    if "customer_attributes" not in db.table_names():
+        db.table("customer_attributes").create(
+            {"customer_id": str, "attributes": str, "updated_at": float},
+            pk="customer_id",
+            not_null={"attributes", "updated_at"},
+        )
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_m1_base, _m2_identity_graph)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def applied_version(conn: sqlite3.Connection) -> int:
+    db = sqlite_utils.Database(conn)
+    if "meta" not in db.table_names():
+        return 0
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Applies the migrations this database lacks, each in its own transaction; returns the version."""
+    db = sqlite_utils.Database(conn)
+    if "meta" not in db.table_names():
+        db.table("meta").create({"key": str, "value": str}, pk="key")
+    version = applied_version(conn)
+    if version > SCHEMA_VERSION:
+        raise FailedPrecondition(
+            f"the database is at schema version {version}, newer than this seenext knows "
+            f"({SCHEMA_VERSION}); run the newer seenext or restore a backup"
+        )
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[number - 1](db)
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(number),)
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return SCHEMA_VERSION
