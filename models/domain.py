@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+DAY = 86_400.0  # seconds in a day; every window and age in the service is in seconds
+
 CHANNELS = ("WEB", "APP", "EMAIL", "POS", "CALL_CENTER", "ADS")
 EVENT_TYPES = (
     "VIEW",

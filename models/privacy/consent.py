@@ -1,25 +1,56 @@
-"""Consent as stored: one decision per customer, channel and purpose; "ALL" stands for every channel.
+"""The one consent decision: what a customer allowed, with the installation's defaults.
 
-The one place that reads a decision, so that the channel rules (models/serving/channel_rules.py) and the privacy
-service (models/privacy/rights.py) can never disagree on what a customer allowed.
+Consent is recorded per customer, channel and purpose; a decision recorded for every channel is
+stored under `ALL_CHANNELS`. A decision for the channel wins over one for every channel; with
+neither, the configured default applies (marketing refused and profiling allowed, unless
+SEENEXT_CONSENT_DEFAULT_* say otherwise). Recommend, RecommendBatch, DueReminders and the profile
+all decide through `allows`, so they can never disagree about the same customer.
 """
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 PURPOSES = ("marketing", "profiling")
 ALL_CHANNELS = "ALL"  # stored channel of a decision that covers every channel
 
+# (channel or ALL_CHANNELS, purpose) -> granted: a customer's recorded decisions
+Decisions = Mapping[tuple[str, str], bool]
 
-def decision(conn: sqlite3.Connection, customer_id: str, channel: str, purpose: str) -> bool | None:
-    """The customer's decision for `purpose` in `channel`: their decision for that channel, else their
-    decision for every channel, else None (nothing recorded: the caller's default applies)."""
+
+@dataclass(frozen=True)
+class ConsentDefaults:
+    """What applies when a customer recorded no decision (from Settings)."""
+
+    marketing: bool = False
+    profiling: bool = True
+
+    def of(self, purpose: str) -> bool:
+        return {"marketing": self.marketing, "profiling": self.profiling}.get(purpose, False)
+
+
+def recorded(decisions: Decisions, channel: str, purpose: str) -> bool | None:
+    """The customer's own decision for `purpose` in `channel` (else for every channel), or None."""
+    decided = decisions.get((channel or ALL_CHANNELS, purpose))
+    if decided is None:
+        decided = decisions.get((ALL_CHANNELS, purpose))
+    return decided
+
+
+def allows(decisions: Decisions, channel: str, purpose: str, defaults: ConsentDefaults) -> bool:
+    """Whether `purpose` ("marketing", "profiling") is allowed in `channel` for this customer."""
+    decided = recorded(decisions, channel, purpose)
+    return defaults.of(purpose) if decided is None else decided
+
+
+def decision(conn: Any, customer_id: str, channel: str, purpose: str) -> bool | None:
+    """TODO(issue 8): transitional, until consent reads go through storage; use `allows`."""
     rows = dict(
         conn.execute(
             "SELECT channel, granted FROM consent WHERE customer_id=? AND purpose=? AND channel IN (?, ?)",
             (customer_id, purpose, channel or ALL_CHANNELS, ALL_CHANNELS),
         ).fetchall()
     )
-    decided = rows.get(channel, rows.get(ALL_CHANNELS))
-    return None if decided is None else bool(decided)
+    return recorded({(c, purpose): bool(g) for c, g in rows.items()}, channel, purpose)

@@ -1,7 +1,7 @@
 """The storage interface: every read and write of the database, as typed methods.
 
 One `Storage` is what the domain gets; it is composed of one interface per concern (events,
-identity, catalogue, privacy, insights, the serving customer state), each in its own module
+identity, catalogue, privacy, insights, serving), each in its own module
 beside this one. A backend (SQLite in `sqlite/`, PostgreSQL later) implements all of them;
 callers never see SQL, a connection or a cursor.
 
@@ -18,11 +18,11 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from models.storage.catalog import CatalogStorage
-from models.storage.customer_state import CustomerStateStorage
 from models.storage.events import EventStorage
 from models.storage.identity import IdentityStorage
 from models.storage.insights import InsightsStorage
 from models.storage.privacy import PrivacyStorage
+from models.storage.serving import ServingStorage
 
 
 class Storage(
@@ -31,7 +31,7 @@ class Storage(
     CatalogStorage,
     PrivacyStorage,
     InsightsStorage,
-    CustomerStateStorage,
+    ServingStorage,
     ABC,
 ):
     """Everything the service keeps, behind one interface (see the module docstring)."""

@@ -1,4 +1,4 @@
-"""Storage interface: The catalogue: items, stock per store, accessory links, the catalogue version."""
+"""Storage interface: the catalogue: items, stock per store, accessory links, the catalogue version."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Storage interface: The event log: idempotent inserts by event_id, a customer's history, the interaction log for training."""
+"""Storage interface: the event log — idempotent inserts, a customer's history, the training log."""
 
 from __future__ import annotations
 
@@ -6,4 +6,4 @@ from abc import ABC
 
 
 class EventStorage(ABC):  # noqa: B024 (methods are added per concern)
-    """The event log: idempotent inserts by event_id, a customer's history, the interaction log for training."""
+    """The event log: idempotent inserts by event_id, a customer's history, the log for training."""

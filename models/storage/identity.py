@@ -1,4 +1,4 @@
-"""Storage interface: The identity graph's rows: identifiers, customers, merges, customer attributes, the PII key check."""
+"""Storage interface: identifiers, customers, merges, customer attributes, the PII key check."""
 
 from __future__ import annotations
 
@@ -6,4 +6,4 @@ from abc import ABC
 
 
 class IdentityStorage(ABC):  # noqa: B024 (methods are added per concern)
-    """The identity graph's rows: identifiers, customers, merges, customer attributes, the PII key check."""
+    """The identity graph's rows: identifiers, customers, merges, attributes, the PII key check."""

@@ -1,4 +1,4 @@
-"""Storage interface: Served recommendations, and the reads of reports, attribution, profile, reminders, popularity and complements."""
+"""Storage interface: the reads of reports, attribution, the call-centre profile and reminders."""
 
 from __future__ import annotations
 
@@ -6,4 +6,4 @@ from abc import ABC
 
 
 class InsightsStorage(ABC):  # noqa: B024 (methods are added per concern)
-    """Served recommendations, and the reads of reports, attribution, profile, reminders, popularity and complements."""
+    """The reads of reports, attribution, the call-centre profile and reminders."""

@@ -1,4 +1,4 @@
-"""Storage interface: Consent decisions, erasure of a customer's rows, and the export of everything held on them."""
+"""Storage interface: consent decisions, erasure of a customer's rows, the export of their data."""
 
 from __future__ import annotations
 

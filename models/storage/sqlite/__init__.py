@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from models.storage.base import Storage
 from models.storage.sqlite.catalog import SqliteCatalog
-from models.storage.sqlite.customer_state import SqliteCustomerState
 from models.storage.sqlite.events import SqliteEvents
 from models.storage.sqlite.identity import SqliteIdentity
 from models.storage.sqlite.insights import SqliteInsights
 from models.storage.sqlite.privacy import SqlitePrivacy
+from models.storage.sqlite.serving import SqliteServing
 
 
 class SqliteStorage(
@@ -17,7 +17,7 @@ class SqliteStorage(
     SqliteCatalog,
     SqlitePrivacy,
     SqliteInsights,
-    SqliteCustomerState,
+    SqliteServing,
     Storage,
 ):
     """Every storage concern over one SQLite file; the mixins share `SqliteBase`'s connections."""

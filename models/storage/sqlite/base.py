@@ -58,6 +58,20 @@ class SqliteBase:
             finally:
                 self._local.tx = None
 
+    def _customer_tables(self, conn: sqlite3.Connection) -> list[str]:
+        """Every table with a customer_id column: what a merge re-points, Forget erases and Export returns."""
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        return [
+            t
+            for t in names
+            if any(col[1] == "customer_id" for col in conn.execute(f'PRAGMA table_info("{t}")'))
+        ]
+
     # -- meta ---------------------------------------------------------------------------------
 
     def meta(self, key: str) -> str | None:
