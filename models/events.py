@@ -1,30 +1,25 @@
 """The event store: durable, idempotent ingest of events and reads of the history.
 
-Writes go through one connection under a lock, each call one `BEGIN IMMEDIATE` transaction, so
-a batch is all-or-nothing and an acknowledged event is on disk. Idempotency is by event_id.
+A batch is one storage transaction, so it is all-or-nothing and an acknowledged event is on disk.
+Idempotency is by event_id.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from models.domain import BatchResult, Event, Identifier, Rejection, TrackResult
 from models.errors import InvalidArgument
-from models.identity import pii
 from models.identity.graph import IdentityGraph, Node
 from models.storage import Storage
+from models.storage.events import EventRow
 from models.validation import check_event
-
-_INSERT = (
-    "INSERT INTO events (event_id, customer_id, channel, type, item_id, quantity, price, store_id,"
-    " order_id, recommendation_id, occurred_at, received_at, attributes)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
 
 
 @dataclass(slots=True)
@@ -43,11 +38,10 @@ class InteractionLog:
 
 
 class EventStore:
-    def __init__(self, db: Storage, graph: IdentityGraph | None = None) -> None:
-        self.db = db
-        # Resolves every event's identifiers to one customer (models/identity/graph.py); by default keyed by
-        # the pii.key beside the database file, as Settings.pii_key_path is unless configured.
-        self.graph = graph or IdentityGraph(pii.open_key(db.path.parent / "pii.key", db.writer))
+    def __init__(self, storage: Storage, graph: IdentityGraph) -> None:
+        self.storage = storage
+        # Resolves every event's identifiers to one customer (models/identity/graph.py).
+        self.graph = graph
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -74,77 +68,42 @@ class EventStore:
                 continue
             valid.append((ev, nodes))
         duplicates = 0
-        rows = []
-        conn = self.db.writer
-        with self.db.write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                existing = self._existing_ids(conn, [ev.event_id for ev, _ in valid])
-                seen: set[str] = set()
-                resolver = self.graph.resolver(conn, now)
-                resolver.prefetch(n for ev, nodes in valid if ev.event_id not in existing for n in nodes)
-                for ev, nodes in valid:
-                    if ev.event_id in existing or ev.event_id in seen:
-                        duplicates += 1
-                        continue
-                    seen.add(ev.event_id)
-                    rows.append(_row(ev, resolver.resolve(nodes).customer_id, now))
-                if resolver.merges:  # a later event of the batch joined customers named by earlier rows
-                    rows = [(r[0], resolver.find(r[1]), *r[2:]) for r in rows]
-                conn.executemany(_INSERT, rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        rows: list[EventRow] = []
+        with self.storage.transaction():
+            existing = self.storage.stored_event_ids([ev.event_id for ev, _ in valid])
+            seen: set[str] = set()
+            resolver = self.graph.resolver(now)
+            resolver.prefetch(n for ev, nodes in valid if ev.event_id not in existing for n in nodes)
+            for ev, nodes in valid:
+                if ev.event_id in existing or ev.event_id in seen:
+                    duplicates += 1
+                    continue
+                seen.add(ev.event_id)
+                rows.append(_row(ev, resolver.resolve(nodes).customer_id, now))
+            if resolver.merges:  # a later event of the batch joined customers named by earlier rows
+                rows = [dataclasses.replace(r, customer_id=resolver.find(r.customer_id)) for r in rows]
+            self.storage.insert_events(rows)
         return BatchResult(accepted=len(rows), duplicates=duplicates, rejected=rejected)
-
-    @staticmethod
-    def _existing_ids(conn, ids: list[str]) -> set[str]:  # type: ignore[no-untyped-def]
-        found: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                r[0] for r in conn.execute(f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk)
-            )
-        return found
 
     # -- reads --------------------------------------------------------------------------------
 
     def customer_of_event(self, event_id: str) -> str | None:
-        row = (
-            self.db.reader()
-            .execute("SELECT customer_id FROM events WHERE event_id=?", (event_id,))
-            .fetchone()
-        )
-        return row[0] if row else None
-
-    def customer_exists(self, customer_id: str) -> bool:
-        return (
-            self.db.reader().execute("SELECT 1 FROM customers WHERE customer_id=?", (customer_id,)).fetchone()
-            is not None
-        )
+        return self.storage.event_customer(event_id)
 
     def resolve(self, ident: Identifier) -> str | None:
         """The customer an identifier of any kind recognises; None if unknown (or a shared device)."""
-        return self.graph.lookup(self.db.reader(), ident)
+        return self.graph.lookup(ident)
 
+    # Only serving called aliases, purchase_history and recent_items; the one-read customer state
+    # replaces them there. Delete them once nothing calls them (purchased_items reads purchase_history).
     def aliases(self, customer_id: str) -> list[str]:
         """Ids merged into this customer (a model trained before the merge knows them)."""
-        return self.graph.aliases(self.db.reader(), customer_id)
+        return self.graph.aliases(customer_id)
 
     def purchase_history(self, customer_id: str) -> list[tuple[str, str, float, int]]:
         """(item_id, PURCHASE or RETURN, last time, count) per item and type: one read a request shares
-        between its exclusions and its repurchase blend."""
-        return (
-            self.db.reader()
-            .execute(
-                "SELECT item_id, type, MAX(occurred_at), COUNT(*) FROM events"
-                " WHERE customer_id=? AND type IN ('PURCHASE', 'RETURN') GROUP BY item_id, type",
-                (customer_id,),
-            )
-            .fetchall()
-        )
+        between its exclusions and its repurchase blend. Serving-only (see `aliases`)."""
+        return [(r.item_id, r.type, r.last_at, r.times) for r in self.storage.purchase_counts(customer_id)]
 
     def purchased_items(
         self,
@@ -164,67 +123,48 @@ class EventStore:
         return [(i, t) for i, (t, n) in bought.items() if n > returned.get(i, 0)]
 
     def recent_items(self, customer_id: str, since: float, limit: int = 50) -> list[tuple[str, str, float]]:
-        """(item_id, type, occurred_at) of the customer's item events since a time, newest first."""
-        return (
-            self.db.reader()
-            .execute(
-                "SELECT item_id, type, occurred_at FROM events WHERE customer_id=? AND occurred_at>=?"
-                " AND item_id != '' ORDER BY occurred_at DESC LIMIT ?",
-                (customer_id, since, limit),
-            )
-            .fetchall()
-        )
+        """(item_id, type, occurred_at) of the customer's item events since a time, newest first.
+        Serving-only (see `aliases`)."""
+        rows = self.storage.recent_item_events(customer_id, since, limit)
+        return [(r.item_id, r.type, r.occurred_at) for r in rows]
 
     def count_events(self) -> int:
-        return int(self.db.reader().execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        return self.storage.event_count()
 
     def newest_event_time(self) -> float | None:
-        row = self.db.reader().execute("SELECT MAX(occurred_at) FROM events").fetchone()
-        return row[0]
+        return self.storage.newest_event_time()
 
     def interaction_log(self, until: float | None = None) -> InteractionLog:
         """Every item event (optionally before a time), as columns."""
-        sql = "SELECT customer_id, item_id, type, channel, occurred_at, order_id FROM events WHERE item_id != ''"
-        args: tuple = ()
-        if until is not None:
-            sql += " AND occurred_at < ?"
-            args = (until,)
-        rows = self.db.reader().execute(sql, args).fetchall()
-        if not rows:
-            empty = np.array([], dtype=object)
-            return InteractionLog(empty, empty, empty, empty, np.array([], dtype=np.float64), empty)
-        cols = list(zip(*rows))
+        cols = self.storage.interaction_columns(until)
         return InteractionLog(
-            customer_id=np.array(cols[0], dtype=object),
-            item_id=np.array(cols[1], dtype=object),
-            type=np.array(cols[2], dtype=object),
-            channel=np.array(cols[3], dtype=object),
-            occurred_at=np.array(cols[4], dtype=np.float64),
-            order_id=np.array(cols[5], dtype=object),
+            customer_id=np.array(cols.customer_id, dtype=object),
+            item_id=np.array(cols.item_id, dtype=object),
+            type=np.array(cols.type, dtype=object),
+            channel=np.array(cols.channel, dtype=object),
+            occurred_at=np.array(cols.occurred_at, dtype=np.float64),
+            order_id=np.array(cols.order_id, dtype=object),
         )
 
-    def iter_events(self, customer_id: str) -> Iterator[dict]:
-        cur = self.db.reader().execute(
-            "SELECT * FROM events WHERE customer_id=? ORDER BY occurred_at DESC, seq DESC", (customer_id,)
-        )
-        names = [d[0] for d in cur.description]
-        for row in cur:
-            yield dict(zip(names, row))
+    def iter_events(self, customer_id: str) -> Iterator[dict[str, Any]]:
+        """The customer's events, newest first, as column -> value (no caller in the service today)."""
+        for row in self.storage.customer_events([customer_id]):
+            yield dataclasses.asdict(row)
 
 
-def _row(ev: Event, customer: str, now: float) -> tuple:
-    return (
-        ev.event_id,
-        customer,
-        ev.channel,
-        ev.type,
-        ev.item_id,
-        ev.quantity or 1,
-        ev.price,
-        ev.store_id,
-        ev.order_id,
-        ev.recommendation_id,
-        ev.occurred_at if ev.occurred_at is not None else now,
-        now,
-        json.dumps(ev.attributes, sort_keys=True) if ev.attributes else None,
+def _row(ev: Event, customer: str, now: float) -> EventRow:
+    return EventRow(
+        event_id=ev.event_id,
+        customer_id=customer,
+        channel=ev.channel,
+        type=ev.type,
+        item_id=ev.item_id,
+        quantity=ev.quantity or 1,
+        price=ev.price,
+        store_id=ev.store_id,
+        order_id=ev.order_id,
+        recommendation_id=ev.recommendation_id,
+        occurred_at=ev.occurred_at if ev.occurred_at is not None else now,
+        received_at=now,
+        attributes=ev.attributes or None,
     )

@@ -56,7 +56,8 @@ class Seenext:
         self.settings = settings
         self.db = open_storage(settings.db_path, settings.sync_full)
         self.graph = IdentityGraph(
-            pii.open_key(settings.pii_key_path, self.db.writer),
+            self.db,
+            pii.open_key(settings.pii_key_path, self.db),
             settings.phone_country_code,
             settings.device_link_limit,
         )
@@ -188,7 +189,7 @@ class Seenext:
     # -- identity, profile, privacy (docs/identity.md) ---------------------------------------------------
 
     def identify(self, identifiers: Sequence[Identifier]) -> IdentifyResult:
-        return self.graph.identify(self.db, identifiers, time.time())
+        return self.graph.identify(identifiers, time.time())
 
     def get_profile(
         self, who: Identifier | None, timeline_limit: int = 0, page_token: str = "", offers: int = 5

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,9 @@ from typing import NamedTuple
 from models.domain import Identifier
 from models.errors import FailedPrecondition
 from models.identity import pii
+from models.settings import Settings
 from models.storage import Storage
+from models.storage.identity import IdentifierView
 from models.validation import check_batch_size, check_identifier
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,10 @@ log = logging.getLogger(__name__)
 STRONG_KINDS = frozenset({"CUSTOMER_ID", "EMAIL", "PHONE", "LOYALTY_CARD"})
 # ... and of a thing several people may use (a family tablet, a shared payment card).
 WEAK_KINDS = frozenset({"DEVICE_ID", "POS_CARD_TOKEN"})
-# Tables whose customer_id is handled by name, not by the generic "every customer_id column" rule.
-_OWN_TABLES = frozenset({"events", "identifiers", "consent", "customers", "customer_merges"})
 MAX_IDENTIFY = 100
-DEVICE_LINK_LIMIT = 3  # person-level links one device may make before it is treated as shared
+# Person-level links one device may make before it is treated as shared: the setting's default, so the
+# number is written in one place (SEENEXT_DEVICE_LINK_LIMIT).
+DEVICE_LINK_LIMIT: int = Settings.device_link_limit
 _NODE_CACHE = 200_000
 
 
@@ -59,14 +60,6 @@ class Resolution:
 
 
 @dataclass(slots=True)
-class IdentifierView:
-    kind: str
-    display: str  # masked for e-mail and phone
-    shared: bool
-    created_at: float
-
-
-@dataclass(slots=True)
 class IdentifyResult:
     customer_id: str
     identifiers: list[IdentifierView]
@@ -78,8 +71,13 @@ class IdentityGraph:
     """Normalises and hashes identifiers, answers lookups, and hands out per-transaction resolvers."""
 
     def __init__(
-        self, key: pii.PiiKey, country_code: str = "", device_link_limit: int = DEVICE_LINK_LIMIT
+        self,
+        storage: Storage,
+        key: pii.PiiKey,
+        country_code: str = "",
+        device_link_limit: int = DEVICE_LINK_LIMIT,
     ) -> None:
+        self.storage = storage
         self.key = key
         self.country_code = country_code
         self.device_link_limit = device_link_limit
@@ -112,44 +110,34 @@ class IdentityGraph:
             out.append(node)
         return (out[0],) if len(out) == 1 else tuple(dict.fromkeys(out))
 
-    def lookup(self, conn: sqlite3.Connection, ident: Identifier, field: str = "who") -> str | None:
+    def lookup(self, ident: Identifier, field: str = "who") -> str | None:
         """The customer an identifier recognises: None when unknown, or a device marked shared."""
         check_identifier(ident, field)
         node = self.node(ident, field)
-        row = conn.execute(
-            "SELECT customer_id, shared FROM identifiers WHERE kind=? AND value_key=?", (node.kind, node.key)
-        ).fetchone()
-        if row is None or row[1]:
+        row = self.storage.identifier_row(node.kind, node.key)
+        if row is None or row.shared:
             return None
-        return str(row[0])
+        return row.customer_id
 
-    def is_shared(self, conn: sqlite3.Connection, ident: Identifier, field: str = "who") -> bool:
+    def is_shared(self, ident: Identifier, field: str = "who") -> bool:
+        """Whether the identifier is known and marked shared (it recognises no one)."""
         node = self.node(ident, field)
-        row = conn.execute(
-            "SELECT shared FROM identifiers WHERE kind=? AND value_key=?", (node.kind, node.key)
-        ).fetchone()
-        return bool(row and row[0])
+        row = self.storage.identifier_row(node.kind, node.key)
+        return row is not None and row.shared
 
-    def identifiers(self, conn: sqlite3.Connection, customer_id: str) -> list[IdentifierView]:
-        rows = conn.execute(
-            "SELECT kind, display, shared, created_at FROM identifiers WHERE customer_id=? ORDER BY created_at, kind",
-            (customer_id,),
-        ).fetchall()
-        return [IdentifierView(k, d, bool(s), t) for k, d, s, t in rows]
+    def identifiers(self, customer_id: str) -> list[IdentifierView]:
+        """The customer's identifiers as callers may see them (e-mail and phone masked), oldest first."""
+        return self.storage.identifier_views(customer_id)
 
-    @staticmethod
-    def aliases(conn: sqlite3.Connection, customer_id: str) -> list[str]:
+    def aliases(self, customer_id: str) -> list[str]:
         """Ids merged into this customer, oldest merge first."""
-        rows = conn.execute(
-            "SELECT merged_id FROM customer_merges WHERE customer_id=? ORDER BY merged_at, merged_id",
-            (customer_id,),
-        ).fetchall()
-        return [r[0] for r in rows]
+        return self.storage.customer_aliases(customer_id)
 
-    def resolver(self, conn: sqlite3.Connection, now: float, strict: bool = False) -> Resolver:
-        return Resolver(conn, now, strict, self.device_link_limit)
+    def resolver(self, now: float, strict: bool = False) -> Resolver:
+        """A resolver for one write transaction: use it inside `with storage.transaction():`."""
+        return Resolver(self.storage, now, strict, self.device_link_limit)
 
-    def identify(self, db: Storage, idents: Sequence[Identifier], now: float) -> IdentifyResult:
+    def identify(self, idents: Sequence[Identifier], now: float) -> IdentifyResult:
         """Links the identifiers into one customer (IdentityService.Identify).
 
         Unlike an event, a call that would join two accounts fails (FAILED_PRECONDITION) and changes nothing.
@@ -158,9 +146,9 @@ class IdentityGraph:
         for n, ident in enumerate(idents):
             check_identifier(ident, f"identifiers[{n}]")
         nodes = self.nodes(idents, "identifiers")
-        with db.transaction() as conn:
-            res = self.resolver(conn, now, strict=True).resolve(nodes)
-            views = self.identifiers(conn, res.customer_id)
+        with self.storage.transaction():
+            res = self.resolver(now, strict=True).resolve(nodes)
+            views = self.identifiers(res.customer_id)
         for conflict in res.conflicts:
             log.warning("identify: %s", conflict)
         return IdentifyResult(res.customer_id, views, res.created, res.merged)
@@ -184,18 +172,30 @@ class _Info:
         return bool(self.kinds)
 
 
+@dataclass(slots=True)
+class _Seen:
+    """A call's identifiers as the graph knows them."""
+
+    # customer -> tied to the call by a strong identifier
+    known: dict[str, bool] = field(default_factory=dict)
+    # customer -> the call's weak identifiers it holds
+    devices: dict[str, list[Node]] = field(default_factory=dict)
+    new: list[Node] = field(default_factory=list)
+    shared: list[Node] = field(default_factory=list)
+
+
 class Resolver:
     """One write transaction's view of the graph: identifier rows read or written in it, and an
     in-memory union-find of the customers merged in it (so a batch resolves each set once)."""
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        storage: Storage,
         now: float,
         strict: bool = False,
         device_link_limit: int = DEVICE_LINK_LIMIT,
     ) -> None:
-        self.conn = conn
+        self.storage = storage
         self.now = now
         self.strict = strict
         self.device_link_limit = device_link_limit
@@ -204,7 +204,6 @@ class Resolver:
         self._parent: dict[str, str] = {}
         self._info: dict[str, _Info] = {}
         self._sets: dict[tuple[Node, ...], str] = {}
-        self._tables: list[str] | None = None
 
     # -- reads --------------------------------------------------------------------------------------
 
@@ -223,72 +222,45 @@ class Resolver:
                 by_kind.setdefault(n.kind, set()).add(n.key)
         for kind, keys in by_kind.items():
             wanted = sorted(keys)
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                for key in chunk:
-                    self._rows[(kind, key)] = None
-                marks = ",".join("?" * len(chunk))
-                for key, owner, shared, links in self.conn.execute(
-                    "SELECT value_key, customer_id, shared, links FROM identifiers"
-                    f" WHERE kind=? AND value_key IN ({marks})",
-                    [kind, *chunk],
-                ):
-                    self._rows[(kind, key)] = _Row(owner, bool(shared), links or 0)
+            for key in wanted:
+                self._rows[(kind, key)] = None
+            for row in self.storage.identifier_rows(kind, wanted):
+                self._rows[(kind, row.key)] = _Row(row.customer_id, row.shared, row.links)
 
     def _row(self, node: Node) -> _Row | None:
         k = (node.kind, node.key)
         if k not in self._rows:
-            row = self.conn.execute(
-                "SELECT customer_id, shared, links FROM identifiers WHERE kind=? AND value_key=?", k
-            ).fetchone()
-            self._rows[k] = _Row(row[0], bool(row[1]), row[2] or 0) if row else None
+            row = self.storage.identifier_row(*k)
+            self._rows[k] = _Row(row.customer_id, row.shared, row.links) if row else None
         return self._rows[k]
 
     def _about(self, customer_id: str) -> _Info:
         info = self._info.get(customer_id)
         if info is None:
             account, kinds = None, set()
-            for kind, key in self.conn.execute(
-                "SELECT kind, value_key FROM identifiers WHERE customer_id=? AND shared=0"
-                " AND kind IN ('CUSTOMER_ID', 'EMAIL', 'PHONE', 'LOYALTY_CARD')",
-                (customer_id,),
-            ):
+            for kind, key in self.storage.customer_identifier_keys(customer_id, STRONG_KINDS):
                 kinds.add(kind)
                 if kind == "CUSTOMER_ID":
                     account = key
-            row = self.conn.execute(
-                "SELECT created_at FROM customers WHERE customer_id=?", (customer_id,)
-            ).fetchone()
-            born = row[0] if row and row[0] is not None else self.now
+            created = self.storage.customer_created_at(customer_id)
+            born = created if created is not None else self.now
             info = self._info[customer_id] = _Info(account, frozenset(kinds), born)
         return info
 
     # -- resolving ----------------------------------------------------------------------------------
 
     def resolve(self, nodes: Sequence[Node]) -> Resolution:
-        """The customer of these identifiers (from `IdentityGraph.nodes`), linking and merging as the policy allows."""
+        """The customer of these identifiers (from `IdentityGraph.nodes`), linking and merging as the
+        policy allows."""
         if not isinstance(nodes, tuple):
             nodes = tuple(nodes)
         cached = self._sets.get(nodes)
         if cached is not None:
             return Resolution(self.find(cached))
-        known: dict[str, bool] = {}  # customer -> tied to this call by a strong identifier
-        devices: dict[str, list[Node]] = {}  # customer -> the weak identifiers of this call it holds
-        new: list[Node] = []
-        shared: list[Node] = []
-        for n in nodes:
-            row = self._row(n)
-            if row is None:
-                new.append(n)
-            elif row.shared:
-                shared.append(n)
-            else:
-                owner = self.find(row.owner)
-                known[owner] = known.get(owner, False) or n.kind in STRONG_KINDS
-                if n.kind in WEAK_KINDS:
-                    devices.setdefault(owner, []).append(n)
+        seen = self._classify(nodes)
+        known, new = seen.known, seen.new
         if not known and not new:
-            return Resolution(self._shared_customer(shared[0]))
+            return Resolution(self._shared_customer(seen.shared[0]))
         if len(known) == 1 and not new:  # the common case: one known customer
             owner = next(iter(known))
             self._sets[nodes] = owner
@@ -306,38 +278,8 @@ class Resolver:
         if len(accounts) > 1:
             return self._two_accounts(nodes, accounts)
 
-        # Customers reached only through a device: an anonymous history always joins; a person joins
-        # only if no strong kind collides (two e-mails, two accounts, ... = two people) and the
-        # device has not linked persons too often already. Otherwise the device is marked shared.
-        weak = [c for c, s in known.items() if not s]
-        persons = [c for c in weak if self._about(c).person]
-        members = strong + [c for c in weak if c not in persons]
-        kinds = {k for c in strong for k in self._about(c).kinds} | {n.kind for n in new_strong}
-        if not strong and not new_strong and persons:  # only devices on this call: the first person anchors
-            members.append(persons[0])
-            kinds |= self._about(persons.pop(0)).kinds
-        conflicts = []
-        for person in persons:
-            theirs = self._about(person).kinds
-            links = max(self._rows[(n.kind, n.key)].links for n in devices[person])  # type: ignore[union-attr]
-            if theirs & kinds or links >= self.device_link_limit:
-                conflicts.append(self._mark_shared(devices[person], person))
-                continue
-            members.append(person)
-            kinds |= theirs
-            self._count_link(devices[person])
-
-        account = next((a for a in accounts), None) or next(
-            (a for c in members if (a := self._about(c).account) is not None), None
-        )
-        if account is not None:
-            target = account
-            self._ensure_customer(target, min((self._about(c).created_at for c in members), default=self.now))
-        elif members:
-            target = min(members, key=lambda c: (not self._about(c).person, self._about(c).created_at, c))
-        else:
-            target = "anon-" + uuid.uuid4().hex[:20]
-            self._ensure_customer(target, self.now)
+        members, conflicts = self._members(strong, new_strong, seen)
+        target = self._target(accounts, members)
         for c in members:
             if c != target:
                 self._merge(c, target)
@@ -347,25 +289,80 @@ class Resolver:
         self._sets[nodes] = target
         return Resolution(target, created=not known, merged=len(members) > 1, conflicts=conflicts)
 
-    def _attach(self, node: Node, customer_id: str) -> None:
-        self.conn.execute(
-            "INSERT OR IGNORE INTO identifiers (kind, value_key, customer_id, display, created_at, shared, links)"
-            " VALUES (?, ?, ?, ?, ?, 0, 0)",
-            (node.kind, node.key, customer_id, node.display, self.now),
+    def _classify(self, nodes: tuple[Node, ...]) -> _Seen:
+        """Sorts a call's identifiers into known customers, new identifiers and shared devices."""
+        seen = _Seen()
+        for n in nodes:
+            row = self._row(n)
+            if row is None:
+                seen.new.append(n)
+            elif row.shared:
+                seen.shared.append(n)
+            else:
+                owner = self.find(row.owner)
+                seen.known[owner] = seen.known.get(owner, False) or n.kind in STRONG_KINDS
+                if n.kind in WEAK_KINDS:
+                    seen.devices.setdefault(owner, []).append(n)
+        return seen
+
+    def _members(self, strong: list[str], new_strong: list[Node], seen: _Seen) -> tuple[list[str], list[str]]:
+        """The customers a call joins, and the links the guard refused.
+
+        Customers reached only through a device: an anonymous history always joins; a person joins
+        only if no strong kind collides (two e-mails, two accounts, ... = two people) and the
+        device has not linked persons too often already. Otherwise the device is marked shared.
+        """
+        weak = [c for c, s in seen.known.items() if not s]
+        persons = [c for c in weak if self._about(c).person]
+        members = strong + [c for c in weak if c not in persons]
+        kinds = {k for c in strong for k in self._about(c).kinds} | {n.kind for n in new_strong}
+        if not strong and not new_strong and persons:  # only devices on this call: the first person anchors
+            members.append(persons[0])
+            kinds |= self._about(persons.pop(0)).kinds
+        conflicts = []
+        for person in persons:
+            devices = seen.devices[person]
+            theirs = self._about(person).kinds
+            links = max(self._rows[(n.kind, n.key)].links for n in devices)  # type: ignore[union-attr]
+            if theirs & kinds or links >= self.device_link_limit:
+                conflicts.append(self._mark_shared(devices, person))
+                continue
+            members.append(person)
+            kinds |= theirs
+            self._count_link(devices)
+        return members, conflicts
+
+    def _target(self, accounts: list[str], members: list[str]) -> str:
+        """The surviving id: the account, else the oldest person, else the oldest anonymous history,
+        else a new anonymous customer."""
+        account = next((a for a in accounts), None) or next(
+            (a for c in members if (a := self._about(c).account) is not None), None
         )
+        if account is not None:
+            self._ensure_customer(
+                account, min((self._about(c).created_at for c in members), default=self.now)
+            )
+            return account
+        if members:
+            return min(members, key=lambda c: (not self._about(c).person, self._about(c).created_at, c))
+        target = "anon-" + uuid.uuid4().hex[:20]
+        self._ensure_customer(target, self.now)
+        return target
+
+    def _attach(self, node: Node, customer_id: str) -> None:
+        self.storage.insert_identifier(node.kind, node.key, customer_id, node.display, self.now)
         self._rows[(node.kind, node.key)] = _Row(customer_id, False, 0)
 
     def _count_link(self, devices: list[Node]) -> None:
         for n in devices:
-            self.conn.execute(
-                "UPDATE identifiers SET links=links+1 WHERE kind=? AND value_key=?", (n.kind, n.key)
-            )
+            self.storage.add_identifier_link(n.kind, n.key)
             row = self._rows[(n.kind, n.key)]
             assert row is not None
             row.links += 1
 
     def _two_accounts(self, nodes: tuple[Node, ...], accounts: list[str]) -> Resolution:
-        """Identifiers of two accounts on one call: nothing is linked; an event goes to the account it names."""
+        """Identifiers of two accounts on one call: nothing is linked; an event goes to the account it
+        names."""
         if self.strict:
             raise FailedPrecondition(
                 f"identifiers: they belong to {len(accounts)} different accounts ({', '.join(accounts)}); "
@@ -395,7 +392,7 @@ class Resolver:
 
     def _mark_shared(self, devices: list[Node], owner: str) -> str:
         for n in devices:
-            self.conn.execute("UPDATE identifiers SET shared=1 WHERE kind=? AND value_key=?", (n.kind, n.key))
+            self.storage.mark_identifier_shared(n.kind, n.key)
             row = self._rows[(n.kind, n.key)]
             assert row is not None
             row.shared = True
@@ -416,58 +413,16 @@ class Resolver:
         return customer_id
 
     def _ensure_customer(self, customer_id: str, created_at: float) -> None:
-        self.conn.execute(
-            "INSERT OR IGNORE INTO customers (customer_id, created_at) VALUES (?, ?)",
-            (customer_id, created_at),
-        )
+        self.storage.create_customer(customer_id, created_at)
 
     # -- merging ------------------------------------------------------------------------------------
 
     def _merge(self, loser: str, survivor: str) -> None:
         """Re-points everything of `loser` to `survivor`; both histories are kept whole."""
-        conn, args = self.conn, (survivor, loser)
-        conn.execute("UPDATE events SET customer_id=? WHERE customer_id=?", args)
-        conn.execute("UPDATE identifiers SET customer_id=? WHERE customer_id=?", args)
-        # Consent: where both sides decided on the same channel and purpose, the newer decision stands.
-        conn.execute(
-            "INSERT INTO consent (customer_id, channel, purpose, granted, updated_at)"
-            " SELECT ?, channel, purpose, granted, updated_at FROM consent WHERE customer_id=? AND 1"
-            " ON CONFLICT (customer_id, channel, purpose) DO UPDATE SET granted=excluded.granted,"
-            " updated_at=excluded.updated_at WHERE excluded.updated_at > consent.updated_at",
-            args,
-        )
-        conn.execute("DELETE FROM consent WHERE customer_id=?", (loser,))
-        for table in self._customer_tables():
-            conn.execute(f'UPDATE OR REPLACE "{table}" SET customer_id=? WHERE customer_id=?', args)
         born = min(self._about(loser).created_at, self._about(survivor).created_at)
-        self._ensure_customer(survivor, born)
-        conn.execute("UPDATE customers SET created_at=? WHERE customer_id=?", (born, survivor))
-        conn.execute("DELETE FROM customers WHERE customer_id=?", (loser,))
-        conn.execute("UPDATE customer_merges SET customer_id=? WHERE customer_id=?", args)
-        conn.execute(
-            "INSERT OR REPLACE INTO customer_merges (merged_id, customer_id, merged_at) VALUES (?, ?, ?)",
-            (loser, survivor, self.now),
-        )
+        self.storage.merge_customers(loser, survivor, born, self.now)
         self._parent[loser] = survivor
         self._info.pop(loser, None)
         self._info.pop(survivor, None)
         self.merges += 1
         log.debug("customer %s merged into %s", loser, survivor)
-
-    def _customer_tables(self) -> list[str]:
-        if self._tables is None:
-            self._tables = [t for t in customer_tables(self.conn) if t not in _OWN_TABLES]
-        return self._tables
-
-
-def customer_tables(conn: sqlite3.Connection) -> list[str]:
-    """Every table with a customer_id column: what a merge re-points, Forget erases and Export returns."""
-    names = [
-        r[0]
-        for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-        )
-    ]
-    return [
-        t for t in names if any(col[1] == "customer_id" for col in conn.execute(f'PRAGMA table_info("{t}")'))
-    ]

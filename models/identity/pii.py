@@ -14,17 +14,19 @@ import logging
 import os
 import re
 import secrets
-import sqlite3
 import stat
 from pathlib import Path
 
 from models.errors import FailedPrecondition, InvalidArgument
+from models.storage import Storage
 
 log = logging.getLogger(__name__)
 
 HASHED_KINDS = frozenset({"EMAIL", "PHONE"})
 KEY_BYTES = 32
 _CHECK = b"seenext pii key check v1"
+# The meta key under which the database keeps the fingerprint of the key it was written with.
+_FINGERPRINT = "pii_key_fingerprint"
 _PHONE_SEPARATORS = re.compile(r"[\s\-./()]")
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -47,14 +49,13 @@ class PiiKey:
         return hmac.new(self._secret, _CHECK, hashlib.sha256).hexdigest()[:16]
 
 
-def open_key(path: Path, conn: sqlite3.Connection) -> PiiKey:
+def open_key(path: Path, storage: Storage) -> PiiKey:
     """Loads the key file (creating it, mode 0600, for a new database) and checks it fits the database.
 
     A database whose hashes were made with another key would silently stop recognising every
     e-mail and phone, so a missing or different key stops the start with a message instead.
     """
-    row = conn.execute("SELECT value FROM meta WHERE key='pii_key_fingerprint'").fetchone()
-    expected = row[0] if row else None
+    expected = storage.meta(_FINGERPRINT)
     if not path.exists():
         if expected is not None:
             raise FailedPrecondition(
@@ -64,9 +65,7 @@ def open_key(path: Path, conn: sqlite3.Connection) -> PiiKey:
         _create_key_file(path)
     key = PiiKey(_read_key_file(path))
     if expected is None:
-        conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('pii_key_fingerprint', ?)", (key.fingerprint,)
-        )
+        storage.set_meta(_FINGERPRINT, key.fingerprint)
     elif expected != key.fingerprint:
         raise FailedPrecondition(
             f"the PII key in {path} (fingerprint {key.fingerprint}) is not the one this database was written "

@@ -2,8 +2,100 @@
 
 from __future__ import annotations
 
-from abc import ABC
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 
-class EventStorage(ABC):  # noqa: B024 (methods are added per concern)
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One event as the log keeps it, its identifiers already resolved to `customer_id`."""
+
+    event_id: str
+    customer_id: str
+    channel: str
+    type: str
+    item_id: str
+    quantity: int
+    price: float
+    store_id: str
+    order_id: str
+    recommendation_id: str
+    occurred_at: float
+    received_at: float
+    attributes: Mapping[str, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent(EventRow):
+    """An event read back, with `seq`: its place in the log (the tie-break between equal times)."""
+
+    seq: int
+
+
+class PurchaseCount(NamedTuple):
+    """A customer's PURCHASE or RETURN events of one item: the newest time and how many."""
+
+    item_id: str
+    type: str
+    last_at: float
+    times: int
+
+
+class RecentItem(NamedTuple):
+    item_id: str
+    type: str
+    occurred_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionColumns:
+    """The item events of the log as parallel columns (the dataset builder turns them into arrays)."""
+
+    customer_id: Sequence[str]
+    item_id: Sequence[str]
+    type: Sequence[str]
+    channel: Sequence[str]
+    occurred_at: Sequence[float]
+    order_id: Sequence[str]
+
+
+class EventStorage(ABC):
     """The event log: idempotent inserts by event_id, a customer's history, the log for training."""
+
+    @abstractmethod
+    def stored_event_ids(self, event_ids: Sequence[str]) -> set[str]:
+        """The ids of the list that the log already holds (a retried batch's duplicates)."""
+
+    @abstractmethod
+    def insert_events(self, rows: Sequence[EventRow]) -> int:
+        """Appends the rows, skipping any whose event_id is already stored; returns how many were added."""
+
+    @abstractmethod
+    def event_customer(self, event_id: str) -> str | None:
+        """The customer an event was stored for; None if no such event."""
+
+    @abstractmethod
+    def event_count(self) -> int:
+        """Every event stored."""
+
+    @abstractmethod
+    def newest_event_time(self) -> float | None:
+        """The latest `occurred_at` of the log; None when it is empty."""
+
+    @abstractmethod
+    def interaction_columns(self, until: float | None = None) -> InteractionColumns:
+        """Every event that carries an item (optionally only those before `until`); no order is promised."""
+
+    @abstractmethod
+    def customer_events(self, customer_ids: Sequence[str], newest_first: bool = True) -> list[StoredEvent]:
+        """Every event of the ids, newest (or oldest) first, ties broken by their place in the log."""
+
+    @abstractmethod
+    def purchase_counts(self, customer_id: str) -> list[PurchaseCount]:
+        """The customer's PURCHASE and RETURN events grouped by item and type."""
+
+    @abstractmethod
+    def recent_item_events(self, customer_id: str, since: float, limit: int) -> list[RecentItem]:
+        """The customer's item events at or after `since`, newest first, at most `limit`."""

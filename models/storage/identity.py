@@ -1,9 +1,105 @@
-"""Storage interface: identifiers, customers, merges, customer attributes, the PII key check."""
+"""Storage interface: identifiers, customers, merges, customer attributes (the PII key check is meta)."""
 
 from __future__ import annotations
 
-from abc import ABC
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 
-class IdentityStorage(ABC):  # noqa: B024 (methods are added per concern)
-    """The identity graph's rows: identifiers, customers, merges, attributes, the PII key check."""
+@dataclass(frozen=True, slots=True)
+class IdentifierRow:
+    """An identifier node as stored: `key` is the hash for e-mail and phone, else the normalised value."""
+
+    kind: str
+    key: str
+    customer_id: str
+    shared: bool  # seen with several persons: links and recognises no one
+    links: int  # times this device joined two persons (or brought a person new identifiers)
+
+
+@dataclass(slots=True)
+class IdentifierView:
+    """What a caller may see of a customer's identifier."""
+
+    kind: str
+    display: str  # masked for e-mail and phone
+    shared: bool
+    created_at: float
+
+
+class IdentityStorage(ABC):
+    """The identity graph's rows: identifiers, customers, merges, attributes."""
+
+    # -- identifiers ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    def identifier_row(self, kind: str, key: str) -> IdentifierRow | None:
+        """The stored identifier of this kind and key; None if unknown."""
+
+    @abstractmethod
+    def identifier_rows(self, kind: str, keys: Sequence[str]) -> list[IdentifierRow]:
+        """The stored identifiers of one kind among `keys` (a batch's identifiers at once)."""
+
+    @abstractmethod
+    def customer_identifier_keys(self, customer_id: str, kinds: Collection[str]) -> list[tuple[str, str]]:
+        """(kind, key) of the customer's identifiers of these kinds that are not marked shared."""
+
+    @abstractmethod
+    def insert_identifier(
+        self, kind: str, key: str, customer_id: str, display: str, created_at: float
+    ) -> None:
+        """Adds an identifier for the customer (not shared, no links); one already stored is left as it is."""
+
+    @abstractmethod
+    def add_identifier_link(self, kind: str, key: str) -> None:
+        """Counts one more person-level link made through this identifier."""
+
+    @abstractmethod
+    def mark_identifier_shared(self, kind: str, key: str) -> None:
+        """Marks the identifier as used by several persons."""
+
+    @abstractmethod
+    def identifier_views(self, customer_id: str) -> list[IdentifierView]:
+        """The customer's identifiers as callers may see them, oldest first."""
+
+    # -- customers and merges ------------------------------------------------------------------------
+
+    @abstractmethod
+    def create_customer(self, customer_id: str, created_at: float) -> None:
+        """Adds the customer; one already stored is left as it is."""
+
+    @abstractmethod
+    def customer_exists(self, customer_id: str) -> bool: ...
+
+    @abstractmethod
+    def customer_created_at(self, customer_id: str) -> float | None:
+        """When the customer was first seen; None if unknown."""
+
+    @abstractmethod
+    def merge_customers(self, loser: str, survivor: str, created_at: float, merged_at: float) -> None:
+        """Re-points every row of `loser` (in every table with a customer id) to `survivor`, keeping the
+        newer consent decision where both decided; `survivor` gets `created_at`; records the alias."""
+
+    @abstractmethod
+    def customer_aliases(self, customer_id: str) -> list[str]:
+        """Ids merged into this customer, oldest merge first."""
+
+    # -- customer attributes -------------------------------------------------------------------------
+
+    @abstractmethod
+    def set_customer_attributes(
+        self, rows: Sequence[tuple[str, Mapping[str, str]]], updated_at: float
+    ) -> None:
+        """Replaces the attributes of each (customer, attributes); a later row of a customer wins."""
+
+    @abstractmethod
+    def customer_attributes(self, customer_id: str) -> dict[str, str]:
+        """The customer's attributes; empty if none were set."""
+
+    @abstractmethod
+    def all_customer_attributes(self) -> dict[str, dict[str, str]]:
+        """The attributes of every customer that has some (training's user features)."""
+
+    @abstractmethod
+    def customer_attributes_count(self) -> int: ...

@@ -2,8 +2,126 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
+from models.storage.base import chunks
+from models.storage.events import EventRow, InteractionColumns, PurchaseCount, RecentItem, StoredEvent
 from models.storage.sqlite.base import SqliteBase
+
+_COLUMNS = (
+    "event_id, customer_id, channel, type, item_id, quantity, price, store_id, order_id,"
+    " recommendation_id, occurred_at, received_at, attributes"
+)
+# OR IGNORE: the unique index on event_id makes a second insert of an event a no-op.
+_INSERT = f"INSERT OR IGNORE INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 class SqliteEvents(SqliteBase):
-    pass
+    def stored_event_ids(self, event_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        conn = self._read()
+        for chunk in chunks(list(event_ids)):
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                r[0] for r in conn.execute(f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk)
+            )
+        return found
+
+    def insert_events(self, rows: Sequence[EventRow]) -> int:
+        values = [
+            (
+                r.event_id,
+                r.customer_id,
+                r.channel,
+                r.type,
+                r.item_id,
+                r.quantity,
+                r.price,
+                r.store_id,
+                r.order_id,
+                r.recommendation_id,
+                r.occurred_at,
+                r.received_at,
+                json.dumps(dict(r.attributes), sort_keys=True) if r.attributes else None,
+            )
+            for r in rows
+        ]
+        with self._write() as conn:
+            return int(conn.executemany(_INSERT, values).rowcount) if values else 0
+
+    def event_customer(self, event_id: str) -> str | None:
+        row = self._read().execute("SELECT customer_id FROM events WHERE event_id=?", (event_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def event_count(self) -> int:
+        return int(self._read().execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def newest_event_time(self) -> float | None:
+        row = self._read().execute("SELECT MAX(occurred_at) FROM events").fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def interaction_columns(self, until: float | None = None) -> InteractionColumns:
+        sql = (
+            "SELECT customer_id, item_id, type, channel, occurred_at, order_id FROM events"
+            " WHERE item_id != ''"
+        )
+        args: tuple[float, ...] = ()
+        if until is not None:
+            sql += " AND occurred_at < ?"
+            args = (until,)
+        rows = self._read().execute(sql, args).fetchall()
+        if not rows:
+            return InteractionColumns((), (), (), (), (), ())
+        customer, item, type_, channel, at, order = zip(*rows, strict=True)
+        return InteractionColumns(customer, item, type_, channel, at, order)
+
+    def customer_events(self, customer_ids: Sequence[str], newest_first: bool = True) -> list[StoredEvent]:
+        ids = list(dict.fromkeys(customer_ids))
+        if not ids:
+            return []
+        order = "DESC" if newest_first else "ASC"
+        rows = (
+            self._read()
+            .execute(
+                f"SELECT {_COLUMNS}, seq FROM events WHERE customer_id IN ({','.join('?' * len(ids))})"
+                f" ORDER BY occurred_at {order}, seq {order}",
+                ids,
+            )
+            .fetchall()
+        )
+        return [
+            StoredEvent(
+                event_id=r[0],
+                customer_id=r[1],
+                channel=r[2],
+                type=r[3],
+                item_id=r[4] or "",
+                quantity=int(r[5]) if r[5] is not None else 1,
+                price=float(r[6] or 0.0),
+                store_id=r[7] or "",
+                order_id=r[8] or "",
+                recommendation_id=r[9] or "",
+                occurred_at=float(r[10]),
+                received_at=float(r[11]) if r[11] is not None else float(r[10]),
+                attributes=json.loads(r[12]) if r[12] else None,
+                seq=int(r[13]),
+            )
+            for r in rows
+        ]
+
+    def purchase_counts(self, customer_id: str) -> list[PurchaseCount]:
+        rows = self._read().execute(
+            "SELECT item_id, type, MAX(occurred_at), COUNT(*) FROM events"
+            " WHERE customer_id=? AND type IN ('PURCHASE', 'RETURN') GROUP BY item_id, type",
+            (customer_id,),
+        )
+        return [PurchaseCount(i, t, float(last), int(n)) for i, t, last, n in rows]
+
+    def recent_item_events(self, customer_id: str, since: float, limit: int) -> list[RecentItem]:
+        rows = self._read().execute(
+            "SELECT item_id, type, occurred_at FROM events WHERE customer_id=? AND occurred_at>=?"
+            " AND item_id != '' ORDER BY occurred_at DESC LIMIT ?",
+            (customer_id, since, limit),
+        )
+        return [RecentItem(i, t, float(at)) for i, t, at in rows]

@@ -2,8 +2,176 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from collections.abc import Collection, Mapping, Sequence
+
+from models.storage.base import chunks
+from models.storage.identity import IdentifierRow, IdentifierView
 from models.storage.sqlite.base import SqliteBase
+
+# Tables a merge handles by name; every other table with a customer_id column is re-pointed as is.
+_OWN_TABLES = frozenset({"events", "identifiers", "consent", "customers", "customer_merges"})
 
 
 class SqliteIdentity(SqliteBase):
-    pass
+    # (PRAGMA schema_version, the tables a merge re-points generically): the discovery costs a query
+    # per table, so it is redone only when the schema changed.
+    _merge_tables: tuple[int, list[str]] | None = None
+
+    # -- identifiers ---------------------------------------------------------------------------------
+
+    def identifier_row(self, kind: str, key: str) -> IdentifierRow | None:
+        row = (
+            self._read()
+            .execute(
+                "SELECT customer_id, shared, links FROM identifiers WHERE kind=? AND value_key=?", (kind, key)
+            )
+            .fetchone()
+        )
+        return None if row is None else IdentifierRow(kind, key, row[0], bool(row[1]), int(row[2] or 0))
+
+    def identifier_rows(self, kind: str, keys: Sequence[str]) -> list[IdentifierRow]:
+        out: list[IdentifierRow] = []
+        conn = self._read()
+        for chunk in chunks(list(dict.fromkeys(keys))):
+            marks = ",".join("?" * len(chunk))
+            out.extend(
+                IdentifierRow(kind, key, owner, bool(shared), int(links or 0))
+                for key, owner, shared, links in conn.execute(
+                    "SELECT value_key, customer_id, shared, links FROM identifiers"
+                    f" WHERE kind=? AND value_key IN ({marks})",
+                    [kind, *chunk],
+                )
+            )
+        return out
+
+    def customer_identifier_keys(self, customer_id: str, kinds: Collection[str]) -> list[tuple[str, str]]:
+        wanted = sorted(kinds)
+        if not wanted:
+            return []
+        rows = self._read().execute(
+            "SELECT kind, value_key FROM identifiers WHERE customer_id=? AND shared=0"
+            f" AND kind IN ({','.join('?' * len(wanted))})",
+            (customer_id, *wanted),
+        )
+        return [(str(k), str(v)) for k, v in rows]
+
+    def insert_identifier(
+        self, kind: str, key: str, customer_id: str, display: str, created_at: float
+    ) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO identifiers"
+                " (kind, value_key, customer_id, display, created_at, shared, links)"
+                " VALUES (?, ?, ?, ?, ?, 0, 0)",
+                (kind, key, customer_id, display, created_at),
+            )
+
+    def add_identifier_link(self, kind: str, key: str) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE identifiers SET links=links+1 WHERE kind=? AND value_key=?", (kind, key))
+
+    def mark_identifier_shared(self, kind: str, key: str) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE identifiers SET shared=1 WHERE kind=? AND value_key=?", (kind, key))
+
+    def identifier_views(self, customer_id: str) -> list[IdentifierView]:
+        rows = self._read().execute(
+            "SELECT kind, display, shared, created_at FROM identifiers WHERE customer_id=?"
+            " ORDER BY created_at, kind",
+            (customer_id,),
+        )
+        return [IdentifierView(k, d, bool(s), float(t)) for k, d, s, t in rows]
+
+    # -- customers and merges ------------------------------------------------------------------------
+
+    def create_customer(self, customer_id: str, created_at: float) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO customers (customer_id, created_at) VALUES (?, ?)",
+                (customer_id, created_at),
+            )
+
+    def customer_exists(self, customer_id: str) -> bool:
+        row = self._read().execute("SELECT 1 FROM customers WHERE customer_id=?", (customer_id,)).fetchone()
+        return row is not None
+
+    def customer_created_at(self, customer_id: str) -> float | None:
+        row = (
+            self._read()
+            .execute("SELECT created_at FROM customers WHERE customer_id=?", (customer_id,))
+            .fetchone()
+        )
+        return None if row is None or row[0] is None else float(row[0])
+
+    def merge_customers(self, loser: str, survivor: str, created_at: float, merged_at: float) -> None:
+        args = (survivor, loser)
+        with self._write() as conn:
+            conn.execute("UPDATE events SET customer_id=? WHERE customer_id=?", args)
+            conn.execute("UPDATE identifiers SET customer_id=? WHERE customer_id=?", args)
+            # Consent: where both sides decided on the same channel and purpose, the newer decision stands.
+            conn.execute(
+                "INSERT INTO consent (customer_id, channel, purpose, granted, updated_at)"
+                " SELECT ?, channel, purpose, granted, updated_at FROM consent WHERE customer_id=? AND 1"
+                " ON CONFLICT (customer_id, channel, purpose) DO UPDATE SET granted=excluded.granted,"
+                " updated_at=excluded.updated_at WHERE excluded.updated_at > consent.updated_at",
+                args,
+            )
+            conn.execute("DELETE FROM consent WHERE customer_id=?", (loser,))
+            for table in self._generic_customer_tables(conn):
+                conn.execute(f'UPDATE OR REPLACE "{table}" SET customer_id=? WHERE customer_id=?', args)
+            conn.execute(
+                "INSERT INTO customers (customer_id, created_at) VALUES (?, ?)"
+                " ON CONFLICT (customer_id) DO UPDATE SET created_at=excluded.created_at",
+                (survivor, created_at),
+            )
+            conn.execute("DELETE FROM customers WHERE customer_id=?", (loser,))
+            conn.execute("UPDATE customer_merges SET customer_id=? WHERE customer_id=?", args)
+            conn.execute(
+                "INSERT OR REPLACE INTO customer_merges (merged_id, customer_id, merged_at) VALUES (?, ?, ?)",
+                (loser, survivor, merged_at),
+            )
+
+    def _generic_customer_tables(self, conn: sqlite3.Connection) -> list[str]:
+        version = int(conn.execute("PRAGMA schema_version").fetchone()[0])
+        cached = self._merge_tables
+        if cached is None or cached[0] != version:
+            cached = (version, [t for t in self._customer_tables(conn) if t not in _OWN_TABLES])
+            self._merge_tables = cached
+        return cached[1]
+
+    def customer_aliases(self, customer_id: str) -> list[str]:
+        rows = self._read().execute(
+            "SELECT merged_id FROM customer_merges WHERE customer_id=? ORDER BY merged_at, merged_id",
+            (customer_id,),
+        )
+        return [str(r[0]) for r in rows]
+
+    # -- customer attributes -------------------------------------------------------------------------
+
+    def set_customer_attributes(
+        self, rows: Sequence[tuple[str, Mapping[str, str]]], updated_at: float
+    ) -> None:
+        values = [(c, json.dumps(dict(a), sort_keys=True), updated_at) for c, a in rows]
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO customer_attributes (customer_id, attributes, updated_at)"
+                " VALUES (?, ?, ?)",
+                values,
+            )
+
+    def customer_attributes(self, customer_id: str) -> dict[str, str]:
+        row = (
+            self._read()
+            .execute("SELECT attributes FROM customer_attributes WHERE customer_id=?", (customer_id,))
+            .fetchone()
+        )
+        return dict(json.loads(row[0])) if row else {}
+
+    def all_customer_attributes(self) -> dict[str, dict[str, str]]:
+        rows = self._read().execute("SELECT customer_id, attributes FROM customer_attributes")
+        return {str(c): dict(json.loads(a)) for c, a in rows}
+
+    def customer_attributes_count(self) -> int:
+        return int(self._read().execute("SELECT COUNT(*) FROM customer_attributes").fetchone()[0])

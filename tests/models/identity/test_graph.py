@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import os
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -37,7 +38,12 @@ def ev(
 
 
 def table(svc: Seenext, sql: str, *args: object) -> list[tuple]:
-    return svc.db.reader().execute(sql, args).fetchall()
+    """Reads the service's database file directly, as an auditor would."""
+    conn = sqlite3.connect(svc.settings.db_path)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
 
 
 # -- normalisation, hashing, masking ----------------------------------------------------------------
@@ -109,7 +115,7 @@ def test_key_file_is_private_and_must_stay_with_its_database(tmp_path: Path) -> 
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     saved = key.read_bytes()
     key.unlink()
-    with pytest.raises(FailedPrecondition, match="pii.key is missing"):
+    with pytest.raises(FailedPrecondition, match=r"pii\.key is missing"):
         Seenext(tiny_settings(tmp_path))
     key.write_text(os.urandom(32).hex())
     with pytest.raises(FailedPrecondition, match="is not the one this database was written with"):
@@ -249,7 +255,7 @@ def test_demo_retailer_identifiers_resolve_to_their_true_customers(tmp_path: Pat
     retailer = generator.generate(generator.DemoConfig(customers=150, items=120, seed=7, end=1_790_000_000.0))
     svc = Seenext(tiny_settings(tmp_path, sync_full=False))
     try:
-        generator.seed(svc.store, svc.catalog, retailer)
+        generator.seed(svc, retailer)
         wrong: collections.Counter[str] = collections.Counter()
         for customer in retailer.customers:
             for ident in customer.identifiers:

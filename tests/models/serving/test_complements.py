@@ -9,6 +9,8 @@ import numpy as np
 from models.catalog import CatalogSnapshot
 from models.domain import Event, Identifier, Item
 from models.events import EventStore
+from models.identity.graph import IdentityGraph
+from models.identity.pii import PiiKey
 from models.serving.channel_rules import Source
 from models.serving.complements import ACCESSORY, BOUGHT_TOGETHER, Complements, learn, transactions
 from models.serving.embeddings import ItemSpace
@@ -82,7 +84,7 @@ def shop() -> CatalogSnapshot:
 
 def learned_from(tmp_path: Path, baskets: list[list[str]]) -> Complements:
     db = open_storage(tmp_path / "c.db", sync_full=False)
-    store = EventStore(db)
+    store = EventStore(db, IdentityGraph(db, PiiKey(b"k" * 32)))
     events = [
         Event(
             f"e{n}-{i}",
@@ -155,7 +157,7 @@ def test_the_table_is_built_once_and_refreshed_after_training(tmp_path: Path) ->
     comp = learned_from(tmp_path, [["phone", "screen"]] * 3 + [["case"]] * 3)
     first = comp.table("v1")
     assert comp.table("v1") is first and first.of("phone")
-    EventStore(comp.db).track_batch(
+    EventStore(comp.storage, IdentityGraph(comp.storage, PiiKey(b"k" * 32))).track_batch(
         [
             Event(
                 f"x{n}-{item}",

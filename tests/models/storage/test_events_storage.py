@@ -1,0 +1,150 @@
+"""The event log behind the storage interface: idempotent inserts, history reads, the training columns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from models.storage import Storage, open_storage
+from models.storage.events import EventRow, PurchaseCount, RecentItem
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Iterator[Storage]:
+    s = open_storage(tmp_path / "events.db", sync_full=False)
+    yield s
+    s.close()
+
+
+def row(
+    event_id: str,
+    customer: str = "c1",
+    type_: str = "VIEW",
+    item: str = "i1",
+    at: float = 100.0,
+    **kw: object,
+) -> EventRow:
+    fields: dict[str, object] = {
+        "channel": "WEB",
+        "quantity": 1,
+        "price": 0.0,
+        "store_id": "",
+        "order_id": "",
+        "recommendation_id": "",
+        "received_at": 1000.0,
+        "attributes": None,
+    }
+    fields.update(kw)
+    return EventRow(event_id, customer, type=type_, item_id=item, occurred_at=at, **fields)  # type: ignore[arg-type]
+
+
+def test_insert_is_idempotent_by_event_id(storage: Storage) -> None:
+    assert storage.insert_events([row("a"), row("b")]) == 2
+    assert storage.insert_events([row("b", customer="other"), row("c")]) == 1  # b is already stored
+    assert storage.event_count() == 3
+    assert storage.event_customer("b") == "c1" and storage.event_customer("nope") is None
+    assert storage.stored_event_ids(["a", "c", "zz"]) == {"a", "c"}
+    assert storage.insert_events([]) == 0
+
+
+def test_stored_ids_of_a_list_longer_than_one_query(storage: Storage) -> None:
+    storage.insert_events([row(f"e{n}") for n in range(1200)])
+    asked = [f"e{n}" for n in range(0, 2400, 2)]
+    assert storage.stored_event_ids(asked) == {f"e{n}" for n in range(0, 1200, 2)}
+
+
+def test_a_failed_transaction_stores_nothing(storage: Storage) -> None:
+    with pytest.raises(RuntimeError), storage.transaction():
+        storage.insert_events([row("a")])
+        assert storage.event_count() == 1  # a transaction reads its own writes
+        raise RuntimeError("boom")
+    assert storage.event_count() == 0
+
+
+def test_newest_event_time(storage: Storage) -> None:
+    assert storage.newest_event_time() is None
+    storage.insert_events([row("a", at=5.0), row("b", at=7.5), row("c", at=6.0)])
+    assert storage.newest_event_time() == 7.5
+
+
+def test_interaction_columns_hold_item_events_before_a_time(storage: Storage) -> None:
+    storage.insert_events(
+        [
+            row("a", "c1", "VIEW", "i1", 10.0, channel="WEB"),
+            row("b", "c2", "VISIT", "", 20.0),
+            row("c", "c2", "PURCHASE", "i2", 30.0, channel="POS", order_id="o1"),
+        ]
+    )
+    every = storage.interaction_columns()
+    assert sorted(
+        zip(
+            every.customer_id,
+            every.item_id,
+            every.type,
+            every.channel,
+            every.occurred_at,
+            every.order_id,
+            strict=True,
+        )
+    ) == [("c1", "i1", "VIEW", "WEB", 10.0, ""), ("c2", "i2", "PURCHASE", "POS", 30.0, "o1")]
+    before = storage.interaction_columns(until=30.0)
+    assert list(before.item_id) == ["i1"] and list(before.occurred_at) == [10.0]
+    assert len(storage.interaction_columns(until=0.0).item_id) == 0
+
+
+def test_customer_events_newest_first_with_every_column(storage: Storage) -> None:
+    storage.insert_events(
+        [
+            row("old", at=1.0, attributes={"rating": "5"}, price=9.5, quantity=2, store_id="s1"),
+            row("tie-1", at=2.0),
+            row("tie-2", at=2.0),
+            row("theirs", customer="c2", at=3.0),
+        ]
+    )
+    events = storage.customer_events(["c1"])
+    assert [e.event_id for e in events] == ["tie-2", "tie-1", "old"]  # equal times: later in the log first
+    oldest = events[-1]
+    assert (oldest.attributes, oldest.price, oldest.quantity, oldest.store_id) == (
+        {"rating": "5"},
+        9.5,
+        2,
+        "s1",
+    )
+    assert events[1].attributes is None and events[0].seq > events[1].seq
+    both = storage.customer_events(["c1", "c2"], newest_first=False)
+    assert [e.event_id for e in both] == ["old", "tie-1", "tie-2", "theirs"]
+    assert storage.customer_events([]) == []
+
+
+def test_purchase_counts_group_by_item_and_type(storage: Storage) -> None:
+    storage.insert_events(
+        [
+            row("p1", type_="PURCHASE", item="phone", at=10.0),
+            row("p2", type_="PURCHASE", item="phone", at=30.0),
+            row("r1", type_="RETURN", item="phone", at=40.0),
+            row("v1", type_="VIEW", item="case", at=50.0),
+            row("x1", customer="c2", type_="PURCHASE", item="case", at=60.0),
+        ]
+    )
+    assert sorted(storage.purchase_counts("c1")) == [
+        PurchaseCount("phone", "PURCHASE", 30.0, 2),
+        PurchaseCount("phone", "RETURN", 40.0, 1),
+    ]
+
+
+def test_recent_item_events_since_a_time_newest_first(storage: Storage) -> None:
+    storage.insert_events(
+        [
+            row("a", item="i1", at=10.0),
+            row("b", type_="VISIT", item="", at=20.0),
+            row("c", item="i2", at=30.0),
+            row("d", item="i3", at=40.0),
+        ]
+    )
+    assert storage.recent_item_events("c1", since=10.0, limit=2) == [
+        RecentItem("i3", "VIEW", 40.0),
+        RecentItem("i2", "VIEW", 30.0),
+    ]
+    assert [r.item_id for r in storage.recent_item_events("c1", since=15.0, limit=50)] == ["i3", "i2"]

@@ -1,0 +1,163 @@
+"""The identity graph's rows behind the storage interface: identifiers, customers, merges, attributes."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from models.errors import FailedPrecondition
+from models.identity import pii
+from models.storage import Storage, open_storage
+from models.storage.events import EventRow
+from models.storage.identity import IdentifierRow
+
+STRONG = ("CUSTOMER_ID", "EMAIL", "PHONE", "LOYALTY_CARD")
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "identity.db"
+
+
+@pytest.fixture
+def storage(path: Path) -> Iterator[Storage]:
+    s = open_storage(path, sync_full=False)
+    yield s
+    s.close()
+
+
+def sql(path: Path, statement: str, *args: object) -> list[tuple[object, ...]]:
+    """Reads or writes the file beside the storage, as another process would (committed at once)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        return conn.execute(statement, args).fetchall()
+    finally:
+        conn.close()
+
+
+def event(event_id: str, customer: str) -> EventRow:
+    return EventRow(event_id, customer, "WEB", "VIEW", "i1", 1, 0.0, "", "", "", 1.0, 1.0, None)
+
+
+def test_identifier_rows_singly_and_in_bulk(storage: Storage) -> None:
+    with storage.transaction():
+        for n in range(1200):
+            storage.insert_identifier("DEVICE_ID", f"d{n}", f"c{n % 3}", f"d{n}", 10.0)
+        storage.insert_identifier("EMAIL", "d1", "c9", "a***@x", 10.0)  # same key, other kind
+    assert storage.identifier_row("DEVICE_ID", "d4") == IdentifierRow("DEVICE_ID", "d4", "c1", False, 0)
+    assert storage.identifier_row("DEVICE_ID", "nope") is None
+    asked = [f"d{n}" for n in range(0, 2400, 2)] + ["d0"]  # more than one query's worth, a repeat
+    found = storage.identifier_rows("DEVICE_ID", asked)
+    assert sorted(r.key for r in found) == sorted(f"d{n}" for n in range(0, 1200, 2))
+    assert {r.kind for r in found} == {"DEVICE_ID"}
+    assert storage.identifier_rows("EMAIL", ["d1", "d2"]) == [IdentifierRow("EMAIL", "d1", "c9", False, 0)]
+
+
+def test_insert_keeps_the_first_owner_links_and_shared_update_the_row(storage: Storage) -> None:
+    storage.insert_identifier("DEVICE_ID", "tablet", "dad", "tablet", 1.0)
+    storage.insert_identifier("DEVICE_ID", "tablet", "mum", "tablet", 2.0)
+    storage.add_identifier_link("DEVICE_ID", "tablet")
+    storage.add_identifier_link("DEVICE_ID", "tablet")
+    storage.mark_identifier_shared("DEVICE_ID", "tablet")
+    assert storage.identifier_row("DEVICE_ID", "tablet") == IdentifierRow(
+        "DEVICE_ID", "tablet", "dad", True, 2
+    )
+
+
+def test_strong_keys_of_a_customer_leave_out_shared_and_weak_ones(storage: Storage) -> None:
+    storage.insert_identifier("CUSTOMER_ID", "alice", "alice", "alice", 1.0)
+    storage.insert_identifier("EMAIL", "h:1", "alice", "a***@x", 2.0)
+    storage.insert_identifier("LOYALTY_CARD", "card", "alice", "card", 3.0)
+    storage.insert_identifier("DEVICE_ID", "phone", "alice", "phone", 4.0)
+    storage.mark_identifier_shared("LOYALTY_CARD", "card")
+    assert sorted(storage.customer_identifier_keys("alice", STRONG)) == [
+        ("CUSTOMER_ID", "alice"),
+        ("EMAIL", "h:1"),
+    ]
+    assert storage.customer_identifier_keys("alice", ()) == []
+    views = storage.identifier_views("alice")
+    assert [(v.kind, v.display, v.shared) for v in views] == [
+        ("CUSTOMER_ID", "alice", False),
+        ("EMAIL", "a***@x", False),
+        ("LOYALTY_CARD", "card", True),
+        ("DEVICE_ID", "phone", False),
+    ]
+
+
+def test_customers_are_created_once(storage: Storage) -> None:
+    assert not storage.customer_exists("c1") and storage.customer_created_at("c1") is None
+    storage.create_customer("c1", 5.0)
+    storage.create_customer("c1", 9.0)
+    assert storage.customer_exists("c1") and storage.customer_created_at("c1") == 5.0
+
+
+def test_a_merge_repoints_every_row_and_records_the_alias(storage: Storage, path: Path) -> None:
+    with storage.transaction():
+        for customer, born in (("anon", 1.0), ("bob", 5.0), ("old", 0.5)):
+            storage.create_customer(customer, born)
+        storage.insert_identifier("DEVICE_ID", "d1", "anon", "d1", 1.0)
+        storage.insert_identifier("CUSTOMER_ID", "bob", "bob", "bob", 5.0)
+        storage.insert_events([event("e1", "anon"), event("e2", "bob")])
+        storage.set_customer_attributes([("anon", {"segment": "gold"})], 1.0)
+    consent = (
+        "INSERT INTO consent (customer_id, channel, purpose, granted, updated_at) VALUES (?, ?, ?, ?, ?)"
+    )
+    sql(path, consent, "anon", "EMAIL", "marketing", 1, 20.0)  # newer than bob's: it wins
+    sql(path, consent, "bob", "EMAIL", "marketing", 0, 10.0)
+    sql(path, consent, "anon", "WEB", "profiling", 0, 1.0)
+    sql(path, "INSERT INTO recommendations (recommendation_id, customer_id) VALUES ('r1', 'anon')")
+
+    with storage.transaction():
+        storage.merge_customers("old", "anon", 0.5, 50.0)  # an earlier merge into the loser
+        storage.merge_customers("anon", "bob", 0.5, 60.0)
+
+    assert sql(path, "SELECT event_id, customer_id FROM events ORDER BY event_id") == [
+        ("e1", "bob"),
+        ("e2", "bob"),
+    ]
+    assert storage.identifier_row("DEVICE_ID", "d1") == IdentifierRow("DEVICE_ID", "d1", "bob", False, 0)
+    assert sql(
+        path, "SELECT channel, purpose, granted FROM consent WHERE customer_id='bob' ORDER BY channel"
+    ) == [
+        ("EMAIL", "marketing", 1),
+        ("WEB", "profiling", 0),
+    ]
+    assert sql(path, "SELECT COUNT(*) FROM consent WHERE customer_id='anon'") == [(0,)]
+    assert sql(path, "SELECT customer_id FROM recommendations") == [("bob",)]
+    assert (
+        storage.customer_attributes("bob") == {"segment": "gold"}
+        and storage.customer_attributes("anon") == {}
+    )
+    assert sql(path, "SELECT customer_id, created_at FROM customers") == [("bob", 0.5)]
+    assert storage.customer_aliases("bob") == ["old", "anon"]
+    assert storage.customer_aliases("anon") == []
+
+
+def test_a_merge_into_a_customer_without_a_row_creates_it(storage: Storage) -> None:
+    storage.create_customer("a", 3.0)
+    storage.merge_customers("a", "acct", 3.0, 4.0)
+    assert not storage.customer_exists("a") and storage.customer_created_at("acct") == 3.0
+    assert storage.customer_aliases("acct") == ["a"]
+
+
+def test_customer_attributes_round_trip(storage: Storage) -> None:
+    assert storage.customer_attributes("c1") == {} and storage.customer_attributes_count() == 0
+    storage.set_customer_attributes(
+        [("c1", {"age": "30-39", "segment": "gold"}), ("c2", {}), ("c1", {"age": "40-49"})], 7.0
+    )
+    assert storage.customer_attributes("c1") == {"age": "40-49"}  # a later row of a customer wins
+    assert storage.all_customer_attributes() == {"c1": {"age": "40-49"}, "c2": {}}
+    assert storage.customer_attributes_count() == 2
+
+
+def test_the_pii_key_fingerprint_is_kept_in_meta(storage: Storage, tmp_path: Path) -> None:
+    key = pii.open_key(tmp_path / "pii.key", storage)
+    assert storage.meta("pii_key_fingerprint") == key.fingerprint
+    assert pii.open_key(tmp_path / "pii.key", storage).fingerprint == key.fingerprint
+    other = tmp_path / "other.key"
+    other.write_text("ab" * 32)
+    with pytest.raises(FailedPrecondition, match="is not the one this database was written with"):
+        pii.open_key(other, storage)
