@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -50,9 +51,11 @@ def facade(events: list[Event], runs: int) -> None:
                 e.event_id += "-again"
             known.append(timed_batches(svc, again))
             if run == 0:
-                merges = svc.db.reader().execute("SELECT COUNT(*) FROM customer_merges").fetchone()[0]
+                with sqlite3.connect(svc.settings.db_path) as conn:  # the file as stored
+                    merges = conn.execute("SELECT COUNT(*) FROM customer_merges").fetchone()[0]
                 print(
-                    f"{len(events)} events, {sum(len(e.identifiers) for e in events) / len(events):.2f} identifiers "
+                    f"{len(events)} events, "
+                    f"{sum(len(e.identifiers) for e in events) / len(events):.2f} identifiers "
                     f"per event, {merges} merges"
                 )
         finally:
@@ -116,7 +119,7 @@ def over_grpc(events: list[Event], runs: int) -> None:
                 stub = events_pb2_grpc.EventServiceStub(channel)
                 started = time.perf_counter()
                 for request in requests:
-                    stub.TrackBatch(request, metadata=[("authorization", f"Bearer {secret}")], timeout=60)
+                    stub.TrackBatch(request, metadata=(("authorization", f"Bearer {secret}"),), timeout=60)
                 rates.append(len(msgs) / (time.perf_counter() - started))
         finally:
             proc.terminate()

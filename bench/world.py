@@ -43,11 +43,9 @@ def build(data_dir: Path, items: int, customers: int, days: int = 400, seed: int
     generated = time.perf_counter()
     service = Seenext(settings_for(data_dir))
     try:
-        counts = generator.seed(service.store, service.catalog, retailer)
+        counts = generator.seed(service, retailer)
         seeded = time.perf_counter()
-        item_events = int(
-            service.db.reader().execute("SELECT COUNT(*) FROM events WHERE item_id != ''").fetchone()[0]
-        )
+        item_events = len(service.interaction_log())
     finally:
         service.close()
     return WorldFigures(
@@ -62,15 +60,10 @@ def build(data_dir: Path, items: int, customers: int, days: int = 400, seed: int
 
 def known_customers(service: Seenext, n: int, seed: int = 7) -> list[str]:
     """`n` customers (with a CUSTOMER_ID identifier) the serving model knows, drawn with a fixed seed."""
-    model = service.registry.current
+    model = service.serving_model
     if model is None:
         raise RuntimeError("no model is serving in the benchmark world: train first")
-    rows = (
-        service.db.reader()
-        .execute("SELECT value_key FROM identifiers WHERE kind='CUSTOMER_ID' ORDER BY value_key")
-        .fetchall()
-    )
-    known = [r[0] for r in rows if model.user_row(r[0]) is not None]
+    known = [c for c in service.account_ids(10**9) if model.user_row(c) is not None]
     if not known:
         raise RuntimeError("the model knows none of the stored customers")
     rng = np.random.default_rng(seed)

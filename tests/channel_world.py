@@ -185,12 +185,10 @@ def grant(
     channel: str = "EMAIL",
     purpose: str = "marketing",
 ) -> None:
-    """Records a consent decision straight into the consent table (what PrivacyService.SetConsent stores)."""
-    with service.db.write_lock:
-        service.db.writer.execute(
-            "INSERT OR REPLACE INTO consent (customer_id, channel, purpose, granted, updated_at) VALUES (?,?,?,?,?)",
-            (customer_id, channel, purpose, int(granted), time.time()),
-        )
+    """Records a consent decision, as a CRM export would (what PrivacyService.SetConsent stores)."""
+    service.import_consents(
+        [(Identifier("CUSTOMER_ID", customer_id), channel, purpose, granted, time.time())]
+    )
 
 
 def settings(data_dir: Path, **overrides: object) -> Settings:

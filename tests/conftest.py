@@ -4,9 +4,11 @@ folder, and a real gRPC server on a free loopback port with the generated stubs.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -98,6 +100,16 @@ def tiny_events() -> list[Event]:
                     )
                 )
     return events
+
+
+def stored_rows(settings: Settings, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """Rows as they are at rest in the SQLite file (a second, read-only connection): for tests that
+    check what the service really wrote, or really erased."""
+    conn = sqlite3.connect(f"file:{settings.db_path}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
 
 
 def tiny_settings(data_dir: Path, **overrides: object) -> Settings:

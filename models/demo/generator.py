@@ -19,17 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 import numpy as np
 
-from models.domain import Event, Identifier, Item, Offer
+from models.domain import DAY, BatchResult, Event, Identifier, Item, Offer
 
-if TYPE_CHECKING:
-    from models.catalog import Catalog
-    from models.events import EventStore
-
-DAY = 86_400.0
 MAX_CHUNK = 10_000  # the catalogue's and the event store's batch limit
 
 
@@ -343,12 +338,22 @@ def generate(config: DemoConfig) -> DemoRetailer:
     return DemoRetailer(cat.items, events, stores, [p.who for p in people], start, end)
 
 
-def seed(store: EventStore, catalog: Catalog, retailer: DemoRetailer) -> dict[str, int]:
+class SeedTarget(Protocol):
+    """What seeding writes through: the service's own doors (the facade satisfies it)."""
+
+    def upsert_items(self, items: Sequence[Item]) -> int: ...
+
+    def track_batch(self, events: Sequence[Event]) -> BatchResult: ...
+
+    def import_consents(self, rows: Sequence[tuple[Identifier, str, str, bool, float]]) -> int: ...
+
+
+def seed(target: SeedTarget, retailer: DemoRetailer) -> dict[str, int]:
     """Loads the catalogue and the events in chunks the batch limits allow; returns the counts."""
-    items = sum(catalog.upsert(chunk) for chunk in _chunks(retailer.items))
+    items = sum(target.upsert_items(chunk) for chunk in _chunks(retailer.items))
     accepted = duplicates = 0
     for chunk in _chunks(retailer.events):
-        result = store.track_batch(chunk)
+        result = target.track_batch(chunk)
         if result.rejected:
             bad = result.rejected[0]
             raise ValueError(
@@ -357,7 +362,14 @@ def seed(store: EventStore, catalog: Catalog, retailer: DemoRetailer) -> dict[st
             )
         accepted += result.accepted
         duplicates += result.duplicates
-    consents = _seed_consent(store, retailer)
+    # E-mail marketing consent of the customers who opted in (the others have none recorded).
+    consents = target.import_consents(
+        [
+            (Identifier("CUSTOMER_ID", c.customer_id), "EMAIL", "marketing", True, retailer.start)
+            for c in retailer.customers
+            if c.email_opt_in
+        ]
+    )
     return {
         "items": items,
         "events": accepted,
@@ -366,29 +378,6 @@ def seed(store: EventStore, catalog: Catalog, retailer: DemoRetailer) -> dict[st
         "stores": len(retailer.stores),
         "consents": consents,
     }
-
-
-def _seed_consent(store: EventStore, retailer: DemoRetailer) -> int:
-    """E-mail marketing consent of the customers who opted in (the others have none recorded)."""
-    rows = []
-    for c in retailer.customers:
-        customer_id = store.resolve(Identifier("CUSTOMER_ID", c.customer_id)) if c.email_opt_in else None
-        if customer_id is not None:
-            rows.append((customer_id, "EMAIL", "marketing", 1, retailer.start))
-    conn = store.db.writer
-    with store.db.write_lock:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(
-                "INSERT OR REPLACE INTO consent (customer_id, channel, purpose, granted, updated_at)"
-                " VALUES (?,?,?,?,?)",
-                rows,
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return len(rows)
 
 
 _T = TypeVar("_T")
@@ -409,7 +398,7 @@ class _Catalogue:
         self.ids = [f"sku-{s:0{self.width}d}" for s in self.sku.tolist()]
         self.pop, self.price = np.empty(n), np.empty(n)
         self.brand, self.noun, self.band = (np.empty(n, dtype=np.int64) for _ in range(3))
-        for spec, members in zip(_CATS, self.by_cat):
+        for spec, members in zip(_CATS, self.by_cat, strict=False):
             m = len(members)
             # Zipf popularity within each category, so a popularity baseline is meaningful.
             self.pop[rng.permutation(members)] = 1.0 / np.arange(1, m + 1) ** 0.8
@@ -431,7 +420,7 @@ class _Catalogue:
         stock[:, 0] = rng.integers(5, 250, n) * (rng.random(n) >= 0.04)  # online ("") runs out less often
         self.fits: list[list[int]] = [[] for _ in range(n)]
         self.accessories: dict[int, list[int]] = {}
-        for spec, members in zip(_CATS, self.by_cat):
+        for spec, members in zip(_CATS, self.by_cat, strict=False):
             if spec.accessory_of:
                 self._link(spec, members, self.by_cat[_CAT_INDEX[spec.accessory_of]], rng)
         self.items = self._items(rng.integers(2, 60, n), rng.integers(0, 12, n), stock, ["", *stores])
@@ -444,7 +433,7 @@ class _Catalogue:
         names are known when their accessories' titles ("Shieldo Slim Case for Nova N12") are made."""
         names: dict[int, str] = {}
         items = []
-        for spec, members in zip(_CATS, self.by_cat):
+        for spec, members in zip(_CATS, self.by_cat, strict=False):
             for i in members.tolist():
                 brand, noun = spec.brands[self.brand[i]], spec.nouns[self.noun[i]]
                 band, look = self.band[i], looks[i]
@@ -486,7 +475,7 @@ class _Catalogue:
                         repeatable=spec.repeatable,
                         attributes=attrs,
                         offer=offer,
-                        stock=dict(zip(stores, stock[i].tolist())),
+                        stock=dict(zip(stores, stock[i].tolist(), strict=False)),
                     )
                 )
         return sorted(items, key=lambda it: it.item_id)

@@ -7,7 +7,7 @@ Baselines are computed from the same train events and candidates as the pipeline
 - lightfm_ids: LightFM alone with the service's hyper-parameters — ids only, every interaction 1,
   no features, no recency, no rules;
 - lightfm_defaults: LightFM alone as in its MovieLens example (WARP, 10 components, 10 epochs).
-The pipeline is the service itself (see pipeline.py).
+The pipeline is the service itself (see models/evaluation/pipeline.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import pandas as pd
 import scipy.sparse as sp
 from lightfm import LightFM
 
-from models.evaluation.protocol import DAY, Ranker, Split
+from models.domain import DAY
+from models.evaluation.protocol import Ranker, Split
 from models.learning import dataset
 from models.settings import Settings
 

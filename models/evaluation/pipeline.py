@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.domain import Event, Identifier, Item
+from models.domain import DAY, Event, Identifier, Item
 from models.evaluation import baselines
-from models.evaluation.protocol import DAY, MethodResult, Ranker, Report, Split, bootstrap, evaluate_method
+from models.evaluation.protocol import MethodResult, Ranker, Report, Split, bootstrap, evaluate_method
 from models.service import Seenext
 from models.serving.recommender import RecommendQuery
 from models.settings import Settings
@@ -45,7 +45,9 @@ DESCRIPTIONS = {
     "popularity_repeat": "own repeatable purchases (latest first), then popularity",
     "lightfm_ids": "LightFM alone, the service's hyper-parameters: ids only, no weights, features or rules",
     "lightfm_defaults": "LightFM alone as in its MovieLens example: WARP, 10 components, 10 epochs",
-    "pipeline": "seenext: weights, recency, features, fold-in, repurchase blend, complements, rules, fallbacks",
+    "pipeline": (
+        "seenext: weights, recency, features, fold-in, repurchase blend, complements, rules, fallbacks"
+    ),
     "pipeline_stale": "the pipeline with a model {stale:g} days old; the events since are folded in",
     "pipeline_stale_nofold": "the same stale model, fresh events not folded in (new customers fall back)",
 }
@@ -104,7 +106,7 @@ def pipeline_ranker(
             customers = set(split.train["customer_id"])
             rows = [(Identifier("CUSTOMER_ID", c), a) for c, a in attributes.items() if c in customers and a]
             for start in range(0, len(rows), MAX_BATCH):
-                svc.customer_attributes.upsert(rows[start : start + MAX_BATCH])
+                svc.upsert_customer_attributes(rows[start : start + MAX_BATCH])
             until = split.reference_time - stale_days * DAY if stale_days > 0 else np.inf
             older = split.train["occurred_at"].to_numpy() <= until
             if not older.any():

@@ -18,15 +18,14 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from models.domain import Item
+from models.domain import DAY, Item
 from models.learning import metrics
-from models.storage import Storage
 
-DAY = 86400.0
 METRICS = ("precision", "recall", "map", "ndcg")
 EVENT_COLUMNS = (
     "event_id",
@@ -130,15 +129,8 @@ class Report:
 # -- loading and splitting --------------------------------------------------------------------------
 
 
-def load_events(db: Storage) -> pd.DataFrame:
-    """Every item event in the store, oldest first."""
-    rows = (
-        db.reader()
-        .execute(
-            f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE item_id != '' ORDER BY occurred_at, seq"
-        )
-        .fetchall()
-    )
+def events_frame(rows: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
+    """Item events (rows of EVENT_COLUMNS, oldest first: `Seenext.item_events`) as a frame."""
     return pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
 
 
@@ -185,7 +177,7 @@ def pairs_split(
 def read_pairs(path: str, sep: str | None = None) -> set[tuple[str, str]]:
     """(customer, item) from the first two columns of a tab/comma-separated file without header."""
     frame = pd.read_csv(path, sep=sep or r"[\t,]", engine="python", header=None, dtype=str, usecols=[0, 1])
-    return set(zip(frame[0].str.strip(), frame[1].str.strip()))
+    return set(zip(frame[0].str.strip(), frame[1].str.strip(), strict=False))
 
 
 def _split(description: str, train: pd.DataFrame, test: pd.DataFrame, catalog: Mapping[str, Item]) -> Split:
@@ -196,7 +188,7 @@ def _split(description: str, train: pd.DataFrame, test: pd.DataFrame, catalog: M
     history = set(train["customer_id"])
     truth: dict[str, set[str]] = {}
     cold: set[str] = set()
-    for customer, item in zip(test["customer_id"], test["item_id"]):
+    for customer, item in zip(test["customer_id"], test["item_id"], strict=False):
         if customer in history:
             truth.setdefault(customer, set()).add(item)
         else:

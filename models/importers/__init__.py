@@ -12,12 +12,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Self
+from typing import Protocol, Self
 
-from models.catalog import Catalog
-from models.domain import Event, Identifier, Item
-from models.events import EventStore
-from models.identity.attributes import CustomerAttributes
+from models.domain import BatchResult, Event, Identifier, Item
 from models.validation import MAX_BATCH
 
 # progress(stage, done, total): called after every batch; total is 0 when unknown.
@@ -55,13 +52,15 @@ class ImportSummary:
         return out
 
 
-@dataclass
-class Target:
-    """Where an import writes: the service's own store, catalogue and attributes."""
+class Target(Protocol):
+    """Where an import writes: the service's own doors (the `Seenext` facade is one), so imported
+    history gets the same validation, identity rules and idempotency as live traffic."""
 
-    store: EventStore
-    catalog: Catalog
-    attributes: CustomerAttributes
+    def upsert_items(self, items: Sequence[Item]) -> int: ...
+
+    def track_batch(self, events: Sequence[Event]) -> BatchResult: ...
+
+    def upsert_customer_attributes(self, rows: Sequence[tuple[Identifier, Mapping[str, str]]]) -> int: ...
 
 
 class Loader:
@@ -84,7 +83,7 @@ class Loader:
         done = 0
         for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
-            self.target.catalog.upsert(chunk)
+            self.target.upsert_items(chunk)
             done += len(chunk)
             self.summary.items += len(chunk)
             self.progress("items", done, total or len(items))
@@ -92,7 +91,7 @@ class Loader:
     def attributes(self, rows: Sequence[tuple[Identifier, Mapping[str, str]]]) -> None:
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start : start + self.batch_size]
-            self.target.attributes.upsert(chunk)
+            self.target.upsert_customer_attributes(chunk)
             self.summary.customer_attributes += len(chunk)
             self.progress("customers", start + len(chunk), len(rows))
 
@@ -114,7 +113,7 @@ class Loader:
     def _flush(
         self, batch: list[Event], offset: int, total: int, row_of: Callable[[int], int] | None
     ) -> None:
-        result = self.target.store.track_batch(batch)
+        result = self.target.track_batch(batch)
         s = self.summary
         s.events += len(batch)
         s.accepted += result.accepted

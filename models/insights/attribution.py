@@ -13,13 +13,12 @@ Rules (one place, so reports and tests agree):
 from __future__ import annotations
 
 import bisect
-import json
 from dataclasses import dataclass
 
+from models.domain import DAY
 from models.storage import Storage
 
 ATTRIBUTABLE = ("IMPRESSION", "CLICK", "ADD_TO_CART", "PURCHASE")
-DAY = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,48 +43,24 @@ class Attributed:
     direct: bool  # carried the recommendation_id (else: matched by customer, item and window)
 
 
-def served_in(db: Storage, start: float, end: float) -> dict[str, ServedRecommendation]:
-    rows = (
-        db.reader()
-        .execute(
-            "SELECT recommendation_id, customer_id, channel, placement, items, arm, served_at FROM recommendations"
-            " WHERE served_at >= ? AND served_at < ?",
-            (start, end),
-        )
-        .fetchall()
-    )
+def served_in(storage: Storage, start: float, end: float) -> dict[str, ServedRecommendation]:
     return {
-        r[0]: ServedRecommendation(
-            r[0],
-            r[1] or "",
-            r[2],
-            r[3] or "",
-            frozenset(json.loads(r[4] or "[]")),
-            r[5] or "personalised",
-            float(r[6]),
+        r.recommendation_id: ServedRecommendation(
+            r.recommendation_id, r.customer_id, r.channel, r.placement, frozenset(r.items), r.arm, r.served_at
         )
-        for r in rows
+        for r in storage.served_between(start, end)
     }
 
 
 def attribute(
-    db: Storage, start: float, end: float, window_days: float
+    storage: Storage, start: float, end: float, window_days: float
 ) -> tuple[dict[str, ServedRecommendation], list[Attributed]]:
     """The recommendations served in [start, end) and the events attributed to them."""
     window = window_days * DAY
-    served = served_in(db, start, end)
+    served = served_in(storage, start, end)
     if not served:
         return served, []
-    marks = ",".join("?" * len(ATTRIBUTABLE))
-    events = (
-        db.reader()
-        .execute(
-            "SELECT customer_id, type, channel, item_id, price, quantity, recommendation_id, occurred_at FROM events"
-            f" WHERE type IN ({marks}) AND occurred_at >= ? AND occurred_at < ? ORDER BY occurred_at, seq",
-            (*ATTRIBUTABLE, start, end + window),
-        )
-        .fetchall()
-    )
+    events = storage.events_between(ATTRIBUTABLE, start, end + window)
     # Each customer's recommendations by time, for the cross-channel rule.
     by_customer: dict[str, list[ServedRecommendation]] = {}
     for rec in sorted(served.values(), key=lambda r: r.served_at):
@@ -93,8 +68,16 @@ def attribute(
             by_customer.setdefault(rec.customer_id, []).append(rec)
     times = {c: [r.served_at for r in recs] for c, recs in by_customer.items()}
     out: list[Attributed] = []
-    for customer, etype, channel, item, price, qty, rec_id, at in events:
-        revenue = float(price or 0.0) * int(qty or 1) if etype == "PURCHASE" else 0.0
+    for e in events:
+        customer, etype, channel, item, rec_id, at = (
+            e.customer_id,
+            e.type,
+            e.channel,
+            e.item_id,
+            e.recommendation_id,
+            e.occurred_at,
+        )
+        revenue = e.price * e.quantity if etype == "PURCHASE" else 0.0
         direct = served.get(rec_id) if rec_id else None
         if direct is not None:
             if at <= direct.served_at + window:

@@ -85,7 +85,7 @@ def timeline_limit(limit: int) -> int:
 
 
 def build(
-    db: Storage,
+    storage: Storage,
     graph: IdentityGraph,
     snapshot: CatalogSnapshot,
     customer_id: str,
@@ -95,62 +95,36 @@ def build(
 ) -> Profile:
     """Everything but the offers (the facade asks the recommender for those), read in one snapshot."""
     limit = timeline_limit(limit)
-    after = _decode(page_token)
-    conn = db.reader()
-    conn.execute("BEGIN")  # one read snapshot: counts, purchases and timeline agree with each other
-    try:
-        channels = [
-            ChannelUse(c, n, t)
-            for c, n, t in conn.execute(
-                "SELECT channel, COUNT(*), MAX(occurred_at) FROM events WHERE customer_id=? GROUP BY channel"
-                " ORDER BY COUNT(*) DESC, channel",
-                (customer_id,),
-            )
-        ]
-        purchases = [
-            PurchaseLine(i, _title(snapshot, i), c, s, o, q, p, t)
-            for i, c, s, o, q, p, t in conn.execute(
-                "SELECT item_id, channel, store_id, order_id, quantity, price, occurred_at FROM events"
-                " WHERE customer_id=? AND type='PURCHASE' ORDER BY occurred_at DESC, seq DESC LIMIT ?",
-                (customer_id, MAX_PURCHASES),
-            )
-        ]
-        counts = dict.fromkeys(("EMAIL_SENT", "EMAIL_OPEN", "EMAIL_CLICK"), 0)
-        last_open = None
-        for etype, n, last in conn.execute(
-            "SELECT type, COUNT(*), MAX(occurred_at) FROM events WHERE customer_id=?"
-            " AND type IN ('EMAIL_SENT', 'EMAIL_OPEN', 'EMAIL_CLICK') GROUP BY type",
-            (customer_id,),
-        ):
-            counts[etype] = n
-            if etype == "EMAIL_OPEN":
-                last_open = last
-        first_seen, last_seen = conn.execute(
-            "SELECT MIN(occurred_at), MAX(occurred_at) FROM events WHERE customer_id=?", (customer_id,)
-        ).fetchone()
-        sql = "SELECT seq, event_id, channel, type, item_id, store_id, occurred_at FROM events WHERE customer_id=?"
-        args: list = [customer_id]
-        if after is not None:
-            sql += " AND (occurred_at < ? OR (occurred_at = ? AND seq < ?))"
-            args += [after[0], after[0], after[1]]
-        rows = conn.execute(
-            sql + " ORDER BY occurred_at DESC, seq DESC LIMIT ?", (*args, limit + 1)
-        ).fetchall()
-        identifiers = graph.identifiers(conn, customer_id)
-    finally:
-        conn.execute("COMMIT")
-    token = _encode(rows[limit - 1][6], rows[limit - 1][0]) if len(rows) > limit else ""
+    seen = storage.customer_activity(customer_id, MAX_PURCHASES, limit + 1, _decode(page_token))
+    rows = seen.timeline
+    token = _encode(rows[limit - 1].occurred_at, rows[limit - 1].seq) if len(rows) > limit else ""
+    sent, opened, clicked = (seen.email.get(t, (0, 0.0)) for t in ("EMAIL_SENT", "EMAIL_OPEN", "EMAIL_CLICK"))
     return Profile(
         customer_id=customer_id,
-        identifiers=identifiers,
-        channels=channels,
-        purchases=purchases,
-        email=EmailStats(counts["EMAIL_SENT"], counts["EMAIL_OPEN"], counts["EMAIL_CLICK"], last_open),
+        identifiers=graph.identifiers(customer_id),
+        channels=[ChannelUse(c, n, t) for c, n, t in seen.channels],
+        purchases=[
+            PurchaseLine(
+                p.item_id,
+                _title(snapshot, p.item_id),
+                p.channel,
+                p.store_id,
+                p.order_id,
+                p.quantity,
+                p.price,
+                p.occurred_at,
+            )
+            for p in seen.purchases
+        ],
+        email=EmailStats(sent[0], opened[0], clicked[0], opened[1] if opened[0] else None),
         consents=consents,
-        timeline=[TimelineEntry(e, c, t, i or "", s or "", at) for _, e, c, t, i, s, at in rows[:limit]],
+        timeline=[
+            TimelineEntry(r.event_id, r.channel, r.type, r.item_id, r.store_id, r.occurred_at)
+            for r in rows[:limit]
+        ],
         next_page_token=token,
-        first_seen=first_seen,
-        last_seen=last_seen,
+        first_seen=seen.first_seen,
+        last_seen=seen.last_seen,
     )
 
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.domain import DAY
 from models.errors import InvalidArgument
 from models.insights.attribution import attribute
 from models.storage import Storage
 
-DAY = 86400.0
 ARMS = ("personalised", "holdout")
 
 
@@ -78,7 +78,7 @@ def period(start: float | None, end: float | None, now: float | None = None) -> 
 
 
 def channel_report(
-    db: Storage,
+    storage: Storage,
     start: float | None = None,
     end: float | None = None,
     attribution_days: int = 0,
@@ -92,7 +92,7 @@ def channel_report(
         )
     days = attribution_days or default_days
     start, end = period(start, end)
-    served, attributed = attribute(db, start, end, days)
+    served, attributed = attribute(storage, start, end, days)
     stats: dict[tuple[str, str], ArmStats] = {}
     # per (channel, arm, customer): [recommendations, conversions] for the bootstrap
     units: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(dict)
@@ -214,26 +214,17 @@ class FunnelReport:
 
 
 def funnel_report(
-    db: Storage,
+    storage: Storage,
     start: float | None = None,
     end: float | None = None,
     funnels: tuple[tuple[str, tuple[Step, ...]], ...] = FUNNELS,
 ) -> FunnelReport:
     start, end = period(start, end)
     types = sorted({t for _, steps in funnels for _, matches in steps for t, _ in matches})
-    marks = ",".join("?" * len(types))
-    rows = (
-        db.reader()
-        .execute(
-            f"SELECT customer_id, type, channel FROM events WHERE type IN ({marks}) AND occurred_at >= ?"
-            " AND occurred_at < ? ORDER BY customer_id, occurred_at, seq",
-            (*types, start, end),
-        )
-        .fetchall()
-    )
+    rows = storage.events_between(types, start, end)
     journeys: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for customer, etype, channel in rows:
-        journeys[customer].append((etype, channel))
+    for e in rows:  # in time order, so each customer's journey is too
+        journeys[e.customer_id].append((e.type, e.channel))
     out = []
     for name, steps in funnels:
         reached: list[Counter[str]] = [Counter() for _ in steps]  # step -> channel -> customers

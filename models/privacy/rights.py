@@ -11,21 +11,23 @@ version; SQLite's secure_delete overwrites the freed bytes and the WAL is checkp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from models.domain import CHANNELS, Identifier
 from models.errors import FailedPrecondition, InvalidArgument, NotFound
-from models.identity.graph import IdentityGraph, customer_tables
+from models.identity.graph import IdentityGraph
 from models.learning.artifact import ModelArtifact
-from models.privacy.consent import ALL_CHANNELS, PURPOSES, decision
+from models.privacy.consent import ALL_CHANNELS, PURPOSES, ConsentDefaults, allows
 from models.serving.registry import ModelRegistry
 from models.storage import Storage
 from models.validation import check_identifier
@@ -59,12 +61,10 @@ class ExportDocument:
 
 
 class Privacy:
-    def __init__(self, db: Storage, graph: IdentityGraph, defaults: Mapping[str, bool]) -> None:
-        self.db = db
+    def __init__(self, storage: Storage, graph: IdentityGraph, defaults: ConsentDefaults) -> None:
+        self.storage = storage
         self.graph = graph
-        self.defaults = dict(defaults)
-        # Freed pages and cells are overwritten with zeros, so erased data does not linger in the file.
-        db.writer.execute("PRAGMA secure_delete=ON")
+        self.defaults = defaults
 
     # -- who ----------------------------------------------------------------------------------------
 
@@ -73,9 +73,8 @@ class Privacy:
         if who is None:
             raise InvalidArgument(field, "is required")
         check_identifier(who, field)
-        conn = self.db.reader()
-        customer = self.graph.lookup(conn, who, field)
-        if customer is None and self.graph.is_shared(conn, who, field):
+        customer = self.graph.lookup(who, field)
+        if customer is None and self.graph.is_shared(who, field):
             raise FailedPrecondition(
                 f"{field}: this {who.kind} is shared by several customers and identifies none of them; "
                 "use an identifier of the person"
@@ -101,112 +100,84 @@ class Privacy:
         assert who is not None
         now = time.time()
         nodes = self.graph.nodes([who], "who")
-        with self.db.transaction() as conn:
-            customer = self.graph.resolver(conn, now).resolve(nodes).customer_id
-            conn.execute(
-                "INSERT OR REPLACE INTO consent (customer_id, channel, purpose, granted, updated_at) VALUES (?,?,?,?,?)",
-                (customer, channel or ALL_CHANNELS, purpose, int(granted), now),
-            )
+        with self.storage.transaction():
+            customer = self.graph.resolver(now).resolve(nodes).customer_id
+            self.storage.set_consent(customer, channel or ALL_CHANNELS, purpose, granted, now)
         return customer, ConsentRecord(channel, purpose, granted, now)
 
+    def import_consents(self, rows: Sequence[tuple[Identifier, str, str, bool, float]]) -> int:
+        """Decisions recorded elsewhere (who, channel, purpose, granted, when), written in one transaction;
+        unknown identifiers become customers, as with `set_consent`."""
+        nodes = []
+        for i, (who, channel, purpose, _, _) in enumerate(rows):
+            check_channel_purpose(channel, purpose)
+            nodes.append(self.graph.nodes([who], "consents", i))
+        now = time.time()
+        with self.storage.transaction():
+            resolver = self.graph.resolver(now)
+            for node, (_, channel, purpose, granted, at) in zip(nodes, rows, strict=True):
+                customer = resolver.resolve(node).customer_id
+                self.storage.set_consent(customer, channel or ALL_CHANNELS, purpose, granted, at)
+        return len(rows)
+
     def consents(self, customer_id: str) -> list[ConsentRecord]:
-        rows = (
-            self.db.reader()
-            .execute(
-                "SELECT channel, purpose, granted, updated_at FROM consent WHERE customer_id=? ORDER BY purpose, channel",
-                (customer_id,),
-            )
-            .fetchall()
-        )
-        return [ConsentRecord("" if c == ALL_CHANNELS else c, p, bool(g), t) for c, p, g, t in rows]
+        return [
+            ConsentRecord("" if r.channel == ALL_CHANNELS else r.channel, r.purpose, r.granted, r.updated_at)
+            for r in self.storage.consent_rows(customer_id)
+        ]
 
     def has_consent(self, customer_id: str, channel: str, purpose: str) -> bool:
-        """Whether the customer allows `purpose` in `channel`: their decision for the channel, else their
-        decision for every channel, else the default (marketing False, profiling True unless configured)."""
-        decided = decision(self.db.reader(), customer_id, channel, purpose)
-        return self.defaults.get(purpose, False) if decided is None else decided
+        """Whether the customer allows `purpose` in `channel` (models/privacy/consent.py decides)."""
+        decisions = self.storage.consent_decisions([customer_id], channel, purpose).get(customer_id, {})
+        return allows(decisions, channel, purpose, self.defaults)
 
     def with_consent(self, customer_ids: Iterable[str], channel: str, purpose: str) -> set[str]:
-        """The customers of a list who allow `purpose` in `channel` (one query per 500, for campaigns)."""
+        """The customers of a list who allow `purpose` in `channel` (read at once, for campaigns)."""
         ids = list(dict.fromkeys(customer_ids))
-        decided: dict[str, dict[str, int]] = {}
-        conn = self.db.reader()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for cid, ch, granted in conn.execute(
-                f"SELECT customer_id, channel, granted FROM consent WHERE purpose=? AND channel IN (?, ?)"
-                f" AND customer_id IN ({marks})",
-                (purpose, channel or ALL_CHANNELS, ALL_CHANNELS, *chunk),
-            ):
-                decided.setdefault(cid, {})[ch] = granted
-        default = self.defaults.get(purpose, False)
-        out = set()
-        for cid in ids:
-            rows = decided.get(cid, {})
-            value = rows.get(channel, rows.get(ALL_CHANNELS))
-            if default if value is None else bool(value):
-                out.add(cid)
-        return out
+        decided = self.storage.consent_decisions(ids, channel, purpose)
+        return {cid for cid in ids if allows(decided.get(cid, {}), channel, purpose, self.defaults)}
 
     # -- erasure ------------------------------------------------------------------------------------
 
     def erase(self, customer_id: str) -> tuple[ForgetResult, list[str]]:
         """Deletes every row of the customer and of the ids merged into them; returns the counts and ids."""
         result = ForgetResult(customer_id)
-        with self.db.transaction() as conn:
-            ids = [customer_id, *self.graph.aliases(conn, customer_id)]
-            marks = ",".join("?" * len(ids))
-            for table in customer_tables(conn):
-                if table in ("customers", "customer_merges"):
-                    continue
-                n = conn.execute(f'DELETE FROM "{table}" WHERE customer_id IN ({marks})', ids).rowcount
-                if table == "events":
-                    result.events = n
-                elif table == "identifiers":
-                    result.identifiers = n
-                elif table == "consent":
-                    result.consents = n
-                elif table == "recommendations":
-                    result.recommendations = n
-                elif n:
-                    result.other_rows[table] = n
-            conn.execute(
-                f"DELETE FROM customer_merges WHERE customer_id IN ({marks}) OR merged_id IN ({marks})",
-                ids + ids,
-            )
-            conn.execute(f"DELETE FROM customers WHERE customer_id IN ({marks})", ids)
-        self.checkpoint()
+        with self.storage.transaction():
+            ids = [customer_id, *self.graph.aliases(customer_id)]
+            deleted = self.storage.erase_customer(ids)
+        result.events = deleted.pop("events", 0)
+        result.identifiers = deleted.pop("identifiers", 0)
+        result.consents = deleted.pop("consent", 0)
+        result.recommendations = deleted.pop("recommendations", 0)
+        for table in ("customers", "customer_merges"):
+            deleted.pop(table, None)
+        result.other_rows = {table: n for table, n in deleted.items() if n}
+        self.storage.compact()
         return result, ids
 
     def delete_recommendations(self, ids: list[str]) -> int:
         """Served rows the asynchronous log wrote while the customer was being erased."""
-        marks = ",".join("?" * len(ids))
-        with self.db.transaction() as conn:
-            return conn.execute(f"DELETE FROM recommendations WHERE customer_id IN ({marks})", ids).rowcount
+        return self.storage.delete_recommendations(ids)
 
     def checkpoint(self) -> None:
-        """Moves the WAL into the main file and truncates it, so erased rows leave the WAL too."""
-        with self.db.write_lock:
-            self.db.writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        """Erased rows leave the database's logs too."""
+        self.storage.compact()
 
     # -- access -------------------------------------------------------------------------------------
 
     def export(self, customer_id: str) -> Iterator[ExportDocument]:
         """Everything held about the customer, one JSON document per row (right of access)."""
-        conn = self.db.reader()
-        row = conn.execute("SELECT created_at FROM customers WHERE customer_id=?", (customer_id,)).fetchone()
-        aliases = self.graph.aliases(conn, customer_id)
+        aliases = self.graph.aliases(customer_id)
         yield _doc(
             "customer",
             {
                 "customer_id": customer_id,
-                "created_at": _iso(row[0] if row else None),
+                "created_at": _iso(self.storage.customer_created_at(customer_id)),
                 "merged_ids": aliases,
-                "note": "e-mail addresses and phone numbers are held only as keyed hashes; they are shown masked",
+                "note": "e-mail addresses and phone numbers are held only as keyed hashes, shown masked",
             },
         )
-        for ident in self.graph.identifiers(conn, customer_id):
+        for ident in self.graph.identifiers(customer_id):
             yield _doc(
                 "identifier",
                 {
@@ -226,17 +197,10 @@ class Privacy:
                     "updated_at": _iso(rec.updated_at),
                 },
             )
-        ids = [customer_id, *aliases]
-        marks = ",".join("?" * len(ids))
-        for table in customer_tables(conn):
-            if table in ("customers", "identifiers", "consent", "customer_merges"):
-                continue
+        skip = ("customers", "identifiers", "consent", "customer_merges")
+        for table, row in self.storage.customer_rows([customer_id, *aliases], skip):
             kind = {"events": "event", "recommendations": "recommendation"}.get(table, table)
-            order = " ORDER BY occurred_at, seq" if table == "events" else ""
-            cur = conn.execute(f'SELECT * FROM "{table}" WHERE customer_id IN ({marks}){order}', ids)
-            names = [d[0] for d in cur.description]
-            for values in cur:
-                yield _doc(kind, _row_doc(dict(zip(names, values))))
+            yield _doc(kind, _row_doc(row))
 
 
 def check_channel_purpose(channel: str, purpose: str) -> None:
@@ -274,16 +238,14 @@ def _doc(kind: str, body: Mapping[str, object]) -> ExportDocument:
     return ExportDocument(kind, json.dumps(body, sort_keys=True, ensure_ascii=False))
 
 
-def _row_doc(row: dict) -> dict:
-    out: dict = {}
+def _row_doc(row: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for key, value in row.items():
         if key.endswith("_at") and isinstance(value, (int, float)):
             value = _iso(value)
         elif key in ("attributes", "items") and isinstance(value, str):
-            try:
+            with contextlib.suppress(ValueError):
                 value = json.loads(value)
-            except ValueError:
-                pass
         out[key] = value
     return out
 

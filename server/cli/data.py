@@ -130,13 +130,7 @@ def cmd_traffic(settings: Settings, args: argparse.Namespace) -> int:
     service = Seenext(settings)
     try:
         # Shoppers who log in: customers with an account id (anonymous devices are not recognised by it).
-        customers = [
-            r[0]
-            for r in service.db.reader().execute(
-                "SELECT DISTINCT value_key FROM identifiers WHERE kind='CUSTOMER_ID' ORDER BY value_key LIMIT ?",
-                (args.customers,),
-            )
-        ]
+        customers = service.account_ids(args.customers)
         if not customers:
             raise SystemExit(
                 "no customers with a CUSTOMER_ID in the store: import data or run `seenext demo` first"
@@ -148,7 +142,8 @@ def cmd_traffic(settings: Settings, args: argparse.Namespace) -> int:
     served = sum(tally.recommendations.values())
     print(
         f"{len(customers):,} customers, {served:,} recommendations, {tally.events:,} events, "
-        f"{sum(tally.purchases.values()):,} purchases of recommended items, hold-out share {settings.holdout:g}, "
+        f"{sum(tally.purchases.values()):,} purchases of recommended items, "
+        f"hold-out share {settings.holdout:g}, "
         f"{time.perf_counter() - started:.1f}s"
     )
     if settings.holdout <= 0:
@@ -182,7 +177,8 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
             for u in report.uplift:
                 print(
                     f"uplift {u.channel}: {u.uplift:+.1%} [{u.ci_low:+.1%}, {u.ci_high:+.1%}] "
-                    f"(conversions per recommendation {u.personalised_rate:.3f} vs hold-out {u.holdout_rate:.3f})"
+                    f"(conversions per recommendation {u.personalised_rate:.3f} "
+                    f"vs hold-out {u.holdout_rate:.3f})"
                 )
         else:
             funnels = service.funnel_report(start, end)
@@ -244,12 +240,11 @@ class ProgressBar:
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
-    from models.importers import Target
 
     service = Seenext(settings)
     bar = ProgressBar()
     try:
-        target = Target(service.store, service.catalog, service.customer_attributes)
+        target = service
         if args.kind == "hm":
             from models.importers.hm import import_hm
 
@@ -341,9 +336,9 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
         raise SystemExit("--methods: pipeline_stale needs --stale-days > 0")
     service = Seenext(settings)
     try:
-        events = protocol.load_events(service.db)
-        catalog = {it.item_id: it for it in service.catalog.all_items()}
-        attributes = service.customer_attributes.all()
+        events = protocol.events_frame(service.item_events(protocol.EVENT_COLUMNS))
+        catalog = {it.item_id: it for it in service.all_items()}
+        attributes = service.all_customer_attributes()
     finally:
         service.close()
     name = args.name or settings.data_dir.resolve().name

@@ -27,11 +27,7 @@ log = logging.getLogger("seenext")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("SEENEXT_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
+    try:  # an unknown SEENEXT_ name or a bad value stops here, before anything starts
         settings = Settings.from_env(
             host=getattr(args, "host", None),
             port=getattr(args, "port", None),
@@ -41,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.run(settings, args) or 0)
     except SeenextError as exc:  # e.g. the PII key file does not fit the database
@@ -107,7 +104,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    if os.environ.get("SEENEXT_CHILD") != "1":
+    if not settings.child:  # the parent of `--processes N` prints the one banner
         header, text = auth_banner(running.keys, settings)
         print(_banner(settings.host, running.port, header) + text, flush=True)
     stop.wait()
@@ -156,75 +153,55 @@ def _serve_many(settings: Settings) -> int:
     return max(codes)
 
 
-def prepare_demo(settings: Settings) -> None:
-    """Seeds the demo retailer into an empty store and trains if no model serves yet."""
+def _seed_demo(service: Seenext, settings: Settings) -> dict[str, int]:
+    """Generates the demo retailer the settings describe and seeds it through the service's doors."""
     from models.demo import generator
 
-    service = Seenext(settings)
-    try:
-        if service.store.count_events() == 0:
+    retailer = generator.generate(
+        generator.DemoConfig(
+            customers=settings.demo_customers,
+            items=settings.demo_items,
+            days=settings.demo_days,
+            seed=settings.demo_seed,
+        )
+    )
+    return generator.seed(service, retailer)
+
+
+def prepare_demo(settings: Settings) -> None:
+    """Seeds the demo retailer into an empty store and trains if no model serves yet."""
+    with Seenext(settings) as service:
+        if service.count_events() == 0:
             started = time.perf_counter()
-            retailer = generator.generate(
-                generator.DemoConfig(
-                    customers=settings.demo_customers,
-                    items=settings.demo_items,
-                    days=settings.demo_days,
-                    seed=settings.demo_seed,
-                )
-            )
-            counts = generator.seed(service.store, service.catalog, retailer)
+            counts = _seed_demo(service, settings)
             log.info("demo retailer seeded in %.1fs: %s", time.perf_counter() - started, counts)
-        if service.registry.current is None:
+        if service.serving_model is None:
             info = service.train()
             log.info(
                 "demo model %s trained: %d customers, %d items", info.version, info.customers, info.items
             )
-    finally:
-        service.close()
 
 
 def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
-    service = Seenext(settings)
-    try:
+    with Seenext(settings) as service:
         info = service.train()
-    finally:
-        service.close()
     print(json.dumps(vars(info), indent=2))
     return 0
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    service = Seenext(settings)
-    try:
-        print(
-            json.dumps(
-                {"model": vars(service.model_info()), "versions": service.registry.versions()}, indent=2
-            )
-        )
-    finally:
-        service.close()
+    with Seenext(settings) as service:
+        status = {"model": vars(service.model_info()), "versions": service.model_versions()}
+    print(json.dumps(status, indent=2))
     return 0
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from models.demo import generator
-
-    service = Seenext(settings)
-    try:
-        if service.store.count_events() and not args.force:
+    with Seenext(settings) as service:
+        if service.count_events() and not args.force:
             print("the store has events already; --force seeds anyway (event ids are idempotent)")
             return 1
-        retailer = generator.generate(
-            generator.DemoConfig(
-                customers=settings.demo_customers,
-                items=settings.demo_items,
-                days=settings.demo_days,
-                seed=settings.demo_seed,
-            )
-        )
-        print(json.dumps(generator.seed(service.store, service.catalog, retailer), indent=2))
-    finally:
-        service.close()
+        print(json.dumps(_seed_demo(service, settings), indent=2))
     return 0
 
 

@@ -19,7 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from clients.email import EmailClient
 from clients.pos import PosClient
 from clients.web import WebClient
-from models.domain import Event
+from models.domain import Event, Identifier
 from protos.seenext.v1 import common_pb2, events_pb2, events_pb2_grpc
 from tests import channel_world as world
 
@@ -239,13 +239,9 @@ def test_recommend_batch_streams_10000_customers_in_bounded_memory(
     svc.track_batch(
         [Event(f"m{c}", world.who(f"m{c:05d}"), "WEB", "VIEW", f"coffee-{c % 4 + 1}") for c in range(n)]
     )
-    with svc.db.write_lock:
-        svc.db.writer.execute("BEGIN")
-        svc.db.writer.executemany(
-            "INSERT OR REPLACE INTO consent (customer_id, channel, purpose, granted, updated_at) VALUES (?,?,?,?,?)",
-            [(f"m{c:05d}", "EMAIL", "marketing", 1, 0.0) for c in range(n)],
-        )
-        svc.db.writer.execute("COMMIT")
+    svc.import_consents(
+        [(Identifier("CUSTOMER_ID", f"m{c:05d}"), "EMAIL", "marketing", True, 0.0) for c in range(n)]
+    )
     campaign = (f"m{c:05d}" for c in range(n))  # generated as sent: the list is never held whole
     before = peak = rss_mb()
     got = full = 0

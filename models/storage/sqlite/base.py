@@ -100,7 +100,7 @@ class SqliteBase:
 
     @property
     def write_lock(self) -> threading.RLock:
-        return self.connections.write_lock  # type: ignore[return-value]
+        return self.connections.write_lock
 
     # -- tracing (tests count the statements a request sends) -------------------------------------
 

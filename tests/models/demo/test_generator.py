@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from models.catalog import Catalog
-from models.demo.generator import DAY, DemoConfig, DemoRetailer, generate, seed
-from models.domain import Event, Identifier, Item
-from models.events import EventStore
-from models.storage import open_storage
+from models.demo.generator import DemoConfig, DemoRetailer, generate, seed
+from models.domain import DAY, Event, Identifier, Item
+from models.service import Seenext
 from models.validation import check_event, check_item
+from tests.conftest import tiny_settings
 
 END = datetime(2025, 3, 1, tzinfo=UTC).timestamp()  # the period then holds 14 Feb 2024 and 2025
 SMALL = DemoConfig(customers=400, items=300, days=400, end=END)
@@ -302,20 +301,19 @@ def test_default_size_gives_40_to_80_events_per_customer_quickly() -> None:
 def test_seed_stores_everything_in_sqlite(tmp_path: Path) -> None:
     retailer = generate(DemoConfig(customers=250, items=120, end=END))
     assert len(retailer.events) > 10_000  # more than one batch
-    db = open_storage(tmp_path / "s.db", sync_full=False)
-    try:
-        store, catalog = EventStore(db), Catalog(db)
-        counts = seed(store, catalog, retailer)
-        assert counts["items"] == len(retailer.items) == len(catalog.all_items())
+    with Seenext(tiny_settings(tmp_path, sync_full=False)) as service:
+        counts = seed(service, retailer)
+        assert counts["items"] == len(retailer.items) == len(service.all_items())
         assert counts["events"] == len(retailer.events) and counts["duplicates"] == 0
-        assert store.count_events() == len(retailer.events)
+        assert service.count_events() == len(retailer.events)
         phone = next(it for it in retailer.items if it.category == "phone_cases")
-        assert catalog.get(phone.item_id).accessory_for == phone.accessory_for
+        assert service.get_item(phone.item_id).accessory_for == phone.accessory_for
         member = next(c for c in retailer.customers if c.identifier("LOYALTY_CARD"))
         card = Identifier("LOYALTY_CARD", member.identifier("LOYALTY_CARD") or "")
-        assert store.resolve(card) == member.customer_id
-        again = seed(store, catalog, retailer)  # a retried seed is idempotent
+        assert service.resolve(card) == member.customer_id
+        opted_in = [c.customer_id for c in retailer.customers if c.email_opt_in]
+        assert counts["consents"] == len(opted_in) > 0
+        assert service.with_consent(opted_in, "EMAIL", "marketing") == set(opted_in)
+        again = seed(service, retailer)  # a retried seed is idempotent
         assert again["events"] == 0 and again["duplicates"] == len(retailer.events)
-        assert store.count_events() == len(retailer.events)
-    finally:
-        db.close()
+        assert service.count_events() == len(retailer.events)

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.domain import Item
+from models.domain import DAY, Item
 from models.evaluation import baselines, protocol
-from models.evaluation.protocol import DAY, Split
+from models.evaluation.protocol import Split
 from models.service import Seenext
 from models.settings import Settings
 from server.cli.main import main

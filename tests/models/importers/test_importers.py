@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from models.importers.hm import import_hm
 from models.importers.movielens import import_movielens
 from models.service import Seenext
 from server.cli.main import main
+from tests.conftest import stored_rows
 
 DATA = Path("/work/shared/data")
 HM = DATA / "hm-fashion"
@@ -27,11 +29,11 @@ SECOND_HM_CUSTOMER = "1b291588ef8570d77e354d045dc8041d9235f2437c3d1f9bd3ddff487e
 
 
 def target(service: Seenext) -> Target:
-    return Target(service.store, service.catalog, service.customer_attributes)
+    return service
 
 
-def rows(service: Seenext, sql: str, *args: object) -> list[tuple]:
-    return service.db.reader().execute(sql, args).fetchall()
+def rows(service: Seenext, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    return stored_rows(service.settings, sql, *args)
 
 
 @needs_data
@@ -55,22 +57,22 @@ def test_hm_slice_maps_channels_and_folds_repeated_rows_into_quantity(service: S
         SECOND_HM_CUSTOMER,
     )
     assert (channel, qty, item) == ("POS", 2, "0669361001") and at == 1537444800.0  # 12:00 UTC
-    boots = service.catalog.get("0493995001")
+    boots = service.get_item("0493995001")
     assert boots.title == "Manacor" and boots.category == "Boots" and boots.repeatable
     assert boots.attributes["department"] == "Boots" and boots.attributes["product_code"] == "0493995"
-    assert service.customer_attributes.get(FIRST_HM_CUSTOMER) == {
+    assert service.customer_attributes_of(FIRST_HM_CUSTOMER) == {
         "active": "1",
         "age": "20-29",
         "club": "active",
         "fn": "1",
         "news": "regularly",
     }
-    assert service.store.resolve(Identifier("CUSTOMER_ID", FIRST_HM_CUSTOMER)) == FIRST_HM_CUSTOMER
+    assert service.resolve(Identifier("CUSTOMER_ID", FIRST_HM_CUSTOMER)) == FIRST_HM_CUSTOMER
     assert progress[-1] == ("events", 251, 251)
 
     again = import_hm(HM, target(service), max_rows=300)
     assert again.accepted == 0 and again.duplicates == 251
-    assert service.store.count_events() == 251
+    assert service.count_events() == 251
 
 
 @needs_data
@@ -82,10 +84,10 @@ def test_movielens_slice_is_purchases_with_ratings_and_genres(service: Seenext) 
         service, "SELECT type, occurred_at, attributes FROM events WHERE event_id='ml-196-242'"
     )
     assert etype == "PURCHASE" and at == 881250949 and json.loads(attrs) == {"rating": "3"}
-    kolya = service.catalog.get("242")
+    kolya = service.get_item("242")
     assert kolya.title == "Kolya (1996)" and kolya.category == "Comedy" and not kolya.repeatable
     assert kolya.attributes == {"genre_Comedy": "1", "decade": "1990s"}
-    assert service.customer_attributes.get("196") == {"age": "40-49", "gender": "M", "occupation": "writer"}
+    assert service.customer_attributes_of("196") == {"age": "40-49", "gender": "M", "occupation": "writer"}
 
 
 def write(path: Path, text: str) -> Path:
@@ -134,17 +136,17 @@ c1,gold,north
     assert summary.by_channel == {"APP": 1, "POS": 1, "WEB": 1}
     # Row 3 links the e-mail and the device (one customer); row 4 resolves through the identity rules
     # (merging two known customers is the identity graph's work, issue 3).
-    anna = service.store.resolve(Identifier("EMAIL", "ann@example.com"))
-    assert anna is not None and anna == service.store.resolve(Identifier("DEVICE_ID", "d-77"))
+    anna = service.resolve(Identifier("EMAIL", "ann@example.com"))
+    assert anna is not None and anna == service.resolve(Identifier("DEVICE_ID", "d-77"))
     owners = [r[0] for r in rows(service, "SELECT customer_id FROM events ORDER BY occurred_at")]
     assert owners == ["c1", anna, "c1"]
     ((qty, price, at, channel),) = rows(
         service, "SELECT quantity, price, occurred_at, channel FROM events WHERE item_id='sku-1'"
     )
     assert (qty, price, channel) == (2, 9.5, "POS") and at == 1709287200.0
-    assert service.catalog.get("sku-3").repeatable and service.catalog.get("sku-2").accessory_for == ["sku-1"]
-    assert service.catalog.get("sku-1").attributes == {"colour": "black"}
-    assert service.customer_attributes.get("c1") == {"region": "north", "segment": "gold"}
+    assert service.get_item("sku-3").repeatable and service.get_item("sku-2").accessory_for == ["sku-1"]
+    assert service.get_item("sku-1").attributes == {"colour": "black"}
+    assert service.customer_attributes_of("c1") == {"region": "north", "segment": "gold"}
     again = import_csv(events, target(service))
     assert again.accepted == 0 and again.duplicates == 3
 

@@ -7,7 +7,7 @@ import pytest
 from models.domain import Event, Identifier
 from models.errors import InvalidArgument, NotFound
 from models.service import Seenext
-from tests.conftest import DAY, NOW
+from tests.conftest import DAY, NOW, stored_rows
 
 PHONE = Identifier("PHONE", "+44 7700 900111")
 
@@ -59,8 +59,9 @@ def test_timeline_pages_through_every_event_newest_first(caller: Seenext) -> Non
             break
     times = [
         t
-        for (t,) in caller.db.reader().execute(
-            "SELECT occurred_at FROM events WHERE customer_id='u3' ORDER BY occurred_at DESC, seq DESC"
+        for (t,) in stored_rows(
+            caller.settings,
+            "SELECT occurred_at FROM events WHERE customer_id='u3' ORDER BY occurred_at DESC, seq DESC",
         )
     ]
     assert len(seen) == len(set(seen)) == len(times) == 9

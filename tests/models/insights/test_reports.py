@@ -20,12 +20,7 @@ from tests.conftest import DAY, tiny_events, tiny_items, tiny_settings
 
 def grant_email_consent(svc: Seenext, customers: list[str]) -> None:
     """As the demo seeds it: e-mail marketing consent recorded for these customers."""
-    with svc.db.write_lock:
-        svc.db.writer.executemany(
-            "INSERT OR REPLACE INTO consent (customer_id, channel, purpose, granted, updated_at)"
-            " VALUES (?, 'EMAIL', 'marketing', 1, 0)",
-            [(c,) for c in customers],
-        )
+    svc.import_consents([(Identifier("CUSTOMER_ID", c), "EMAIL", "marketing", True, 0.0) for c in customers])
 
 
 def who(c: str) -> tuple[Identifier, ...]:

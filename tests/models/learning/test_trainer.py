@@ -16,9 +16,9 @@ from tests.conftest import GROUPS, N_USERS, tiny_events, tiny_items
 
 
 def test_each_taste_group_is_ranked_its_own_items_first(trained: Seenext) -> None:
-    model = trained.registry.current
+    model = trained.serving_model
     assert model is not None
-    space = model.items(trained.catalog.snapshot())
+    space = model.items(trained.catalog_snapshot())
     hits = 0
     for u in range(N_USERS):
         scores = model.score_user(space, model.user_row(f"u{u}"))
@@ -28,7 +28,7 @@ def test_each_taste_group_is_ranked_its_own_items_first(trained: Seenext) -> Non
 
 
 def test_artifact_is_arrays_and_json_only(trained: Seenext, settings: Settings) -> None:
-    version = trained.registry.current.version  # type: ignore[union-attr]
+    version = trained.serving_model.version  # type: ignore[union-attr]
     folder = settings.models_dir / version
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["version"] == version and manifest["customers"] == N_USERS and manifest["items"] == 20
@@ -49,18 +49,18 @@ def test_training_without_events_is_a_failed_precondition(service: Seenext) -> N
 
 
 def test_rollback_restores_the_previous_answers(trained: Seenext) -> None:
-    first = trained.registry.current
+    first = trained.serving_model
     assert first is not None
-    space = first.items(trained.catalog.snapshot())
+    space = first.items(trained.catalog_snapshot())
     before = first.score_user(space, first.user_row("u1"))
     second = trained.train()
     assert second.version != first.version
-    assert trained.registry.versions()[:2] == [second.version, first.version]
+    assert trained.model_versions()[:2] == [second.version, first.version]
     trained.rollback(first.version)
-    now = trained.registry.current
+    now = trained.serving_model
     assert now is not None and now.version == first.version
     np.testing.assert_allclose(
-        now.score_user(now.items(trained.catalog.snapshot()), now.user_row("u1")), before
+        now.score_user(now.items(trained.catalog_snapshot()), now.user_row("u1")), before
     )
     with pytest.raises(NotFound, match="'nope' is not kept"):
         trained.rollback("nope")
@@ -71,7 +71,7 @@ def test_old_versions_are_pruned(settings: Settings) -> None:
     try:
         svc.track_batch(tiny_events())
         versions = [svc.train().version for _ in range(3)]
-        assert svc.registry.versions() == versions[::-1][:2]
+        assert svc.model_versions() == versions[::-1][:2]
     finally:
         svc.close()
 
@@ -79,10 +79,10 @@ def test_old_versions_are_pruned(settings: Settings) -> None:
 def test_another_process_model_is_picked_up(trained: Seenext, settings: Settings) -> None:
     other = Seenext(settings)
     try:
-        assert other.registry.current.version == trained.registry.current.version  # type: ignore[union-attr]
+        assert other.serving_model.version == trained.serving_model.version  # type: ignore[union-attr]
         newer = trained.train()
-        assert other.registry.refresh() is True
-        assert other.registry.current.version == newer.version  # type: ignore[union-attr]
+        assert other.reload_model() is True
+        assert other.serving_model.version == newer.version  # type: ignore[union-attr]
     finally:
         other.close()
 

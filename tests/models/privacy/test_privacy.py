@@ -13,7 +13,7 @@ from models.errors import FailedPrecondition, InvalidArgument, NotFound
 from models.learning.artifact import ModelArtifact
 from models.service import Seenext
 from models.serving.recommender import RecommendQuery
-from tests.conftest import tiny_settings
+from tests.conftest import stored_rows, tiny_settings
 
 U4 = Identifier("CUSTOMER_ID", "u4")
 
@@ -29,8 +29,8 @@ def test_consent_defaults_then_channel_decision_wins_over_every_channel(service:
         True,
         False,
     ]
-    assert service.privacy.with_consent([cid, "nobody", cid], "POS", "marketing") == set()
-    assert service.privacy.with_consent([cid, "nobody"], "EMAIL", "marketing") == {cid}
+    assert service.with_consent([cid, "nobody", cid], "POS", "marketing") == set()
+    assert service.with_consent([cid, "nobody"], "EMAIL", "marketing") == {cid}
 
 
 def test_consent_defaults_are_settings(tmp_path: Path) -> None:
@@ -80,23 +80,22 @@ def test_forget_erases_every_row_and_the_model_vector(trained: Seenext) -> None:
     trained.identify([U4, Identifier("EMAIL", "u4@x.example"), Identifier("DEVICE_ID", "d-u4")])
     trained.set_consent(U4, "EMAIL", "marketing", True)
     trained.recommend(RecommendQuery(channel="WEB", who=U4, k=2))
-    trained.served.flush()
-    version = trained.registry.current.version  # type: ignore[union-attr]
-    assert trained.registry.current.user_row("u4") is not None  # type: ignore[union-attr]
+    trained.flush_served()
+    version = trained.serving_model.version  # type: ignore[union-attr]
+    assert trained.serving_model.user_row("u4") is not None  # type: ignore[union-attr]
 
     result = trained.forget(Identifier("EMAIL", "U4@x.example"))
     assert (result.customer_id, result.events, result.identifiers, result.consents) == ("u4", 5, 3, 1)
     assert result.recommendations >= 1 and result.model_versions == 1
-    conn = trained.db.reader()
-    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
-        for row in conn.execute(f'SELECT * FROM "{name}"'):
+    for (name,) in stored_rows(trained.settings, "SELECT name FROM sqlite_master WHERE type='table'"):
+        for row in stored_rows(trained.settings, f'SELECT * FROM "{name}"'):
             assert not [v for v in row if str(v) == "u4" or str(v).startswith("u4-")], (name, row)
-    assert trained.registry.current.user_row("u4") is None  # type: ignore[union-attr]
+    assert trained.serving_model.user_row("u4") is None  # type: ignore[union-attr]
     on_disk = ModelArtifact.load(trained.settings.models_dir / version)
     assert "u4" not in set(on_disk.user_ids.tolist()) and len(on_disk.user_ids) == 59
     assert np.isfinite(on_disk.user_vectors).all()
     for who in (U4, Identifier("EMAIL", "u4@x.example"), Identifier("DEVICE_ID", "d-u4")):
-        assert trained.store.resolve(who) is None
+        assert trained.resolve(who) is None
     rec = trained.recommend(RecommendQuery(channel="WEB", who=U4, k=2))
     assert not rec.recognised and rec.customer_id == ""
     assert trained.forget(U4).customer_id == ""  # nothing left: nothing erased, no error
