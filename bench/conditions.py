@@ -45,8 +45,8 @@ class Conditions:
         after = f", after {_load(self.load_after)}" if self.load_after else ""
         return [
             (
-                f"machine: {self.cpus} CPUs ({self.cpu_model}), {self.memory_gb:.0f} GB RAM, {platform.system()} "
-                f"{platform.release()}"
+                f"machine: {self.cpus} CPUs ({self.cpu_model}), {self.memory_gb:.0f} GB RAM, "
+                f"{platform.system()} {platform.release()}"
             ),
             f"load average (1/5/15 min): before {_load(self.load_before)}{after}",
             f"python: {self.python}; " + ", ".join(f"{k} {v}" for k, v in self.versions.items()),

@@ -12,6 +12,7 @@ which `LoadResult.client_cpu` reports.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing as mp
 import random
 import time
@@ -109,7 +110,8 @@ def run_load(
     results: mp.Queue = ctx.Queue()
     gos = [ctx.Queue() for _ in specs]
     workers = [
-        ctx.Process(target=_worker_main, args=(s, ready, g, results), daemon=True) for s, g in zip(specs, gos)
+        ctx.Process(target=_worker_main, args=(s, ready, g, results), daemon=True)
+        for s, g in zip(specs, gos, strict=True)
     ]
     for p in workers:
         p.start()
@@ -197,10 +199,8 @@ def _worker_main(spec: WorkerSpec, ready: mp.Queue, go: mp.Queue, results: mp.Qu
     try:
         result = asyncio.run(_work(spec, ready, go))
     except BaseException as exc:
-        try:
+        with contextlib.suppress(Exception):
             ready.put_nowait(f"{type(exc).__name__}: {exc}")
-        except Exception:
-            pass
         results.put(f"{type(exc).__name__}: {exc}")
         return
     results.put(result)

@@ -2,8 +2,9 @@
 
 The benchmark world's model is widened to `customers` users with random vectors (the world's real
 users keep theirs, so Recommend still answers them personally), published through ModelRegistry,
-and served by `python -m server serve` (then the world's own model is put back); after warm-up traffic, /proc/<pid>/status gives VmHWM
-(the peak) and VmRSS. The same server on the world's own model is the baseline.
+and served by `python -m server serve` (then the world's own model is put back); after warm-up
+traffic, /proc/<pid>/status gives VmHWM (the peak) and VmRSS. The same server on the world's own
+model is the baseline.
 """
 
 from __future__ import annotations

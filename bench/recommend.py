@@ -44,7 +44,9 @@ def requests(customers: Sequence[str], k: int) -> list[bytes]:
 def check_answers(
     target: str, customers: Sequence[str], k: int, metadata: tuple[tuple[str, str], ...] = ()
 ) -> float:
-    """Share of sampled customers answered from their model vector with k distinct items (the load is not parsed)."""
+    """Share of sampled customers answered from their model vector with k distinct items.
+
+    (The load's replies are not parsed, so this is checked on a sample.)"""
     good = 0
     sample = list(customers[:20])
     with grpc.insecure_channel(target) as ch:
@@ -74,7 +76,9 @@ def latency_runs(
     concurrencies: Sequence[int] = (1, 8),
     client_processes: int = 2,
 ) -> tuple[list[Run], float]:
-    """One serving process: no-op and Recommend at each concurrency, back to back. (runs, personalised share)."""
+    """One serving process: no-op and Recommend at each concurrency, back to back.
+
+    Returns (runs, personalised share)."""
     payloads = requests(customers, k)
     runs = []
     with ServerProcess(data_dir) as server:

@@ -36,7 +36,10 @@ class Target:
         else:
             over = (self.value / self.limit - 1) if self.at_most else (1 - self.value / self.limit)
             verdict = f"MISS by {over:.0%}"
-        return f"{verdict:<20} {self.name}: {_num(self.value)}{self.unit} (target {op} {_num(self.limit)}{self.unit})"
+        return (
+            f"{verdict:<20} {self.name}: {_num(self.value)}{self.unit} "
+            f"(target {op} {_num(self.limit)}{self.unit})"
+        )
 
 
 @dataclass
@@ -180,8 +183,9 @@ def markdown(r: Results) -> str:
         lines += [
             (
                 f"- world: demo retailer, {w.items:,} items, {w.customers:,} customers, {w.events:,} events "
-                f"({w.item_events:,} with an item); generated in {w.generate_seconds:.0f}s, seeded through "
-                f"EventStore.track_batch in {w.seed_seconds:.0f}s ({w.events / w.seed_seconds:,.0f} events/s)."
+                f"({w.item_events:,} with an item); generated in {w.generate_seconds:.0f}s, "
+                f"seeded through EventStore.track_batch in {w.seed_seconds:.0f}s "
+                f"({w.events / w.seed_seconds:,.0f} events/s)."
             ),
         ]
     lines += ["", "## Targets", "", "```", *[t.line() for t in targets(r)], "```", ""]
@@ -190,9 +194,9 @@ def markdown(r: Results) -> str:
             f"## Recommend beside the transport floor (k={r.k}, {r.world.items if r.world else '?'} items)",
             "",
             (
-                f"Known customers drawn with a fixed seed; {r.personalised_share:.0%} of a checked sample were "
-                f"answered from their own model vector (strategy includes `personalised`) with {r.k} distinct items. Each run: {r.warmup:g}s warm-up, then "
-                f"{r.duration:g}s measured."
+                f"Known customers drawn with a fixed seed; {r.personalised_share:.0%} of a checked sample "
+                "were answered from their own model vector (strategy includes `personalised`) with "
+                f"{r.k} distinct items. Each run: {r.warmup:g}s warm-up, then {r.duration:g}s measured."
             ),
             "",
             _RUN_HEADER,
@@ -203,8 +207,14 @@ def markdown(r: Results) -> str:
         lines += [
             "## Recommend throughput: one and two serving processes (SO_REUSEPORT)",
             "",
-            "Closed loop: as many requests as the server completes. Open loop: a paced sender; latency from the",
-            "*scheduled* send time, so a stalled server or client is charged in full (send lag = how late the",
+            (
+                "Closed loop: as many requests as the server completes. Open loop: a paced sender; "
+                "latency from the"
+            ),
+            (
+                "*scheduled* send time, so a stalled server or client is charged in full "
+                "(send lag = how late the"
+            ),
             "client itself sent).",
             "",
             _RUN_HEADER,
@@ -215,9 +225,9 @@ def markdown(r: Results) -> str:
         if ceiling:
             lines += [
                 (
-                    f"CPU per Recommend with two serving processes: {ceiling[0]:.2f} ms in the server and "
-                    f"{ceiling[1]:.2f} ms in the load generator, so {r.conditions.cpus} cores could give at most "
-                    f"~{ceiling[2]:,.0f} QPS here with nothing else running."
+                    f"CPU per Recommend with two serving processes: {ceiling[0]:.2f} ms in the server "
+                    f"and {ceiling[1]:.2f} ms in the load generator, so {r.conditions.cpus} cores could "
+                    f"give at most ~{ceiling[2]:,.0f} QPS here with nothing else running."
                 ),
                 "",
             ]
@@ -228,16 +238,19 @@ def markdown(r: Results) -> str:
             "",
             "| path | seconds | events/s |",
             "|---|---|---|",
-            f"| TrackBatch RPC from a client process, one call in flight | {t.grpc_seconds:.1f} | {t.grpc_eps:,.0f} |",
+            (
+                "| TrackBatch RPC from a client process, one call in flight | "
+                f"{t.grpc_seconds:.1f} | {t.grpc_eps:,.0f} |"
+            ),
             f"| EventStore.track_batch in process (no gRPC) | {t.store_seconds:.1f} | {t.store_eps:,.0f} |",
             (
-                f"| bare sqlite3 executemany of the same rows, same schema, indexes, pragmas | {t.bare_seconds:.1f} | "
-                f"{t.bare_eps:,.0f} |"
+                "| bare sqlite3 executemany of the same rows, same schema, indexes, pragmas | "
+                f"{t.bare_seconds:.1f} | {t.bare_eps:,.0f} |"
             ),
             "",
             (
-                f"Client CPU to send them: {t.grpc_client_cpu_seconds:.1f}s. Every event lands in a fresh file; "
-                "synchronous=FULL (one fsync per batch commit)."
+                f"Client CPU to send them: {t.grpc_client_cpu_seconds:.1f}s. "
+                "Every event lands in a fresh file; synchronous=FULL (one fsync per batch commit)."
             ),
             "",
         ]
@@ -247,14 +260,18 @@ def markdown(r: Results) -> str:
             f"## Full retrain on {t2.item_events:,} interactions",
             "",
             (
-                f"{t2.item_events:,} item events in the store become a {t2.users:,} x {t2.items:,} matrix with "
-                f"{t2.matrix_nnz:,} non-zero (customer, item) pairs. LightFM {t2.loss}, {t2.components} components, "
-                f"{t2.epochs} epochs, {t2.threads} threads, user and item features as the product builds them."
+                f"{t2.item_events:,} item events in the store become a {t2.users:,} x {t2.items:,} "
+                f"matrix with {t2.matrix_nnz:,} non-zero (customer, item) pairs. LightFM {t2.loss}, "
+                f"{t2.components} components, {t2.epochs} epochs, {t2.threads} threads, "
+                "user and item features as the product builds them."
             ),
             "",
             "| step | seconds |",
             "|---|---|",
-            f"| `Seenext.train()` in all (eval_holdout_days=0: no evaluation fit) | {t2.train_seconds:.1f} |",
+            (
+                "| `Seenext.train()` in all (eval_holdout_days=0: no evaluation fit) | "
+                f"{t2.train_seconds:.1f} |"
+            ),
             f"| - of which dataset.build | {t2.build_seconds:.1f} |",
             f"| - of which LightFM.fit | {t2.fit_seconds:.1f} |",
             f"| - of which reading the log, the artifact, publishing | {t2.other_seconds:.1f} |",
@@ -262,8 +279,9 @@ def markdown(r: Results) -> str:
             "",
             (
                 f"Work outside the fit: {t2.train_seconds - t2.fit_seconds:.1f}s, "
-                f"{(t2.train_seconds - t2.fit_seconds) / t2.bare_fit_seconds:.0%} of the bare fit. The two fits "
-                "are single runs of the same work minutes apart; their difference is the machine's noise."
+                f"{(t2.train_seconds - t2.fit_seconds) / t2.bare_fit_seconds:.0%} of the bare fit. "
+                "The two fits are single runs of the same work minutes apart; "
+                "their difference is the machine's noise."
             ),
             "",
         ]
@@ -273,8 +291,9 @@ def markdown(r: Results) -> str:
             "## Serving memory",
             "",
             (
-                f"The world's model widened to {m.customers:,} customers (random vectors, {m.dim} dimensions; "
-                f"ids {m.id_bytes} bytes each in the artifact, {m.artifact_mb:,.0f} MB on disk) and {m.items:,} items, "
+                f"The world's model widened to {m.customers:,} customers "
+                f"(random vectors, {m.dim} dimensions; ids {m.id_bytes} bytes each in the artifact, "
+                f"{m.artifact_mb:,.0f} MB on disk) and {m.items:,} items, "
                 "served by one process and read after warm-up Recommend traffic."
             ),
             "",
@@ -304,7 +323,10 @@ def markdown(r: Results) -> str:
         "- The no-op is grpc.health.v1 Health/Check on the same server: the floor of a Python gRPC call.",
         "- API keys are checked as in production (SEENEXT_AUTH=1, a keys file with one key): every call",
         "  carries it; Health is open by design, so the no-op floor does not include the key check.",
-        "- Nothing here is part of `make test`; tests/bench only checks that each measurement runs at a toy size.",
+        (
+            "- Nothing here is part of `make test`; "
+            "tests/bench only checks that each measurement runs at a toy size."
+        ),
         "- What the profiles showed, what was fixed (with before/after) and why the missed targets are",
         "  missed: docs/performance.md.",
         "",

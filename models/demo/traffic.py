@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from models.domain import Event, Identifier
 from models.service import Seenext
-from models.serving.recommender import RecommendQuery
+from models.serving.recommender import Recommended, RecommendQuery
 
 
 @dataclass
@@ -53,14 +53,90 @@ def simulate(
     seed: int = 7,
 ) -> Tally:
     """Visits of `customers` (their CUSTOMER_ID values) through the service; what was served and bought."""
-    b = behaviour or Behaviour()
-    rng = random.Random(seed)
+    sim = _Simulation(service, random.Random(seed), behaviour or Behaviour())
     snapshot = service.catalog.snapshot()
-    tally = Tally()
-    batch: list[Event] = []
-    clock = [time.time()]
+    for n, customer in enumerate(customers):
+        resolved = service.store.resolve(Identifier("CUSTOMER_ID", customer)) or customer
+        taste = {
+            snapshot.items[i].category
+            for i, _ in service.store.purchased_items(resolved)
+            if i in snapshot.items
+        }
+        for visit in range(visits_per_customer):
+            sim.visit(customer, channels, k, taste, order=f"sim-{seed}-{n}-{visit}")
+    _store(service, sim.batch)
+    service.served.flush()
+    return sim.tally
 
-    def emit(
+
+@dataclass
+class _Simulation:
+    """One simulation's state: its random draws, the events not yet stored and the tally."""
+
+    service: Seenext
+    rng: random.Random
+    b: Behaviour
+    tally: Tally = field(default_factory=Tally)
+    batch: list[Event] = field(default_factory=list)
+    clock: float = field(default_factory=time.time)
+
+    def visit(self, customer: str, channels: Sequence[str], k: int, taste: set[str], order: str) -> None:
+        """One visit: how it started, the recommendation served and the shopper's reaction to each item."""
+        channel = self.rng.choice(list(channels))
+        self._journey(customer, channel)
+        rec = self.service.recommend(
+            RecommendQuery(
+                channel=channel,
+                who=Identifier("CUSTOMER_ID", customer),
+                k=k,
+                placement="newsletter" if channel == "EMAIL" else "home",
+            )
+        )
+        if not rec.items:  # nothing may be offered here (e.g. no e-mail consent): nothing served
+            return
+        arm = "holdout" if rec.strategy.startswith("holdout") else "personalised"
+        self.tally.recommendations[(channel, arm)] += 1
+        for item in rec.items:
+            if self._react(customer, channel, item, rec.recommendation_id, taste, order):
+                self.tally.purchases[(channel, arm)] += 1
+        if len(self.batch) >= 5000:
+            _store(self.service, self.batch)
+            self.batch = []
+
+    def _journey(self, customer: str, channel: str) -> None:
+        """Some web visits start from an ad click or a newsletter click."""
+        journey = self.rng.random()
+        if channel == "WEB" and journey < self.b.ad_journeys:
+            self._emit(customer, "ADS", "AD_CLICK")
+        elif channel == "WEB" and journey < self.b.ad_journeys + self.b.email_journeys:
+            self._emit(customer, "EMAIL", "EMAIL_CLICK")
+            self._emit(customer, "WEB", "VISIT")
+
+    def _react(
+        self, customer: str, channel: str, item: Recommended, rec_id: str, taste: set[str], order: str
+    ) -> bool:
+        """Impression, then maybe click, cart and purchase of one shown item; True if it was bought."""
+        self._emit(customer, channel, "IMPRESSION", item.item_id, rec_id)
+        odds = self.b.taste_boost if item.category in taste else 1.0
+        if self.rng.random() >= _boosted(self.b.click, odds):
+            return False
+        web = "WEB" if channel == "EMAIL" else channel
+        self._emit(customer, channel, "CLICK", item.item_id, rec_id)
+        self._emit(customer, web, "VIEW", item.item_id, rec_id)
+        if self.rng.random() >= _boosted(self.b.cart, odds):
+            return False
+        self._emit(customer, web, "ADD_TO_CART", item.item_id, rec_id)
+        if self.rng.random() >= _boosted(self.b.buy, odds):
+            return False
+        price = item.offer.price if item.offer is not None else 0.0
+        if channel == "EMAIL" and self.rng.random() < self.b.email_bought_in_store:
+            self._emit(customer, "POS", "PURCHASE", item.item_id, "", price, order, "store-1")
+        else:
+            self._emit(customer, web, "PURCHASE", item.item_id, rec_id, price, order)
+        return True
+
+    def _emit(
+        self,
         customer: str,
         channel: str,
         etype: str,
@@ -70,8 +146,8 @@ def simulate(
         order: str = "",
         store: str = "",
     ) -> None:
-        clock[0] = max(clock[0] + 1e-6, time.time())
-        batch.append(
+        self.clock = max(self.clock + 1e-6, time.time())  # strictly increasing: journey order survives
+        self.batch.append(
             Event(
                 event_id=f"sim-{uuid.uuid4().hex}",
                 identifiers=(Identifier("CUSTOMER_ID", customer),),
@@ -83,64 +159,10 @@ def simulate(
                 store_id=store,
                 order_id=order,
                 recommendation_id=rec_id,
-                occurred_at=clock[0],
+                occurred_at=self.clock,
             )
         )
-        tally.events += 1
-
-    for n, customer in enumerate(customers):
-        resolved = service.store.resolve(Identifier("CUSTOMER_ID", customer)) or customer
-        taste = {
-            snapshot.items[i].category
-            for i, _ in service.store.purchased_items(resolved)
-            if i in snapshot.items
-        }
-        for visit in range(visits_per_customer):
-            channel = rng.choice(list(channels))
-            journey = rng.random()
-            if channel == "WEB" and journey < b.ad_journeys:
-                emit(customer, "ADS", "AD_CLICK")
-            elif channel == "WEB" and journey < b.ad_journeys + b.email_journeys:
-                emit(customer, "EMAIL", "EMAIL_CLICK")
-                emit(customer, "WEB", "VISIT")
-            rec = service.recommend(
-                RecommendQuery(
-                    channel=channel,
-                    who=Identifier("CUSTOMER_ID", customer),
-                    k=k,
-                    placement="newsletter" if channel == "EMAIL" else "home",
-                )
-            )
-            if not rec.items:  # nothing may be offered here (e.g. no e-mail consent): nothing served
-                continue
-            arm = "holdout" if rec.strategy.startswith("holdout") else "personalised"
-            tally.recommendations[(channel, arm)] += 1
-            order = f"sim-{seed}-{n}-{visit}"
-            for item in rec.items:
-                emit(customer, channel, "IMPRESSION", item.item_id, rec.recommendation_id)
-                odds = b.taste_boost if item.category in taste else 1.0
-                if rng.random() >= _boosted(b.click, odds):
-                    continue
-                web = "WEB" if channel == "EMAIL" else channel
-                emit(customer, channel, "CLICK", item.item_id, rec.recommendation_id)
-                emit(customer, web, "VIEW", item.item_id, rec.recommendation_id)
-                if rng.random() >= _boosted(b.cart, odds):
-                    continue
-                emit(customer, web, "ADD_TO_CART", item.item_id, rec.recommendation_id)
-                if rng.random() >= _boosted(b.buy, odds):
-                    continue
-                price = item.offer.price if item.offer is not None else 0.0
-                if channel == "EMAIL" and rng.random() < b.email_bought_in_store:
-                    emit(customer, "POS", "PURCHASE", item.item_id, "", price, order, "store-1")
-                else:
-                    emit(customer, web, "PURCHASE", item.item_id, rec.recommendation_id, price, order)
-                tally.purchases[(channel, arm)] += 1
-            if len(batch) >= 5000:
-                _store(service, batch)
-                batch = []
-    _store(service, batch)
-    service.served.flush()
-    return tally
+        self.tally.events += 1
 
 
 def _store(service: Seenext, batch: list[Event]) -> None:

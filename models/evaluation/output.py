@@ -12,7 +12,8 @@ def table(report: Report) -> str:
     lines = [
         f"{report.dataset} — {report.split}",
         (
-            f"k={k}, {report.customers} customers evaluated ({report.cold_customers} without history left out), "
+            f"k={k}, {report.customers} customers evaluated "
+            f"({report.cold_customers} without history left out), "
             f"{report.candidates} candidate items, {report.train_events} train events, "
             f"95 % bootstrap intervals ({report.bootstrap} resamples over customers)"
         ),
@@ -51,7 +52,7 @@ def chart(report: Report, path: Path) -> Path:
     fig, axes = plt.subplots(
         1, len(METRICS), figsize=(4.2 * len(METRICS), 0.45 * len(names) + 1.8), sharey=True
     )
-    for ax, metric in zip(axes, METRICS):
+    for ax, metric in zip(axes, METRICS, strict=True):
         values = [m.intervals[metric][0] for m in report.methods]
         lows = [m.intervals[metric][0] - m.intervals[metric][1] for m in report.methods]
         highs = [m.intervals[metric][2] - m.intervals[metric][0] for m in report.methods]

@@ -62,7 +62,9 @@ def parse_times(values: pd.Series) -> np.ndarray:
 
 
 def enum(value: str, names: tuple[str, ...], prefix: str, default: str) -> str:
-    """ "purchase", "EVENT_TYPE_PURCHASE" -> "PURCHASE"; "" -> default; anything else kept (validation rejects it)."""
+    """Enum name from "purchase" or "EVENT_TYPE_PURCHASE" ("PURCHASE"); "" -> default.
+
+    Anything else is kept as given, so validation rejects it."""
     v = value.strip().upper().removeprefix(prefix)
     return default if not v else v if v in names else value
 

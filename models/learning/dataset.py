@@ -148,7 +148,7 @@ def build(
 def _user_features(
     user_codes: np.ndarray, channels: np.ndarray, n_users: int, channel_weight: float = 0.5
 ) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Identity feature (1 - channel_weight) plus the share of the user's events per channel (channel_weight)."""
+    """Identity feature (1 - channel_weight) plus the user's share of events per channel (channel_weight)."""
     chan_codes, chan_names = pd.factorize(channels, sort=True)
     counts = sp.coo_matrix(
         (np.ones(len(user_codes), dtype=np.float32), (user_codes, chan_codes)),

@@ -129,7 +129,8 @@ def test_refusals_say_what_to_do(plain: grpc.Channel) -> None:
         (
             [("authorization", f"Bearer {key_of('profile')}")],
             grpc.StatusCode.PERMISSION_DENIED,
-            "'only-profile' lacks the scope 'recommend' that seenext.v1.RecommendationService/Recommend needs",
+            "'only-profile' lacks the scope 'recommend' that "
+            "seenext.v1.RecommendationService/Recommend needs",
         ),
     ]
     for metadata, code, text in cases:
