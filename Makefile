@@ -3,11 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PROTOS := $(wildcard protos/seenext/v1/*.proto)
-GEN    := $(PROTOS:.proto=_pb2.py)
+GEN    := $(PROTOS:.proto=_pb2.py) $(PROTOS:.proto=_pb2_grpc.pyi)
+LINTED := server models clients tests bench
+BUF    := node_modules/.bin/buf
+# buf breaking compares the contract with this commit (the previous one on main)
+AGAINST ?= HEAD~1
 GRPC_PROTO_INCLUDE = $(shell $(PY) -c "import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), '_proto'))")
 
 .DEFAULT_GOAL := help
-.PHONY: help install protos run test lint bench clean
+.PHONY: help install protos run test lint lint-python lint-types lint-contract bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,8 +24,10 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed protos ## create .venv and install seenext with its dev tools
 
-protos/seenext/v1/%_pb2.py: protos/seenext/v1/%.proto $(VENV)/.installed
-	$(PY) -m grpc_tools.protoc -I. -I$(GRPC_PROTO_INCLUDE) --python_out=. --pyi_out=. --grpc_python_out=. $<
+# the messages, their type stubs, the gRPC stubs and (mypy-protobuf) the gRPC stubs' types
+protos/seenext/v1/%_pb2.py protos/seenext/v1/%_pb2_grpc.pyi: protos/seenext/v1/%.proto $(VENV)/.installed
+	$(PY) -m grpc_tools.protoc -I. -I$(GRPC_PROTO_INCLUDE) --python_out=. --pyi_out=. --grpc_python_out=. \
+		--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc --mypy_grpc_out=quiet:. $<
 
 protos: $(GEN) ## generate the gRPC code from protos/ (never edited by hand)
 
@@ -31,13 +37,37 @@ run: install ## start the server on 127.0.0.1:50051 with the demo retailer (seed
 test: install ## run the whole test suite
 	$(PY) -m pytest
 
-lint: install ## ruff and mypy
-	$(VENV)/bin/ruff check server models clients tests bench
-	$(VENV)/bin/mypy server models clients bench
+lint: lint-python lint-types lint-contract ## ruff (rules, format), mypy --strict, buf lint and buf breaking
+
+lint-python: install
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+lint-types: install  # the folders and flags are in pyproject.toml
+	$(VENV)/bin/mypy
+
+node_modules/.installed: package.json package-lock.json  # buf, pinned by the lock file
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# buf breaking: wire and JSON compatibility with $(AGAINST). A commit from before buf.yaml existed is
+# read with today's buf.yaml; with no such commit (the first one, a shallow clone) there is nothing to
+# compare and it says so.
+lint-contract: node_modules/.installed
+	$(BUF) lint
+	@if ! git rev-parse --verify --quiet '$(AGAINST)^{commit}' >/dev/null; then \
+		echo "buf breaking: skipped, no commit $(AGAINST) to compare with"; \
+	elif git cat-file -e '$(AGAINST):buf.yaml' 2>/dev/null; then \
+		echo "$(BUF) breaking --against '.git#ref=$(AGAINST)'"; \
+		$(BUF) breaking --against '.git#ref=$(AGAINST)'; \
+	else \
+		echo "$(BUF) breaking --against '.git#ref=$(AGAINST)' --against-config buf.yaml  # $(AGAINST) has no buf.yaml"; \
+		$(BUF) breaking --against '.git#ref=$(AGAINST)' --against-config buf.yaml; \
+	fi
 
 bench: install ## benchmarks (not part of test): writes docs/benchmarks.md
 	$(PY) -m bench.run
 
 clean: ## remove the venv, generated code and local data
-	rm -rf $(VENV) var build *.egg-info .pytest_cache .mypy_cache .ruff_cache
-	rm -f protos/seenext/v1/*_pb2.py protos/seenext/v1/*_pb2.pyi protos/seenext/v1/*_pb2_grpc.py
+	rm -rf $(VENV) var build *.egg-info .pytest_cache .mypy_cache .ruff_cache node_modules
+	rm -f protos/seenext/v1/*_pb2.py protos/seenext/v1/*_pb2.pyi protos/seenext/v1/*_pb2_grpc.py*

@@ -1,13 +1,14 @@
-"""What every channel client shares: a channel to the server, the caller's key, identifier shorthands."""
+"""What every channel client shares: a channel that carries the caller's key, identifier shorthands."""
 
 from __future__ import annotations
 
-import os
+import ipaddress
+import socket
 from collections.abc import Callable
-from typing import Any
 
 import grpc
 
+from models.settings import ClientSettings
 from protos.seenext.v1 import common_pb2
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -16,65 +17,56 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 def open_channel(
     target: str = DEFAULT_TARGET, api_key: str | None = None, tls_ca_file: str | None = None
 ) -> grpc.Channel:
-    """A channel to the server; TLS trusting `tls_ca_file` (or SEENEXT_TLS_CA_FILE) when one is given.
+    """A channel to the server that sends `authorization: Bearer <api_key>` with every call.
 
-    The clients of this folder send `auth_metadata()` with each call. Code using the generated stubs
-    directly may pass `api_key` instead: the channel then adds `authorization: Bearer <api_key>` to
-    every call.
+    The key travels one way, as call credentials of the channel: every client here and any generated
+    stub on the channel sends it. `api_key` and `tls_ca_file` default to SEENEXT_API_KEY and
+    SEENEXT_TLS_CA_FILE. With a CA file the channel is TLS; without one it is plaintext, and gRPC
+    lets a key go over plaintext only to this machine (local credentials): a remote server needs TLS.
     """
-    tls_ca_file = tls_ca_file or os.environ.get("SEENEXT_TLS_CA_FILE") or None
-    if tls_ca_file:
-        with open(tls_ca_file, "rb") as fh:
-            channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=fh.read()))
-    else:
-        channel = grpc.insecure_channel(target)
-    if api_key:
-        channel = grpc.intercept_channel(channel, _ApiKey(api_key))
-    return channel
-
-
-class _ApiKey(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
-    """Adds the API key to the metadata of every unary and server-streaming call."""
-
-    def __init__(self, api_key: str) -> None:
-        self._header = ("authorization", f"Bearer {api_key}")
-
-    def _details(self, details: Any) -> Any:
-        metadata = [*(details.metadata or ()), self._header]
-        return _CallDetails(
-            details.method,
-            details.timeout,
-            metadata,
-            details.credentials,
-            details.wait_for_ready,
-            details.compression,
+    env = ClientSettings.from_env()
+    key = env.api_key if api_key is None else api_key
+    ca_file = tls_ca_file or env.tls_ca_file
+    if ca_file:
+        with open(ca_file, "rb") as fh:
+            credentials = grpc.ssl_channel_credentials(root_certificates=fh.read())
+    elif key:
+        if not _loopback(target):
+            raise ValueError(
+                f"target {target!r} is not this machine: an API key goes to a remote server over TLS"
+                " only (tls_ca_file or SEENEXT_TLS_CA_FILE)"
+            )
+        local = (
+            grpc.LocalConnectionType.UDS if target.startswith("unix:") else grpc.LocalConnectionType.LOCAL_TCP
         )
-
-    def intercept_unary_unary(self, continuation: Callable, details: Any, request: Any) -> Any:
-        return continuation(self._details(details), request)
-
-    def intercept_unary_stream(self, continuation: Callable, details: Any, request: Any) -> Any:
-        return continuation(self._details(details), request)
-
-
-class _CallDetails(grpc.ClientCallDetails):
-    def __init__(
-        self,
-        method: str,
-        timeout: float | None,
-        metadata: Any,
-        credentials: Any,
-        wait_for_ready: bool | None,
-        compression: Any,
-    ) -> None:
-        self.method, self.timeout, self.metadata = method, timeout, metadata
-        self.credentials, self.wait_for_ready, self.compression = credentials, wait_for_ready, compression
+        credentials = grpc.local_channel_credentials(local)
+    else:  # no key to protect: plain plaintext, to any host
+        return grpc.insecure_channel(target)
+    if key:
+        credentials = grpc.composite_channel_credentials(credentials, grpc.access_token_call_credentials(key))
+    return grpc.secure_channel(target, credentials)
 
 
-def auth_metadata(api_key: str | None = None) -> tuple[tuple[str, str], ...]:
-    """`authorization: Bearer <key>` for servers that check callers; the key defaults to SEENEXT_API_KEY."""
-    key = os.environ.get("SEENEXT_API_KEY", "") if api_key is None else api_key
-    return (("authorization", f"Bearer {key}"),) if key else ()
+def _loopback(target: str) -> bool:
+    """Whether a gRPC target names this machine: localhost, a loopback address or a name resolving to one."""
+    if target.startswith("unix:"):
+        return True
+    host = target.removeprefix("dns:///").removeprefix("ipv4:").removeprefix("ipv6:")
+    if host.startswith("["):  # [::1]:50051
+        host = host[1 : host.find("]")]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(a.partition("%")[0]).is_loopback for a in addresses)
 
 
 def customer(customer_id: str) -> common_pb2.Identifier:
@@ -116,8 +108,10 @@ def item_lines(items: list[common_pb2.RecommendedItem], indent: str = "  ") -> l
 
 
 def run_command(main: Callable[[], None]) -> None:
-    """Runs a client's command line; a failed call prints the server's status and message, not a traceback."""
+    """Runs a client's command line; a failed call or a bad setting prints a line, not a traceback."""
     try:
         main()
     except grpc.RpcError as err:
         raise SystemExit(f"{err.code().name}: {err.details()}") from None
+    except ValueError as exc:  # an unknown SEENEXT_ variable, a key for a remote plaintext target
+        raise SystemExit(f"error: {exc}") from None

@@ -16,10 +16,12 @@ import argparse
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import grpc
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
-from clients.connection import DEFAULT_TARGET, auth_metadata, identifier, open_channel
+from clients.connection import DEFAULT_TARGET, identifier, open_channel, run_command
 from protos.seenext.v1 import (
     common_pb2,
     identity_pb2,
@@ -32,21 +34,19 @@ from protos.seenext.v1 import (
 
 
 class CustomerClient:
-    """`api_key` defaults to SEENEXT_API_KEY; it goes with every call as `authorization: Bearer <key>`."""
+    """The back office's calls; the caller's key travels with the channel (`open_channel`)."""
 
-    def __init__(self, channel: grpc.Channel, timeout: float = 5.0, api_key: str | None = None) -> None:
+    def __init__(self, channel: grpc.Channel, timeout: float = 5.0) -> None:
         self._identity = identity_pb2_grpc.IdentityServiceStub(channel)
         self._profile = profile_pb2_grpc.ProfileServiceStub(channel)
         self._privacy = privacy_pb2_grpc.PrivacyServiceStub(channel)
         self._timeout = timeout
-        self._metadata = auth_metadata(api_key)
 
     def identify(self, identifiers: Sequence[common_pb2.Identifier]) -> identity_pb2.IdentifyResponse:
         """Links the identifiers into one customer and returns all of theirs (e-mail and phone masked)."""
         return self._identity.Identify(
             identity_pb2.IdentifyRequest(identifiers=list(identifiers)),
             timeout=self._timeout,
-            metadata=self._metadata,
         )
 
     def profile(
@@ -55,7 +55,6 @@ class CustomerClient:
         return self._profile.GetProfile(
             profile_pb2.GetProfileRequest(who=who, timeline_limit=timeline_limit, page_token=page_token),
             timeout=self._timeout,
-            metadata=self._metadata,
         )
 
     def set_consent(
@@ -65,16 +64,14 @@ class CustomerClient:
         request = privacy_pb2.SetConsentRequest(
             who=who, channel=f"CHANNEL_{channel.upper() or 'UNSPECIFIED'}", purpose=purpose, granted=granted
         )
-        return self._privacy.SetConsent(request, timeout=self._timeout, metadata=self._metadata)
+        return self._privacy.SetConsent(request, timeout=self._timeout)
 
     def forget(self, who: common_pb2.Identifier) -> privacy_pb2.ForgetResponse:
-        return self._privacy.Forget(privacy_pb2.ForgetRequest(who=who), timeout=30.0, metadata=self._metadata)
+        return self._privacy.Forget(privacy_pb2.ForgetRequest(who=who), timeout=30.0)
 
-    def export(self, who: common_pb2.Identifier) -> Iterator[tuple[str, dict]]:
+    def export(self, who: common_pb2.Identifier) -> Iterator[tuple[str, dict[str, Any]]]:
         """(kind, document) for everything held about the customer."""
-        for doc in self._privacy.Export(
-            privacy_pb2.ExportRequest(who=who), timeout=60.0, metadata=self._metadata
-        ):
+        for doc in self._privacy.Export(privacy_pb2.ExportRequest(who=who), timeout=60.0):
             yield doc.kind, json.loads(doc.json)
 
 
@@ -83,8 +80,8 @@ def _when(ts: object) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M") if seconds else "-"
 
 
-def _name(enum: object, value: int, prefix: str) -> str:
-    return enum.Name(value).removeprefix(prefix)  # type: ignore[attr-defined]
+def _name(enum: EnumTypeWrapper, value: int, prefix: str) -> str:
+    return enum.Name(value).removeprefix(prefix)
 
 
 def print_profile(p: profile_pb2.CustomerProfile) -> None:
@@ -107,7 +104,8 @@ def print_profile(p: profile_pb2.CustomerProfile) -> None:
         f" (last opened {_when(p.email.last_opened)})"
     )
     consents = [
-        f"{_name(ch, c.channel, 'CHANNEL_') if c.channel else 'ALL'}/{c.purpose}={'yes' if c.granted else 'no'}"
+        f"{_name(ch, c.channel, 'CHANNEL_') if c.channel else 'ALL'}/{c.purpose}"
+        f"={'yes' if c.granted else 'no'}"
         for c in p.consents
     ]
     print("consent:     " + (", ".join(consents) or "none recorded (defaults apply)"))
@@ -115,15 +113,15 @@ def print_profile(p: profile_pb2.CustomerProfile) -> None:
     for x in p.purchases[:10]:
         where = f"store {x.store_id}" if x.store_id else "online"
         print(
-            f"  {_when(x.occurred_at)}  {_name(ch, x.channel, 'CHANNEL_'):<11} {where:<16} {x.item_id:<10} {x.title[:36]}"
+            f"  {_when(x.occurred_at)}  {_name(ch, x.channel, 'CHANNEL_'):<11} {where:<16}"
+            f" {x.item_id:<10} {x.title[:36]}"
         )
     print("next best offers:")
     for r in p.next_best_offers:
         reason = r.reasons[0].text or r.reasons[0].code if r.reasons else ""
         print(f"  {r.item_id:<10} {r.title[:36]:<36} {reason}")
-    print(
-        f"timeline ({len(p.timeline)} events{', more: --page ' + p.next_page_token if p.next_page_token else ''}):"
-    )
+    more = f", more: --page {p.next_page_token}" if p.next_page_token else ""
+    print(f"timeline ({len(p.timeline)} events{more}):")
     for e in p.timeline:
         print(
             f"  {_when(e.occurred_at)}  {_name(ch, e.channel, 'CHANNEL_'):<11} "
@@ -201,10 +199,11 @@ def run(args: argparse.Namespace, idents: list[common_pb2.Identifier]) -> None:
         elif args.command == "forget":
             gone = client.forget(idents[0])
             print(
-                f"forgotten {gone.customer_id or '(nobody had this identifier)'}: {gone.events_deleted} events, "
-                f"{gone.identifiers_deleted} identifiers, {gone.consents_deleted} consents, "
-                f"{gone.recommendations_deleted} served recommendations, {gone.other_rows_deleted} other rows; "
-                f"removed from {gone.model_versions_updated} model versions"
+                f"forgotten {gone.customer_id or '(nobody had this identifier)'}:"
+                f" {gone.events_deleted} events, {gone.identifiers_deleted} identifiers,"
+                f" {gone.consents_deleted} consents, {gone.recommendations_deleted} served recommendations,"
+                f" {gone.other_rows_deleted} other rows;"
+                f" removed from {gone.model_versions_updated} model versions"
             )
         else:
             for kind, doc in client.export(idents[0]):
@@ -212,4 +211,4 @@ def run(args: argparse.Namespace, idents: list[common_pb2.Identifier]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

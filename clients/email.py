@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from clients.connection import DEFAULT_TARGET, auth_metadata, customer, item_lines, open_channel, run_command
+from clients.connection import DEFAULT_TARGET, customer, item_lines, open_channel, run_command
 from protos.seenext.v1 import (
     common_pb2,
     insights_pb2,
@@ -34,12 +34,10 @@ CHUNK = 10_000  # customers per RecommendBatch call
 
 
 class EmailClient:
-    def __init__(
-        self, channel: grpc.Channel, api_key: str | None = None, timeout: float | None = 3600.0
-    ) -> None:
+    def __init__(self, channel: grpc.Channel, timeout: float | None = 3600.0) -> None:
+        """The caller's key travels with the channel (`open_channel`)."""
         self._recs = recommendation_pb2_grpc.RecommendationServiceStub(channel)
         self._insights = insights_pb2_grpc.InsightsServiceStub(channel)
-        self._metadata = auth_metadata(api_key)
         self._timeout = timeout
 
     def offers(
@@ -60,7 +58,7 @@ class EmailClient:
                 k=k,
                 explain=explain,
             )
-            stream = self._recs.RecommendBatch(request, timeout=self._timeout, metadata=self._metadata)
+            stream = self._recs.RecommendBatch(request, timeout=self._timeout)
             try:
                 yield from stream
             finally:
@@ -76,7 +74,7 @@ class EmailClient:
             k=k,
             channel=common_pb2.CHANNEL_EMAIL,
         )
-        stream = self._insights.DueReminders(request, timeout=self._timeout, metadata=self._metadata)
+        stream = self._insights.DueReminders(request, timeout=self._timeout)
         try:
             yield from stream
         finally:

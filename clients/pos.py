@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from clients.connection import DEFAULT_TARGET, auth_metadata, loyalty_card, open_channel, price
+from clients.connection import DEFAULT_TARGET, loyalty_card, open_channel, price, run_command
 from protos.seenext.v1 import common_pb2, recommendation_pb2, recommendation_pb2_grpc
 
 DEFAULT_DEADLINE = 0.150
@@ -68,8 +68,8 @@ class PosClient:
         accessories: Mapping[str, Sequence[str]] | None = None,
         cache_size: int = 1024,
         cache_seconds: float = 3600.0,
-        api_key: str | None = None,
     ) -> None:
+        """The caller's key travels with the channel (`open_channel`)."""
         self._stub = recommendation_pb2_grpc.RecommendationServiceStub(channel)
         self.store_id = store_id
         self.deadline = deadline
@@ -77,7 +77,6 @@ class PosClient:
         self._cache: OrderedDict[tuple[str, ...], _Cached] = OrderedDict()
         self._cache_size = cache_size
         self._cache_seconds = cache_seconds
-        self._metadata = auth_metadata(api_key)
 
     def suggest(self, basket: Sequence[str], loyalty_card_number: str = "", k: int = 3) -> Suggestions:
         """Up to k items that go with the basket, in stock in this store; a fallback past the deadline."""
@@ -92,11 +91,9 @@ class PosClient:
         )
         key = tuple(sorted(set(basket)))
         try:
-            rec = self._stub.Recommend(
-                request, timeout=self.deadline, metadata=self._metadata, wait_for_ready=False
-            )
+            rec = self._stub.Recommend(request, timeout=self.deadline, wait_for_ready=False)
         except grpc.RpcError as err:
-            code = err.code() if hasattr(err, "code") else None  # type: ignore[attr-defined]
+            code = err.code() if hasattr(err, "code") else None  # a plain RpcError may carry no status
             return self._fallback(key, k, code.name if code is not None else "ERROR", started)
         items = [
             Suggestion(it.item_id, it.title, price(it.offer), it.reasons[0].text if it.reasons else "")
@@ -163,4 +160,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

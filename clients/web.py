@@ -15,7 +15,6 @@ import grpc
 
 from clients.connection import (
     DEFAULT_TARGET,
-    auth_metadata,
     customer,
     device,
     item_lines,
@@ -26,10 +25,10 @@ from protos.seenext.v1 import common_pb2, recommendation_pb2, recommendation_pb2
 
 
 class WebClient:
-    def __init__(self, channel: grpc.Channel, timeout: float = 1.0, api_key: str | None = None) -> None:
+    def __init__(self, channel: grpc.Channel, timeout: float = 1.0) -> None:
+        """The caller's key travels with the channel (`open_channel`)."""
         self._stub = recommendation_pb2_grpc.RecommendationServiceStub(channel)
         self._timeout = timeout
-        self._metadata = auth_metadata(api_key)
 
     def for_page(
         self,
@@ -54,7 +53,7 @@ class WebClient:
             explain=explain,
             context=recommendation_pb2.Context(item_ids=list(item_ids), basket_item_ids=list(cart_item_ids)),
         )
-        return self._stub.Recommend(request, timeout=self._timeout, metadata=self._metadata)
+        return self._stub.Recommend(request, timeout=self._timeout)
 
     def home(
         self, customer_id: str = "", device_id: str = "", viewed: Sequence[str] = (), k: int = 10
@@ -81,7 +80,7 @@ class WebClient:
     def similar(self, item_id: str, k: int = 10) -> recommendation_pb2.SimilarItemsResponse:
         """Items most similar to one item, in stock online."""
         request = recommendation_pb2.SimilarItemsRequest(item_id=item_id, k=k, channel=common_pb2.CHANNEL_WEB)
-        return self._stub.SimilarItems(request, timeout=self._timeout, metadata=self._metadata)
+        return self._stub.SimilarItems(request, timeout=self._timeout)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

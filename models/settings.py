@@ -1,21 +1,36 @@
-"""Settings: one frozen dataclass, each field with its default and a help line.
+"""Settings: one table of every SEENEXT_* variable, each with its default and a help line.
 
-Every field can be set by an environment variable `SEENEXT_<FIELD>` (upper case) or a command-line
-flag; `Settings.from_env()` is called once at start-up and the result passed down explicitly.
+`Settings` is what the server and the `seenext` commands read; `ClientSettings` what the Python
+clients in clients/ read. Both come from the same table and pass the same check: a `SEENEXT_` name
+that the table does not declare stops the start, naming the closest valid one (a misspelt variable
+would otherwise be ignored without a word). Flags override variables, which override the defaults;
+`Settings.from_env()` is called once at start-up and the result passed down explicitly.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+PREFIX = "SEENEXT_"
 
-def _opt(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+
+class SettingsError(ValueError):
+    """A SEENEXT_ variable the table does not declare, or one whose value does not parse."""
+
+
+def _opt(default: Any, help: str, choices: Sequence[str] = ()) -> Any:
+    return field(default=default, metadata={"help": help, "choices": tuple(choices)})
+
+
+def _internal(default: Any, help: str) -> Any:
+    """A variable seenext sets for itself (never shown by `seenext settings`)."""
+    return field(default=default, metadata={"help": help, "choices": (), "internal": True})
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,11 @@ class Settings:
     reminder_slack_days: float = _opt(
         7.0, "seasonal reminders: last year's purchases this close to the window count"
     )
+    log_level: str = _opt(
+        "INFO", "logging level of the server and the commands", ("DEBUG", "INFO", "WARNING", "ERROR")
+    )
+    # set by `serve --processes N` on the processes it starts: the parent prints the one banner
+    child: bool = _internal(False, "a serving process started by `seenext serve --processes N`")
 
     @property
     def db_path(self) -> Path:
@@ -134,23 +154,91 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, then SEENEXT_* variables, then explicit overrides (flags) that are not None."""
+        """Defaults, then SEENEXT_* variables, then explicit overrides (flags) that are not None.
+
+        Raises SettingsError for an undeclared SEENEXT_ name or a value that does not parse."""
         env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            raw = env.get(f"SEENEXT_{f.name.upper()}")
-            if raw is not None and raw != "":
-                values[f.name] = _parse(f.name, raw, f.default)
+        check_names(env)
+        values = _read(cls, env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return dataclasses.replace(cls(), **values)
 
     @classmethod
     def describe(cls) -> list[tuple[str, Any, str]]:
-        """(variable, default, help) for every setting, for `seenext settings` and the docs."""
-        return [(f"SEENEXT_{f.name.upper()}", f.default, f.metadata["help"]) for f in dataclasses.fields(cls)]
+        """(variable, default, help) of every user setting, the clients' too: `seenext settings`."""
+        return [
+            *_rows(cls),
+            *((name, default, f"clients: {h}") for name, default, h in _rows(ClientSettings)),
+        ]
 
 
-def _parse(name: str, raw: str, default: Any) -> Any:
+@dataclass(frozen=True)
+class ClientSettings:
+    """What the Python clients in clients/ read: the same table and the same typo check."""
+
+    api_key: str = _opt(
+        "", "API key sent with every call (the server's start-up banner prints one per caller)"
+    )
+    tls_ca_file: str = _opt("", "PEM certificate to trust: connect with TLS instead of plaintext")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ClientSettings:
+        """The SEENEXT_* variables of the clients; SettingsError for an undeclared SEENEXT_ name."""
+        env = os.environ if env is None else env
+        check_names(env)
+        return cls(**_read(cls, env))
+
+
+def variable(name: str) -> str:
+    """The environment variable of a field: `data_dir` -> `SEENEXT_DATA_DIR`."""
+    return f"{PREFIX}{name.upper()}"
+
+
+def declared() -> dict[str, str]:
+    """Every variable of the table (server, clients and internal) with its help line."""
+    return {
+        variable(f.name): str(f.metadata["help"])
+        for table in (Settings, ClientSettings)
+        for f in dataclasses.fields(table)
+    }
+
+
+def check_names(env: Mapping[str, str]) -> None:
+    """Stops on any SEENEXT_ name (in any case) the table does not declare, naming the closest valid one."""
+    known = declared()
+    unknown = sorted(name for name in env if name.upper().startswith(PREFIX) and name not in known)
+    if not unknown:
+        return
+    # compared without the prefix every name shares, which would make any two names look alike
+    public = [name.removeprefix(PREFIX) for name, _, _ in Settings.describe()]
+    problems = []
+    for name in unknown:
+        close = difflib.get_close_matches(name.upper().removeprefix(PREFIX), public, n=1, cutoff=0.6)
+        problems.append(f"{name} (did you mean {PREFIX}{close[0]}?)" if close else name)
+    raise SettingsError(
+        f"unknown setting{'s' if len(unknown) > 1 else ''}: {', '.join(problems)};"
+        " `seenext settings` lists every variable"
+    )
+
+
+def _rows(table: type) -> list[tuple[str, Any, str]]:
+    return [
+        (variable(f.name), f.default, str(f.metadata["help"]))
+        for f in dataclasses.fields(table)
+        if not f.metadata.get("internal")
+    ]
+
+
+def _read(table: type, env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(table):
+        raw = env.get(variable(f.name))
+        if raw is not None and raw != "":
+            values[f.name] = _parse(f.name, raw, f.default, f.metadata["choices"])
+    return values
+
+
+def _parse(name: str, raw: str, default: Any, choices: Sequence[str] = ()) -> Any:
     try:
         if isinstance(default, bool):
             if raw.lower() in ("1", "true", "yes", "on"):
@@ -164,6 +252,11 @@ def _parse(name: str, raw: str, default: Any) -> Any:
             return float(raw)
         if isinstance(default, Path):
             return Path(raw)
-        return raw
     except ValueError:
-        raise ValueError(f"SEENEXT_{name.upper()}={raw!r} is not a valid {type(default).__name__}") from None
+        raise SettingsError(f"{variable(name)}={raw!r} is not a valid {type(default).__name__}") from None
+    if choices:
+        chosen = [c for c in choices if c.lower() == raw.lower()]
+        if not chosen:
+            raise SettingsError(f"{variable(name)}={raw!r} is not one of {', '.join(choices)}")
+        return chosen[0]
+    return raw

@@ -34,7 +34,7 @@ from protos.seenext.v1 import (
     recommendation_pb2_grpc,
 )
 from server import auth
-from server.errors import ErrorInterceptor
+from server.errors import ErrorInterceptor, Interceptor
 from server.runtime import one_blas_thread
 from server.servicers.catalog import CatalogServicer
 from server.servicers.events import EventServicer
@@ -88,7 +88,7 @@ class Running:
 def create_server(
     settings: Settings,
     service: Seenext | None = None,
-    interceptors: Sequence[grpc.ServerInterceptor] = (),
+    interceptors: Sequence[Interceptor] = (),
 ) -> Running:
     """`interceptors` run after the API-key check and the error interceptor (tests use one to slow the
     server down)."""
@@ -96,7 +96,7 @@ def create_server(
     credentials = _tls(settings)
     one_blas_thread()
     service = service or Seenext(settings)
-    checks: list[grpc.ServerInterceptor] = [auth.AuthInterceptor(keys)] if keys is not None else []
+    checks: list[Interceptor] = [auth.AuthInterceptor(keys)] if keys is not None else []
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
         interceptors=[*checks, ErrorInterceptor(), *interceptors],
@@ -135,7 +135,7 @@ def create_server(
 
 
 def _tls(settings: Settings) -> grpc.ServerCredentials | None:
-    """TLS from a PEM certificate chain and key (SEENEXT_TLS_CERT_FILE, SEENEXT_TLS_KEY_FILE); both or neither."""
+    """TLS from a PEM chain and key (SEENEXT_TLS_CERT_FILE, SEENEXT_TLS_KEY_FILE): both or neither."""
     if not settings.tls_cert_file and not settings.tls_key_file:
         return None
     if not (settings.tls_cert_file and settings.tls_key_file):

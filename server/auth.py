@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import grpc
 
 from models.settings import Settings
+from server.errors import Continuation, Handler, Interceptor
 
 log = logging.getLogger(__name__)
 
@@ -236,22 +236,26 @@ def banner(keys: ApiKeys | None, settings: Settings) -> tuple[str, str]:
     web = next((key for name, key, scopes in entries if name == "web-shop"), admin)
     lines = [f"  {name:<11} {key}  {' '.join(scopes)}" for name, key, scopes in entries]
     text = (
-        f"\nDevelopment API keys (from {keys.path}; set SEENEXT_KEYS_FILE for your own, SEENEXT_AUTH=0 for none):\n"
+        f"\nDevelopment API keys (from {keys.path};"
+        " set SEENEXT_KEYS_FILE for your own, SEENEXT_AUTH=0 for none):\n"
         + "\n".join(lines)
-        + "\nThe Python clients send SEENEXT_API_KEY: the key of the caller you play (web-shop for clients.web,"
-        + " email for clients.email, pos for clients.pos, callcentre for clients.customer), e.g."
+        + "\nThe Python clients send SEENEXT_API_KEY: the key of the caller you play"
+        + " (web-shop for clients.web, email for clients.email, pos for clients.pos,"
+        + " callcentre for clients.customer), e.g."
         + f"\n  export SEENEXT_API_KEY={web}\n"
     )
     return f"-H 'authorization: Bearer {admin}' ", text
 
 
-class AuthInterceptor(grpc.ServerInterceptor):
+class AuthInterceptor(Interceptor):
     """Refuses a call before its servicer runs unless its key holds the RPC's scope."""
 
     def __init__(self, keys: ApiKeys) -> None:
         self.keys = keys
 
-    def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
+    def intercept_service(
+        self, continuation: Continuation, details: grpc.HandlerCallDetails
+    ) -> Handler | None:
         handler = continuation(details)
         if handler is None:
             return None
@@ -261,7 +265,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return _refusing(handler, *refused)
 
 
-def _refusing(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+def _refusing(handler: Handler, code: grpc.StatusCode, message: str) -> Handler:
     def refuse(request: Any, context: grpc.ServicerContext) -> Any:
         context.abort(code, message)
 

@@ -7,11 +7,19 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
 from models.errors import SeenextError
+
+if TYPE_CHECKING:  # grpc-stubs makes the interceptor types generic; grpc's own classes take no parameters
+    Interceptor: TypeAlias = grpc.ServerInterceptor[Any, Any]
+    Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
+else:
+    Interceptor = grpc.ServerInterceptor
+    Handler = grpc.RpcMethodHandler
+Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], Handler | None]
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +36,10 @@ def _abort(context: grpc.ServicerContext, exc: Exception, method: str) -> None:
     )
 
 
-class ErrorInterceptor(grpc.ServerInterceptor):
-    def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
+class ErrorInterceptor(Interceptor):
+    def intercept_service(
+        self, continuation: Continuation, details: grpc.HandlerCallDetails
+    ) -> Handler | None:
         handler = continuation(details)
         if handler is None:
             return None

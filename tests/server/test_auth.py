@@ -154,7 +154,7 @@ def test_health_and_reflection_stay_open(plain: grpc.Channel) -> None:
     assert "seenext.v1.PrivacyService" in {s.name for s in reply.list_services_response.service}
 
 
-def test_python_clients_send_their_key(secured: Running) -> None:
+def test_python_clients_send_their_key(secured: Running, monkeypatch: pytest.MonkeyPatch) -> None:
     target = f"127.0.0.1:{secured.port}"
     with open_channel(target, api_key=key_of("profile")) as ch:
         with pytest.raises(grpc.RpcError) as err:
@@ -167,8 +167,9 @@ def test_python_clients_send_their_key(secured: Running) -> None:
         with pytest.raises(grpc.RpcError) as err:  # a streaming RPC carries the key too
             list(CustomerClient(ch).export(customer("nobody")))
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "'export'" in err.value.details()
-    with grpc.insecure_channel(target) as ch:  # the clients' own way: the key as call metadata
-        assert CustomerClient(ch, api_key=key_of("identify")).identify([customer("c9")]).customer_id == "c9"
+    monkeypatch.setenv("SEENEXT_API_KEY", key_of("identify"))
+    with open_channel(target) as ch:  # the clients' own way: SEENEXT_API_KEY, as the channel's credentials
+        assert CustomerClient(ch).identify([customer("c9")]).customer_id == "c9"
 
 
 def test_first_start_writes_private_development_keys(tmp_path: Path) -> None:
