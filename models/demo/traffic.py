@@ -38,8 +38,10 @@ class Behaviour:
 
 @dataclass
 class Tally:
-    recommendations: Counter = field(default_factory=Counter)  # (channel, arm) -> served
-    purchases: Counter = field(default_factory=Counter)  # (channel, arm) -> purchases of recommended items
+    recommendations: Counter[tuple[str, str]] = field(default_factory=Counter)  # (channel, arm) -> served
+    purchases: Counter[tuple[str, str]] = field(
+        default_factory=Counter
+    )  # (channel, arm) -> purchases of recommended items
     events: int = 0
 
 
@@ -54,18 +56,16 @@ def simulate(
 ) -> Tally:
     """Visits of `customers` (their CUSTOMER_ID values) through the service; what was served and bought."""
     sim = _Simulation(service, random.Random(seed), behaviour or Behaviour())
-    snapshot = service.catalog.snapshot()
+    snapshot = service.catalog_snapshot()
     for n, customer in enumerate(customers):
-        resolved = service.store.resolve(Identifier("CUSTOMER_ID", customer)) or customer
+        resolved = service.resolve(Identifier("CUSTOMER_ID", customer)) or customer
         taste = {
-            snapshot.items[i].category
-            for i, _ in service.store.purchased_items(resolved)
-            if i in snapshot.items
+            snapshot.items[i].category for i, _ in service.purchased_items(resolved) if i in snapshot.items
         }
         for visit in range(visits_per_customer):
             sim.visit(customer, channels, k, taste, order=f"sim-{seed}-{n}-{visit}")
     _store(service, sim.batch)
-    service.served.flush()
+    service.flush_served()
     return sim.tally
 
 

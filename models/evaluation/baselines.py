@@ -29,7 +29,7 @@ def _ranked(scores: pd.Series) -> list[str]:
     """Items by score desc, ties by id (deterministic)."""
     frame = scores.rename("s").reset_index()
     frame.columns = ["item", "s"]
-    return frame.sort_values(["s", "item"], ascending=[False, True])["item"].tolist()
+    return [str(i) for i in frame.sort_values(["s", "item"], ascending=[False, True])["item"]]
 
 
 def interest(train: pd.DataFrame, settings: Settings) -> pd.Series:

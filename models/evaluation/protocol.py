@@ -85,7 +85,7 @@ class Report:
     settings: dict[str, object]
     bootstrap: int
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "dataset": self.dataset,
             "split": self.split,

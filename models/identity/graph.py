@@ -27,7 +27,7 @@ from models.errors import FailedPrecondition
 from models.identity import pii
 from models.settings import Settings
 from models.storage import Storage
-from models.storage.identity import IdentifierView
+from models.storage.identity import IdentifierView as IdentifierView  # re-exported: the graph's view type
 from models.validation import check_batch_size, check_identifier
 
 log = logging.getLogger(__name__)

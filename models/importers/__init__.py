@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from models.domain import BatchResult, Event, Identifier, Item
 from models.validation import MAX_BATCH
@@ -37,13 +37,13 @@ class ImportSummary:
     items: int = 0
     customers: int = 0  # distinct customers in the events
     customer_attributes: int = 0
-    by_channel: Counter = field(default_factory=Counter)
-    by_type: Counter = field(default_factory=Counter)
+    by_channel: Counter[str] = field(default_factory=Counter)
+    by_type: Counter[str] = field(default_factory=Counter)
     first_at: float | None = None
     last_at: float | None = None
     seconds: float = 0.0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         out = dict(vars(self))
         out["by_channel"] = dict(sorted(self.by_channel.items()))
         out["by_type"] = dict(sorted(self.by_type.items()))

@@ -58,7 +58,7 @@ def parse_times(values: pd.Series) -> np.ndarray:
         parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
         seconds = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
         numeric[np.isnan(numeric)] = seconds.to_numpy(dtype=float)
-    return numeric
+    return np.asarray(numeric, dtype=float)
 
 
 def enum(value: str, names: tuple[str, ...], prefix: str, default: str) -> str:
@@ -97,7 +97,7 @@ def events_of(
             problems.append(f"row {line}: occurred_at: {frame['occurred_at'].iat[n]!r} is not a time")
             continue
         idents = tuple(
-            Identifier(IDENTIFIER_COLUMNS[c], str(get[c][n]).strip())
+            Identifier(IDENTIFIER_COLUMNS[c], str(get[c][n]).strip())  # type: ignore[index]
             for c in id_cols
             if str(get[c][n]).strip()  # type: ignore[index]
         )

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.catalog import Catalog, CatalogSnapshot
-from models.domain import CHANNELS
+from models.domain import CHANNELS, DAY
 from models.errors import InvalidArgument
 from models.serving import channel_rules, reasons
 from models.serving.ranking import Candidate
@@ -43,7 +43,6 @@ from models.serving.registry import ModelRegistry
 from models.storage import Storage
 from models.validation import check_k
 
-DAY = 86400.0
 MAX_WINDOW_DAYS = 92
 MIN_POPULATION_GAPS = 3  # gaps needed before an item's typical interval is trusted
 MAX_BETWEEN_SEASONS = 2  # purchase days in a category between two seasons before it counts as a routine
@@ -73,14 +72,14 @@ class Due:
 class DueReminders:
     def __init__(
         self,
-        db: Storage,
+        storage: Storage,
         catalog: Catalog,
         registry: ModelRegistry,
         recommender: Recommender,
         slack_days: float = 7.0,
         max_years: int = 3,
     ) -> None:
-        self.db = db
+        self.storage = storage
         self.catalog = catalog
         self.registry = registry
         self.recommender = recommender
@@ -127,23 +126,14 @@ class DueReminders:
         candidates = {it.category for it in snapshot.items.values() if it.repeatable and it.category}
         ranges = self._seasons(start, end)
         until = start - self.slack
-        conn = self.db.reader()
-        first = conn.execute(
-            "SELECT MIN(occurred_at) FROM events WHERE type='PURCHASE' AND occurred_at >= ?", (ranges[-1][0],)
-        ).fetchone()[0]
+        first = self.storage.first_purchase_since(ranges[-1][0])
         if not candidates or first is None or first >= until:
             return set()
         covered = sum(max(0.0, min(b, until) - max(a, first)) for a, b in ranges)
         expected = covered / (until - first)  # the seasons' share of the time the data covers
         if expected <= 0:
             return set()
-        in_season = " OR ".join("e.occurred_at BETWEEN ? AND ?" for _ in ranges)
-        rows = conn.execute(
-            f"SELECT i.category, SUM(CASE WHEN {in_season} THEN 1 ELSE 0 END), COUNT(*) FROM events e"
-            " JOIN items i ON i.item_id = e.item_id WHERE e.type = 'PURCHASE' AND e.occurred_at BETWEEN ? AND ?"
-            " GROUP BY i.category",
-            [t for r in ranges for t in r] + [first, until],
-        )
+        rows = self.storage.category_seasonality(ranges, first, until)
         return {
             category
             for category, seasonal, total in rows
@@ -157,12 +147,7 @@ class DueReminders:
         if not seasonal:
             return
         ranges = self._seasons(start, end)
-        where = " OR ".join("occurred_at BETWEEN ? AND ?" for _ in ranges)
-        rows = self.db.reader().execute(
-            f"SELECT customer_id, item_id, occurred_at FROM events WHERE type='PURCHASE' AND ({where})"
-            " ORDER BY customer_id, occurred_at DESC",
-            [t for r in ranges for t in r],
-        )
+        rows = self.storage.purchases_in(ranges)
         for customer_id, group in itertools.groupby(rows, key=lambda r: r[0]):
             latest: dict[str, tuple[str, float]] = {}  # category -> (item, time) of the latest year
             for _, item_id, at in group:
@@ -181,11 +166,7 @@ class DueReminders:
     ) -> tuple[set[str], dict[str, set[int]]]:
         """Categories bought this season already, and the days each was bought on between last year's
         season and this one (a category bought every month is a routine, not a season)."""
-        rows = self.db.reader().execute(
-            "SELECT item_id, occurred_at FROM events WHERE customer_id=? AND type='PURCHASE'"
-            " AND occurred_at BETWEEN ? AND ?",
-            (customer_id, years_before(end, 1) + self.slack, end),
-        )
+        rows = self.storage.customer_purchases_between(customer_id, years_before(end, 1) + self.slack, end)
         in_season: set[str] = set()
         between: dict[str, set[int]] = {}
         for item_id, at in rows:
@@ -203,12 +184,7 @@ class DueReminders:
         if not repeatable:
             return
         typical = self._typical_intervals(end)
-        rows = self.db.reader().execute(
-            "SELECT e.customer_id, e.item_id, e.occurred_at FROM events e JOIN items i ON i.item_id = e.item_id"
-            " WHERE i.repeatable = 1 AND e.type = 'PURCHASE' AND e.occurred_at <= ?"
-            " ORDER BY e.customer_id, e.item_id, e.occurred_at",
-            (end,),
-        )
+        rows = self.storage.repeatable_purchases(end)
         for customer_id, group in itertools.groupby(rows, key=lambda r: r[0]):
             found: list[Due] = []
             for item_id, purchases in itertools.groupby(group, key=lambda r: r[1]):
@@ -234,15 +210,10 @@ class DueReminders:
 
     def _typical_intervals(self, until: float) -> dict[str, float]:
         """Each repeatable item's median gap between purchases by the same customer."""
-        rows = self.db.reader().execute(
-            "SELECT item_id, occurred_at - LAG(occurred_at) OVER (PARTITION BY customer_id, item_id"
-            " ORDER BY occurred_at) FROM events WHERE type='PURCHASE' AND occurred_at <= ?"
-            " AND item_id IN (SELECT item_id FROM items WHERE repeatable = 1)",
-            (until,),
-        )
+        rows = self.storage.repeatable_purchase_gaps(until)
         gaps: dict[str, list[float]] = {}
         for item_id, gap in rows:
-            if gap is not None and gap >= DAY:
+            if gap >= DAY:
                 gaps.setdefault(item_id, []).append(gap)
         typical = {i: regular_interval(g, MIN_POPULATION_GAPS) for i, g in gaps.items()}
         return {i: t for i, t in typical.items() if t}
@@ -258,24 +229,25 @@ class DueReminders:
         start: float,
         snapshot: CatalogSnapshot,
     ) -> Reminder | None:
-        conn = self.db.reader()
-        passes: Callable[[str], bool] = lambda _: True
-        if channel:
-            rule = channel_rules.rule_for(channel)
-            if rule.consent and not channel_rules.has_consent(conn, customer_id, channel, rule.consent):
+        # The customer's state, read once, as Recommend reads it: the same consent decision, the same
+        # exclusions, the same mail history (mailed since the window's start, not since today).
+        policy = self.recommender.policy
+        defaults = self.recommender.consent_defaults
+        rule = channel_rules.rule_for(channel) if channel else None
+        state = self.recommender.customer_state(
+            customer_id=customer_id,
+            mailed_since=start - policy.email_repeat_days * DAY if rule and rule.hold_back_mailed else None,
+            served_before=policy.served_before(time.time()),
+        )
+        passes: Callable[[str], bool] = _anything
+        if rule is not None:
+            if not channel_rules.consents(rule, state, channel, defaults):
                 return None
-            mailed = set()
-            if rule.hold_back_mailed:
-                policy = self.recommender.policy
-                mailed = channel_rules.mailed_items(
-                    conn,
-                    customer_id,
-                    start - policy.email_repeat_days * DAY,
-                    served_before=time.time() - policy.email_retry_minutes * 60.0,
-                )
-            passes = channel_rules.channel_filter(rule, "", snapshot, channel_rules.CallerFilter(), mailed)
-        purchases = self.recommender.store.purchased_items(customer_id)
-        base = channel_rules.base_filter(snapshot, channel_rules.owned_durables(purchases, snapshot))
+            held_back = channel_rules.held_back(rule, state)
+            passes = channel_rules.channel_filter(rule, "", snapshot, channel_rules.CallerFilter(), held_back)
+        base = channel_rules.base_filter(
+            snapshot, channel_rules.owned_durables(state.kept().items(), snapshot)
+        )
 
         def allowed(item_id: str) -> bool:
             return base(item_id) and passes(item_id)
@@ -299,7 +271,9 @@ class DueReminders:
                         ),
                     )
                 )
-        scores = self._affinity(customer_id, snapshot)
+        # A customer who refused profiling is not ranked by their history here either (as in Recommend).
+        profiled = channel_rules.profiling_allowed(state, channel, defaults)
+        scores = self._affinity(customer_id if profiled else None, snapshot)
         for due in (d for d in dues if d.kind == "seasonal"):
             in_category = [
                 i
@@ -331,10 +305,11 @@ class DueReminders:
         items = [self.recommender.decorate(c, 2, snapshot, query) for c in chosen]
         return Reminder(customer_id, items, items[0].reasons[0].text)
 
-    def _affinity(self, customer_id: str, snapshot: CatalogSnapshot) -> Callable[[str], float]:
-        """The customer's model score for an item; popularity rank when the model does not know them."""
+    def _affinity(self, customer_id: str | None, snapshot: CatalogSnapshot) -> Callable[[str], float]:
+        """The customer's model score for an item; popularity rank when the model does not know them
+        (or they refused profiling: None)."""
         model = self.registry.current
-        if model is not None:
+        if model is not None and customer_id is not None:
             row = model.user_row(customer_id)
             if row is not None:
                 space = model.items(snapshot)
@@ -383,3 +358,7 @@ def _check_window(start: float | None, end: float | None) -> tuple[float, float]
 
 
 __all__ = ["Due", "DueReminders", "Reminder", "years_before"]
+
+
+def _anything(_: str) -> bool:
+    return True

@@ -38,7 +38,7 @@ class ArmStats:
     add_to_carts: int = 0
     conversions: int = 0
     revenue: float = 0.0
-    conversions_in_channel: Counter = field(default_factory=Counter)
+    conversions_in_channel: Counter[str] = field(default_factory=Counter)
 
     @property
     def click_through(self) -> float:

@@ -12,6 +12,7 @@ from models.domain import Event, Identifier, Item
 from models.errors import InvalidArgument
 from models.insights.reminders import years_before
 from models.service import Seenext
+from models.serving.recommender import RecommendQuery
 from tests import channel_world as world
 
 
@@ -59,9 +60,7 @@ def catalogue() -> list[Item]:
     ]
 
 
-@pytest.fixture
-def shop(tmp_path: Path) -> Iterator[Seenext]:
-    svc = Seenext(world.settings(tmp_path))
+def stock(svc: Seenext) -> Seenext:
     svc.upsert_items(catalogue())
     svc.track_batch(
         [
@@ -78,8 +77,13 @@ def shop(tmp_path: Path) -> Iterator[Seenext]:
             for n, (item, t) in enumerate(bought)
         ]
     )
-    yield svc
-    svc.close()
+    return svc
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[Seenext]:
+    with Seenext(world.settings(tmp_path)) as svc:
+        yield stock(svc)
 
 
 def due(svc: Seenext, start: float = START, end: float = END, **kw: object) -> dict[str, list]:
@@ -118,7 +122,7 @@ def test_customers_come_in_order_and_the_window_decides(shop: Seenext) -> None:
 
 
 def test_only_categories_that_peak_around_the_dates_are_seasonal(shop: Seenext) -> None:
-    catalog = shop.catalog.snapshot()
+    catalog = shop.catalog_snapshot()
     assert shop.reminders.seasonal_categories(START, END, catalog) == {"flowers"}
     assert shop.reminders.seasonal_categories(day(2025, 5, 28), day(2025, 6, 5), catalog) == set()
 
@@ -130,6 +134,22 @@ def test_email_rules_apply_when_the_channel_is_email(shop: Seenext) -> None:
     assert set(found) == {"rose", "beans"}  # the others gave no consent
     assert "flowers-3" not in [i.item_id for i in found["rose"].items]  # out of stock online
     assert "flowers-3" in [i.item_id for i in due(shop, k=5)["rose"].items]  # no channel: no stock rule
+
+
+def test_reminders_and_recommend_take_the_same_consent_decision(tmp_path: Path) -> None:
+    """Regression (issue 8): with marketing allowed by default, Recommend mailed a customer who recorded
+    no decision while DueReminders, which treated "no decision" as a refusal, left them out."""
+    with Seenext(world.settings(tmp_path, consent_default_marketing=True)) as svc:
+        stock(svc)
+        svc.set_consent(Identifier("CUSTOMER_ID", "twoyears"), "EMAIL", "marketing", False)
+        reminded = set(due(svc, channel="EMAIL"))
+        mailed = {
+            c
+            for c in ("rose", "twoyears")
+            if svc.recommend(RecommendQuery("EMAIL", Identifier("CUSTOMER_ID", c), "newsletter", k=3)).items
+        }
+        assert "rose" in reminded and "twoyears" not in reminded  # both are due (see the story test)
+        assert mailed == {"rose"}
 
 
 @pytest.mark.parametrize(
