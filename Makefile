@@ -51,10 +51,12 @@ node_modules/.installed: package.json package-lock.json  # buf, pinned by the lo
 	touch $@
 
 # buf breaking: wire and JSON compatibility with $(AGAINST). A commit from before buf.yaml existed is
-# read with today's buf.yaml; with no such commit (the first one, a shallow clone) there is nothing to
-# compare and it says so.
+# read with today's buf.yaml; a shallow clone fetches it first; with no such commit (the first one, or
+# no way to fetch it) there is nothing to compare and it says so.
 lint-contract: node_modules/.installed
 	$(BUF) lint
+	@git rev-parse --verify --quiet '$(AGAINST)^{commit}' >/dev/null \
+		|| git fetch --quiet --deepen=1 2>/dev/null || true  # a shallow clone: fetch the previous commit
 	@if ! git rev-parse --verify --quiet '$(AGAINST)^{commit}' >/dev/null; then \
 		echo "buf breaking: skipped, no commit $(AGAINST) to compare with"; \
 	elif git cat-file -e '$(AGAINST):buf.yaml' 2>/dev/null; then \

@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 
 from models.domain import Identifier
-from models.service import Seenext
 from models.identity.graph import IdentifierView
+from models.service import Seenext
 from protos.seenext.v1 import common_pb2, identity_pb2, identity_pb2_grpc
 from server import convert
 

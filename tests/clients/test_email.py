@@ -16,7 +16,7 @@ def test_offers_stream_one_answer_per_customer_in_order_across_chunks(channel: g
     campaign = ["alice", "c01", "c02", "nobody-known", "c04"]
     replies = list(EmailClient(channel).offers(campaign, k=3, chunk_size=2))
     assert [r.customer_id or "?" for r in replies] == ["alice", "c01", "c02", "?", "c04"]
-    by = dict(zip(campaign, replies))
+    by = dict(zip(campaign, replies, strict=True))  # one reply per customer asked
     assert by["c01"].items == [] and by["c01"].strategy == "no_consent"  # no consent recorded
     assert by["nobody-known"].items == [] and not by["nobody-known"].recognised
     assert len(by["c02"].items) == 3 and all(i.reasons[0].text for i in by["c02"].items)
