@@ -12,13 +12,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from models.service import Seenext
 from models.settings import Settings, _parse
 
 
-def add_commands(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: Callable[[argparse.ArgumentParser], None],
+) -> None:
     p = sub.add_parser(
         "import", help="import a dataset into the store (hm, movielens, csv) with a progress bar"
     )
@@ -99,7 +102,8 @@ def add_commands(sub: argparse._SubParsersAction, common: Callable[[argparse.Arg
 
 
 def add_insight_commands(
-    sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     p = sub.add_parser("traffic", help="simulate shoppers reacting to recommendations (for the reports)")
     common(p)
@@ -282,7 +286,7 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def summary_text(s: dict) -> str:
+def summary_text(s: dict[str, Any]) -> str:
     def day(t: float | None) -> str:
         return time.strftime("%Y-%m-%d", time.gmtime(t)) if t is not None else "-"
 

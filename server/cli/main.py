@@ -217,8 +217,8 @@ def _banner(host: str, port: int, header: str = "") -> str:
 seenext is serving on {target}
 
   grpcurl -plaintext {target} list
-  grpcurl -plaintext {header}-d '{{"who": {{"kind": "IDENTIFIER_KIND_CUSTOMER_ID", "value": "cust-00001"}}, "channel": "CHANNEL_WEB", "k": 5, "explain": true}}' \\
-      {target} seenext.v1.RecommendationService/Recommend
+  grpcurl -plaintext {header}-d '{{"who": {{"kind": "IDENTIFIER_KIND_CUSTOMER_ID", "value": "cust-00001"}},
+      "channel": "CHANNEL_WEB", "k": 5, "explain": true}}' {target} seenext.v1.RecommendationService/Recommend
 
   .venv/bin/python -m clients.web --target {target} --customer cust-00001
   .venv/bin/python -m clients.web --target {target} --device some-device --item sku-00001

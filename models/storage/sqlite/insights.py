@@ -11,9 +11,23 @@ from models.storage.sqlite.base import SqliteBase
 
 _EMAIL_TYPES = ("EMAIL_SENT", "EMAIL_OPEN", "EMAIL_CLICK")
 _EVENT_COLUMNS = frozenset(
-    {"seq", "event_id", "customer_id", "channel", "type", "item_id", "quantity", "price", "store_id", "order_id",
-     "recommendation_id", "occurred_at", "received_at", "attributes"}
-)  # fmt: skip
+    {
+        "seq",
+        "event_id",
+        "customer_id",
+        "channel",
+        "type",
+        "item_id",
+        "quantity",
+        "price",
+        "store_id",
+        "order_id",
+        "recommendation_id",
+        "occurred_at",
+        "received_at",
+        "attributes",
+    }
+)
 
 
 class SqliteInsights(SqliteBase):
