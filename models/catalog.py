@@ -1,102 +1,93 @@
 """The catalogue: items with features, accessory links, stock per store and offers.
 
 Serving reads a `CatalogSnapshot` held in memory; it is rebuilt when the catalogue version in
-the database moves (an upsert here or in another serving process).
+the database moves (an upsert here at once; one in another serving process within about a second).
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from models.domain import Item, Offer
+from models.domain import Item
 from models.errors import NotFound
 from models.storage import Storage
 from models.validation import check_batch_size, check_item
 
+log = logging.getLogger(__name__)
+
 
 class Catalog:
-    def __init__(self, db: Storage, refresh_seconds: float = 1.0) -> None:
-        self.db = db
-        self._refresh_seconds = refresh_seconds
+    def __init__(self, storage: Storage, refresh_seconds: float = 1.0) -> None:
+        self.storage = storage
+        self.refresh_seconds = refresh_seconds
         self._snapshot: CatalogSnapshot | None = None
+        self._stale = True  # an upsert of this process: the next snapshot() reads the catalogue itself
         self._checked_at = 0.0
+        self._checking = False
         self._lock = threading.Lock()
 
     def upsert(self, items: Sequence[Item]) -> int:
         check_batch_size(len(items), "items", "item")
         for i, item in enumerate(items):
             check_item(item, f"items[{i}]")
-        now = time.time()
-        conn = self.db.writer
-        with self.db.write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                ids = [(it.item_id,) for it in items]
-                conn.executemany("DELETE FROM stock WHERE item_id=?", ids)
-                conn.executemany("DELETE FROM accessories WHERE accessory_id=?", ids)
-                conn.executemany(
-                    "INSERT OR REPLACE INTO items (item_id, title, category, brand, price, repeatable, active,"
-                    " attributes, accessory_for, offer, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    [_item_row(it, now) for it in items],
-                )
-                conn.executemany(
-                    "INSERT INTO stock (item_id, store_id, quantity) VALUES (?,?,?)",
-                    [(it.item_id, s, q) for it in items for s, q in it.stock.items()],
-                )
-                conn.executemany(
-                    "INSERT OR IGNORE INTO accessories (accessory_id, item_id) VALUES (?,?)",
-                    [(it.item_id, main) for it in items for main in it.accessory_for],
-                )
-                conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='catalog_version'")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        self._checked_at = 0.0  # let the next snapshot() see it at once
-        return len(items)
+        n = self.storage.upsert_items(items, time.time())
+        self._stale = True  # let the next snapshot() see it at once
+        return n
 
     def get(self, item_id: str) -> Item:
-        conn = self.db.reader()
-        row = conn.execute("SELECT * FROM items WHERE item_id=?", (item_id,)).fetchone()
-        if row is None:
+        item = self.storage.item(item_id)
+        if item is None:
             raise NotFound(f"item_id: no item {item_id!r} in the catalogue")
-        stock = dict(
-            conn.execute("SELECT store_id, quantity FROM stock WHERE item_id=?", (item_id,)).fetchall()
-        )
-        return _item_from_row(row, stock)
+        return item
 
     def all_items(self) -> list[Item]:
-        conn = self.db.reader()
-        stock: dict[str, dict[str, int]] = {}
-        for item_id, store_id, qty in conn.execute("SELECT item_id, store_id, quantity FROM stock"):
-            stock.setdefault(item_id, {})[store_id] = qty
-        return [
-            _item_from_row(r, stock.get(r[0], {}))
-            for r in conn.execute("SELECT * FROM items ORDER BY item_id")
-        ]
+        return self.storage.all_items()
 
     def version(self) -> int:
-        row = self.db.reader().execute("SELECT value FROM meta WHERE key='catalog_version'").fetchone()
-        return int(row[0])
+        return self.storage.catalog_version()
 
     def snapshot(self) -> CatalogSnapshot:
-        """The in-memory view serving uses; checks the database at most once per refresh period."""
-        now = time.monotonic()
+        """The in-memory view serving uses. Requests do not read the database for it (but the first
+        one after an upsert of this process): a background check follows other processes' upserts,
+        at most once per refresh period."""
         snap = self._snapshot
-        if snap is not None and now - self._checked_at < self._refresh_seconds:
-            return snap
+        if snap is None or self._stale:
+            return self._reload()
+        if time.monotonic() - self._checked_at >= self.refresh_seconds:
+            self._check_later()
+        return snap
+
+    def _reload(self) -> CatalogSnapshot:
+        """Reads the version, and the catalogue when the version moved (or nothing was read yet)."""
         with self._lock:
-            if self._snapshot is not None and now - self._checked_at < self._refresh_seconds:
-                return self._snapshot
+            self._stale = False
+            checked = time.monotonic()
             version = self.version()
             if self._snapshot is None or self._snapshot.version != version:
                 self._snapshot = CatalogSnapshot.build(self.all_items(), version)
-            self._checked_at = now
+            self._checked_at = checked
             return self._snapshot
+
+    def _check_later(self) -> None:
+        with self._lock:
+            if self._checking:
+                return
+            self._checking = True
+            self._checked_at = time.monotonic()  # one check per period, however many requests ask
+
+        def run() -> None:
+            try:
+                self._reload()
+            except Exception:  # serving keeps the snapshot it has; the next period tries again
+                log.exception("could not check the catalogue version")
+            finally:
+                self._checking = False
+
+        threading.Thread(target=run, name="catalog-check", daemon=True).start()
 
 
 @dataclass(frozen=True)
@@ -120,49 +111,3 @@ class CatalogSnapshot:
         if item is None or not item.stock:
             return True
         return item.stock.get(store_id, 0) > 0
-
-
-def _item_row(it: Item, now: float) -> tuple:
-    offer = None
-    if it.offer is not None:
-        o = it.offer
-        offer = json.dumps(
-            {
-                "price": o.price,
-                "promo_price": o.promo_price,
-                "valid_from": o.valid_from,
-                "valid_until": o.valid_until,
-                "offer_id": o.offer_id,
-                "currency": o.currency,
-            }
-        )
-    return (
-        it.item_id,
-        it.title,
-        it.category,
-        it.brand,
-        it.price,
-        int(it.repeatable),
-        int(it.active),
-        json.dumps(it.attributes, sort_keys=True),
-        json.dumps(it.accessory_for),
-        offer,
-        now,
-    )
-
-
-def _item_from_row(row: tuple, stock: dict[str, int]) -> Item:
-    item_id, title, category, brand, price, repeatable, active, attributes, accessory_for, offer, _ = row
-    return Item(
-        item_id=item_id,
-        title=title or "",
-        category=category or "",
-        brand=brand or "",
-        price=price or 0.0,
-        accessory_for=json.loads(accessory_for or "[]"),
-        repeatable=bool(repeatable),
-        active=bool(active),
-        attributes=json.loads(attributes or "{}"),
-        stock=stock,
-        offer=Offer(**json.loads(offer)) if offer else None,
-    )

@@ -14,16 +14,16 @@ channels appear in the same relative order in both.
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from models.catalog import CatalogSnapshot
-from models.domain import Item, Offer
+from models.domain import DAY, Item, Offer
 from models.privacy import consent
+from models.privacy.consent import ConsentDefaults
+from models.serving.customer_state import CustomerState
 
 # Where the stock that counts for a channel lives.
 STORE_STOCK = "store"  # the stock of context.store_id (no store given: stock is not checked)
@@ -108,47 +108,34 @@ class Policy:
     email_retry_minutes: float = 60.0  # a served e-mail offer counts as mailed once this old (retries)
     owned_days: float = 180.0  # accessories are promoted for purchases this recent
 
+    def mailed_since(self, now: float) -> float:
+        """Items mailed after this time are held back."""
+        return now - self.email_repeat_days * DAY
 
-# -- consent and mail history -------------------------------------------------------------------------
+    def served_before(self, now: float) -> float:
+        """E-mail recommendations served before this time count as mailed (a retry gets the same offers)."""
+        return now - self.email_retry_minutes * 60.0
 
 
-def has_consent(conn: sqlite3.Connection, customer_id: str, channel: str, purpose: str) -> bool:
-    """The customer's recorded decision (for this channel, else for every channel); nothing recorded
-    means no consent (opt-in). The service asks models/privacy/rights.py instead, whose defaults are settings."""
-    return consent.decision(conn, customer_id, channel, purpose) is True
+# -- the customer's side: consent and what was mailed ------------------------------------------------
 
 
-def mailed_items(
-    conn: sqlite3.Connection, customer_id: str, since: float, served_before: float | None = None
-) -> set[str]:
-    """Items mailed to the customer since a time: EMAIL_SENT events (their item, or the items of the
-    recommendation they quote) and recommendations served for the EMAIL channel before
-    `served_before` (so a campaign retried within the grace period gets the same offers again)."""
-    mailed: set[str] = set()
-    quoted: list[str] = []
-    for item_id, rec_id in conn.execute(
-        "SELECT item_id, recommendation_id FROM events WHERE customer_id=? AND type='EMAIL_SENT'"
-        " AND occurred_at>=?",
-        (customer_id, since),
-    ):
-        if item_id:
-            mailed.add(item_id)
-        if rec_id:
-            quoted.append(rec_id)
-    for (items,) in conn.execute(
-        "SELECT items FROM recommendations WHERE customer_id=? AND channel='EMAIL' AND served_at>=?"
-        " AND served_at<?",
-        (customer_id, since, float("inf") if served_before is None else served_before),
-    ):
-        mailed.update(json.loads(items))
-    for start in range(0, len(quoted), 500):
-        chunk = quoted[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for (items,) in conn.execute(
-            f"SELECT items FROM recommendations WHERE recommendation_id IN ({marks})", chunk
-        ):
-            mailed.update(json.loads(items))
-    return mailed
+def consents(rule: ChannelRule, state: CustomerState, channel: str, defaults: ConsentDefaults) -> bool:
+    """Whether the channel may offer this customer anything: a channel that needs consent needs a
+    customer who gave it (or a default that gives it); an anonymous visitor has none to give."""
+    if not rule.consent:
+        return True
+    return state.known and consent.allows(state.consents, channel, rule.consent, defaults)
+
+
+def profiling_allowed(state: CustomerState, channel: str, defaults: ConsentDefaults) -> bool:
+    """Whether the customer's history may steer their ranking in this channel."""
+    return state.known and consent.allows(state.consents, channel, "profiling", defaults)
+
+
+def held_back(rule: ChannelRule, state: CustomerState) -> frozenset[str]:
+    """Items this channel must not offer again yet: those mailed recently, for e-mail."""
+    return state.mailed if rule.hold_back_mailed else frozenset()
 
 
 # -- filters ------------------------------------------------------------------------------------------

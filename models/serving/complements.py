@@ -3,11 +3,12 @@
 Two sources, merged:
 
 * the catalogue's `accessory_for` links (the retailer says the case fits the phone);
-* association rules learned from purchases (pairs from different categories). One *transaction* is everything a customer bought in one
-  basket (`order_id`) or within `window_days` of the start of that shopping episode. A pair of items
-  counts when at least `min_support` transactions hold both, and when its **lift** — how much more
-  often they are bought together than chance would have it — is at least `min_lift`. Lift, not raw
-  counts: a best-seller lands in many baskets by chance, and lift divides that out.
+* association rules learned from purchases (pairs from different categories). One *transaction*
+  is everything a customer bought in one basket (`order_id`) or within `window_days` of the
+  start of that shopping episode. A pair of items counts when at least `min_support`
+  transactions hold both, and when its **lift** — how much more often they are bought together
+  than chance would have it — is at least `min_lift`. Lift, not raw counts: a best-seller lands
+  in many baskets by chance, and lift divides that out.
 
 The learned table is built from the event store when first needed, again after every training
 (`refresh`), and in the background when a model trained elsewhere is picked up or the table is older
@@ -25,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from models.catalog import CatalogSnapshot
+from models.domain import DAY
 from models.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,7 @@ def transactions(
 ) -> Iterator[frozenset[str]]:
     """Sets of items bought together, from (customer_id, item_id, order_id, occurred_at) rows sorted
     by customer and time: one per shopping episode of `window_days` (an order never splits)."""
-    window = window_days * 86400.0
+    window = window_days * DAY
     for _, rows in itertools.groupby(purchases, key=lambda r: r[0]):
         episode: set[str] = set()
         start = 0.0
@@ -124,13 +126,13 @@ class Complements:
 
     def __init__(
         self,
-        db: Storage,
+        storage: Storage,
         window_days: float = 3.0,
         min_support: int = 3,
         min_lift: float = 1.5,
         ttl_seconds: float = 600.0,
     ) -> None:
-        self.db = db
+        self.storage = storage
         self.window_days = window_days
         self.min_support = min_support
         self.min_lift = min_lift
@@ -179,10 +181,7 @@ class Complements:
 
     def _build(self, key: str) -> AssociationTable:
         started = time.perf_counter()
-        rows = self.db.reader().execute(
-            "SELECT customer_id, item_id, order_id, occurred_at FROM events"
-            " WHERE type='PURCHASE' AND item_id != '' ORDER BY customer_id, occurred_at"
-        )
+        rows = self.storage.purchase_rows()
         table = learn(transactions(rows, self.window_days), self.min_support, self.min_lift, key=key)
         log.info(
             "complements learned from %d transactions: %d items with complements in %.2fs",

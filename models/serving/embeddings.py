@@ -131,7 +131,8 @@ class RankingModel:
     # -- scoring --------------------------------------------------------------------------------
 
     def score_user(self, space: ItemSpace, row: int) -> np.ndarray:
-        return space.scoring @ self.user_vector(row)
+        scores: np.ndarray = space.scoring @ self.user_vector(row)
+        return scores
 
     def score_session(
         self, space: ItemSpace, item_rows: list[int], weights: list[float] | None = None
@@ -143,9 +144,11 @@ class RankingModel:
             else np.asarray(weights, dtype=np.float32)
         )
         vec = (space.scoring[item_rows, : self.dim] * w[:, None]).sum(axis=0) / max(float(w.sum()), 1e-9)
-        return space.scoring[:, : self.dim] @ vec + space.scoring[:, self.dim]
+        scores: np.ndarray = space.scoring[:, : self.dim] @ vec + space.scoring[:, self.dim]
+        return scores
 
     def similarity(self, space: ItemSpace, item_rows: list[int]) -> np.ndarray:
         """Cosine similarity of every item to the mean direction of the given items."""
         direction = space.unit[item_rows].mean(axis=0)
-        return space.unit @ direction
+        sims: np.ndarray = space.unit @ direction
+        return sims

@@ -23,14 +23,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.catalog import CatalogSnapshot
-from models.events import EventStore
+from models.domain import DAY
 from models.learning.dataset import EVENT_WEIGHTS, parse_event_weights
 from models.serving import repurchase
+from models.serving.customer_state import CustomerState
 from models.serving.embeddings import ItemSpace, RankingModel
 from models.settings import Settings
 
 NEWCOMER_DAYS = 30  # a customer unknown to the model: their events since this long before the model's data
-MAX_FRESH = 50  # newest fresh events read per request
+MAX_FRESH = 50  # newest fresh events a request reads and folds in
 
 
 @dataclass(frozen=True)
@@ -102,39 +103,36 @@ def folded_vector(
 def known_customer_scores(
     model: RankingModel,
     space: ItemSpace,
-    store: EventStore,
-    customer_id: str,
+    state: CustomerState,
     user: np.ndarray,
     snapshot: CatalogSnapshot,
     tuning: Tuning,
-    bought: Sequence[tuple[str, float, int]] | None = None,
 ) -> np.ndarray:
     """Scores of a customer the model knows (`user`: their vector with its bias column): folded
-    towards their fresh events, their own repeatable purchases (`bought`, read here if None) blended in."""
+    towards their events after the model's data, their own repeatable purchases blended in."""
     ref = reference_time(model)
-    fresh = store.recent_items(customer_id, since=np.nextafter(ref, np.inf), limit=MAX_FRESH)
+    fresh = state.events_after(ref)[:MAX_FRESH]
     found = fresh_direction(space, fresh, tuning) if fresh else None
     if found is not None:
         direction, weight, _ = found
         user = folded_vector(user, direction, weight, tuning.prior, model.typical_user_norm)
-    return _with_repurchase(
-        space.scoring @ user, space, store, customer_id, snapshot, ref, tuning, bought, user
-    )
+    return _with_repurchase(space.scoring @ user, space, state, snapshot, ref, tuning, user)
 
 
 def newcomer_scores(
     model: RankingModel,
     space: ItemSpace,
-    store: EventStore,
-    customer_id: str,
+    state: CustomerState,
     context_items: Sequence[str],
     snapshot: CatalogSnapshot,
     tuning: Tuning,
-    bought: Sequence[tuple[str, float, int]] | None = None,
 ) -> tuple[np.ndarray, str] | None:
     """Scores of a customer newer than the model, folded in from their first events (and the page's items)."""
     ref = reference_time(model)
-    events = list(store.recent_items(customer_id, ref - NEWCOMER_DAYS * 86400.0, limit=MAX_FRESH))
+    since = ref - NEWCOMER_DAYS * DAY
+    events: list[tuple[str, str, float]] = [(i, t, at) for i, t, at in state.recent if at >= since][
+        :MAX_FRESH
+    ]
     newest = max((t for _, _, t in events), default=time.time())
     events += [(i, "VIEW", newest) for i in context_items]
     found = fresh_direction(space, events, tuning)
@@ -142,32 +140,32 @@ def newcomer_scores(
         return None
     direction, _, anchor = found
     user = folded_vector(None, direction, 0.0, tuning.prior, model.typical_user_norm)
-    scores = _with_repurchase(
-        space.scoring @ user, space, store, customer_id, snapshot, ref, tuning, bought, user
-    )
+    scores = _with_repurchase(space.scoring @ user, space, state, snapshot, ref, tuning, user)
     return scores, anchor
+
+
+def state_window_start(model: RankingModel) -> float:
+    """How far back a request reads the customer's item events: what newcomer fold-in may use (the
+    events after the model's data, which a known customer's fold-in uses, are the newest of them)."""
+    return reference_time(model) - NEWCOMER_DAYS * DAY
 
 
 def _with_repurchase(
     scores: np.ndarray,
     space: ItemSpace,
-    store: EventStore,
-    customer_id: str,
+    state: CustomerState,
     snapshot: CatalogSnapshot,
     ref: float,
     tuning: Tuning,
-    bought: Sequence[tuple[str, float, int]] | None = None,
     user: np.ndarray | None = None,
 ) -> np.ndarray:
     """`scores` (= space.scoring @ user) with the customer's repeatable purchases blended in."""
     if tuning.repurchase_weight <= 0:
         return scores
-    if bought is None:
-        bought = repurchase.purchases(store, customer_id)
     return repurchase.blend(
         scores,
         space.index,
-        bought,
+        state.bought(),
         snapshot,
         ref,
         tuning.repurchase_weight,

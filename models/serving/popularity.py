@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 
+from models.domain import DAY
+from models.learning.dataset import EVENT_WEIGHTS
 from models.storage import Storage
-
-# Same order of interest as the dataset builder's weights.
-_SCORE = (
-    "SUM(CASE type WHEN 'PURCHASE' THEN 5 WHEN 'ADD_TO_CART' THEN 3 WHEN 'CLICK' THEN 2"
-    " WHEN 'VIEW' THEN 1 ELSE 0 END)"
-)
 
 
 class Popularity:
+    """Events weigh what they weigh in training (SEENEXT_EVENT_WEIGHTS): a purchase more than a view."""
+
     def __init__(
-        self, db: Storage, window_days: int, ttl_seconds: float = 60.0, depth: int = 500
+        self,
+        storage: Storage,
+        window_days: int,
+        ttl_seconds: float = 60.0,
+        depth: int = 500,
+        event_weights: Mapping[str, float] | None = None,
     ) -> None:
-        self.db = db
-        self.window = window_days * 86400.0
+        self.storage = storage
+        self.window = window_days * DAY
+        self.weights = dict(EVENT_WEIGHTS if event_weights is None else event_weights)
         self.ttl = ttl_seconds
         self.depth = depth
         self._cache: dict[str, tuple[float, list[tuple[str, float]]]] = {}
@@ -31,7 +36,7 @@ class Popularity:
         self._lock = threading.Lock()
 
     def top(self, channel: str = "", store_id: str = "") -> list[tuple[str, float]]:
-        """(item_id, score) best first, for a channel ("" = all channels) or a store; empty in an empty store."""
+        """(item_id, score) best first, for a channel ("" = all) or a store; empty in an empty store."""
         key = f"store:{store_id}" if store_id else channel
         entry = self._cache.get(key)
         if entry is None:
@@ -62,18 +67,8 @@ class Popularity:
 
     def _query(self, channel: str) -> list[tuple[str, float]]:
         """`channel` is a channel name, "" for all, or "store:<id>" for one store's sales."""
-        conn = self.db.reader()
-        newest = conn.execute("SELECT MAX(occurred_at) FROM events").fetchone()[0]
-        if newest is None:
-            return []
-        sql = f"SELECT item_id, {_SCORE} AS s FROM events WHERE occurred_at >= ? AND item_id != ''"
-        args: list = [newest - self.window]
         if channel.startswith("store:"):
-            sql += " AND store_id = ?"
-            args.append(channel.removeprefix("store:"))
-        elif channel:
-            sql += " AND channel = ?"
-            args.append(channel)
-        sql += " GROUP BY item_id HAVING s > 0 ORDER BY s DESC, item_id LIMIT ?"
-        args.append(self.depth)
-        return [(i, float(s)) for i, s in conn.execute(sql, args)]
+            return self.storage.popularity(
+                self.weights, self.window, store_id=channel.removeprefix("store:"), limit=self.depth
+            )
+        return self.storage.popularity(self.weights, self.window, channel=channel, limit=self.depth)

@@ -138,7 +138,7 @@ def _complements_of(
         return iter(())
     when = dict(anchors)
     found: dict[str, Candidate] = {}
-    order: dict[str, tuple] = {}
+    order: dict[str, tuple[bool, float, bool, float, str]] = {}
     for anchor, link in complements.links([a for a, _ in anchors], state.snapshot, state.complements_key):
         if link.item_id in found or link.item_id in when:
             continue

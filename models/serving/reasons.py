@@ -60,6 +60,8 @@ def sentence(reason: Reason, snapshot: CatalogSnapshot, channel: str = "", now: 
         return f"Similar to the {name} you looked at" if name else "Similar to what you looked at"
     if code == "similar_to_item":
         return f"Similar to the {name}" if name else "Similar to this item"
+    if code.startswith("popular"):
+        return _popular_sentence(code, channel)
     if code == "accessory_for_owned":
         return f"Accessory for the {name} you bought" + (f" on {when}" if when else "")
     if code == "accessory_for_basket":
@@ -68,12 +70,6 @@ def sentence(reason: Reason, snapshot: CatalogSnapshot, channel: str = "", now: 
         if when:
             return f"Often bought with the {name} you bought on {when}"
         return f"Often bought together with the {name}"
-    if code == "popular":
-        return "Popular with our customers right now"
-    if code == "popular_in_channel":
-        return f"Popular {CHANNEL_WORDS.get(channel, 'with our customers')} right now"
-    if code == "popular_in_store":
-        return "Popular in this store right now"
     if code == "due_again":
         every = f"; you buy it about every {reason.detail} days" if reason.detail else ""
         return f"Time to stock up: you last bought the {name} on {when}{every}"
@@ -83,6 +79,14 @@ def sentence(reason: Reason, snapshot: CatalogSnapshot, channel: str = "", now: 
             return f"You bought {what} around this time last year"
         return f"You bought {what} around {year_phrase(reason.related_at, now)}"
     return code
+
+
+def _popular_sentence(code: str, channel: str) -> str:
+    if code == "popular_in_channel":
+        return f"Popular {CHANNEL_WORDS.get(channel, 'with our customers')} right now"
+    if code == "popular_in_store":
+        return "Popular in this store right now"
+    return "Popular with our customers right now" if code == "popular" else code
 
 
 def item_name(item_id: str, snapshot: CatalogSnapshot) -> str:

@@ -1,12 +1,16 @@
 """Answering "what should this customer see next?" for one request.
 
-A request is ranked once, independently of its channel (models/serving/ranking.py): the placement's plan
-(models/serving/channel_rules.py) says which candidate sources fill the ranking first — complements of the basket or
-of what the customer owns, items similar to the one on the page, the customer's LightFM ranking,
-what is popular. The channel then only filters that ranking (stock, consent, recently mailed), so
-channels never contradict each other (story 3). Items the customer bought (and that are not
-repeatable), basket and context items, inactive items and the caller's filters never come back,
-whatever the model says — purchases tracked a second ago included.
+A request is ranked once, independently of its channel (models/serving/ranking.py): the
+placement's plan (models/serving/channel_rules.py) says which candidate sources fill the ranking
+first — complements of the basket or of what the customer owns, items similar to the one on the
+page, the customer's LightFM ranking, what is popular. The channel then only filters that ranking
+(stock, consent, recently mailed), so channels never contradict each other (story 3). Items the
+customer bought (and that are not repeatable), basket and context items, inactive items and the
+caller's filters never come back, whatever the model says — purchases tracked a second ago included.
+
+Everything about the customer is read once, as one `CustomerState` (models/serving/customer_state.py);
+fold-in, repurchase, channel rules and candidates are pure functions of it, the model and the
+catalogue snapshot.
 
 The model's affinity for a customer: a recognised customer the model knows is scored from their
 embedding ("personalised"); a visitor with session items (or a customer newer than the model) from
@@ -16,28 +20,31 @@ those items ("similar_items"); anyone else gets what is popular ("popular").
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from models.catalog import Catalog, CatalogSnapshot
-from models.domain import CHANNELS, Identifier, Offer
+from models.domain import CHANNELS, DAY, Identifier, Offer
 from models.errors import InvalidArgument, NotFound
-from models.events import EventStore
-from models.serving import channel_rules, foldin, ranking, reasons, repurchase
+from models.identity.graph import IdentityGraph
+from models.privacy.consent import ConsentDefaults
+from models.serving import channel_rules, foldin, ranking, reasons
 from models.serving.complements import Complements
+from models.serving.customer_state import ANONYMOUS, CustomerState, StateWindow
 from models.serving.embeddings import RankingModel
 from models.serving.popularity import Popularity
 from models.serving.ranking import Affinity, Candidate, RankingState
 from models.serving.reasons import Reason
 from models.serving.registry import ModelRegistry
 from models.serving.served import Served, ServedLog
+from models.storage import Storage
 from models.validation import check_batch_size, check_identifier, check_k
 
-SESSION_DAYS = 30  # how far back a customer's own events count as their session
 MAX_BATCH_CUSTOMERS = 100_000
 
 
@@ -80,7 +87,8 @@ class Recommendation:
 class Recommender:
     def __init__(
         self,
-        store: EventStore,
+        storage: Storage,
+        graph: IdentityGraph,
         catalog: Catalog,
         registry: ModelRegistry,
         popularity: Popularity,
@@ -90,8 +98,10 @@ class Recommender:
         complements: Complements | None = None,
         policy: channel_rules.Policy | None = None,
         tuning: foldin.Tuning | None = None,
+        consent_defaults: ConsentDefaults | None = None,
     ) -> None:
-        self.store = store
+        self.storage = storage
+        self.graph = graph
         self.catalog = catalog
         self.registry = registry
         self.popularity = popularity
@@ -101,28 +111,50 @@ class Recommender:
         self.complements = complements
         self.policy = policy or channel_rules.Policy()
         self.tuning = tuning or foldin.Tuning()
-        # Consent, set by the service from models/privacy/rights.py: (customer_id, channel, purpose) -> allowed.
-        self.has_consent: Callable[[str, str, str], bool] = lambda customer_id, channel, purpose: (
-            channel_rules.has_consent(self.store.db.reader(), customer_id, channel, purpose)
-        )
+        self.consent_defaults = consent_defaults or ConsentDefaults()
+
+    def customer_state(
+        self,
+        who: Identifier | None = None,
+        *,
+        customer_id: str | None = None,
+        recent_since: float | None = None,
+        mailed_since: float | None = None,
+        served_before: float = math.inf,
+    ) -> CustomerState:
+        """The state of the customer an identifier (or a customer id) names, read in one statement;
+        no read at all when neither is given. Item events are read since `recent_since`, items
+        mailed since `mailed_since` (None: not read)."""
+        if who is None and customer_id is None:
+            return ANONYMOUS
+        window = StateWindow(recent_since, foldin.MAX_FRESH, mailed_since, served_before)
+        if who is not None:
+            node = self.graph.node(who, "who")
+            record = self.storage.customer_record(window, node=(node.kind, node.key))
+        else:
+            record = self.storage.customer_record(window, customer_id=customer_id)
+        return CustomerState.of(record)
 
     def recommend(self, q: RecommendQuery) -> Recommendation:
         k = self._validate(q)
-        customer_id = self.store.resolve(q.who) if q.who is not None else None
         snapshot = self.catalog.snapshot()
         model = self.registry.current
         version = model.version if model is not None else ""
         rule = channel_rules.rule_for(q.channel)
-        if rule.consent and not (
-            customer_id and self.has_consent(customer_id, q.channel, rule.consent)
-        ):  # no recorded consent for this channel: nothing may be offered here
+        now = time.time()
+        state = self.customer_state(  # the one read of the request
+            q.who,
+            recent_since=foldin.state_window_start(model) if model is not None else None,
+            mailed_since=self.policy.mailed_since(now) if rule.hold_back_mailed else None,
+            served_before=self.policy.served_before(now),
+        )
+        customer_id = state.customer_id
+        if not channel_rules.consents(rule, state, q.channel, self.consent_defaults):
+            # no consent for this channel: nothing may be offered here
             return Recommendation(
                 uuid.uuid4().hex, customer_id or "", customer_id is not None, [], version, "no_consent"
             )
-        history = (
-            self.store.purchase_history(customer_id) if customer_id is not None else []
-        )  # read once per request
-        purchases = dict(self.store.purchased_items(customer_id, history)) if customer_id is not None else {}
+        purchases = state.kept()
         excluded = (
             set(q.basket_item_ids)
             | set(q.item_ids)
@@ -131,37 +163,29 @@ class Recommender:
         arm = "holdout" if customer_id and in_holdout(customer_id, self.holdout) else "personalised"
         # A customer who refused profiling is ranked like a visitor: from this request's context only
         # (what they bought is still never offered again, but it no longer steers the ranking).
-        profiled = (
-            customer_id if customer_id and self.has_consent(customer_id, q.channel, "profiling") else None
-        )
+        profiled = channel_rules.profiling_allowed(state, q.channel, self.consent_defaults)
 
-        state = RankingState(
+        ranking_state = RankingState(
             snapshot=snapshot,
-            customer_id=profiled,
+            customer_id=customer_id if profiled else None,
             purchases=purchases if profiled else {},
             basket=q.basket_item_ids,
             context=q.item_ids,
-            owned_since=time.time() - self.policy.owned_days * 86400.0,
-            popular=self._popular_list(q, profiled),
+            owned_since=now - self.policy.owned_days * DAY,
+            popular=self._popular_list(q, customer_id if profiled else None),
             complements_key=version,
         )
         plan = channel_rules.plan_for(q.placement)
         if model is not None and arm == "personalised":
-            state.model = model
-            state.affinity = self._from_model(model, snapshot, profiled, q, repurchase.from_history(history))
+            ranking_state.model = model
+            ranking_state.affinity = self._from_model(model, snapshot, state if profiled else ANONYMOUS, q)
         else:
             plan = (channel_rules.Source("popular"),)
-        mailed: set[str] = set()
-        if rule.hold_back_mailed and customer_id:
-            now = time.time()
-            mailed = channel_rules.mailed_items(
-                self.store.db.reader(),
-                customer_id,
-                now - self.policy.email_repeat_days * 86400.0,
-                served_before=now - self.policy.email_retry_minutes * 60.0,
-            )
+        mailed = channel_rules.held_back(rule, state)
         passes = channel_rules.channel_filter(rule, q.store_id, snapshot, _caller_filter(q), mailed)
-        ranked = ranking.ranking(plan, state, self.complements, channel_rules.base_filter(snapshot, excluded))
+        ranked = ranking.ranking(
+            plan, ranking_state, self.complements, channel_rules.base_filter(snapshot, excluded)
+        )
         chosen = ranking.take(ranked, k, passes)
 
         strategy = "+".join(dict.fromkeys(c.source for c in chosen)) or "popular"
@@ -263,16 +287,11 @@ class Recommender:
     # -- affinity --------------------------------------------------------------------------------
 
     def _from_model(
-        self,
-        model: RankingModel,
-        snapshot: CatalogSnapshot,
-        customer_id: str | None,
-        q: RecommendQuery,
-        bought: list[tuple[str, float, int]] | None = None,
+        self, model: RankingModel, snapshot: CatalogSnapshot, state: CustomerState, q: RecommendQuery
     ) -> Affinity | None:
         """The customer's scores over every item: their own vector, else their session's items."""
         space = model.items(snapshot)
-        rows = self._user_rows(model, customer_id) if customer_id else []
+        rows = _user_rows(model, state)
         if rows:  # merged since training: the mean of the vectors the model has for each merged id
             user = (
                 model.user_vector(rows[0])
@@ -280,26 +299,17 @@ class Recommender:
                 else np.mean([model.user_vector(r) for r in rows], axis=0)
             )
             # fresh events fold in; own repeatable purchases blend in (models/serving/foldin.py)
-            scores = foldin.known_customer_scores(
-                model, space, self.store, customer_id or "", user, snapshot, self.tuning, bought
-            )
+            scores = foldin.known_customer_scores(model, space, state, user, snapshot, self.tuning)
             return Affinity(space, scores, "personalised")
         session = list(q.item_ids) + list(q.basket_item_ids)
-        if customer_id:  # known to the store but newer than the model: folded in from their first events
-            folded = foldin.newcomer_scores(
-                model, space, self.store, customer_id, session, snapshot, self.tuning, bought
-            )
+        if state.known:  # known to the store but newer than the model: folded in from their first events
+            folded = foldin.newcomer_scores(model, space, state, session, snapshot, self.tuning)
             if folded is not None:
                 return Affinity(space, folded[0], "similar_items", folded[1])
         rows = [space.index[i] for i in dict.fromkeys(session) if i in space.index]
         if not rows:
             return None
         return Affinity(space, model.score_session(space, rows), "similar_items", str(space.ids[rows[0]]))
-
-    def _user_rows(self, model: RankingModel, customer_id: str) -> list[int]:
-        """The model's rows for this customer and for every id merged into them since it was trained."""
-        ids = [customer_id, *self.store.aliases(customer_id)]
-        return [r for r in (model.user_row(i) for i in ids) if r is not None]
 
     def _popular_list(self, q: RecommendQuery, customer_id: str | None) -> Iterator[tuple[str, float, str]]:
         """A known customer: popular everywhere (the same in every channel); a visitor: in their store or
@@ -333,7 +343,7 @@ class Recommender:
         return check_k(q.k, self.max_k)
 
     def decorate(self, c: Candidate, tiers: int, snapshot: CatalogSnapshot, q: RecommendQuery) -> Recommended:
-        """A ranked candidate as served: its score, title, category, offer in force, and sentences if asked."""
+        """A ranked candidate as served: its score, title, category, offer in force, sentences if asked."""
         r = Recommended(c.item_id, ranking.final_score(c, tiers), [c.reason])
         item = snapshot.items.get(r.item_id)
         if item is not None:
@@ -343,6 +353,14 @@ class Recommender:
             for reason in r.reasons:
                 reason.text = reason.text or reasons.sentence(reason, snapshot, q.channel)
         return r
+
+
+def _user_rows(model: RankingModel, state: CustomerState) -> list[int]:
+    """The model's rows for this customer and for every id merged into them since it was trained."""
+    if state.customer_id is None:
+        return []
+    ids = [state.customer_id, *state.aliases]
+    return [r for r in (model.user_row(i) for i in ids) if r is not None]
 
 
 def in_holdout(customer_id: str, share: float) -> bool:

@@ -54,7 +54,8 @@ class ModelRegistry:
         return sorted((p.name for p in self.folder.iterdir() if (p / "manifest.json").exists()), reverse=True)
 
     def manifest(self, version: str) -> dict[str, Any]:
-        return json.loads((self.folder / version / "manifest.json").read_text())
+        manifest: dict[str, Any] = json.loads((self.folder / version / "manifest.json").read_text())
+        return manifest
 
     def refresh(self) -> bool:
         """Loads the version CURRENT names if it is not the one serving. True if it swapped."""

@@ -5,8 +5,9 @@ user vector averages a whole history. The boost of an item bought n times, last 
 `weight * spread * 0.5 ** (age / half_life) * (1 + log n)`, where `spread` is the standard
 deviation of the customer's scores — so `weight` reads "this many standard deviations" whatever
 the model's score scale. With scores = scoring @ u, that is sqrt(u' C u) for the covariance C of
-the scoring rows: C is computed once per item space, so a request pays O(d^2), not O(items). Age is measured from the model's reference time (the newest event it was
-trained on) or the customer's newest purchase if later, so imported history behaves as on its last day.
+the scoring rows: C is computed once per item space, so a request pays O(d^2), not O(items).
+Age is measured from the model's reference time (the newest event it was trained on) or the
+customer's newest purchase if later, so imported history behaves as on its last day.
 Non-repeatable items are left alone: the exclusion rules drop them anyway.
 """
 
@@ -18,22 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from models.catalog import CatalogSnapshot
-from models.events import EventStore
+from models.domain import DAY
 from models.serving.embeddings import ItemSpace
-
-DAY = 86400.0
-
-
-def purchases(store: EventStore, customer_id: str) -> list[tuple[str, float, int]]:
-    """(item_id, last purchase time, times bought) of everything the customer bought."""
-    return from_history(store.purchase_history(customer_id))
-
-
-def from_history(history: Sequence[tuple[str, str, float, int]]) -> list[tuple[str, float, int]]:
-    """purchases() from an already read EventStore.purchase_history (returns do not count here)."""
-    return [
-        (item_id, last, n) for item_id, etype, last, n in history if etype == "PURCHASE" and item_id != ""
-    ]
 
 
 def score_spread(space: ItemSpace, user: np.ndarray) -> float | None:

@@ -6,33 +6,19 @@ crash loses at most the last flush interval of this log (never an event).
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
-from dataclasses import dataclass
 
 from models.storage import Storage
+from models.storage.serving import ServedRecommendation as Served
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class Served:
-    recommendation_id: str
-    customer_id: str
-    channel: str
-    placement: str
-    item_ids: list[str]
-    strategy: str
-    model_version: str
-    arm: str
-    served_at: float
-
-
 class ServedLog:
-    def __init__(self, db: Storage, flush_seconds: float = 0.2) -> None:
-        self.db = db
+    def __init__(self, storage: Storage, flush_seconds: float = 0.2) -> None:
+        self.storage = storage
         self._queue: queue.Queue[Served | None] = queue.Queue(maxsize=100_000)
         self._flush_seconds = flush_seconds
         self._thread = threading.Thread(target=self._run, name="served-log", daemon=True)
@@ -66,7 +52,7 @@ class ServedLog:
             if first is None:
                 self._queue.task_done()
                 return
-            batch = [first] + self._drain()
+            batch = [first, *self._drain()]
             try:
                 self._write(batch)
             except Exception:  # keep the writer alive; the rows are reported, not silently lost
@@ -91,31 +77,7 @@ class ServedLog:
             out.append(item)
 
     def _write(self, batch: list[Served]) -> None:
-        if not batch:
-            return
-        with self.db.write_lock:
-            conn = self.db.writer
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO recommendations (recommendation_id, customer_id, channel, placement,"
-                    " items, strategy, model_version, arm, served_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                    [
-                        (
-                            s.recommendation_id,
-                            s.customer_id,
-                            s.channel,
-                            s.placement,
-                            json.dumps(s.item_ids),
-                            s.strategy,
-                            s.model_version,
-                            s.arm,
-                            s.served_at,
-                        )
-                        for s in batch
-                    ],
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        self.storage.record_served(batch)
+
+
+__all__ = ["Served", "ServedLog"]

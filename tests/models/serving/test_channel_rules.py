@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from models.catalog import CatalogSnapshot
 from models.domain import CHANNELS, Event, Identifier, Item, Offer
+from models.privacy.consent import ConsentDefaults, allows
 from models.service import Seenext
 from models.serving import channel_rules
-from models.serving.ranking import _source
+from models.serving.ranking import RankingState, _source
 from models.serving.recommender import RecommendQuery
+from models.serving.served import Served
 from tests import channel_world as world
 
 DAY = 86400.0
@@ -62,17 +64,18 @@ def test_every_channel_has_a_rule_and_every_plan_names_known_sources() -> None:
     )
 
 
-def world_state():  # type: ignore[no-untyped-def]
-    from models.catalog import CatalogSnapshot
-    from models.serving.ranking import RankingState
-
+def world_state() -> RankingState:
     return RankingState(snapshot=CatalogSnapshot.build(world.items(), 1))
 
 
+def consents(svc: Seenext, customer: str) -> dict[tuple[str, str], bool]:
+    return dict(svc.recommender.customer_state(Identifier("CUSTOMER_ID", customer)).consents)
+
+
 def test_no_consent_recorded_means_no_email(shop: Seenext) -> None:
-    conn = shop.db.reader()
-    assert channel_rules.has_consent(conn, "alice", "EMAIL", "marketing")
-    assert not channel_rules.has_consent(conn, "c01", "EMAIL", "marketing")  # nothing recorded
+    opt_in = ConsentDefaults()  # the default: no decision recorded = no marketing
+    assert allows(consents(shop, "alice"), "EMAIL", "marketing", opt_in)
+    assert not allows(consents(shop, "c01"), "EMAIL", "marketing", opt_in)  # nothing recorded
     rec = shop.recommend(RecommendQuery(channel="EMAIL", who=Identifier("CUSTOMER_ID", "c01"), k=5))
     assert rec.recognised and rec.items == [] and rec.strategy == "no_consent"
     anonymous = shop.recommend(RecommendQuery(channel="EMAIL", k=5))
@@ -87,13 +90,27 @@ def test_withdrawn_consent_stops_email_offers(fresh: Seenext) -> None:
 
 
 def test_items_mailed_recently_are_not_mailed_again_but_stay_on_the_web(fresh: Seenext) -> None:
-    first = ask(fresh, "EMAIL", "alice", k=3)
+    rec = fresh.recommend(RecommendQuery(channel="EMAIL", who=Identifier("CUSTOMER_ID", "alice"), k=3))
+    first = [r.item_id for r in rec.items]
     fresh.served.flush()
     assert ask(fresh, "EMAIL", "alice", k=3) == first  # a retry within the grace period: the same offers
-    with fresh.db.write_lock:  # an hour and a bit later they count as mailed
-        fresh.db.writer.execute(
-            "UPDATE recommendations SET served_at = served_at - 3700 WHERE customer_id='alice'"
-        )
+    fresh.served.flush()
+    # an hour and a bit later they count as mailed: the first answer logged again, 3,700 s earlier
+    fresh.db.record_served(
+        [
+            Served(
+                rec.recommendation_id,
+                "alice",
+                "EMAIL",
+                "home",
+                first,
+                rec.strategy,
+                "",
+                "p",
+                time.time() - 3700,
+            )
+        ]
+    )
     again = ask(fresh, "EMAIL", "alice", k=3)
     assert first and again and not set(first) & set(again)
     assert set(first) <= set(ask(fresh, "WEB", "alice", k=10))
@@ -121,16 +138,19 @@ def test_mailed_items_come_from_email_sent_events_and_served_email_recommendatio
         )
     )
     fresh.served.flush()
-    mailed = channel_rules.mailed_items(fresh.db.reader(), "c04", now - 7 * DAY)
+
+    def mailed_items(since: float) -> frozenset[str]:
+        state = fresh.recommender.customer_state(Identifier("CUSTOMER_ID", "c04"), mailed_since=since)
+        assert state.mailed == fresh.db.mailed_items("c04", since)  # the storage read on its own agrees
+        return state.mailed
+
+    mailed = mailed_items(now - 7 * DAY)
     assert mailed == {"coffee-2"} | {r.item_id for r in rec.items}
-    with fresh.db.write_lock:
-        fresh.db.writer.execute(
-            "INSERT INTO recommendations (recommendation_id, customer_id, channel, placement, items, strategy,"
-            " model_version, arm, served_at) VALUES ('r-mail', 'c04', 'EMAIL', 'newsletter', ?, 'x', '', 'p', ?)",
-            (json.dumps(["flowers-1"]), now - 3 * DAY),
-        )
-    assert "flowers-1" in channel_rules.mailed_items(fresh.db.reader(), "c04", now - 7 * DAY)
-    assert "flowers-1" not in channel_rules.mailed_items(fresh.db.reader(), "c04", now - 2 * DAY)
+    fresh.db.record_served(
+        [Served("r-mail", "c04", "EMAIL", "newsletter", ["flowers-1"], "x", "", "p", now - 3 * DAY)]
+    )
+    assert "flowers-1" in mailed_items(now - 7 * DAY)
+    assert "flowers-1" not in mailed_items(now - 2 * DAY)
 
 
 def test_pos_uses_the_store_stock_online_channels_the_online_stock(shop: Seenext) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+
 import pytest
 
 from models.domain import Event, Identifier
@@ -104,12 +107,46 @@ def test_holdout_assignment_is_stable_and_near_its_share() -> None:
 def test_served_recommendations_are_logged(trained: Seenext) -> None:
     rec = trained.recommend(RecommendQuery(channel="APP", who=Identifier("CUSTOMER_ID", "u1"), k=2))
     trained.served.flush()
-    row = (
-        trained.db.reader()
-        .execute(
+    with contextlib.closing(sqlite3.connect(trained.settings.db_path)) as conn:  # the log as stored
+        row = conn.execute(
             "SELECT customer_id, channel, items FROM recommendations WHERE recommendation_id=?",
             (rec.recommendation_id,),
-        )
-        .fetchone()
-    )
+        ).fetchone()
     assert row[0] == "u1" and row[1] == "APP" and len(row[2]) > 2
+
+
+def test_one_recommend_reads_the_customer_once_and_an_anonymous_one_not_at_all(trained: Seenext) -> None:
+    """Issue 8: every statement the request thread sends during one Recommend is counted. After a
+    warm-up request of the same shape (caches filled: catalogue snapshot, item space, popularity,
+    complements), a Recommend for a known customer sends exactly one statement — the customer-state
+    read, which resolves the identifier itself — and an anonymous Recommend sends none. The served
+    log is written by its own thread and the catalogue version is checked off the request thread,
+    even when every request finds the snapshot due for a check (refresh period 0)."""
+    trained.catalog.refresh_seconds = 0.0
+    queries = [
+        RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", "u2"), k=5),
+        RecommendQuery(channel="EMAIL", who=Identifier("CUSTOMER_ID", "u1"), placement="newsletter", k=5),
+        RecommendQuery(
+            channel="POS",
+            who=Identifier("CUSTOMER_ID", "u0"),
+            placement="checkout",
+            basket_item_ids=["phone-1"],
+        ),
+        RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", "newbie"), item_ids=["flowers-1"], k=3),
+    ]
+    for q in queries:
+        trained.recommend(q)  # warm-up
+        with trained.db.count_statements() as sent:
+            trained.recommend(q)
+        assert len(sent) == 1, (q, sent)
+        assert "FROM identifiers WHERE kind = ? AND value_key = ?" in sent[0].replace(
+            "'CUSTOMER_ID'", "?"
+        ).replace(
+            f"'{q.who.value}'",  # type: ignore[union-attr]
+            "?",
+        )
+    anonymous = RecommendQuery(channel="POS", store_id="store-1", item_ids=["flowers-1"], k=4)
+    trained.recommend(anonymous)
+    with trained.db.count_statements() as sent:
+        rec = trained.recommend(anonymous)
+    assert sent == [] and rec.items and not rec.recognised
