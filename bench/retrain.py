@@ -50,9 +50,9 @@ def measure(data_dir: Path, **settings: object) -> RetrainFigures:
         started = time.perf_counter()
         info = service.train()
         train_seconds = time.perf_counter() - started
-        manifest = service.registry.current.manifest if service.registry.current is not None else {}
-        log = service.store.interaction_log()
-        data = dataset.build(log, service.catalog.all_items(), s.recency_half_life_days)
+        manifest = service.serving_model.manifest if service.serving_model is not None else {}
+        log = service.interaction_log()
+        data = dataset.build(log, service.all_items(), s.recency_half_life_days)
     finally:
         service.close()
     model = LightFM(

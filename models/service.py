@@ -10,32 +10,35 @@ import fcntl
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.catalog import Catalog
+from models.catalog import Catalog, CatalogSnapshot
 from models.domain import BatchResult, Event, Identifier, Item, TrackResult
 from models.errors import AlreadyRunning, InvalidArgument, NotFound
-from models.events import EventStore
+from models.events import EventStore, InteractionLog
 from models.identity import pii
 from models.identity.attributes import CustomerAttributes
 from models.identity.graph import IdentifyResult, IdentityGraph
 from models.insights import profile, reports
 from models.insights.reminders import DueReminders, Reminder
 from models.learning import schedule, trainer
+from models.privacy.consent import ConsentDefaults
 from models.privacy.rights import ConsentRecord, ExportDocument, ForgetResult, Privacy, erase_from_models
 from models.serving import foldin
 from models.serving.channel_rules import Policy
 from models.serving.complements import Complements
+from models.serving.customer_state import CustomerState
+from models.serving.embeddings import RankingModel
 from models.serving.popularity import Popularity
 from models.serving.recommender import Recommendation, Recommended, Recommender, RecommendQuery
 from models.serving.registry import ModelRegistry, new_version
 from models.serving.served import ServedLog
 from models.settings import Settings
 from models.storage import open_storage
-from models.validation import check_batch_size
+from models.validation import check_batch_size, check_identifier
 
 log = logging.getLogger(__name__)
 
@@ -54,53 +57,61 @@ class ModelInfo:
 class Seenext:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = open_storage(settings.db_path, settings.sync_full)
-        self.graph = IdentityGraph(
-            self.db,
-            pii.open_key(settings.pii_key_path, self.db),
+        self._storage = open_storage(settings.db_path, settings.sync_full)
+        self._graph = IdentityGraph(
+            self._storage,
+            pii.open_key(settings.pii_key_path, self._storage),
             settings.phone_country_code,
             settings.device_link_limit,
         )
-        self.store = EventStore(self.db, self.graph)
-        self.privacy = Privacy(
-            self.db,
-            self.graph,
-            {
-                "marketing": settings.consent_default_marketing,
-                "profiling": settings.consent_default_profiling,
-            },
+        self._events = EventStore(self._storage, self._graph)
+        self._privacy = Privacy(
+            self._storage,
+            self._graph,
+            ConsentDefaults(settings.consent_default_marketing, settings.consent_default_profiling),
         )
-        self.catalog = Catalog(self.db)
-        self.customer_attributes = CustomerAttributes(self.db, self.graph)
-        self.registry = ModelRegistry(settings.models_dir, keep=settings.models_kept)
-        self.registry.refresh()
-        self.popularity = Popularity(self.db, settings.popular_window_days)
-        self.served = ServedLog(self.db)
-        self.complements = Complements(
-            self.db,
+        self._catalog = Catalog(self._storage, settings.catalog_refresh_seconds)
+        self._attributes = CustomerAttributes(self._storage, self._graph)
+        self._registry = ModelRegistry(settings.models_dir, keep=settings.models_kept)
+        self._registry.refresh()
+        self._popularity = Popularity(
+            self._storage,
+            settings.popular_window_days,
+            event_weights=foldin.Tuning.from_settings(settings).event_weights,
+        )
+        self._served = ServedLog(self._storage)
+        self._complements = Complements(
+            self._storage,
             settings.complement_days,
             settings.complement_min_support,
             settings.complement_min_lift,
         )
-        self.recommender = Recommender(
-            self.store,
-            self.catalog,
-            self.registry,
-            self.popularity,
-            self.served,
+        self._recommender = Recommender(
+            self._storage,
+            self._graph,
+            self._catalog,
+            self._registry,
+            self._popularity,
+            self._served,
             max_k=settings.max_k,
             holdout=settings.holdout,
-            complements=self.complements,
+            complements=self._complements,
             policy=Policy(
                 email_repeat_days=settings.email_repeat_days,
                 email_retry_minutes=settings.email_retry_minutes,
                 owned_days=settings.owned_complement_days,
             ),
             tuning=foldin.Tuning.from_settings(settings),
+            consent_defaults=ConsentDefaults(
+                settings.consent_default_marketing, settings.consent_default_profiling
+            ),
         )
-        self.recommender.has_consent = self.privacy.has_consent  # e-mail marketing and profiling opt-outs
-        self.reminders = DueReminders(
-            self.db, self.catalog, self.registry, self.recommender, slack_days=settings.reminder_slack_days
+        self._reminders = DueReminders(
+            self._storage,
+            self._catalog,
+            self._registry,
+            self._recommender,
+            slack_days=settings.reminder_slack_days,
         )
         self._train_lock = threading.Lock()
         self._stop = threading.Event()
@@ -108,23 +119,24 @@ class Seenext:
     def start_background(self) -> None:
         """Follows models trained by other processes sharing the data folder; warms the serving caches;
         retrains on schedule."""
-        self.registry.watch(self.settings.reload_seconds, self._stop)
+        self._registry.watch(self.settings.reload_seconds, self._stop)
         self.warm()
         if self.settings.retrain_every_hours > 0:
-            self.schedule = self.retrain_schedule().start()
+            self._schedule = self.retrain_schedule().start()
 
     def retrain_schedule(
         self, every_seconds: float | None = None, stop: threading.Event | None = None
     ) -> schedule.RetrainSchedule:
-        """Background retraining (default every `retrain_every_hours`) when events newer than the model arrived."""
+        """Background retraining (default every `retrain_every_hours`) when events newer than the model
+        arrived."""
 
         def reference() -> float | None:
-            model = self.registry.current
+            model = self._registry.current
             return foldin.reference_time(model) if model is not None else None
 
         return schedule.RetrainSchedule(
             self.train,
-            lambda: schedule.has_new_events(self.store.newest_event_time, reference),
+            lambda: schedule.has_new_events(self._events.newest_event_time, reference),
             every_seconds or self.settings.retrain_every_hours * 3600.0,
             stop or self._stop,
         )
@@ -132,37 +144,138 @@ class Seenext:
     def warm(self) -> None:
         """Builds what serving reads (catalogue snapshot, item space, complements, popularity) now, so the
         first request — a till with a 150 ms deadline — does not pay for it."""
-        snapshot = self.catalog.snapshot()
-        model = self.registry.current
+        snapshot = self._catalog.snapshot()
+        model = self._registry.current
         if model is not None:
             model.items(snapshot)
-        self.complements.table(model.version if model is not None else "")
-        self.popularity.top("")
+        self._complements.table(model.version if model is not None else "")
+        self._popularity.top("")
 
     def close(self) -> None:
         self._stop.set()
-        self.served.close()
-        self.db.close()
+        self._served.close()
+        self._storage.close()
+
+    def __enter__(self) -> Seenext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reads for the command line, the simulator, the benchmark and tests -------------------------
+
+    def resolve(self, who: Identifier) -> str | None:
+        """The customer an identifier recognises (None: unknown, or a shared device)."""
+        check_identifier(who, "who")
+        return self._graph.lookup(who)
+
+    def aliases(self, customer_id: str) -> list[str]:
+        """Ids merged into this customer since they were first seen."""
+        return self._graph.aliases(customer_id)
+
+    def purchased_items(self, customer_id: str) -> list[tuple[str, float]]:
+        """(item, last purchase time) of what the customer bought and kept."""
+        return self._events.purchased_items(customer_id)
+
+    def count_events(self) -> int:
+        return self._events.count_events()
+
+    def interaction_log(self) -> InteractionLog:
+        """Every item event, as columns (what training reads)."""
+        return self._events.interaction_log()
+
+    def item_events(self, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Every item event, oldest first, as rows of the named columns (offline evaluation)."""
+        return self._storage.item_events(columns)
+
+    def account_ids(self, limit: int) -> list[str]:
+        """Customer-account ids in order (the traffic simulator's shoppers who log in)."""
+        return self._storage.account_ids(limit)
+
+    def catalog_snapshot(self) -> CatalogSnapshot:
+        return self._catalog.snapshot()
+
+    def all_items(self) -> list[Item]:
+        return self._catalog.all_items()
+
+    @property
+    def serving_model(self) -> RankingModel | None:
+        """The model version serving now (None before the first training)."""
+        return self._registry.current
+
+    def popular(self, channel: str = "", store_id: str = "") -> list[tuple[str, float]]:
+        """(item, score) best first: what the popularity fallback offers in a channel or store."""
+        return self._popularity.top(channel, store_id)
+
+    def customer_state(
+        self,
+        who: Identifier | None = None,
+        *,
+        customer_id: str | None = None,
+        mailed_since: float | None = None,
+    ) -> CustomerState:
+        """What a request knows of a customer (identity, purchases, recent events, consent, and the items
+        mailed since a time), read as Recommend reads it: in one statement."""
+        return self._recommender.customer_state(
+            who, customer_id=customer_id, recent_since=0.0, mailed_since=mailed_since
+        )
+
+    def count_statements(self) -> AbstractContextManager[list[str]]:
+        """The database statements this thread sends inside the block (tests and benchmarks count reads)."""
+        return self._storage.count_statements()
+
+    def reload_model(self) -> bool:
+        """Picks up a model another process made current; True when the serving model changed."""
+        return self._registry.refresh()
+
+    def model_versions(self) -> list[str]:
+        """Kept model versions, oldest first."""
+        return self._registry.versions()
+
+    def customer_attributes_of(self, customer_id: str) -> dict[str, str]:
+        return self._attributes.get(customer_id)
+
+    def all_customer_attributes(self) -> dict[str, dict[str, str]]:
+        return self._attributes.all()
+
+    def upsert_customer_attributes(self, rows: Sequence[tuple[Identifier, Mapping[str, str]]]) -> int:
+        """Sets imported attributes (age band, segment, …) of identified customers, creating new ones."""
+        return self._attributes.upsert(rows)
+
+    def consents(self, customer_id: str) -> list[ConsentRecord]:
+        return self._privacy.consents(customer_id)
+
+    def with_consent(self, customer_ids: Sequence[str], channel: str, purpose: str) -> set[str]:
+        """The customers of a campaign list who allow `purpose` in `channel`."""
+        return self._privacy.with_consent(customer_ids, channel, purpose)
+
+    def import_consents(self, rows: Sequence[tuple[Identifier, str, str, bool, float]]) -> int:
+        """Recorded decisions (who, channel, purpose, granted, when) from another system, in one go."""
+        return self._privacy.import_consents(rows)
+
+    def flush_served(self) -> None:
+        """Writes the recommendations served so far (they are logged off the request path)."""
+        self._served.flush()
 
     # -- events and catalogue ----------------------------------------------------------------------
 
     def track(self, event: Event) -> TrackResult:
-        return self.store.track(event)
+        return self._events.track(event)
 
     def track_batch(self, events: Sequence[Event]) -> BatchResult:
         check_batch_size(len(events), "events", "event")
-        return self.store.track_batch(events)
+        return self._events.track_batch(events)
 
     def upsert_items(self, items: Sequence[Item]) -> int:
-        return self.catalog.upsert(items)
+        return self._catalog.upsert(items)
 
     def get_item(self, item_id: str) -> Item:
-        return self.catalog.get(item_id)
+        return self._catalog.get(item_id)
 
     # -- recommendations -----------------------------------------------------------------------------
 
     def recommend(self, query: RecommendQuery) -> Recommendation:
-        return self.recommender.recommend(query)
+        return self._recommender.recommend(query)
 
     def recommend_batch(
         self,
@@ -173,36 +286,36 @@ class Seenext:
         explain: bool = False,
     ) -> Iterator[Recommendation]:
         """A campaign list, one recommendation per identifier in order, produced lazily."""
-        return self.recommender.recommend_batch(who, channel, placement, k, explain)
+        return self._recommender.recommend_batch(who, channel, placement, k, explain)
 
     def similar_items(
         self, item_id: str, k: int = 0, channel: str = "", store_id: str = ""
     ) -> tuple[list[Recommended], str]:
-        return self.recommender.similar_items(item_id, k, channel, store_id)
+        return self._recommender.similar_items(item_id, k, channel, store_id)
 
     def due_reminders(
         self, window_start: float | None, window_end: float | None, k: int = 0, channel: str = ""
     ) -> Iterator[Reminder]:
         """Customers due for a seasonal or replenishment reminder in the window, streamed."""
-        return self.reminders.due(window_start, window_end, k, channel)
+        return self._reminders.due(window_start, window_end, k, channel)
 
     # -- identity, profile, privacy (docs/identity.md) ---------------------------------------------------
 
     def identify(self, identifiers: Sequence[Identifier]) -> IdentifyResult:
-        return self.graph.identify(identifiers, time.time())
+        return self._graph.identify(identifiers, time.time())
 
     def get_profile(
         self, who: Identifier | None, timeline_limit: int = 0, page_token: str = "", offers: int = 5
     ) -> profile.Profile:
         """The call-centre page; NOT_FOUND for an unknown identifier."""
-        customer_id = self.privacy.require_customer(who)
-        snapshot = self.catalog.snapshot()
+        customer_id = self._privacy.require_customer(who)
+        snapshot = self._catalog.snapshot()
         page = profile.build(
-            self.db,
-            self.graph,
+            self._storage,
+            self._graph,
             snapshot,
             customer_id,
-            self.privacy.consents(customer_id),
+            self._privacy.consents(customer_id),
             timeline_limit,
             page_token,
         )
@@ -216,24 +329,24 @@ class Seenext:
     def set_consent(
         self, who: Identifier | None, channel: str, purpose: str, granted: bool
     ) -> tuple[str, ConsentRecord]:
-        return self.privacy.set_consent(who, channel, purpose, granted)
+        return self._privacy.set_consent(who, channel, purpose, granted)
 
     def has_consent(self, customer_id: str, channel: str, purpose: str) -> bool:
-        """Whether `purpose` ("marketing", "profiling") is allowed in `channel`; see models/privacy/rights.py."""
-        return self.privacy.has_consent(customer_id, channel, purpose)
+        """Whether `purpose` ("marketing", "profiling") is allowed in `channel` (privacy/consent.py)."""
+        return self._privacy.has_consent(customer_id, channel, purpose)
 
     def forget(self, who: Identifier | None) -> ForgetResult:
         """Erases the customer everywhere (story 7); an identifier nobody has erases nothing."""
-        customer_id = self.privacy.customer_of(who)
+        customer_id = self._privacy.customer_of(who)
         if customer_id is None:
             return ForgetResult("")
         with self._training_paused():  # a training reading the store now would bring the vectors back
-            self.served.flush()
-            result, ids = self.privacy.erase(customer_id)
-            result.model_versions = erase_from_models(self.registry, ids)
-            self.served.flush()  # a Recommend that was in flight may have logged them after the erase
-            result.recommendations += self.privacy.delete_recommendations(ids)
-            self.privacy.checkpoint()
+            self._served.flush()
+            result, ids = self._privacy.erase(customer_id)
+            result.model_versions = erase_from_models(self._registry, ids)
+            self._served.flush()  # a Recommend that was in flight may have logged them after the erase
+            result.recommendations += self._privacy.delete_recommendations(ids)
+            self._privacy.checkpoint()
         # The id is not logged: the log must not remember whom it forgot.
         log.info(
             "a customer was forgotten: %d events, %d identifiers, %d model versions",
@@ -245,7 +358,7 @@ class Seenext:
 
     def export(self, who: Identifier | None) -> Iterator[ExportDocument]:
         """Everything held about the customer (right of access); NOT_FOUND for an unknown identifier."""
-        return self.privacy.export(self.privacy.require_customer(who))
+        return self._privacy.export(self._privacy.require_customer(who))
 
     # -- model ---------------------------------------------------------------------------------------
 
@@ -254,41 +367,41 @@ class Seenext:
         with self._exclusive_training():
             started = time.perf_counter()
             artifact = trainer.train(
-                self.store.interaction_log(),
-                self.catalog.all_items(),
+                self._events.interaction_log(),
+                self._catalog.all_items(),
                 self.settings,
                 new_version(),
-                user_attributes=self.customer_attributes.all(),
+                user_attributes=self._attributes.all(),
             )
-            self.registry.publish(artifact)
-            self.popularity.invalidate()
-            self.complements.refresh(artifact.version)
+            self._registry.publish(artifact)
+            self._popularity.invalidate()
+            self._complements.refresh(artifact.version)
             log.info("training took %.1fs in all", time.perf_counter() - started)
         return self.model_info()
 
     def model_info(self, version: str | None = None) -> ModelInfo:
         if version is None:
-            current = self.registry.current
+            current = self._registry.current
             manifest: dict[str, Any] = current.manifest if current is not None else {}
         else:
-            manifest = self.registry.manifest(version)
+            manifest = self._registry.manifest(version)
         return ModelInfo(
             version=manifest.get("version", ""),
             trained_at=manifest.get("trained_at"),
             customers=manifest.get("customers", 0),
             items=manifest.get("items", 0),
             interactions=manifest.get("interactions", 0),
-            events_stored=self.store.count_events(),
+            events_stored=self._events.count_events(),
             metrics=dict(manifest.get("metrics", {})),
         )
 
     def list_models(self) -> list[ModelInfo]:
-        return [self.model_info(v) for v in self.registry.versions()]
+        return [self.model_info(v) for v in self._registry.versions()]
 
     def rollback(self, version: str) -> ModelInfo:
         if not version:
             raise InvalidArgument("model_version", "is required")
-        self.registry.rollback(version)
+        self._registry.rollback(version)
         return self.model_info()
 
     # -- insights (story 6) ---------------------------------------------------------------------------
@@ -297,9 +410,9 @@ class Seenext:
         self, start: float | None = None, end: float | None = None, attribution_days: int = 0
     ) -> reports.ChannelReport:
         """Per channel and arm: what recommendations earned, and the uplift over the hold-out."""
-        self.served.flush()  # recommendations answered a moment ago count too
+        self._served.flush()  # recommendations answered a moment ago count too
         return reports.channel_report(
-            self.db,
+            self._storage,
             start,
             end,
             attribution_days,
@@ -309,11 +422,12 @@ class Seenext:
 
     def funnel_report(self, start: float | None = None, end: float | None = None) -> reports.FunnelReport:
         """Step-by-step conversion along cross-channel journeys, and where customers drop off."""
-        return reports.funnel_report(self.db, start, end)
+        return reports.funnel_report(self._storage, start, end)
 
     @contextmanager
     def _training_paused(self) -> Iterator[None]:
-        """Waits for a training of this process or of another one on this data folder to end, and holds it off."""
+        """Waits for a training of this process or of another one on this data folder to end, and holds it
+        off."""
         with self._train_lock, open(self.settings.models_dir / "train.lock", "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             yield

@@ -80,6 +80,9 @@ class Settings:
     # serving
     max_k: int = _opt(100, "largest k a request may ask for")
     popular_window_days: int = _opt(30, "window of the popularity fallback")
+    catalog_refresh_seconds: float = _opt(
+        1.0, "how often a serving process checks for catalogue changes made by another process"
+    )
     foldin_prior: float = _opt(
         3.0,
         "fold-in: fresh event weight (a view is 1) that moves a customer's vector halfway to their new items",

@@ -9,12 +9,14 @@ are also learned). "alice" bought phone-1 on the web a week ago and consented to
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from models.domain import Event, Identifier, Item, Offer
 from models.service import Seenext
 from models.settings import Settings
+from models.storage import Storage, open_storage
 
 DAY = 86400.0
 NOW = time.time()
@@ -189,6 +191,17 @@ def grant(
     service.import_consents(
         [(Identifier("CUSTOMER_ID", customer_id), channel, purpose, granted, time.time())]
     )
+
+
+@contextmanager
+def storage_of(service: Seenext) -> Iterator[Storage]:
+    """The service's store opened beside it through the storage interface, for a test that must write
+    a world the API cannot (rows back-dated by hours), or compare a storage read on its own."""
+    storage = open_storage(service.settings.db_path, service.settings.sync_full)
+    try:
+        yield storage
+    finally:
+        storage.close()
 
 
 def settings(data_dir: Path, **overrides: object) -> Settings:

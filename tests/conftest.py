@@ -129,8 +129,10 @@ def tiny_settings(data_dir: Path, **overrides: object) -> Settings:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return tiny_settings(tmp_path)
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """The tiny settings; a test changes some with
+    `@pytest.mark.parametrize("settings", [{…}], indirect=True)`."""
+    return tiny_settings(tmp_path, **getattr(request, "param", {}))
 
 
 @pytest.fixture

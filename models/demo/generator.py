@@ -398,7 +398,7 @@ class _Catalogue:
         self.ids = [f"sku-{s:0{self.width}d}" for s in self.sku.tolist()]
         self.pop, self.price = np.empty(n), np.empty(n)
         self.brand, self.noun, self.band = (np.empty(n, dtype=np.int64) for _ in range(3))
-        for spec, members in zip(_CATS, self.by_cat, strict=False):
+        for spec, members in zip(_CATS, self.by_cat, strict=True):
             m = len(members)
             # Zipf popularity within each category, so a popularity baseline is meaningful.
             self.pop[rng.permutation(members)] = 1.0 / np.arange(1, m + 1) ** 0.8
@@ -420,7 +420,7 @@ class _Catalogue:
         stock[:, 0] = rng.integers(5, 250, n) * (rng.random(n) >= 0.04)  # online ("") runs out less often
         self.fits: list[list[int]] = [[] for _ in range(n)]
         self.accessories: dict[int, list[int]] = {}
-        for spec, members in zip(_CATS, self.by_cat, strict=False):
+        for spec, members in zip(_CATS, self.by_cat, strict=True):
             if spec.accessory_of:
                 self._link(spec, members, self.by_cat[_CAT_INDEX[spec.accessory_of]], rng)
         self.items = self._items(rng.integers(2, 60, n), rng.integers(0, 12, n), stock, ["", *stores])
@@ -433,7 +433,7 @@ class _Catalogue:
         names are known when their accessories' titles ("Shieldo Slim Case for Nova N12") are made."""
         names: dict[int, str] = {}
         items = []
-        for spec, members in zip(_CATS, self.by_cat, strict=False):
+        for spec, members in zip(_CATS, self.by_cat, strict=True):
             for i in members.tolist():
                 brand, noun = spec.brands[self.brand[i]], spec.nouns[self.noun[i]]
                 band, look = self.band[i], looks[i]
@@ -475,7 +475,7 @@ class _Catalogue:
                         repeatable=spec.repeatable,
                         attributes=attrs,
                         offer=offer,
-                        stock=dict(zip(stores, stock[i].tolist(), strict=False)),
+                        stock=dict(zip(stores, stock[i].tolist(), strict=True)),
                     )
                 )
         return sorted(items, key=lambda it: it.item_id)

@@ -177,7 +177,7 @@ def pairs_split(
 def read_pairs(path: str, sep: str | None = None) -> set[tuple[str, str]]:
     """(customer, item) from the first two columns of a tab/comma-separated file without header."""
     frame = pd.read_csv(path, sep=sep or r"[\t,]", engine="python", header=None, dtype=str, usecols=[0, 1])
-    return set(zip(frame[0].str.strip(), frame[1].str.strip(), strict=False))
+    return set(zip(frame[0].str.strip(), frame[1].str.strip(), strict=True))
 
 
 def _split(description: str, train: pd.DataFrame, test: pd.DataFrame, catalog: Mapping[str, Item]) -> Split:
@@ -188,7 +188,7 @@ def _split(description: str, train: pd.DataFrame, test: pd.DataFrame, catalog: M
     history = set(train["customer_id"])
     truth: dict[str, set[str]] = {}
     cold: set[str] = set()
-    for customer, item in zip(test["customer_id"], test["item_id"], strict=False):
+    for customer, item in zip(test["customer_id"], test["item_id"], strict=True):
         if customer in history:
             truth.setdefault(customer, set()).add(item)
         else:

@@ -81,7 +81,7 @@ def user_rows(folder: Path) -> list[tuple[Identifier, dict[str, str]]]:
     users = pd.read_csv(path, sep="|", names=["user", "age", "gender", "occupation", "zip"], dtype=str)
     return [
         (Identifier("CUSTOMER_ID", u), {"age": age_band(a), "gender": g, "occupation": o})
-        for u, a, g, o in zip(users["user"], users["age"], users["gender"], users["occupation"])
+        for u, a, g, o in zip(users["user"], users["age"], users["gender"], users["occupation"], strict=True)
     ]
 
 
@@ -96,7 +96,9 @@ def events_of(ratings: pd.DataFrame) -> list[Event]:
             occurred_at=float(ts),
             attributes={"rating": str(r)},
         )
-        for u, i, r, ts in zip(ratings["user"], ratings["item"], ratings["rating"], ratings["ts"])
+        for u, i, r, ts in zip(
+            ratings["user"], ratings["item"], ratings["rating"], ratings["ts"], strict=True
+        )
     ]
 
 

@@ -114,33 +114,10 @@ class DueReminders:
     # -- who is due -------------------------------------------------------------------------------
 
     def _seasons(self, start: float, end: float) -> list[tuple[float, float]]:
-        """The window moved back by 1..max_years years, widened by the slack on both sides."""
-        return [
-            (years_before(start, y) - self.slack, years_before(end, y) + self.slack)
-            for y in range(1, self.max_years + 1)
-        ]
+        return seasons(start, end, self.slack, self.max_years)
 
     def seasonal_categories(self, start: float, end: float, snapshot: CatalogSnapshot) -> set[str]:
-        """Categories of repeatable items whose sales peak around these dates in earlier years: their
-        share of purchases in those seasons is at least MIN_SEASON_LIFT times what the calendar gives."""
-        candidates = {it.category for it in snapshot.items.values() if it.repeatable and it.category}
-        ranges = self._seasons(start, end)
-        until = start - self.slack
-        first = self.storage.first_purchase_since(ranges[-1][0])
-        if not candidates or first is None or first >= until:
-            return set()
-        covered = sum(max(0.0, min(b, until) - max(a, first)) for a, b in ranges)
-        expected = covered / (until - first)  # the seasons' share of the time the data covers
-        if expected <= 0:
-            return set()
-        rows = self.storage.category_seasonality(ranges, first, until)
-        return {
-            category
-            for category, seasonal, total in rows
-            if category in candidates
-            and seasonal >= MIN_SEASON_PURCHASES
-            and seasonal / total >= MIN_SEASON_LIFT * expected
-        }
+        return seasonal_categories(self.storage, start, end, snapshot, self.slack, self.max_years)
 
     def _seasonal(self, start: float, end: float, snapshot: CatalogSnapshot) -> Iterator[Due]:
         seasonal = self.seasonal_categories(start, end, snapshot)
@@ -317,6 +294,41 @@ class DueReminders:
                 return lambda i: float(scores[space.index[i]]) if i in space.index else -np.inf
         rank = {i: -n for n, (i, _) in enumerate(self.recommender.popularity.top(""))}
         return lambda i: float(rank.get(i, -1e9))
+
+
+def seasons(start: float, end: float, slack: float, max_years: int) -> list[tuple[float, float]]:
+    """The window moved back by 1..max_years years, widened by the slack (seconds) on both sides."""
+    return [(years_before(start, y) - slack, years_before(end, y) + slack) for y in range(1, max_years + 1)]
+
+
+def seasonal_categories(
+    storage: Storage,
+    start: float,
+    end: float,
+    snapshot: CatalogSnapshot,
+    slack: float = 7 * DAY,
+    max_years: int = 3,
+) -> set[str]:
+    """Categories of repeatable items whose sales peak around these dates in earlier years: their
+    share of purchases in those seasons is at least MIN_SEASON_LIFT times what the calendar gives."""
+    candidates = {it.category for it in snapshot.items.values() if it.repeatable and it.category}
+    ranges = seasons(start, end, slack, max_years)
+    until = start - slack
+    first = storage.first_purchase_since(ranges[-1][0])
+    if not candidates or first is None or first >= until:
+        return set()
+    covered = sum(max(0.0, min(b, until) - max(a, first)) for a, b in ranges)
+    expected = covered / (until - first)  # the seasons' share of the time the data covers
+    if expected <= 0:
+        return set()
+    rows = storage.category_seasonality(ranges, first, until)
+    return {
+        category
+        for category, seasonal, total in rows
+        if category in candidates
+        and seasonal >= MIN_SEASON_PURCHASES
+        and seasonal / total >= MIN_SEASON_LIFT * expected
+    }
 
 
 def years_before(at: float, years: int) -> float:

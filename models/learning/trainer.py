@@ -154,10 +154,10 @@ def holdout_metrics(
     result = fit(data, settings)
     art = to_artifact(result, "holdout")
     truth: dict[str, set[str]] = {}
-    for u, i in zip(log_.customer_id[after], log_.item_id[after]):
+    for u, i in zip(log_.customer_id[after], log_.item_id[after], strict=True):
         truth.setdefault(u, set()).add(i)
     seen: dict[str, set[str]] = {}
-    for u, i in zip(train_log.customer_id, train_log.item_id):
+    for u, i in zip(train_log.customer_id, train_log.item_id, strict=True):
         seen.setdefault(u, set()).add(i)
     return metrics.compare_with_popularity(art, train_log, truth, seen, k)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 PURPOSES = ("marketing", "profiling")
 ALL_CHANNELS = "ALL"  # stored channel of a decision that covers every channel
@@ -43,14 +42,3 @@ def allows(decisions: Decisions, channel: str, purpose: str, defaults: ConsentDe
     """Whether `purpose` ("marketing", "profiling") is allowed in `channel` for this customer."""
     decided = recorded(decisions, channel, purpose)
     return defaults.of(purpose) if decided is None else decided
-
-
-def decision(conn: Any, customer_id: str, channel: str, purpose: str) -> bool | None:
-    """TODO(issue 8): transitional, until consent reads go through storage; use `allows`."""
-    rows = dict(
-        conn.execute(
-            "SELECT channel, granted FROM consent WHERE customer_id=? AND purpose=? AND channel IN (?, ?)",
-            (customer_id, purpose, channel or ALL_CHANNELS, ALL_CHANNELS),
-        ).fetchall()
-    )
-    return recorded({(c, purpose): bool(g) for c, g in rows.items()}, channel, purpose)

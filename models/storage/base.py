@@ -37,7 +37,7 @@ class Storage(
     """Everything the service keeps, behind one interface (see the module docstring)."""
 
     @abstractmethod
-    def transaction(self) -> AbstractContextManager[Any]:
+    def transaction(self) -> AbstractContextManager[None]:
         """Every storage call of this thread inside the block is one transaction."""
 
     @abstractmethod

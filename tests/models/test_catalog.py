@@ -31,14 +31,14 @@ def test_upsert_replaces_the_whole_item(service: Seenext) -> None:
     service.upsert_items([Item("a", stock={"s3": 3})])
     got = service.get_item("a")
     assert got.stock == {"s3": 3} and got.accessory_for == []
-    assert service.catalog.snapshot().accessories_of == {}
+    assert service.catalog_snapshot().accessories_of == {}
 
 
 def test_snapshot_follows_upserts(service: Seenext) -> None:
     service.upsert_items([Item("a")])
-    first = service.catalog.snapshot()
+    first = service.catalog_snapshot()
     service.upsert_items([Item("b", accessory_for=["a"])])
-    second = service.catalog.snapshot()
+    second = service.catalog_snapshot()
     assert second.version == first.version + 1
     assert second.accessories_of == {"a": ("b",)}
 
@@ -65,6 +65,6 @@ def test_invalid_items_name_the_field(service: Seenext, item: Item, field: str) 
 
 def test_stock_rules(service: Seenext) -> None:
     service.upsert_items([Item("a", stock={"": 0, "s1": 2}), Item("b")])
-    snap = service.catalog.snapshot()
+    snap = service.catalog_snapshot()
     assert not snap.in_stock("a", "") and snap.in_stock("a", "s1") and not snap.in_stock("a", "s2")
     assert snap.in_stock("b", "s2")  # no stock data: not filtered

@@ -20,7 +20,7 @@ def test_track_is_idempotent_by_event_id(service: Seenext) -> None:
     again = service.track(ev("e1", "PURCHASE"))
     assert (first.customer_id, first.duplicate) == ("c1", False)
     assert (again.customer_id, again.duplicate) == ("c1", True)
-    assert service.store.count_events() == 1
+    assert service.count_events() == 1
 
 
 def test_batch_accounts_for_every_event(service: Seenext) -> None:
@@ -35,7 +35,7 @@ def test_batch_accounts_for_every_event(service: Seenext) -> None:
     ]
     assert result.accepted + result.duplicates + len(result.rejected) == len(batch)
     assert "got -2" in result.rejected[2].reason
-    assert service.store.count_events() == 2
+    assert service.count_events() == 2
 
 
 @pytest.mark.parametrize(
@@ -55,7 +55,7 @@ def test_invalid_events_name_the_field(service: Seenext, event: Event, field: st
     with pytest.raises(InvalidArgument) as err:
         service.track(event)
     assert err.value.field == field
-    assert service.store.count_events() == 0
+    assert service.count_events() == 0
 
 
 def test_batch_size_is_bounded(service: Seenext) -> None:
@@ -74,7 +74,7 @@ def test_purchases_minus_returns(service: Seenext) -> None:
             ev("v1", "VIEW", "laptop"),
         ]
     )
-    assert service.store.purchased_items("c1") == [("phone", 100.0)]
+    assert service.purchased_items("c1") == [("phone", 100.0)]
 
 
 def test_identifiers_on_one_event_point_at_one_customer(service: Seenext) -> None:
@@ -87,5 +87,5 @@ def test_identifiers_on_one_event_point_at_one_customer(service: Seenext) -> Non
 
 def test_interaction_log_has_only_item_events(service: Seenext) -> None:
     service.track_batch([ev("a", "VIEW", "i1"), ev("b", "VISIT", ""), ev("c", "PURCHASE", "i2")])
-    log = service.store.interaction_log()
+    log = service.interaction_log()
     assert sorted(log.item_id.tolist()) == ["i1", "i2"]

@@ -194,7 +194,7 @@ def test_story_7_forget_leaves_nothing_behind(api: Api, server: object, settings
         privacy_pb2.SetConsentRequest(who=MAIL, channel=K.CHANNEL_EMAIL, purpose="marketing", granted=True)
     )
     assert api.recommend(CARD).recognised
-    merged_ids = server.service.store.aliases(customer)  # type: ignore[attr-defined]
+    merged_ids = server.service.aliases(customer)  # type: ignore[attr-defined]
     assert merged_ids
 
     gone = api.privacy.Forget(privacy_pb2.ForgetRequest(who=LAPTOP))

@@ -41,22 +41,18 @@ class SqliteBase:
         if tx is not None:
             yield tx
             return
-        with self.transaction() as conn:
-            yield conn
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Every storage call of this thread inside the block is one transaction (nested blocks join it)."""
-        tx = getattr(self._local, "tx", None)
-        if tx is not None:
-            yield tx
-            return
         with self.connections.transaction() as conn:
             self._local.tx = conn
             try:
                 yield conn
             finally:
                 self._local.tx = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every storage call of this thread inside the block is one transaction (nested blocks join it)."""
+        with self._write():
+            yield
 
     def _customer_tables(self, conn: sqlite3.Connection) -> list[str]:
         """Every table with a customer_id column: what a merge re-points, Forget erases and Export returns."""
@@ -87,20 +83,6 @@ class SqliteBase:
 
     def close(self) -> None:
         self.connections.close()
-
-    # -- transitional: the Connections surface modules used before their SQL moved here -----------
-    # TODO(issue 8): removed once no module outside models/storage/ calls these.
-
-    def reader(self) -> sqlite3.Connection:
-        return self.connections.reader()
-
-    @property
-    def writer(self) -> sqlite3.Connection:
-        return self.connections.writer
-
-    @property
-    def write_lock(self) -> threading.RLock:
-        return self.connections.write_lock
 
     # -- tracing (tests count the statements a request sends) -------------------------------------
 

@@ -97,7 +97,17 @@ def _m2_identity_graph(db: sqlite_utils.Database) -> None:
         )
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_m1_base, _m2_identity_graph)
+def _m3_customer_timeline(db: sqlite_utils.Database) -> None:
+    """A customer's events by time: the one customer-state read of every Recommend (its recent events
+    and mail history) and the call-centre timeline walk this index instead of the customer's rows."""
+    db.table("events").create_index(["customer_id", "occurred_at"], if_not_exists=True)
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
+    _m1_base,
+    _m2_identity_graph,
+    _m3_customer_timeline,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -109,8 +119,9 @@ def applied_version(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Applies the migrations this database lacks, each in its own transaction; returns the version."""
+def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Applies the migrations this database lacks up to `target` (tests build old files with a lower
+    one), each in its own transaction; returns the version reached."""
     db = sqlite_utils.Database(conn)
     if "meta" not in db.table_names():
         db.table("meta").create({"key": str, "value": str}, pk="key")
@@ -120,7 +131,7 @@ def migrate(conn: sqlite3.Connection) -> int:
             f"the database is at schema version {version}, newer than this seenext knows "
             f"({SCHEMA_VERSION}); run the newer seenext or restore a backup"
         )
-    for number in range(version + 1, SCHEMA_VERSION + 1):
+    for number in range(version + 1, target + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
             MIGRATIONS[number - 1](db)
@@ -131,4 +142,4 @@ def migrate(conn: sqlite3.Connection) -> int:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-    return SCHEMA_VERSION
+    return max(version, target)

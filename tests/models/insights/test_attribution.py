@@ -8,20 +8,27 @@ from models.domain import Event, Identifier
 from models.insights.attribution import attribute
 from models.service import Seenext
 from models.serving.served import Served
+from tests import channel_world as world
 from tests.conftest import DAY
 
 T = 1_700_000_000.0
 
 
 def served(service: Seenext) -> None:
-    for rid, customer, channel, items, arm, at in [
-        ("r1", "c1", "EMAIL", ["a", "b"], "personalised", T),
-        ("r2", "c1", "WEB", ["c"], "personalised", T + DAY),
-        ("r3", "c2", "WEB", ["a"], "holdout", T),
-        ("r-old", "c3", "WEB", ["z"], "personalised", T - 40 * DAY),
-    ]:
-        service.served.record(Served(rid, customer, channel, "home", items, "personalised", "v1", arm, at))
-    service.served.flush()
+    """Recommendations served on known dates, written through the storage interface (the service
+    itself only logs what it serves now)."""
+    with world.storage_of(service) as storage:
+        storage.record_served(
+            [
+                Served(rid, customer, channel, "home", items, "personalised", "v1", arm, at)
+                for rid, customer, channel, items, arm, at in [
+                    ("r1", "c1", "EMAIL", ["a", "b"], "personalised", T),
+                    ("r2", "c1", "WEB", ["c"], "personalised", T + DAY),
+                    ("r3", "c2", "WEB", ["a"], "holdout", T),
+                    ("r-old", "c3", "WEB", ["z"], "personalised", T - 40 * DAY),
+                ]
+            ]
+        )
 
 
 def ev(
@@ -65,7 +72,8 @@ EVENTS = [
 def test_attribution_known_answer(service: Seenext) -> None:
     served(service)
     assert not service.track_batch(EVENTS).rejected
-    recs, found = attribute(service.db, T - DAY, T + 2 * DAY, window_days=7)
+    with world.storage_of(service) as storage:
+        recs, found = attribute(storage, T - DAY, T + 2 * DAY, window_days=7)
     assert set(recs) == {"r1", "r2", "r3"}
     got = sorted(
         (a.recommendation_id, a.event_type, a.event_channel, a.item_id, a.revenue, a.direct) for a in found

@@ -10,7 +10,7 @@ import pytest
 
 from models.domain import Event, Identifier, Item
 from models.errors import InvalidArgument
-from models.insights.reminders import years_before
+from models.insights.reminders import seasonal_categories, years_before
 from models.service import Seenext
 from models.serving.recommender import RecommendQuery
 from tests import channel_world as world
@@ -123,8 +123,9 @@ def test_customers_come_in_order_and_the_window_decides(shop: Seenext) -> None:
 
 def test_only_categories_that_peak_around_the_dates_are_seasonal(shop: Seenext) -> None:
     catalog = shop.catalog_snapshot()
-    assert shop.reminders.seasonal_categories(START, END, catalog) == {"flowers"}
-    assert shop.reminders.seasonal_categories(day(2025, 5, 28), day(2025, 6, 5), catalog) == set()
+    with world.storage_of(shop) as storage:
+        assert seasonal_categories(storage, START, END, catalog) == {"flowers"}
+        assert seasonal_categories(storage, day(2025, 5, 28), day(2025, 6, 5), catalog) == set()
 
 
 def test_email_rules_apply_when_the_channel_is_email(shop: Seenext) -> None:

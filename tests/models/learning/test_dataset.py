@@ -13,7 +13,7 @@ DAY = 86400.0
 
 
 def log_of(rows: list[tuple[str, str, str, str, float]]) -> InteractionLog:
-    cols = list(zip(*rows))
+    cols = list(zip(*rows, strict=False))
     return InteractionLog(
         customer_id=np.array(cols[0], dtype=object),
         item_id=np.array(cols[1], dtype=object),

@@ -27,14 +27,14 @@ def fresh_purchase(n: int) -> Event:
 
 def test_run_once_trains_only_when_there_is_something_new(trained: Seenext) -> None:
     schedule = trained.retrain_schedule(every_seconds=3600)
-    first = trained.registry.current.version  # type: ignore[union-attr]
+    first = trained.serving_model.version  # type: ignore[union-attr]
     assert schedule.run_once() is False  # nothing newer than the model
     trained.track(fresh_purchase(1))
     assert schedule.run_once() is True
-    second = trained.registry.current
+    second = trained.serving_model
     assert second is not None and second.version != first and second.user_row("late-1") is not None
     assert schedule.run_once() is False
-    assert trained.registry.versions()[:2] == [second.version, first]  # the old one kept for rollback
+    assert trained.model_versions()[:2] == [second.version, first]  # the old one kept for rollback
 
 
 def test_has_new_events() -> None:
@@ -57,18 +57,18 @@ def test_a_failing_training_keeps_the_schedule_and_the_model() -> None:
 def test_background_schedule_retrains_while_recommend_answers(trained: Seenext) -> None:
     stop = threading.Event()
     schedule = trained.retrain_schedule(every_seconds=0.05, stop=stop)
-    first = trained.registry.current.version  # type: ignore[union-attr]
+    first = trained.serving_model.version  # type: ignore[union-attr]
     trained.track(fresh_purchase(2))
     schedule.start()
     answered = 0
     deadline = time.monotonic() + 30
     try:
-        while trained.registry.current.version == first and time.monotonic() < deadline:  # type: ignore[union-attr]
+        while trained.serving_model.version == first and time.monotonic() < deadline:  # type: ignore[union-attr]
             rec = trained.recommend(RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", "u2"), k=3))
             assert len(rec.items) == 3
             answered += 1
     finally:
         stop.set()
         schedule.join(timeout=30)
-    assert trained.registry.current.version != first  # type: ignore[union-attr]
+    assert trained.serving_model.version != first  # type: ignore[union-attr]
     assert schedule.trainings >= 1 and answered >= 1

@@ -69,7 +69,7 @@ def world_state() -> RankingState:
 
 
 def consents(svc: Seenext, customer: str) -> dict[tuple[str, str], bool]:
-    return dict(svc.recommender.customer_state(Identifier("CUSTOMER_ID", customer)).consents)
+    return dict(svc.customer_state(Identifier("CUSTOMER_ID", customer)).consents)
 
 
 def test_no_consent_recorded_means_no_email(shop: Seenext) -> None:
@@ -92,25 +92,26 @@ def test_withdrawn_consent_stops_email_offers(fresh: Seenext) -> None:
 def test_items_mailed_recently_are_not_mailed_again_but_stay_on_the_web(fresh: Seenext) -> None:
     rec = fresh.recommend(RecommendQuery(channel="EMAIL", who=Identifier("CUSTOMER_ID", "alice"), k=3))
     first = [r.item_id for r in rec.items]
-    fresh.served.flush()
+    fresh.flush_served()
     assert ask(fresh, "EMAIL", "alice", k=3) == first  # a retry within the grace period: the same offers
-    fresh.served.flush()
+    fresh.flush_served()
     # an hour and a bit later they count as mailed: the first answer logged again, 3,700 s earlier
-    fresh.db.record_served(
-        [
-            Served(
-                rec.recommendation_id,
-                "alice",
-                "EMAIL",
-                "home",
-                first,
-                rec.strategy,
-                "",
-                "p",
-                time.time() - 3700,
-            )
-        ]
-    )
+    with world.storage_of(fresh) as storage:
+        storage.record_served(
+            [
+                Served(
+                    rec.recommendation_id,
+                    "alice",
+                    "EMAIL",
+                    "home",
+                    first,
+                    rec.strategy,
+                    "",
+                    "p",
+                    time.time() - 3700,
+                )
+            ]
+        )
     again = ask(fresh, "EMAIL", "alice", k=3)
     assert first and again and not set(first) & set(again)
     assert set(first) <= set(ask(fresh, "WEB", "alice", k=10))
@@ -137,18 +138,20 @@ def test_mailed_items_come_from_email_sent_events_and_served_email_recommendatio
             occurred_at=now - DAY,
         )
     )
-    fresh.served.flush()
+    fresh.flush_served()
 
     def mailed_items(since: float) -> frozenset[str]:
-        state = fresh.recommender.customer_state(Identifier("CUSTOMER_ID", "c04"), mailed_since=since)
-        assert state.mailed == fresh.db.mailed_items("c04", since)  # the storage read on its own agrees
+        state = fresh.customer_state(Identifier("CUSTOMER_ID", "c04"), mailed_since=since)
+        with world.storage_of(fresh) as storage:  # the storage read on its own agrees
+            assert state.mailed == storage.mailed_items("c04", since)
         return state.mailed
 
     mailed = mailed_items(now - 7 * DAY)
     assert mailed == {"coffee-2"} | {r.item_id for r in rec.items}
-    fresh.db.record_served(
-        [Served("r-mail", "c04", "EMAIL", "newsletter", ["flowers-1"], "x", "", "p", now - 3 * DAY)]
-    )
+    with world.storage_of(fresh) as storage:
+        storage.record_served(
+            [Served("r-mail", "c04", "EMAIL", "newsletter", ["flowers-1"], "x", "", "p", now - 3 * DAY)]
+        )
     assert "flowers-1" in mailed_items(now - 7 * DAY)
     assert "flowers-1" not in mailed_items(now - 2 * DAY)
 
@@ -183,7 +186,7 @@ def test_owned_durables_inactive_and_basket_items_never_come_back_in_any_channel
 def test_a_purchase_in_a_store_removes_the_item_from_the_email_at_once(fresh: Seenext) -> None:
     top = ask(fresh, "EMAIL", "c00", k=1)[0]
     fresh.track(Event("till", world.who("c00"), "POS", "PURCHASE", top, store_id="store-a"))
-    item = fresh.catalog.get(top)
+    item = fresh.get_item(top)
     if not item.repeatable:
         assert top not in ask(fresh, "EMAIL", "c00", k=10)
 
@@ -221,7 +224,7 @@ def test_story3_channels_agree_on_order_for_every_customer(shop: Seenext) -> Non
 
 def test_caller_filters_still_apply(shop: Seenext) -> None:
     cheap = ask(shop, "WEB", "c01", k=20, max_price=40)
-    assert cheap and all(shop.catalog.get(i).price <= 40 for i in cheap)
+    assert cheap and all(shop.get_item(i).price <= 40 for i in cheap)
     flowers = ask(shop, "WEB", "c01", k=5, categories=["flowers"], exclude_item_ids=["flowers-2"])
     assert flowers and all(i.startswith("flowers-") and i != "flowers-2" for i in flowers)
 
@@ -252,13 +255,13 @@ def test_story3_holds_for_a_known_customer_with_nothing_to_rank_from(fresh: Seen
         for b in lists:
             both = set(a) & set(b)
             assert [i for i in a if i in both] == [i for i in b if i in both]
-    assert lists[0] == [i for i, _ in fresh.popularity.top("")][:12]
+    assert lists[0] == [i for i, _ in fresh.popular()][:12]
 
 
 def test_an_anonymous_shopper_at_a_till_gets_what_is_popular_in_that_store(shop: Seenext) -> None:
     rec = shop.recommend(RecommendQuery(channel="POS", store_id="store-b", k=3, explain=True))
     assert not rec.recognised and rec.strategy == "popular"
-    store_sales = {i for i, _ in shop.popularity.top(store_id="store-b")}
+    store_sales = {i for i, _ in shop.popular(store_id="store-b")}
     assert [r.reasons[0].code for r in rec.items] == ["popular_in_store"] * 3
     assert {r.item_id for r in rec.items} <= store_sales
     assert rec.items[0].reasons[0].text == "Popular in this store right now"

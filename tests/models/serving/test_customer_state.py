@@ -62,9 +62,9 @@ def test_owned_durables_are_kept_purchases_that_are_not_repeatable() -> None:
 def test_fold_in_is_a_pure_function_of_the_state(trained: Seenext) -> None:
     """Fresh laptop views in the state (no event stored) pull a phone customer to laptops, without
     a statement sent to the store."""
-    model = trained.registry.current
+    model = trained.serving_model
     assert model is not None
-    snapshot = trained.catalog.snapshot()
+    snapshot = trained.catalog_snapshot()
     space = model.items(snapshot)
     row = model.user_row("u0")
     assert row is not None
@@ -74,23 +74,27 @@ def test_fold_in_is_a_pure_function_of_the_state(trained: Seenext) -> None:
     stale = CustomerState("u0", recent=tuple(ItemEvent(f"laptop-{n}", "VIEW", ref - n) for n in (3, 2, 1)))
 
     def laptops_in_top(state: CustomerState) -> int:
-        scores = foldin.known_customer_scores(model, space, state, user, snapshot, trained.recommender.tuning)
+        scores = foldin.known_customer_scores(
+            model, space, state, user, snapshot, foldin.Tuning.from_settings(trained.settings)
+        )
         return sum(str(space.ids[r]).startswith("laptop") for r in np.argsort(-scores)[:5])
 
-    with trained.db.count_statements() as sent:
+    with trained.count_statements() as sent:
         plain, folded, old = laptops_in_top(CustomerState("u0")), laptops_in_top(fresh), laptops_in_top(stale)
-        newcomer = foldin.newcomer_scores(model, space, fresh, [], snapshot, trained.recommender.tuning)
+        newcomer = foldin.newcomer_scores(
+            model, space, fresh, [], snapshot, foldin.Tuning.from_settings(trained.settings)
+        )
     assert sent == []
     assert folded > plain and old == plain  # events the model was trained on do not fold in again
     assert newcomer is not None and newcomer[1] == "laptop-3"  # the strongest (newest) item anchors
 
 
 def test_the_public_customer_state_resolves_an_identifier_once(trained: Seenext) -> None:
-    with trained.db.count_statements() as sent:
-        state = trained.recommender.customer_state(Identifier("CUSTOMER_ID", "u2"), recent_since=0.0)
-        nobody = trained.recommender.customer_state()
+    with trained.count_statements() as sent:
+        state = trained.customer_state(Identifier("CUSTOMER_ID", "u2"))
+        nobody = trained.customer_state()
     assert len(sent) == 1 and nobody is ANONYMOUS
     assert state.customer_id == "u2" and set(state.kept()) == {"laptop-3", "laptop-4"}
     assert len(state.recent) == 5  # three views and two purchases
-    by_id = trained.recommender.customer_state(customer_id="u2", recent_since=0.0)
+    by_id = trained.customer_state(customer_id="u2")
     assert by_id == state

@@ -45,11 +45,11 @@ def laptops(items: list[str]) -> int:
 def test_three_fresh_views_pull_a_phone_customer_to_laptops(trained: Seenext) -> None:
     before = {c: top(trained, c) for c in PHONE_CUSTOMERS}
     assert all(laptops(items) <= 2 and "personalised" in strategy for strategy, items in before.values())
-    version = trained.registry.current.version  # type: ignore[union-attr]
+    version = trained.serving_model.version  # type: ignore[union-attr]
     for c in PHONE_CUSTOMERS:
         trained.track_batch(views(c, ["laptop-1", "laptop-2", "laptop-3"], NOW))
     after = {c: top(trained, c) for c in PHONE_CUSTOMERS}
-    assert trained.registry.current.version == version  # type: ignore[union-attr]  # no retraining happened
+    assert trained.serving_model.version == version  # type: ignore[union-attr]  # no retraining happened
     for c in PHONE_CUSTOMERS:
         strategy, items = after[c]
         assert "personalised" in strategy
@@ -59,7 +59,7 @@ def test_three_fresh_views_pull_a_phone_customer_to_laptops(trained: Seenext) ->
 def test_events_older_than_the_model_do_not_fold_in_again(trained: Seenext) -> None:
     """They were (or could have been) trained on; only events after the model's data count as fresh."""
     before = top(trained, "u0")
-    reference = foldin.reference_time(trained.registry.current)  # type: ignore[arg-type]
+    reference = foldin.reference_time(trained.serving_model)  # type: ignore[arg-type]
     trained.track_batch(views("u0", ["laptop-1", "laptop-2", "laptop-3"], reference - 30 * DAY, "old"))
     assert top(trained, "u0") == before
 

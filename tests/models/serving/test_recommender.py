@@ -22,7 +22,7 @@ def ask(svc: Seenext, customer: str | None = None, **kw: object) -> list[str]:
 def test_known_customer_gets_personalised_items_of_their_taste(trained: Seenext) -> None:
     rec = trained.recommend(RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", "u2"), k=3))
     assert rec.recognised and rec.customer_id == "u2" and rec.strategy == "personalised"
-    assert rec.model_version == trained.registry.current.version  # type: ignore[union-attr]
+    assert rec.model_version == trained.serving_model.version  # type: ignore[union-attr]
     assert len({r.item_id for r in rec.items}) == 3
     assert all(r.item_id.startswith("laptop-") for r in rec.items)
 
@@ -106,7 +106,7 @@ def test_holdout_assignment_is_stable_and_near_its_share() -> None:
 
 def test_served_recommendations_are_logged(trained: Seenext) -> None:
     rec = trained.recommend(RecommendQuery(channel="APP", who=Identifier("CUSTOMER_ID", "u1"), k=2))
-    trained.served.flush()
+    trained.flush_served()
     with contextlib.closing(sqlite3.connect(trained.settings.db_path)) as conn:  # the log as stored
         row = conn.execute(
             "SELECT customer_id, channel, items FROM recommendations WHERE recommendation_id=?",
@@ -115,6 +115,7 @@ def test_served_recommendations_are_logged(trained: Seenext) -> None:
     assert row[0] == "u1" and row[1] == "APP" and len(row[2]) > 2
 
 
+@pytest.mark.parametrize("settings", [{"catalog_refresh_seconds": 0.0}], indirect=True)
 def test_one_recommend_reads_the_customer_once_and_an_anonymous_one_not_at_all(trained: Seenext) -> None:
     """Issue 8: every statement the request thread sends during one Recommend is counted. After a
     warm-up request of the same shape (caches filled: catalogue snapshot, item space, popularity,
@@ -122,7 +123,6 @@ def test_one_recommend_reads_the_customer_once_and_an_anonymous_one_not_at_all(t
     read, which resolves the identifier itself — and an anonymous Recommend sends none. The served
     log is written by its own thread and the catalogue version is checked off the request thread,
     even when every request finds the snapshot due for a check (refresh period 0)."""
-    trained.catalog.refresh_seconds = 0.0
     queries = [
         RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", "u2"), k=5),
         RecommendQuery(channel="EMAIL", who=Identifier("CUSTOMER_ID", "u1"), placement="newsletter", k=5),
@@ -136,7 +136,7 @@ def test_one_recommend_reads_the_customer_once_and_an_anonymous_one_not_at_all(t
     ]
     for q in queries:
         trained.recommend(q)  # warm-up
-        with trained.db.count_statements() as sent:
+        with trained.count_statements() as sent:
             trained.recommend(q)
         assert len(sent) == 1, (q, sent)
         assert "FROM identifiers WHERE kind = ? AND value_key = ?" in sent[0].replace(
@@ -147,6 +147,6 @@ def test_one_recommend_reads_the_customer_once_and_an_anonymous_one_not_at_all(t
         )
     anonymous = RecommendQuery(channel="POS", store_id="store-1", item_ids=["flowers-1"], k=4)
     trained.recommend(anonymous)
-    with trained.db.count_statements() as sent:
+    with trained.count_statements() as sent:
         rec = trained.recommend(anonymous)
     assert sent == [] and rec.items and not rec.recognised

@@ -127,13 +127,9 @@ def test_a_file_from_before_the_identity_graph_is_upgraded(tmp_path: Path) -> No
     """Files written by the first release say version 1 and lack the graph's columns and tables."""
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
-    conn.execute("INSERT INTO meta VALUES ('schema_version', '1'), ('catalog_version', '0')")
-    conn.execute(
-        "CREATE TABLE identifiers (kind TEXT, value_key TEXT, customer_id TEXT, display TEXT,"
-        " created_at FLOAT, PRIMARY KEY (kind, value_key))"
-    )
+    assert migrations.migrate(conn, target=1) == 1
     conn.execute("INSERT INTO identifiers VALUES ('CUSTOMER_ID', 'ann', 'ann', 'ann', 1.0)")
+    assert "shared" not in [c[1] for c in conn.execute("PRAGMA table_info(identifiers)")]
     conn.close()
     storage = open_storage(path, sync_full=False)
     try:
