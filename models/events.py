@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -94,39 +93,16 @@ class EventStore:
         """The customer an identifier of any kind recognises; None if unknown (or a shared device)."""
         return self.graph.lookup(ident)
 
-    # Only serving called aliases, purchase_history and recent_items; the one-read customer state
-    # replaces them there. Delete them once nothing calls them (purchased_items reads purchase_history).
-    def aliases(self, customer_id: str) -> list[str]:
-        """Ids merged into this customer (a model trained before the merge knows them)."""
-        return self.graph.aliases(customer_id)
-
-    def purchase_history(self, customer_id: str) -> list[tuple[str, str, float, int]]:
-        """(item_id, PURCHASE or RETURN, last time, count) per item and type: one read a request shares
-        between its exclusions and its repurchase blend. Serving-only (see `aliases`)."""
-        return [(r.item_id, r.type, r.last_at, r.times) for r in self.storage.purchase_counts(customer_id)]
-
-    def purchased_items(
-        self,
-        customer_id: str,
-        history: list[tuple[str, str, float, int]] | None = None,
-    ) -> list[tuple[str, float]]:
-        """(item_id, last purchase time) of everything the customer bought and did not return
-        (from `history`, their purchase_history, when the caller has already read it)."""
-        rows = self.purchase_history(customer_id) if history is None else history
+    def purchased_items(self, customer_id: str) -> list[tuple[str, float]]:
+        """(item_id, last purchase time) of everything the customer bought more often than returned."""
         bought: dict[str, tuple[float, int]] = {}
         returned: dict[str, int] = {}
-        for item_id, etype, last, n in rows:
-            if etype == "PURCHASE":
-                bought[item_id] = (last, n)
+        for r in self.storage.purchase_counts(customer_id):
+            if r.type == "PURCHASE":
+                bought[r.item_id] = (r.last_at, r.times)
             else:
-                returned[item_id] = n
+                returned[r.item_id] = r.times
         return [(i, t) for i, (t, n) in bought.items() if n > returned.get(i, 0)]
-
-    def recent_items(self, customer_id: str, since: float, limit: int = 50) -> list[tuple[str, str, float]]:
-        """(item_id, type, occurred_at) of the customer's item events since a time, newest first.
-        Serving-only (see `aliases`)."""
-        rows = self.storage.recent_item_events(customer_id, since, limit)
-        return [(r.item_id, r.type, r.occurred_at) for r in rows]
 
     def count_events(self) -> int:
         return self.storage.event_count()
@@ -145,11 +121,6 @@ class EventStore:
             occurred_at=np.array(cols.occurred_at, dtype=np.float64),
             order_id=np.array(cols.order_id, dtype=object),
         )
-
-    def iter_events(self, customer_id: str) -> Iterator[dict[str, Any]]:
-        """The customer's events, newest first, as column -> value (no caller in the service today)."""
-        for row in self.storage.customer_events([customer_id]):
-            yield dataclasses.asdict(row)
 
 
 def _row(ev: Event, customer: str, now: float) -> EventRow:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from models.domain import Item
+from models.domain import DAY, Item
 from models.events import InteractionLog
 
 # How much an event says about a customer's interest in an item.
@@ -98,7 +98,7 @@ def build(
     ref = float(log.occurred_at.max()) if reference_time is None else reference_time
     weights_of = EVENT_WEIGHTS if event_weights is None else event_weights
     type_weight = pd.Series(log.type).map(weights_of).fillna(0.0).to_numpy()
-    age_days = np.maximum(ref - log.occurred_at, 0.0) / 86400.0
+    age_days = np.maximum(ref - log.occurred_at, 0.0) / DAY
     weight = type_weight * np.power(0.5, age_days / half_life_days)
     frame = pd.DataFrame({"user": log.customer_id, "item": log.item_id, "w": weight, "channel": log.channel})
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from lightfm import LightFM
 
-from models.domain import Item
+from models.domain import DAY, Item
 from models.errors import FailedPrecondition
 from models.events import InteractionLog
 from models.learning import dataset, metrics
@@ -144,7 +144,7 @@ def holdout_metrics(
     log_: InteractionLog, items: list[Item], settings: Settings, k: int = 10
 ) -> dict[str, float]:
     """Fit on all but the last N days, score purchases in those days; popularity as the baseline."""
-    cut = float(log_.occurred_at.max()) - settings.eval_holdout_days * 86400.0
+    cut = float(log_.occurred_at.max()) - settings.eval_holdout_days * DAY
     before = log_.occurred_at < cut
     train_log = InteractionLog(*(np.asarray(getattr(log_, f))[before] for f in _LOG_FIELDS))
     after = (~before) & (log_.type == "PURCHASE")

@@ -89,13 +89,5 @@ class EventStorage(ABC):
         """Every event that carries an item (optionally only those before `until`); no order is promised."""
 
     @abstractmethod
-    def customer_events(self, customer_ids: Sequence[str], newest_first: bool = True) -> list[StoredEvent]:
-        """Every event of the ids, newest (or oldest) first, ties broken by their place in the log."""
-
-    @abstractmethod
     def purchase_counts(self, customer_id: str) -> list[PurchaseCount]:
         """The customer's PURCHASE and RETURN events grouped by item and type."""
-
-    @abstractmethod
-    def recent_item_events(self, customer_id: str, since: float, limit: int) -> list[RecentItem]:
-        """The customer's item events at or after `since`, newest first, at most `limit`."""

@@ -70,9 +70,6 @@ class IdentityStorage(ABC):
         """Adds the customer; one already stored is left as it is."""
 
     @abstractmethod
-    def customer_exists(self, customer_id: str) -> bool: ...
-
-    @abstractmethod
     def customer_created_at(self, customer_id: str) -> float | None:
         """When the customer was first seen; None if unknown."""
 

@@ -73,10 +73,6 @@ class ServingStorage(ABC):
         """The customer of an identifier node (kind, key) or of a customer id, read in one statement."""
 
     @abstractmethod
-    def mailed_items(self, customer_id: str, since: float, served_before: float = math.inf) -> set[str]:
-        """Items mailed since a time: EMAIL_SENT events and EMAIL recommendations served before a time."""
-
-    @abstractmethod
     def popularity(
         self,
         weights: Mapping[str, float],

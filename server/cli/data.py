@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from models.domain import DAY
 from models.service import Seenext
 from models.settings import Settings, _parse
 
@@ -161,7 +162,7 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     service = Seenext(settings)
     try:
         end = time.time()
-        start = end - args.days * 86400.0
+        start = end - args.days * DAY
         if args.which == "channels":
             report = service.channel_report(start, end, args.attribution_days)
             if args.json:

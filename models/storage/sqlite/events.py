@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 
 from models.storage.base import chunks
-from models.storage.events import EventRow, InteractionColumns, PurchaseCount, RecentItem, StoredEvent
+from models.storage.events import EventRow, InteractionColumns, PurchaseCount
 from models.storage.sqlite.base import SqliteBase
 
 _COLUMNS = (
@@ -76,40 +76,6 @@ class SqliteEvents(SqliteBase):
         customer, item, type_, channel, at, order = zip(*rows, strict=True)
         return InteractionColumns(customer, item, type_, channel, at, order)
 
-    def customer_events(self, customer_ids: Sequence[str], newest_first: bool = True) -> list[StoredEvent]:
-        ids = list(dict.fromkeys(customer_ids))
-        if not ids:
-            return []
-        order = "DESC" if newest_first else "ASC"
-        rows = (
-            self._read()
-            .execute(
-                f"SELECT {_COLUMNS}, seq FROM events WHERE customer_id IN ({','.join('?' * len(ids))})"
-                f" ORDER BY occurred_at {order}, seq {order}",
-                ids,
-            )
-            .fetchall()
-        )
-        return [
-            StoredEvent(
-                event_id=r[0],
-                customer_id=r[1],
-                channel=r[2],
-                type=r[3],
-                item_id=r[4] or "",
-                quantity=int(r[5]) if r[5] is not None else 1,
-                price=float(r[6] or 0.0),
-                store_id=r[7] or "",
-                order_id=r[8] or "",
-                recommendation_id=r[9] or "",
-                occurred_at=float(r[10]),
-                received_at=float(r[11]) if r[11] is not None else float(r[10]),
-                attributes=json.loads(r[12]) if r[12] else None,
-                seq=int(r[13]),
-            )
-            for r in rows
-        ]
-
     def purchase_counts(self, customer_id: str) -> list[PurchaseCount]:
         rows = self._read().execute(
             "SELECT item_id, type, MAX(occurred_at), COUNT(*) FROM events"
@@ -117,11 +83,3 @@ class SqliteEvents(SqliteBase):
             (customer_id,),
         )
         return [PurchaseCount(i, t, float(last), int(n)) for i, t, last, n in rows]
-
-    def recent_item_events(self, customer_id: str, since: float, limit: int) -> list[RecentItem]:
-        rows = self._read().execute(
-            "SELECT item_id, type, occurred_at FROM events WHERE customer_id=? AND occurred_at>=?"
-            " AND item_id != '' ORDER BY occurred_at DESC LIMIT ?",
-            (customer_id, since, limit),
-        )
-        return [RecentItem(i, t, float(at)) for i, t, at in rows]

@@ -93,10 +93,6 @@ class SqliteIdentity(SqliteBase):
                 (customer_id, created_at),
             )
 
-    def customer_exists(self, customer_id: str) -> bool:
-        row = self._read().execute("SELECT 1 FROM customers WHERE customer_id=?", (customer_id,)).fetchone()
-        return row is not None
-
     def customer_created_at(self, customer_id: str) -> float | None:
         row = (
             self._read()

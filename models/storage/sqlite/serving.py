@@ -8,7 +8,6 @@ PostgreSQL runs as well (typed NULLs, a subquery for the bounded recent events).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -71,16 +70,6 @@ class SqliteServing(SqliteBase):
             args += [window.mailed_since, window.mailed_since, window.mailed_since, window.served_before]
         sql = f"WITH who AS ({_BY_NODE if node is not None else _BY_ID}) " + " UNION ALL ".join(parts)
         return _record(self._read().execute(sql, args).fetchall())
-
-    def mailed_items(self, customer_id: str, since: float, served_before: float = math.inf) -> set[str]:
-        args = (customer_id, since, customer_id, since, customer_id, since, served_before)
-        mailed: set[str] = set()
-        for tag, a, *_ in self._read().execute(_MAILED.format(who="?"), args):
-            if tag == "mailed":
-                mailed.add(a)
-            else:
-                mailed.update(json.loads(a or "[]"))
-        return mailed
 
     def popularity(
         self,

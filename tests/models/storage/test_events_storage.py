@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from models.storage import Storage, open_storage
-from models.storage.events import EventRow, PurchaseCount, RecentItem
+from models.storage.events import EventRow, PurchaseCount
 
 
 @pytest.fixture
@@ -94,30 +94,6 @@ def test_interaction_columns_hold_item_events_before_a_time(storage: Storage) ->
     assert len(storage.interaction_columns(until=0.0).item_id) == 0
 
 
-def test_customer_events_newest_first_with_every_column(storage: Storage) -> None:
-    storage.insert_events(
-        [
-            row("old", at=1.0, attributes={"rating": "5"}, price=9.5, quantity=2, store_id="s1"),
-            row("tie-1", at=2.0),
-            row("tie-2", at=2.0),
-            row("theirs", customer="c2", at=3.0),
-        ]
-    )
-    events = storage.customer_events(["c1"])
-    assert [e.event_id for e in events] == ["tie-2", "tie-1", "old"]  # equal times: later in the log first
-    oldest = events[-1]
-    assert (oldest.attributes, oldest.price, oldest.quantity, oldest.store_id) == (
-        {"rating": "5"},
-        9.5,
-        2,
-        "s1",
-    )
-    assert events[1].attributes is None and events[0].seq > events[1].seq
-    both = storage.customer_events(["c1", "c2"], newest_first=False)
-    assert [e.event_id for e in both] == ["old", "tie-1", "tie-2", "theirs"]
-    assert storage.customer_events([]) == []
-
-
 def test_purchase_counts_group_by_item_and_type(storage: Storage) -> None:
     storage.insert_events(
         [
@@ -132,19 +108,3 @@ def test_purchase_counts_group_by_item_and_type(storage: Storage) -> None:
         PurchaseCount("phone", "PURCHASE", 30.0, 2),
         PurchaseCount("phone", "RETURN", 40.0, 1),
     ]
-
-
-def test_recent_item_events_since_a_time_newest_first(storage: Storage) -> None:
-    storage.insert_events(
-        [
-            row("a", item="i1", at=10.0),
-            row("b", type_="VISIT", item="", at=20.0),
-            row("c", item="i2", at=30.0),
-            row("d", item="i3", at=40.0),
-        ]
-    )
-    assert storage.recent_item_events("c1", since=10.0, limit=2) == [
-        RecentItem("i3", "VIEW", 40.0),
-        RecentItem("i2", "VIEW", 30.0),
-    ]
-    assert [r.item_id for r in storage.recent_item_events("c1", since=15.0, limit=50)] == ["i3", "i2"]

@@ -164,11 +164,15 @@ def test_unknown_ids_and_shared_devices_recognise_no_one(world: Storage) -> None
         world.customer_record(window)
 
 
-def test_mailed_items_on_their_own_match_the_state(world: Storage) -> None:
-    assert world.mailed_items("ann", T0 - 7 * DAY, served_before=T0 - 3600) == {"flowers", "q1", "q2", "m1"}
-    assert world.mailed_items("ann", T0 - 7 * DAY) == {"flowers", "q1", "q2", "m1", "m2"}  # no grace
-    assert world.mailed_items("ann", T0 - 40 * DAY) >= {"old-mail"}
-    assert world.mailed_items("bob", 0.0) == set()
+def test_mailed_items_follow_the_window(world: Storage) -> None:
+    def mailed(customer: str, since: float, served_before: float = math.inf) -> frozenset[str]:
+        window = StateWindow(mailed_since=since, served_before=served_before)
+        return world.customer_record(window, customer_id=customer).mailed
+
+    assert mailed("ann", T0 - 7 * DAY, served_before=T0 - 3600) == {"flowers", "q1", "q2", "m1"}
+    assert mailed("ann", T0 - 7 * DAY) == {"flowers", "q1", "q2", "m1", "m2"}  # no grace
+    assert mailed("ann", T0 - 40 * DAY) >= {"old-mail"}
+    assert mailed("bob", 0.0) == set()
 
 
 def test_popularity_weighs_events_as_configured_per_channel_and_store(world: Storage) -> None:
