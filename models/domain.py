@@ -73,7 +73,7 @@ class Item:
     brand: str = ""
     price: float = 0.0
     accessory_for: list[str] = field(default_factory=list)
-    repeatable: bool = False
+    repeatable: bool | None = None  # the catalogue's override; None: learned from the history
     attributes: dict[str, str] = field(default_factory=dict)
     stock: dict[str, int] = field(default_factory=dict)  # store_id ("" = online) -> units
     offer: Offer | None = None

@@ -105,11 +105,11 @@ def item(msg: catalog_pb2.Item) -> Item:
         brand=msg.brand,
         price=msg.price,
         accessory_for=list(msg.accessory_for),
-        repeatable=msg.repeatable,
+        repeatable=msg.repeatable if msg.HasField("repeatable") else None,
         attributes=dict(msg.attributes),
         stock=stock,
         offer=offer(msg.offer) if msg.HasField("offer") else None,
-        active=msg.active,
+        active=msg.active if msg.HasField("active") else True,
     )
 
 
