@@ -42,6 +42,19 @@ class PrivacyStorage(ABC):
         customers and merges themselves, in one transaction; rows deleted per table."""
 
     @abstractmethod
+    def add_pending_erasures(self, model_user_ids: Sequence[str], at: float) -> None:
+        """Records ids whose rows every kept model version must lose; called in the erase's transaction,
+        so a kill after the erase commits still leaves the record (models/privacy/rights.py)."""
+
+    @abstractmethod
+    def pending_erasures(self) -> list[str]:
+        """Ids erased from the store whose model rows may still be on disk, sorted."""
+
+    @abstractmethod
+    def clear_pending_erasures(self, model_user_ids: Sequence[str]) -> None:
+        """Drops the record once no kept model version holds the ids."""
+
+    @abstractmethod
     def delete_recommendations(self, customer_ids: Sequence[str]) -> int:
         """Served-recommendation rows of the ids (written by the asynchronous log during an erase)."""
 

@@ -103,10 +103,21 @@ def _m3_customer_timeline(db: sqlite_utils.Database) -> None:
     db.table("events").create_index(["customer_id", "occurred_at"], if_not_exists=True)
 
 
+def _m4_pending_erasures(db: sqlite_utils.Database) -> None:
+    """Model rows a Forget still has to remove (issue 10): written in the transaction that erases the
+    customer's rows, deleted once no kept model version holds them. The column is not `customer_id`
+    on purpose: a merge must not re-point these rows, nor an erase or an export see them."""
+    if "pending_erasures" not in db.table_names():
+        db.table("pending_erasures").create(
+            {"model_user_id": str, "requested_at": float}, pk="model_user_id", not_null={"requested_at"}
+        )
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _m1_base,
     _m2_identity_graph,
     _m3_customer_timeline,
+    _m4_pending_erasures,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -65,6 +65,24 @@ class SqlitePrivacy(SqliteBase):
             ).rowcount
         return deleted
 
+    def add_pending_erasures(self, model_user_ids: Sequence[str], at: float) -> None:
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO pending_erasures (model_user_id, requested_at) VALUES (?, ?)",
+                [(uid, at) for uid in dict.fromkeys(model_user_ids)],
+            )
+
+    def pending_erasures(self) -> list[str]:
+        return [r[0] for r in self._read().execute("SELECT model_user_id FROM pending_erasures ORDER BY 1")]
+
+    def clear_pending_erasures(self, model_user_ids: Sequence[str]) -> None:
+        with self._write() as conn:
+            for chunk in chunks(list(dict.fromkeys(model_user_ids))):
+                conn.execute(
+                    f"DELETE FROM pending_erasures WHERE model_user_id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+
     def delete_recommendations(self, customer_ids: Sequence[str]) -> int:
         ids = list(customer_ids)
         with self._write() as conn:
