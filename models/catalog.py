@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from models.domain import Item
 from models.errors import NotFound
 from models.storage import Storage
-from models.validation import check_batch_size, check_item
+from models.validation import check_items
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,7 @@ class Catalog:
         self._lock = threading.Lock()
 
     def upsert(self, items: Sequence[Item]) -> int:
-        check_batch_size(len(items), "items", "item")
-        for i, item in enumerate(items):
-            check_item(item, f"items[{i}]")
+        check_items(items)  # 1 to 10,000 valid items, each item_id once
         n = self.storage.upsert_items(items, time.time())
         self._stale = True  # let the next snapshot() see it at once
         return n

@@ -18,7 +18,7 @@ from models.errors import InvalidArgument
 from models.identity.graph import IdentityGraph, Node
 from models.storage import Storage
 from models.storage.events import EventRow
-from models.validation import check_event
+from models.validation import MAX_ID_LENGTH, check_event
 
 
 @dataclass(slots=True)
@@ -63,7 +63,9 @@ class EventStore:
                 check_event(ev, f"{field}[{i}]")
                 nodes = self.graph.nodes(ev.identifiers, field, i)
             except InvalidArgument as exc:
-                rejected.append(Rejection(i, ev.event_id, exc.field, exc.message))
+                # An over-long event_id is not echoed: a batch of them made a reply too large to read.
+                echo = ev.event_id if len(ev.event_id) <= MAX_ID_LENGTH else ""
+                rejected.append(Rejection(i, echo, exc.field, exc.message))
                 continue
             valid.append((ev, nodes))
         duplicates = 0

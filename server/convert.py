@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any, cast
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from models.domain import Event, Identifier, Item, Offer
+from models.errors import InvalidArgument
 from models.serving.recommender import Recommendation, Recommended, RecommendQuery
+from models.validation import END_TIME, MAX_STOCK_STORES, MIN_TIME
 from protos.seenext.v1 import catalog_pb2, common_pb2, events_pb2, recommendation_pb2
+
+# A google.protobuf.Timestamp holds 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z.
+_FIRST_SECOND, _LAST_SECOND = int(MIN_TIME), int(END_TIME) - 1
+_FIRST_NS, _LAST_NS = _FIRST_SECOND * 10**9, (_LAST_SECOND + 1) * 10**9 - 1
+# The last float before END_TIME: 9999-12-31T23:59:59.999999999 rounds up to END_TIME as a float.
+_LAST_TIME = math.nextafter(END_TIME, 0.0)
 
 
 @lru_cache(maxsize=4096)  # a batch of 1,000 events names ~3,000 enum values; each costs 2 us uncached
@@ -36,15 +45,47 @@ def event_type_value(name: str) -> common_pb2.EventType:
 
 
 def time_or_none(ts: Timestamp, present: bool) -> float | None:
-    return ts.seconds + ts.nanos / 1e9 if present else None
+    """A request's Timestamp as seconds. One the Timestamp type does not allow is passed on so that the
+    domain's check, which knows the field's name (models/validation.check_time), refuses it: nanos outside
+    0..999,999,999 become NaN, seconds outside the range stay as they are (outside it)."""
+    if not present:
+        return None
+    if not 0 <= ts.nanos <= 999_999_999:
+        return math.nan
+    if not _FIRST_SECOND <= ts.seconds <= _LAST_SECOND:
+        return float(ts.seconds)
+    return min(ts.seconds + ts.nanos / 1e9, _LAST_TIME)
 
 
 def timestamp(seconds: float | None) -> Timestamp | None:
-    if seconds is None:
+    nanos = _nanos(seconds)
+    if nanos is None:
         return None
     ts = Timestamp()
-    ts.FromNanoseconds(int(seconds * 1e9))
+    ts.FromNanoseconds(nanos)
     return ts
+
+
+def _nanos(seconds: float | None) -> int | None:
+    """A stored time as Timestamp nanoseconds, never raising. Validation keeps new times inside the range a
+    Timestamp holds, but a row an older release stored may hold one outside it (or NaN): one such offer
+    made GetItem, and every anonymous Recommend that showed the item, fail INTERNAL. So a time outside is
+    clamped to the nearest end (an offer window stays open-ended, which is what such a bound meant), and
+    NaN is dropped (unset)."""
+    if seconds is None or math.isnan(seconds):
+        return None
+    if seconds < MIN_TIME:
+        return _FIRST_NS
+    if seconds >= END_TIME:
+        return _LAST_NS
+    return max(_FIRST_NS, min(_LAST_NS, int(seconds * 1e9)))
+
+
+def _set_time(ts: Timestamp, seconds: float | None) -> None:
+    """Fills a reply's Timestamp in place (unset when there is no valid time); see _nanos."""
+    nanos = _nanos(seconds)
+    if nanos is not None:
+        ts.FromNanoseconds(nanos)
 
 
 def identifier(msg: common_pb2.Identifier) -> Identifier:
@@ -94,9 +135,18 @@ def offer_msg(o: Offer) -> common_pb2.Offer:
     )
 
 
-def item(msg: catalog_pb2.Item) -> Item:
+def item(msg: catalog_pb2.Item, field: str = "item") -> Item:
+    """Rows of one store are added up (the domain holds one quantity per store), so each row is checked
+    here, where rows still exist: a negative row must not hide in a positive sum. The sum is bounded by
+    the domain (models/validation.check_stock)."""
+    if len(msg.stock) > MAX_STOCK_STORES:
+        raise InvalidArgument(
+            f"{field}.stock", f"at most {MAX_STOCK_STORES:,} rows allowed, got {len(msg.stock):,}"
+        )
     stock: dict[str, int] = {}
-    for s in msg.stock:
+    for j, s in enumerate(msg.stock):
+        if s.quantity < 0:
+            raise InvalidArgument(f"{field}.stock[{j}].quantity", f"must not be negative, got {s.quantity}")
         stock[s.store_id] = stock.get(s.store_id, 0) + s.quantity
     return Item(
         item_id=msg.item_id,
@@ -176,11 +226,8 @@ def _fill_recommended(msg: common_pb2.RecommendedItem, r: Recommended) -> None:
             o.offer_id,
             o.currency,
         )
-        if o.valid_from is not None:
-            offer.valid_from.FromNanoseconds(int(o.valid_from * 1e9))
-        if o.valid_until is not None:
-            offer.valid_until.FromNanoseconds(int(o.valid_until * 1e9))
+        _set_time(offer.valid_from, o.valid_from)
+        _set_time(offer.valid_until, o.valid_until)
     for x in r.reasons:
         reason = msg.reasons.add(code=x.code, text=x.text, related_item_id=x.related_item_id)
-        if x.related_at is not None:
-            reason.related_at.FromNanoseconds(int(x.related_at * 1e9))
+        _set_time(reason.related_at, x.related_at)

@@ -41,7 +41,7 @@ from models.serving.reasons import Reason
 from models.serving.recommender import Recommended, Recommender, RecommendQuery
 from models.serving.registry import ModelRegistry
 from models.storage import Storage
-from models.validation import check_k
+from models.validation import check_k, check_time
 
 MAX_WINDOW_DAYS = 92
 MIN_POPULATION_GAPS = 3  # gaps needed before an item's typical interval is trusted
@@ -360,6 +360,10 @@ def _check_window(start: float | None, end: float | None) -> tuple[float, float]
         raise InvalidArgument("window_start", "is required")
     if end is None:
         raise InvalidArgument("window_end", "is required")
+    # From 1970 (no event is older: models/validation.check_event) to the end of what a Timestamp holds.
+    # Seasons look years back by calendar date, which fails before year 1: a window from year 0 was INTERNAL.
+    check_time(start, "window_start", 0.0)
+    check_time(end, "window_end", 0.0)
     if end <= start:
         raise InvalidArgument("window_end", f"must be after window_start, got {end} <= {start}")
     if end - start > MAX_WINDOW_DAYS * DAY:

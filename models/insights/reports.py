@@ -23,6 +23,7 @@ from models.domain import DAY
 from models.errors import InvalidArgument
 from models.insights.attribution import attribute
 from models.storage import Storage
+from models.validation import MIN_TIME, check_time
 
 ARMS = ("personalised", "holdout")
 
@@ -69,9 +70,15 @@ class ChannelReport:
 
 
 def period(start: float | None, end: float | None, now: float | None = None) -> tuple[float, float]:
-    """Defaults: end = now, start = 30 days before end; checked."""
+    """Defaults: end = now, start = 30 days before end (not before the first instant a Timestamp holds);
+    checked. A bound outside what a Timestamp holds could not be sent back in the reply: one at 2^62 s
+    was INTERNAL."""
+    if start is not None:
+        check_time(start, "period_start")
+    if end is not None:
+        check_time(end, "period_end")
     end = (time.time() if now is None else now) if end is None else end
-    start = end - 30 * DAY if start is None else start
+    start = max(end - 30 * DAY, MIN_TIME) if start is None else start
     if end <= start:
         raise InvalidArgument("period_end", f"must be after period_start ({start}), got {end}")
     return start, end

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from models.service import ModelInfo, Seenext
+from models.validation import MAX_VERSION_LENGTH, check_text
 from protos.seenext.v1 import model_pb2, model_pb2_grpc
 from server import convert
 
@@ -44,4 +45,6 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
     def RollbackModel(
         self, request: model_pb2.RollbackModelRequest, context: grpc.ServicerContext
     ) -> model_pb2.ModelStatus:
+        # Without this bound a name longer than a file name allows failed INTERNAL ("File name too long").
+        check_text(request.model_version, "model_version", MAX_VERSION_LENGTH)
         return status_msg(self.service.rollback(request.model_version))
