@@ -6,6 +6,7 @@ the database moves (an upsert here at once; one in another serving process withi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -15,7 +16,14 @@ from dataclasses import dataclass
 from models.domain import Item
 from models.errors import NotFound
 from models.storage import Storage
-from models.validation import check_items
+from models.validation import (
+    MAX_ID_LENGTH,
+    check_batch_size,
+    check_items,
+    check_text,
+    check_update_mask,
+    quote,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +38,28 @@ class Catalog:
         self._checking = False
         self._lock = threading.Lock()
 
-    def upsert(self, items: Sequence[Item]) -> int:
-        check_items(items)  # 1 to 10,000 valid items, each item_id once
-        n = self.storage.upsert_items(items, time.time())
+    def upsert(self, items: Sequence[Item], update_mask: Sequence[str] = ()) -> int:
+        """Writes whole items, or with a mask only the named fields of items that exist (the rest is
+        read and kept in the same transaction, so two partial updates never undo each other)."""
+        if not update_mask:
+            check_items(items)  # 1 to 10,000 valid items, each item_id once
+            n = self.storage.upsert_items(items, time.time())
+        else:
+            paths = check_update_mask(update_mask)
+            check_batch_size(len(items), "items", "item")
+            with self.storage.transaction():
+                merged = []
+                for i, partial in enumerate(items):
+                    check_text(partial.item_id, f"items[{i}].item_id", MAX_ID_LENGTH)
+                    stored = self.storage.item(partial.item_id)
+                    if stored is None:
+                        raise NotFound(
+                            f"items[{i}].item_id: no item {quote(partial.item_id)} to update; "
+                            "send it without update_mask to create it"
+                        )
+                    merged.append(dataclasses.replace(stored, **{p: getattr(partial, p) for p in paths}))
+                check_items(merged)
+                n = self.storage.upsert_items(merged, time.time())
         self._stale = True  # let the next snapshot() see it at once
         return n
 

@@ -137,6 +137,25 @@ def check_stock(stock: Mapping[str, int], field: str) -> None:
             )
 
 
+# The Item fields a partial UpsertItems may name (item_id is the key, never updated).
+UPDATABLE_ITEM_FIELDS = (
+    "title", "category", "brand", "price", "accessory_for", "repeatable",
+    "attributes", "stock", "offer", "active",
+)  # fmt: skip
+
+
+def check_update_mask(paths: Sequence[str], field: str = "update_mask.paths") -> tuple[str, ...]:
+    """The mask's paths, each a top-level updatable Item field, each once."""
+    check_count(len(paths), field, len(UPDATABLE_ITEM_FIELDS), "paths")
+    for i, path in enumerate(paths):
+        if path not in UPDATABLE_ITEM_FIELDS:
+            raise InvalidArgument(
+                f"{field}[{i}]",
+                f"{quote(path)} is not an updatable Item field; use {', '.join(UPDATABLE_ITEM_FIELDS)}",
+            )
+    return tuple(dict.fromkeys(paths))
+
+
 def check_items(items: Sequence[Item], field: str = "items") -> None:
     """An UpsertItems batch: 1 to MAX_BATCH valid items, each item_id once (the second one is named:
     which of two versions of an item should win is the caller's call, not ours)."""

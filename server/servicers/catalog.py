@@ -19,7 +19,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         self, request: catalog_pb2.UpsertItemsRequest, context: grpc.ServicerContext
     ) -> catalog_pb2.UpsertItemsResponse:
         items = [convert.item(m, f"items[{i}]") for i, m in enumerate(request.items)]
-        return catalog_pb2.UpsertItemsResponse(upserted=self.service.upsert_items(items))
+        mask = list(request.update_mask.paths) if request.HasField("update_mask") else []
+        return catalog_pb2.UpsertItemsResponse(upserted=self.service.upsert_items(items, mask))
 
     def GetItem(self, request: catalog_pb2.GetItemRequest, context: grpc.ServicerContext) -> catalog_pb2.Item:
         if not request.item_id:
