@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from models.catalog import Catalog, CatalogSnapshot
 from models.domain import BatchResult, Event, Identifier, Item, TrackResult
-from models.errors import AlreadyRunning, InvalidArgument, NotFound
+from models.errors import AlreadyRunning, InvalidArgument, NotFound, disk_fault
 from models.events import EventStore, InteractionLog
 from models.identity import pii
 from models.identity.attributes import CustomerAttributes
@@ -26,13 +29,14 @@ from models.insights import profile, reports
 from models.insights.reminders import DueReminders, Reminder
 from models.learning import schedule, trainer
 from models.privacy.consent import ConsentDefaults
-from models.privacy.rights import ConsentRecord, ExportDocument, ForgetResult, Privacy, erase_from_models
+from models.privacy.rights import ConsentRecord, ExportDocument, ForgetResult, Privacy
 from models.serving import foldin
 from models.serving.channel_rules import Policy
 from models.serving.complements import Complements
 from models.serving.customer_state import CustomerState
 from models.serving.embeddings import RankingModel
 from models.serving.popularity import Popularity
+from models.serving.rebuying import Rebuying, RebuyPolicy
 from models.serving.recommender import Recommendation, Recommended, Recommender, RecommendQuery
 from models.serving.registry import ModelRegistry, new_version
 from models.serving.served import ServedLog
@@ -72,7 +76,9 @@ class Seenext:
         )
         self._catalog = Catalog(self._storage, settings.catalog_refresh_seconds)
         self._attributes = CustomerAttributes(self._storage, self._graph)
-        self._registry = ModelRegistry(settings.models_dir, keep=settings.models_kept)
+        self._registry = ModelRegistry(
+            settings.models_dir, keep=settings.models_kept, forgotten=self._storage.pending_erasures
+        )
         self._registry.refresh()
         self._popularity = Popularity(
             self._storage,
@@ -85,6 +91,18 @@ class Seenext:
             settings.complement_days,
             settings.complement_min_support,
             settings.complement_min_lift,
+        )
+        self._rebuying = Rebuying(
+            self._storage,
+            self._catalog.snapshot,
+            RebuyPolicy(
+                min_buyers=settings.rebuy_min_buyers,
+                min_share=settings.rebuy_min_share,
+                due_quantile=settings.rebuy_due_quantile,
+                rest_share=settings.substitute_rest_share,
+                min_rest_days=settings.durable_min_rest_days,
+                horizon_days=settings.rebuy_horizon_days,
+            ),
         )
         self._recommender = Recommender(
             self._storage,
@@ -100,11 +118,14 @@ class Seenext:
                 email_repeat_days=settings.email_repeat_days,
                 email_retry_minutes=settings.email_retry_minutes,
                 owned_days=settings.owned_complement_days,
+                looked_at_days=settings.looked_at_days,
+                looked_at_half_life_days=settings.looked_at_half_life_days,
             ),
             tuning=foldin.Tuning.from_settings(settings),
             consent_defaults=ConsentDefaults(
                 settings.consent_default_marketing, settings.consent_default_profiling
             ),
+            rebuying=self._rebuying,
         )
         self._reminders = DueReminders(
             self._storage,
@@ -115,6 +136,7 @@ class Seenext:
         )
         self._train_lock = threading.Lock()
         self._stop = threading.Event()
+        self._finish_erasures()  # before anything serves: a Forget a kill interrupted is completed first
 
     def start_background(self) -> None:
         """Follows models trained by other processes sharing the data folder; warms the serving caches;
@@ -149,6 +171,7 @@ class Seenext:
         if model is not None:
             model.items(snapshot)
         self._complements.table(model.version if model is not None else "")
+        self._rebuying.table(model.version if model is not None else "")
         self._popularity.top("")
 
     def close(self) -> None:
@@ -266,8 +289,9 @@ class Seenext:
         check_batch_size(len(events), "events", "event")
         return self._events.track_batch(events)
 
-    def upsert_items(self, items: Sequence[Item]) -> int:
-        return self._catalog.upsert(items)
+    def upsert_items(self, items: Sequence[Item], update_mask: Sequence[str] = ()) -> int:
+        """Inserts or replaces items; with `update_mask`, replaces only the named fields of stored items."""
+        return self._catalog.upsert(items, update_mask)
 
     def get_item(self, item_id: str) -> Item:
         return self._catalog.get(item_id)
@@ -301,8 +325,9 @@ class Seenext:
 
     # -- identity, profile, privacy (docs/identity.md) ---------------------------------------------------
 
-    def identify(self, identifiers: Sequence[Identifier]) -> IdentifyResult:
-        return self._graph.identify(identifiers, time.time())
+    def identify(self, identifiers: Sequence[Identifier], trusted: bool = True) -> IdentifyResult:
+        """`trusted=False` for a channel's call: it may not change a person it does not prove."""
+        return self._graph.identify(identifiers, time.time(), trusted)
 
     def get_profile(
         self, who: Identifier | None, timeline_limit: int = 0, page_token: str = "", offers: int = 5
@@ -318,6 +343,7 @@ class Seenext:
             self._privacy.consents(customer_id),
             timeline_limit,
             page_token,
+            [who] if who is not None else [],
         )
         if offers:
             rec = self.recommend(
@@ -336,16 +362,21 @@ class Seenext:
         return self._privacy.has_consent(customer_id, channel, purpose)
 
     def forget(self, who: Identifier | None) -> ForgetResult:
-        """Erases the customer everywhere (story 7); an identifier nobody has erases nothing."""
+        """Erases the customer everywhere (story 7); an identifier nobody has erases nothing, but still
+        finishes an erasure a kill interrupted (its retry finds no customer left in the store)."""
         customer_id = self._privacy.customer_of(who)
-        if customer_id is None:
+        if customer_id is None and not self._privacy.erasures_pending():
             return ForgetResult("")
+        result = ForgetResult("")
+        ids: list[str] = []
         with self._training_paused():  # a training reading the store now would bring the vectors back
-            self._served.flush()
-            result, ids = self._privacy.erase(customer_id)
-            result.model_versions = erase_from_models(self._registry, ids)
-            self._served.flush()  # a Recommend that was in flight may have logged them after the erase
-            result.recommendations += self._privacy.delete_recommendations(ids)
+            if customer_id is not None:
+                self._served.flush()
+                result, ids = self._privacy.erase(customer_id)  # also records the ids as pending
+            result.model_versions = self._privacy.finish_erasures(self._registry)
+            if ids:
+                self._served.flush()  # a Recommend that was in flight may have logged them after the erase
+                result.recommendations += self._privacy.delete_recommendations(ids)
             self._privacy.checkpoint()
         # The id is not logged: the log must not remember whom it forgot.
         log.info(
@@ -356,9 +387,24 @@ class Seenext:
         )
         return result
 
+    def _finish_erasures(self) -> None:
+        """Completes pending erasures at start-up. Should the disk refuse, the start goes on: the registry
+        keeps the pending ids out of every model it serves, and the next Forget or start retries."""
+        if not self._privacy.erasures_pending():
+            return
+        try:
+            with self._training_paused():
+                versions = self._privacy.finish_erasures(self._registry)
+                self._privacy.checkpoint()
+        except OSError as exc:
+            log.error("an interrupted erasure could not be finished at start (%s); it is retried", exc)
+            return
+        log.info("an interrupted erasure was finished: %d model versions rewritten", versions)
+
     def export(self, who: Identifier | None) -> Iterator[ExportDocument]:
         """Everything held about the customer (right of access); NOT_FOUND for an unknown identifier."""
-        return self._privacy.export(self._privacy.require_customer(who))
+        shown = [who] if who is not None else []
+        return self._privacy.export(self._privacy.require_customer(who), shown)
 
     # -- model ---------------------------------------------------------------------------------------
 
@@ -373,9 +419,18 @@ class Seenext:
                 new_version(),
                 user_attributes=self._attributes.all(),
             )
-            self._registry.publish(artifact)
+            try:
+                self._registry.publish(artifact)
+            except BaseException as exc:
+                serving = self._registry.current
+                if serving is None or serving.version != artifact.version:  # a half-written version
+                    shutil.rmtree(self.settings.models_dir / artifact.version, ignore_errors=True)
+                if isinstance(exc, OSError):  # a full or failing disk: RESOURCE_EXHAUSTED / UNAVAILABLE
+                    raise disk_fault(exc, f"writing model {artifact.version}") from exc
+                raise
             self._popularity.invalidate()
             self._complements.refresh(artifact.version)
+            self._rebuying.refresh(artifact.version)
             log.info("training took %.1fs in all", time.perf_counter() - started)
         return self.model_info()
 
@@ -427,25 +482,68 @@ class Seenext:
     @contextmanager
     def _training_paused(self) -> Iterator[None]:
         """Waits for a training of this process or of another one on this data folder to end, and holds it
-        off."""
-        with self._train_lock, open(self.settings.models_dir / "train.lock", "w") as fh:
+        off; the lock file says an erasure holds it, for a Train refused meanwhile."""
+        lock_path = self.settings.models_dir / "train.lock"
+        with self._train_lock, open(lock_path, "a+", opener=_private) as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
-            yield
+            _note_holder(fh, _ERASING)
+            try:
+                yield
+            finally:
+                _note_holder(fh, "")
 
     @contextmanager
     def _exclusive_training(self) -> Iterator[None]:
-        if not self._train_lock.acquire(blocking=False):
-            raise AlreadyRunning("a training is already running in this server; try again when it ends")
         lock_path = self.settings.models_dir / "train.lock"
+        if not self._train_lock.acquire(blocking=False):
+            raise AlreadyRunning(_busy(lock_path, "in this server"))
         try:
-            with open(lock_path, "w") as fh:
+            with open(lock_path, "a+", opener=_private) as fh:  # "a+": a waiter must not erase the note
                 try:
                     fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    raise AlreadyRunning("a training is already running on this data folder") from None
-                yield
+                    raise AlreadyRunning(_busy(lock_path, "on this data folder")) from None
+                _note_holder(fh, _TRAINING)
+                try:
+                    yield
+                finally:
+                    _note_holder(fh, "")
         finally:
             self._train_lock.release()
+
+
+# Who holds the training lock, written into train.lock by the holder: a Train refused while a Forget
+# erases must say so, not "a training is already running".
+_TRAINING, _ERASING = "training", "erasure"
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
+def _note_holder(fh: TextIO, holder: str) -> None:
+    # Straight to the file, past Python's buffer: a write the disk refused must not come back when the
+    # file is closed, and a full disk must not stop a Forget or a Train for the sake of a message.
+    try:
+        os.ftruncate(fh.fileno(), 0)
+        os.write(fh.fileno(), holder.encode())
+    except OSError:
+        pass
+
+
+def _busy(lock_path: Path, where: str) -> str:
+    try:
+        holder = lock_path.read_text().strip()
+    except OSError:
+        holder = ""
+    if holder == _ERASING:
+        return (
+            f"a customer is being erased (Forget) {where}, and training waits for erasures to finish "
+            "so that it cannot learn from what is being erased; try again in a moment"
+        )
+    if holder == _TRAINING:
+        return f"a training is already running {where}; try again when it ends"
+    return f"a training or an erasure (Forget) holds the model folder {where}; try again in a moment"
 
 
 __all__ = ["ModelInfo", "NotFound", "Seenext"]

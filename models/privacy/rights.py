@@ -7,6 +7,12 @@ applies: marketing is refused and profiling allowed unless SEENEXT_CONSENT_DEFAU
 Forget erases every row that carries the customer's id (or an id merged into them) in every table
 with a `customer_id` column, the customer's identifiers, and their vectors in every kept model
 version; SQLite's secure_delete overwrites the freed bytes and the WAL is checkpointed.
+
+Erasure survives a kill (issue 10): the transaction that deletes the rows also records the ids as a
+pending erasure; the record goes only once no kept model version holds them. Start-up (before a
+server serves) and every Forget, a retry that finds no customer included, finish what is pending, and
+until then the registry drops the pending ids from any version it makes current. The ids of a pending
+erasure never reach the log.
 """
 
 from __future__ import annotations
@@ -18,19 +24,16 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from models.domain import CHANNELS, Identifier
 from models.errors import FailedPrecondition, InvalidArgument, NotFound
 from models.identity.graph import IdentityGraph
-from models.learning.artifact import ModelArtifact
+from models.learning.artifact import DamagedArtifact
 from models.privacy.consent import ALL_CHANNELS, PURPOSES, ConsentDefaults, allows
 from models.serving.registry import ModelRegistry
 from models.storage import Storage
-from models.validation import check_identifier
+from models.validation import check_identifier, quote
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +148,9 @@ class Privacy:
         with self.storage.transaction():
             ids = [customer_id, *self.graph.aliases(customer_id)]
             deleted = self.storage.erase_customer(ids)
+            # In the same transaction: once the rows are gone, the record of what the models still
+            # hold is there too, whatever kills the process next.
+            self.storage.add_pending_erasures(ids, time.time())
         result.events = deleted.pop("events", 0)
         result.identifiers = deleted.pop("identifiers", 0)
         result.consents = deleted.pop("consent", 0)
@@ -154,6 +160,20 @@ class Privacy:
         result.other_rows = {table: n for table, n in deleted.items() if n}
         self.storage.compact()
         return result, ids
+
+    def erasures_pending(self) -> bool:
+        """Whether an erasure still has model versions to rewrite (a Forget a kill interrupted)."""
+        return bool(self.storage.pending_erasures())
+
+    def finish_erasures(self, registry: ModelRegistry) -> int:
+        """Removes every pending id from every kept model version, then drops the record; the number of
+        versions rewritten (or removed as damaged). The caller holds training off."""
+        ids = self.storage.pending_erasures()
+        if not ids:
+            return 0
+        changed = erase_from_models(registry, ids)
+        self.storage.clear_pending_erasures(ids)
+        return changed
 
     def delete_recommendations(self, ids: list[str]) -> int:
         """Served rows the asynchronous log wrote while the customer was being erased."""
@@ -165,8 +185,9 @@ class Privacy:
 
     # -- access -------------------------------------------------------------------------------------
 
-    def export(self, customer_id: str) -> Iterator[ExportDocument]:
-        """Everything held about the customer, one JSON document per row (right of access)."""
+    def export(self, customer_id: str, shown: Sequence[Identifier] = ()) -> Iterator[ExportDocument]:
+        """Everything held about the customer, one JSON document per row (right of access); of e-mail and
+        phone, only the one in `shown` (the identifier asked with) is shown, masked: the rest are hashes."""
         aliases = self.graph.aliases(customer_id)
         yield _doc(
             "customer",
@@ -174,10 +195,11 @@ class Privacy:
                 "customer_id": customer_id,
                 "created_at": _iso(self.storage.customer_created_at(customer_id)),
                 "merged_ids": aliases,
-                "note": "e-mail addresses and phone numbers are held only as keyed hashes, shown masked",
+                "note": "e-mail addresses and phone numbers are held only as keyed hashes: the one asked "
+                "with is shown masked, the others by their kind alone",
             },
         )
-        for ident in self.graph.identifiers(customer_id):
+        for ident in self.graph.identifiers(customer_id, shown):
             yield _doc(
                 "identifier",
                 {
@@ -209,28 +231,35 @@ def check_channel_purpose(channel: str, purpose: str) -> None:
             "channel", f"must be one of {', '.join(CHANNELS)} or unset for every channel, got {channel!r}"
         )
     if purpose not in PURPOSES:
-        raise InvalidArgument("purpose", f"must be one of {', '.join(PURPOSES)}, got {purpose!r}")
+        raise InvalidArgument("purpose", f"must be one of {', '.join(PURPOSES)}, got {quote(purpose)}")
 
 
 def erase_from_models(registry: ModelRegistry, ids: list[str]) -> int:
-    """Removes the customers' rows from every kept model version on disk, then reloads the serving one,
-    so neither this process, a restart nor a rollback ranks with their vectors again."""
-    wanted = np.array(sorted(set(ids)), dtype=str)
+    """Removes the ids' rows from every kept model version on disk (the serving one first, and swapped in
+    at once), so neither this process, another one, a restart nor a rollback ranks with their vectors
+    again. A damaged version cannot be rewritten and may hold them: it is removed. Each rewrite is safe
+    against a kill (ModelArtifact.save); the caller keeps the pending record until this returns."""
+    wanted = set(ids)
+    serving = registry.current.version if registry.current is not None else None
     changed = 0
-    for version in registry.versions():
-        folder: Path = registry.folder / version
-        artifact = ModelArtifact.load(folder)
-        keep = ~np.isin(artifact.user_ids.astype(str), wanted)
-        if keep.all():
+    for version in sorted(registry.versions(), key=lambda v: v != serving):
+        try:
+            artifact = registry.artifact(version)
+        except DamagedArtifact as exc:
+            registry.remove(version)
+            log.warning(
+                "model %s could not be read to erase a customer from it, so it was removed: %s",
+                version,
+                exc.message,
+            )
+            changed += 1
             continue
-        artifact.user_ids = artifact.user_ids[keep]
-        artifact.user_vectors = artifact.user_vectors[keep]
-        artifact.user_biases = artifact.user_biases[keep]
-        artifact.save(folder)
-        changed += 1
-    current = registry.current
-    if changed and current is not None:
-        registry.rollback(current.version)  # re-reads the rewritten artifact and swaps it in
+        if artifact.without_users(wanted):
+            artifact.save(registry.folder / version)
+            changed += 1
+        if version == serving:
+            registry.refresh()  # the rewritten serving version replaces the one in memory now
+    registry.refresh()
     return changed
 
 
