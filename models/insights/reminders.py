@@ -1,6 +1,6 @@
 """Story 4: who is due for a reminder in a date window, and what to offer them.
 
-Two kinds of being due, merged per customer:
+Three kinds of being due, merged per customer:
 
 * **seasonal**: the category is seasonal at these dates — in earlier years (up to `max_years` back,
   the window moved back by whole years and widened by `slack_days`) it sold at least twice the share
@@ -10,6 +10,13 @@ Two kinds of being due, merged per customer:
   last year's season and this one (Valentine's roses and Mothering Sunday tulips are seasons; coffee
   every month is a routine, left to replenishment). Only categories holding repeatable items count
   (flowers recur; a phone bought last February does not make its buyer due for another).
+* **personal occasions** (`anniversary`): the customer's own dates, not the population's — they
+  bought in a category around these dates in two or more earlier years (flowers on 9 December 2024
+  and 10 December 2025), and the category is one customers buy for occasions. Which categories those
+  are is learned from the history: among customers who bought in a category in two or more years, the
+  share whose purchases in different years fall within the slack of the same calendar day must reach
+  MIN_OCCASION_SHARE (flowers, gifts; not shirts bought any time of the year). A one-off purchase is
+  no occasion, nor are two Decembers of an everyday category.
 * **replenishment** (`due_again`): a repeatable item whose interval has elapsed by the window's end —
   the customer's own median gap between purchases of it (two gaps or more), or else the median gap of
   every customer who bought it repeatedly (three gaps or more); either only when the gaps are regular
@@ -49,6 +56,8 @@ MAX_BETWEEN_SEASONS = 2  # purchase days in a category between two seasons befor
 MIN_SEASON_LIFT = 2.0  # how much more of a category's sales its seasons must hold than the calendar gives
 MIN_SEASON_PURCHASES = 3  # purchases in earlier seasons before a category is called seasonal at all
 MAX_INTERVAL_CV = 0.5  # replenishment: gaps between purchases must be this regular (stdev / mean)
+MIN_OCCASION_SHARE = 0.5  # occasions: share of multi-year buyers of a category who buy on the same dates
+MIN_OCCASION_CUSTOMERS = 1  # ... and how many such customers the category needs at least
 
 
 @dataclass
@@ -61,7 +70,7 @@ class Reminder:
 @dataclass(frozen=True)
 class Due:
     customer_id: str
-    kind: str  # "due_again" or "seasonal"
+    kind: str  # "due_again", "seasonal" or "anniversary"
     item_id: str  # due_again: the item; seasonal: the item bought back then
     at: float  # due_again: the last purchase; seasonal: the purchase an earlier year
     category: str = ""
@@ -104,6 +113,7 @@ class DueReminders:
         streams = heapq.merge(
             self._replenishment(start, end, snapshot),
             self._seasonal(start, end, snapshot),
+            self._anniversaries(start, end, snapshot),
             key=lambda d: d.customer_id,
         )
         for customer_id, dues in itertools.groupby(streams, key=lambda d: d.customer_id):
@@ -137,6 +147,29 @@ class DueReminders:
             for category, (item_id, at) in sorted(latest.items(), key=lambda kv: -kv[1][1]):
                 if category not in in_season and len(between.get(category, ())) <= MAX_BETWEEN_SEASONS:
                     yield Due(customer_id, "seasonal", item_id, at, category=category)
+
+    def _anniversaries(self, start: float, end: float, snapshot: CatalogSnapshot) -> Iterator[Due]:
+        """Customers whose own purchases in a category recur around these dates (see the module doc)."""
+        ranges = self._seasons(start, end)
+        occasions = occasion_categories(self.storage.category_purchases(start - self.slack), self.slack)
+        rows = self.storage.purchases_in(ranges)
+        for customer_id, group in itertools.groupby(rows, key=lambda r: r[0]):
+            years: dict[str, set[int]] = {}  # category -> earlier years (1 = last year) bought around now
+            latest: dict[str, tuple[str, float]] = {}
+            for _, item_id, at in group:
+                item = snapshot.items.get(item_id)
+                if item is None or not item.category:
+                    continue
+                back = next((y + 1 for y, (a, b) in enumerate(ranges) if a <= at <= b), 0)
+                years.setdefault(item.category, set()).add(back)
+                latest.setdefault(item.category, (item_id, at))  # rows come newest first
+            due = {c for c, ys in years.items() if len(ys) >= 2 and c in occasions}
+            if not due:
+                continue
+            in_season, _ = self._since_last_season(customer_id, start, end, snapshot)
+            for category in sorted(due - in_season, key=lambda c: -latest[c][1]):
+                item_id, at = latest[category]
+                yield Due(customer_id, "anniversary", item_id, at, category=category)
 
     def _since_last_season(
         self, customer_id: str, start: float, end: float, snapshot: CatalogSnapshot
@@ -251,7 +284,7 @@ class DueReminders:
         # A customer who refused profiling is not ranked by their history here either (as in Recommend).
         profiled = channel_rules.profiling_allowed(state, channel, defaults)
         scores = self._affinity(customer_id if profiled else None, snapshot)
-        for due in (d for d in dues if d.kind == "seasonal"):
+        for due in (d for d in dues if d.kind in ("seasonal", "anniversary")):
             in_category = [
                 i
                 for i, it in snapshot.items.items()
@@ -329,6 +362,32 @@ def seasonal_categories(
         and seasonal >= MIN_SEASON_PURCHASES
         and seasonal / total >= MIN_SEASON_LIFT * expected
     }
+
+
+def occasion_categories(rows: list[tuple[str, str, float]], slack: float) -> set[str]:
+    """Categories customers buy for their own occasions: among customers who bought in the category in
+    two or more calendar years, the share who did so within `slack` of the same calendar day in two
+    different years (rows: (customer, category, time) sorted by customer and category)."""
+    multi_year: dict[str, int] = {}
+    recurring: dict[str, int] = {}
+    for (_, category), group in itertools.groupby(rows, key=lambda r: (r[0], r[1])):
+        days = [dt.datetime.fromtimestamp(at, dt.UTC) for _, _, at in group]
+        if len({d.year for d in days}) < 2:
+            continue
+        multi_year[category] = multi_year.get(category, 0) + 1
+        if any(_same_date(a, b, slack) for a, b in itertools.combinations(days, 2) if a.year != b.year):
+            recurring[category] = recurring.get(category, 0) + 1
+    return {
+        c
+        for c, n in multi_year.items()
+        if recurring.get(c, 0) >= MIN_OCCASION_CUSTOMERS and recurring.get(c, 0) / n >= MIN_OCCASION_SHARE
+    }
+
+
+def _same_date(a: dt.datetime, b: dt.datetime, slack: float) -> bool:
+    """Whether two moments of different years fall on (nearly) the same calendar day."""
+    moved = years_before(b.timestamp(), b.year - a.year)
+    return abs(moved - a.timestamp()) <= slack
 
 
 def years_before(at: float, years: int) -> float:

@@ -110,6 +110,11 @@ class InsightsStorage(ABC):
         """(item, time) of one customer's purchases in [start, end]."""
 
     @abstractmethod
+    def category_purchases(self, until: float) -> list[tuple[str, str, float]]:
+        """(customer, category, time) of every purchase of a catalogued item up to a time, by customer,
+        category, time (what personal occasions are learned from)."""
+
+    @abstractmethod
     def repeatable_purchases(self, until: float) -> list[tuple[str, str, float]]:
         """(customer, item, time) of purchases of repeatable items up to a time, by customer, item, time."""
 

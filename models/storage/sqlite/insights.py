@@ -156,6 +156,16 @@ class SqliteInsights(SqliteBase):
         )
         return [(i, float(t)) for i, t in rows]
 
+    def category_purchases(self, until: float) -> list[tuple[str, str, float]]:
+        rows = self._read().execute(
+            "SELECT e.customer_id, i.category, e.occurred_at FROM events e"
+            " JOIN items i ON i.item_id = e.item_id"
+            " WHERE e.type = 'PURCHASE' AND e.occurred_at <= ? AND i.category != ''"
+            " ORDER BY e.customer_id, i.category, e.occurred_at",
+            (until,),
+        )
+        return [(c, cat, float(t)) for c, cat, t in rows]
+
     def repeatable_purchases(self, until: float) -> list[tuple[str, str, float]]:
         rows = self._read().execute(
             "SELECT e.customer_id, e.item_id, e.occurred_at FROM events e"
