@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
+import ssl
 from collections.abc import Sequence
 from concurrent import futures
 
@@ -95,13 +98,19 @@ def create_server(
     keys = auth.from_settings(settings)  # before anything starts: a bad keys file stops here
     credentials = _tls(settings)
     one_blas_thread()
+    own_service = service is None
     service = service or Seenext(settings)
     checks: list[Interceptor] = [auth.AuthInterceptor(keys)] if keys is not None else []
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
         interceptors=[*checks, ErrorInterceptor(), *interceptors],
-        # Several processes may share the port (seenext serve --processes N).
-        options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 64 * 1024 * 1024)],
+        options=[
+            # Only the processes of one `seenext serve --processes N` share the port (the parent checked
+            # it was free); any other server on a busy port fails to start instead of taking a share
+            # of another server's connections.
+            ("grpc.so_reuseport", 1 if settings.child else 0),
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+        ],
     )
     events_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(service), server)
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(service), server)
@@ -123,9 +132,19 @@ def create_server(
     )
 
     address = f"{settings.host}:{settings.port}"
-    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    try:
+        if credentials:
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError:  # grpc says only "Failed to bind to address"
+        port = 0
     if port == 0:
-        raise OSError(f"cannot bind {settings.host}:{settings.port}")
+        problem = port_problem(settings.host, settings.port) or "grpc could not bind it (see the log above)"
+        server.stop(None)
+        if own_service:
+            service.close()
+        raise OSError(f"cannot listen on {address}: {problem}")
     server.start()
     service.start_background()  # warms the caches: 2-5 s on a 20k-item, 1M-event store
     for name in ["", *SERVICE_NAMES]:
@@ -134,11 +153,65 @@ def create_server(
     return Running(server, port, service, health_servicer, keys)
 
 
+def port_problem(host: str, port: int) -> str | None:
+    """Why an address cannot be listened on (None: it can), found by binding it as grpc does
+    (SO_REUSEADDR, no SO_REUSEPORT): a port in use says so, instead of grpc's "Failed to bind to
+    address"."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"the host name {host!r} does not resolve ({exc.strerror}); set SEENEXT_HOST / --host"
+    for family, kind, proto, _, sockaddr in infos:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(sockaddr)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"port {port} is already in use (another seenext server or another program listens "
+                    "on it); stop it or choose another SEENEXT_PORT / --port. Only the processes of one "
+                    "`seenext serve --processes N` share a port"
+                )
+            return f"{exc.strerror or exc} (SEENEXT_HOST / --host must be an address of this machine)"
+    return None
+
+
 def _tls(settings: Settings) -> grpc.ServerCredentials | None:
-    """TLS from a PEM chain and key (SEENEXT_TLS_CERT_FILE, SEENEXT_TLS_KEY_FILE): both or neither."""
+    """TLS from a PEM chain and key (SEENEXT_TLS_CERT_FILE, SEENEXT_TLS_KEY_FILE): both or neither.
+
+    The pair is checked here, so a swapped, unreadable or mismatched pair names the files and what is
+    wrong instead of grpc's "Failed to bind to address"."""
     if not settings.tls_cert_file and not settings.tls_key_file:
         return None
     if not (settings.tls_cert_file and settings.tls_key_file):
         raise ValueError("TLS needs both SEENEXT_TLS_CERT_FILE and SEENEXT_TLS_KEY_FILE")
-    with open(settings.tls_cert_file, "rb") as cert, open(settings.tls_key_file, "rb") as key:
-        return grpc.ssl_server_credentials([(key.read(), cert.read())])
+    cert_file, key_file = settings.tls_cert_file, settings.tls_key_file
+    files = f"SEENEXT_TLS_CERT_FILE={cert_file}, SEENEXT_TLS_KEY_FILE={key_file}"
+    try:
+        with open(cert_file, "rb") as cert, open(key_file, "rb") as key:
+            chain, private_key = cert.read(), key.read()
+    except OSError as exc:
+        raise ValueError(f"TLS: cannot read {exc.filename}: {exc.strerror} ({files})") from None
+    if b"PRIVATE KEY-----" in chain and b"-----BEGIN CERTIFICATE-----" in private_key:
+        raise ValueError(
+            f"TLS: the certificate and key files look swapped: {cert_file} holds a private key and "
+            f"{key_file} a certificate ({files})"
+        )
+    if b"-----BEGIN CERTIFICATE-----" not in chain:
+        raise ValueError(f"TLS: {cert_file} holds no PEM certificate ({files})")
+    if b"PRIVATE KEY-----" not in private_key:
+        raise ValueError(f"TLS: {key_file} holds no PEM private key ({files})")
+    try:  # the same check grpc makes when it binds, with a reason
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file, password=_no_password)
+    except (ssl.SSLError, ValueError) as exc:
+        reason = "the key does not match the certificate" if "MISMATCH" in str(exc).upper() else str(exc)
+        raise ValueError(
+            f"TLS: {cert_file} and {key_file} are not a usable certificate chain and private key: "
+            f"{reason} (an encrypted key is not supported) ({files})"
+        ) from None
+    return grpc.ssl_server_credentials([(private_key, chain)])
+
+
+def _no_password() -> str:
+    return ""  # an encrypted key fails instead of OpenSSL prompting on the terminal

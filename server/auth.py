@@ -18,6 +18,8 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,12 @@ SCOPES: dict[str, str] = {
     "status": "ModelService: GetModelStatus, ListModels",
     "train": "ModelService: Train, RollbackModel",
 }
+# Scopes that already show a customer's identifiers (GetProfile, Export): a key holding one may see them
+# in Identify's reply too and link any customer (the call centre checks who is on the line, the CRM and
+# the operator are trusted). A key with "identify" alone is a channel's (web shop, till): Identify
+# answers it the customer id only and links nothing to a person the call does not prove
+# (docs/identity.md, "What a caller may learn and link").
+IDENTITY_SCOPES = frozenset({"profile", "export", "*"})
 # The scope of each service's RPCs, then the RPCs that need another one. An RPC added to a service
 # later needs that service's scope; an RPC of a service not listed here needs "*".
 _SERVICE_SCOPES = {
@@ -94,6 +102,28 @@ class ApiKey:
     name: str
     scopes: frozenset[str]
 
+    @property
+    def manages_identities(self) -> bool:
+        """Whether Identify shows this key a customer's identifiers and lets it link any customer."""
+        return bool(self.scopes & IDENTITY_SCOPES)
+
+
+# The key of the call being served, set by the interceptor around the servicer: for the answers that
+# depend on who asks (Identify). Left unset when the server checks no keys (SEENEXT_AUTH=0).
+_CALLER: ContextVar[ApiKey | None] = ContextVar("seenext_api_key", default=None)
+
+
+def current_key() -> ApiKey | None:
+    """The API key of the call this thread serves; None when the server checks no keys."""
+    return _CALLER.get()
+
+
+def manages_identities() -> bool:
+    """Whether the caller being served may see and link any customer's identifiers (IDENTITY_SCOPES).
+    Without key checking (SEENEXT_AUTH=0, development) every caller may do everything, this included."""
+    key = current_key()
+    return key is None or key.manages_identities
+
 
 class ApiKeys:
     """The keys of a keys file, indexed by a hash of the secret (compared in constant time)."""
@@ -112,6 +142,12 @@ class ApiKeys:
         if found is None or not hmac.compare_digest(found[0].encode(), secret.encode()):
             return None
         return found[1]
+
+    def caller(self, metadata: Any) -> ApiKey | None:
+        """The key a call's metadata names, if it is one of ours."""
+        header = next((v for k, v in metadata or () if k == "authorization"), None)
+        scheme, _, secret = str(header or "").strip().partition(" ")
+        return self.find(secret.strip()) if scheme.lower() == "bearer" and secret.strip() else None
 
     def check(self, method: str, metadata: Any) -> tuple[grpc.StatusCode, str] | None:
         """None if the call may go ahead, else the status and a message saying what to do."""
@@ -139,12 +175,7 @@ class ApiKeys:
 
 def load_keys(path: Path) -> ApiKeys:
     """Reads and checks a keys file; a mistake in it stops the start with the entry and field at fault."""
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"keys file {path} does not exist (SEENEXT_KEYS_FILE)") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"keys file {path} is not JSON: {exc}") from None
+    doc = _read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
         raise ValueError(
             f'keys file {path}: expected {{"keys": [{{"name": ..., "key": ..., "scopes": [...]}}]}}'
@@ -174,6 +205,23 @@ def load_keys(path: Path) -> ApiKeys:
     if not entries:
         raise ValueError(f"keys file {path} holds no keys: nobody could call the server")
     return ApiKeys(entries, path)
+
+
+def _read_json(path: Path) -> Any:
+    """The keys file's JSON; every way of not being one names the file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"keys file {path} does not exist (SEENEXT_KEYS_FILE)") from None
+    except UnicodeDecodeError as exc:  # a binary file: the bare decode error would not name it
+        raise ValueError(
+            f"keys file {path} is not text: byte 0x{exc.object[exc.start]:02x} at offset {exc.start} is not "
+            'UTF-8; expected JSON {"keys": [...]} (SEENEXT_KEYS_FILE)'
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"keys file {path} is not JSON: {exc}") from None
+    except OSError as exc:  # a folder, or a file this user may not read
+        raise ValueError(f"keys file {path} cannot be read: {exc.strerror} (SEENEXT_KEYS_FILE)") from None
 
 
 def write_dev_keys(path: Path) -> None:
@@ -261,8 +309,42 @@ class AuthInterceptor(Interceptor):
             return None
         refused = self.keys.check(details.method, details.invocation_metadata)
         if refused is None:
-            return handler
+            return _serving_as(handler, self.keys.caller(details.invocation_metadata))
         return _refusing(handler, *refused)
+
+
+def _serving_as(handler: Handler, key: ApiKey | None) -> Handler:
+    """The handler with `current_key()` answering `key` while its servicer runs (and, for a streamed
+    reply, while the reply is produced: gRPC iterates it on the same thread)."""
+
+    def unary(inner: Any) -> Any:
+        def run(request: Any, context: grpc.ServicerContext) -> Any:
+            token = _CALLER.set(key)
+            try:
+                return inner(request, context)
+            finally:
+                _CALLER.reset(token)
+
+        return run
+
+    def streamed(inner: Any) -> Any:
+        def run(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            token = _CALLER.set(key)
+            try:
+                yield from inner(request, context)
+            finally:
+                _CALLER.reset(token)
+
+        return run
+
+    args = (handler.request_deserializer, handler.response_serializer)
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), *args)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(streamed(handler.unary_stream), *args)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), *args)
+    return grpc.stream_stream_rpc_method_handler(streamed(handler.stream_stream), *args)
 
 
 def _refusing(handler: Handler, code: grpc.StatusCode, message: str) -> Handler:

@@ -38,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # What seenext writes (the database, models, keys, evaluation output) is its user's alone: 0600 files and
+    # 0700 folders, whatever the shell's umask.
+    os.umask(os.umask(0o077) | 0o077)
     try:
         return int(args.run(settings, args) or 0)
     except SeenextError as exc:  # e.g. the PII key file does not fit the database
@@ -90,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.port and not settings.child:  # a busy port stops the start now, not after the demo
+        _check_port(settings)
     if settings.demo:
         prepare_demo(settings)
     if settings.processes > 1:
@@ -123,7 +128,7 @@ def _serve_many(settings: Settings) -> int:
     try:  # the API keys, PII key and schema every child uses: made (if need be) and checked once, first
         header, text = auth_banner(from_settings(settings), settings)
         Seenext(settings).close()
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         raise SystemExit(f"seenext: cannot start: {exc}") from None
     env = dict(
         os.environ,
@@ -151,6 +156,19 @@ def _serve_many(settings: Settings) -> int:
     signal.signal(signal.SIGINT, forward)
     codes = [child.wait() for child in children]
     return max(codes)
+
+
+def _check_port(settings: Settings) -> None:
+    """Stops the start if the port is taken. The children of `--processes N` share their port among
+    themselves (SO_REUSEPORT) and with nobody else: a port another server listens on is refused here
+    rather than shared with it."""
+    from server.app import port_problem
+
+    problem = port_problem(settings.host, settings.port)
+    if problem is not None:
+        raise SystemExit(
+            f"seenext: cannot start: cannot listen on {settings.host}:{settings.port}: {problem}"
+        )
 
 
 def _seed_demo(service: Seenext, settings: Settings) -> dict[str, int]:

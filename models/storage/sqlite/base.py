@@ -15,17 +15,23 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from models.storage.sqlite import migrations
-from models.storage.sqlite.connection import Connections
+from models.storage.sqlite.connection import Connections, storage_fault
 
 
 class SqliteBase:
     def __init__(self, path: Path, sync_full: bool = True) -> None:
         self._local = threading.local()
-        self.connections = Connections(path, sync_full, on_connect=self._trace_into)
-        self.path = path
-        migrations.migrate(self.connections.writer)
-        # Freed pages and cells are overwritten with zeros, so erased data does not linger in the file.
-        self.connections.writer.execute("PRAGMA secure_delete=ON")
+        try:  # a full or failing disk at start says so, like a failed write later (connection.py)
+            self.connections = Connections(path, sync_full, on_connect=self._trace_into)
+            self.path = path
+            migrations.migrate(self.connections.writer)
+            # Freed pages and cells are overwritten with zeros, so erased data does not linger in the file.
+            self.connections.writer.execute("PRAGMA secure_delete=ON")
+        except sqlite3.Error as exc:
+            fault = storage_fault(exc, path)
+            if fault is None:
+                raise
+            raise fault from exc
 
     # -- connections and transactions ------------------------------------------------------------
 
