@@ -8,6 +8,10 @@ Rules (one place, so reports and tests agree):
   latest recommendation served before it, within the window, whose items include the purchased
   item (a mailed offer bought at the till three days later) — last touch.
 - Each event is attributed at most once. Revenue is price x quantity.
+- Only what reached the customer counts: an e-mail recommendation (RecommendBatch answers a campaign
+  list; the e-mail system may send only some, or run the list twice) counts once an event quotes its
+  recommendation_id (EMAIL_SENT, EMAIL_OPEN, EMAIL_CLICK, IMPRESSION or CLICK). A recommendation of
+  another channel was asked for to be shown at once, so it counts as served.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from models.domain import DAY
 from models.storage import Storage
 
 ATTRIBUTABLE = ("IMPRESSION", "CLICK", "ADD_TO_CART", "PURCHASE")
+DELIVERED = ("EMAIL_SENT", "EMAIL_OPEN", "EMAIL_CLICK", "IMPRESSION", "CLICK")  # proof a mail went out
+SENT_ONLY_WHEN_PROVEN = frozenset({"EMAIL"})  # channels whose recommendations count once delivered
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +66,14 @@ def attribute(
     served = served_in(storage, start, end)
     if not served:
         return served, []
-    events = storage.events_between(ATTRIBUTABLE, start, end + window)
+    events = storage.events_between(sorted({*ATTRIBUTABLE, *DELIVERED}), start, end + window)
+    delivered = {e.recommendation_id for e in events if e.type in DELIVERED and e.recommendation_id}
+    served = {
+        rid: rec
+        for rid, rec in served.items()
+        if rec.channel not in SENT_ONLY_WHEN_PROVEN or rid in delivered
+    }
+    events = [e for e in events if e.type in ATTRIBUTABLE]
     # Each customer's recommendations by time, for the cross-channel rule.
     by_customer: dict[str, list[ServedRecommendation]] = {}
     for rec in sorted(served.values(), key=lambda r: r.served_at):

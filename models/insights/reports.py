@@ -67,6 +67,7 @@ class ChannelReport:
     attribution_days: int
     rows: list[ArmStats]
     uplift: list[Uplift]
+    warnings: list[str] = field(default_factory=list)  # what makes the figures less than comparable
 
 
 def period(start: float | None, end: float | None, now: float | None = None) -> tuple[float, float]:
@@ -131,7 +132,22 @@ def channel_report(
             u = uplift(np.array(list(p.values())), np.array(list(h.values())), resamples, seed)
             if u is not None:
                 uplifts.append(Uplift(channel, *u))
-    return ChannelReport(start, end, days, rows, uplifts)
+    return ChannelReport(start, end, days, rows, uplifts, _holdout_warnings(units))
+
+
+def _holdout_warnings(units: dict[tuple[str, str], dict[str, list[int]]]) -> list[str]:
+    """The arms come from a stable hash of the customer and the hold-out share, so a customer served in
+    both arms of a channel means the share changed within the period: the arms then hold unlike groups."""
+    warnings = []
+    for channel in sorted({c for c, _ in units}):
+        both = set(units.get((channel, "personalised"), {})) & set(units.get((channel, "holdout"), {}))
+        both.discard("")
+        if both:
+            warnings.append(
+                f"{channel}: {len(both)} customers were served in both arms, so the hold-out share changed "
+                "within the period; compare periods with one share only"
+            )
+    return warnings
 
 
 def uplift(

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from models.domain import DAY
 from models.service import Seenext
-from models.settings import Settings, _parse
+from models.settings import Settings, _parse, variable
 
 
 def add_commands(
@@ -24,7 +24,7 @@ def add_commands(
     common: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     p = sub.add_parser(
-        "import", help="import a dataset into the store (hm, movielens, csv) with a progress bar"
+        "import", help="import a dataset into the store (hm, movielens, taobao, csv) with a progress bar"
     )
     kinds = p.add_subparsers(dest="kind", required=True)
 
@@ -39,6 +39,13 @@ def add_commands(
     k.add_argument("folder", type=Path)
     k.add_argument("--ratings", default="u.data", help="ratings file in the folder (default u.data)")
     k.add_argument("--max-rows", type=int, help="only the first N ratings (a slice)")
+
+    k = kinds.add_parser(
+        "taobao",
+        help="Taobao UserBehavior clickstream: user,item,category,behavior,timestamp rows (.csv[.gz])",
+    )
+    k.add_argument("file", type=Path)
+    k.add_argument("--max-rows", type=int, help="only the first N rows (a slice)")
 
     k = kinds.add_parser("csv", help="a retailer's own export (format: docs/import.md)")
     k.add_argument("events", type=Path, help="events CSV (.csv or .csv.gz)")
@@ -75,7 +82,12 @@ def add_commands(
         "--truth-types", default="PURCHASE", help="event types to find after the cut (default PURCHASE)"
     )
     p.add_argument("--recent-days", type=float, default=7.0, help="window of popularity_recent (default 7)")
-    p.add_argument("--methods", help="comma-separated subset of: " + ", ".join(_methods()))
+    p.add_argument(
+        "--methods",
+        help="comma-separated subset of: "
+        + ", ".join(_methods())
+        + " (with --front-door: its own list, docs/evaluation.md)",
+    )
     p.add_argument("--channel", default="WEB", help="channel the pipeline is asked for (default WEB)")
     p.add_argument(
         "--placement",
@@ -98,6 +110,37 @@ def add_commands(
         default=[],
         metavar="NAME=VALUE",
         help="override a setting for this run, e.g. --set recency_half_life_days=30 (repeatable)",
+    )
+    door = p.add_argument_group(
+        "front door",
+        "drive a running server through the public API only, with the dataset as a retailer would send"
+        " it (no repeatable or active flags): docs/evaluation.md",
+    )
+    door.add_argument(
+        "--front-door",
+        action="store_true",
+        help="evaluate through UpsertItems, TrackBatch, Train and Recommend instead of in process",
+    )
+    door.add_argument("--dataset", choices=("hm", "movielens", "taobao"), help="the dataset's importer")
+    door.add_argument("--source", type=Path, help="the dataset's folder (hm, movielens) or file (taobao)")
+    door.add_argument(
+        "--target",
+        help="host:port of a running server (best empty); default: start an empty one on a free port",
+    )
+    door.add_argument("--api-key", help="key for --target with the scopes catalog, track, train, recommend")
+    door.add_argument("--customers", type=int, help="evaluate this many customers drawn at random (seeded)")
+    door.add_argument(
+        "--no-shift",
+        action="store_true",
+        help="send the original dates (default: moved by whole days so the history ends today)",
+    )
+    door.add_argument(
+        "--metric", default="map", help="metric of the paired differences in the table (default map)"
+    )
+    door.add_argument(
+        "--flag-repeatable",
+        action="store_true",
+        help="send repeatable=true on every item: a reference run, not a retailer's catalogue",
     )
     p.set_defaults(run=cmd_evaluate)
 
@@ -185,6 +228,8 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
                     f"(conversions per recommendation {u.personalised_rate:.3f} "
                     f"vs hold-out {u.holdout_rate:.3f})"
                 )
+            for warning in report.warnings:
+                print(f"warning: {warning}")
         else:
             funnels = service.funnel_report(start, end)
             if args.json:
@@ -262,6 +307,10 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
             summary = import_movielens(
                 args.folder, target, ratings_file=args.ratings, max_rows=args.max_rows, progress=bar
             )
+        elif args.kind == "taobao":
+            from models.importers.taobao import import_taobao
+
+            summary = import_taobao(args.file, target, max_rows=args.max_rows, progress=bar)
         else:
             from models.importers.generic_csv import import_csv
 
@@ -330,6 +379,14 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
     from models.evaluation import output, pipeline, protocol
 
     settings = _with_overrides(settings, args.set)
+    if args.front_door:
+        from server.cli.frontdoor import cmd_front_door
+
+        overrides = {}
+        for pair in args.set:
+            name, _, raw = pair.partition("=")
+            overrides[variable(name.strip().lower().removeprefix("seenext_"))] = raw.strip()
+        return cmd_front_door(settings, args, overrides)
     known = pipeline.METHODS + pipeline.STALE_METHODS
     methods = tuple(m.strip() for m in args.methods.split(",")) if args.methods else pipeline.METHODS
     if args.stale_days > 0 and not args.methods:

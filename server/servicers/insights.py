@@ -96,6 +96,7 @@ def channel_report_msg(r: reports.ChannelReport) -> insights_pb2.ChannelReportRe
         period_start=convert.timestamp(r.period_start),
         period_end=convert.timestamp(r.period_end),
         attribution_days=r.attribution_days,
+        warnings=r.warnings,
     )
 
 

@@ -113,3 +113,52 @@ def test_bad_attribution_window_names_the_field(service: Seenext, days: int) -> 
         service.channel_report(T - DAY, T, attribution_days=days)
     with pytest.raises(InvalidArgument, match="period_end"):
         service.channel_report(T, T - DAY)
+
+
+def test_an_email_list_counts_only_what_was_sent(service: Seenext) -> None:
+    """Issue 9 point 10: two campaign runs answered the list twice; only the mails sent (an EMAIL_SENT
+    quoting the recommendation) count, so the run nobody sent no longer dilutes the rate."""
+    with world.storage_of(service) as storage:
+        storage.record_served(
+            [
+                Served(
+                    "run1-c1", "c1", "EMAIL", "newsletter", ["a"], "personalised", "v1", "personalised", T
+                ),
+                Served(
+                    "run2-c1",
+                    "c1",
+                    "EMAIL",
+                    "newsletter",
+                    ["a"],
+                    "personalised",
+                    "v1",
+                    "personalised",
+                    T + 60,
+                ),
+                Served("web-c2", "c2", "WEB", "home", ["b"], "personalised", "v1", "personalised", T),
+            ]
+        )
+    service.track_batch(
+        [
+            ev("sent", "c1", "EMAIL", "EMAIL_SENT", "", T + 120, "run2-c1"),
+            ev("buy", "c1", "WEB", "PURCHASE", "a", T + DAY, price=5.0),
+        ]
+    )
+    report = service.channel_report(T - DAY, T + 2 * DAY, attribution_days=7)
+    rows = {(r.channel, r.arm): r for r in report.rows}
+    assert rows[("EMAIL", "personalised")].recommendations == 1  # run 1 was never sent
+    assert rows[("EMAIL", "personalised")].conversions == 1
+    assert rows[("WEB", "personalised")].recommendations == 1  # shown on the page: served is shown
+    assert report.warnings == []
+
+
+def test_a_hold_out_share_changed_within_the_period_is_reported(service: Seenext) -> None:
+    with world.storage_of(service) as storage:
+        storage.record_served(
+            [
+                Served("p", "c1", "WEB", "home", ["a"], "personalised", "v1", "personalised", T),
+                Served("h", "c1", "WEB", "home", ["a"], "holdout_popular", "v1", "holdout", T + DAY),
+            ]
+        )
+    report = service.channel_report(T - DAY, T + 2 * DAY, attribution_days=7)
+    assert report.warnings and report.warnings[0].startswith("WEB: 1 customers were served in both arms")
