@@ -11,6 +11,11 @@ Over-merging guard (docs/identity.md): a customer holds at most one CUSTOMER_ID,
 are never joined automatically; devices and payment-card tokens are weak evidence — they attach
 anonymous history to a person but never join two persons; a device seen with a second person is
 marked shared and from then on links and recognises no one.
+
+Channel callers (docs/identity.md, "What a caller may learn and link"): `identify(..., trusted=False)`
+may look a customer up and add to what the call itself proves — the account of a CUSTOMER_ID on the
+call, identifiers nobody holds, anonymous histories — but never changes another person: typing
+someone's e-mail beside your device must not make the device theirs.
 """
 
 from __future__ import annotations
@@ -19,11 +24,11 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from models.domain import Identifier
-from models.errors import FailedPrecondition
+from models.errors import FailedPrecondition, InvalidArgument
 from models.identity import pii
 from models.settings import Settings
 from models.storage import Storage
@@ -44,7 +49,8 @@ _NODE_CACHE = 200_000
 
 
 class Node(NamedTuple):
-    """An identifier as stored: `key` is the hash for e-mail and phone, the normalised value otherwise."""
+    """An identifier as stored: `key` is the hash for e-mail and phone, the normalised value otherwise;
+    `display` is what a response may show of it from storage: empty for e-mail and phone."""
 
     kind: str
     key: str
@@ -88,8 +94,8 @@ class IdentityGraph:
         if cached is not None:
             return cached
         value = pii.normalise(ident.kind, ident.value, f"{field}.value", self.country_code)
-        if ident.kind in pii.HASHED_KINDS:
-            node = Node(ident.kind, self.key.digest(ident.kind, value), pii.mask(ident.kind, value))
+        if ident.kind in pii.HASHED_KINDS:  # nothing readable is stored: masks are made at read time
+            node = Node(ident.kind, self.key.digest(ident.kind, value), "")
         else:
             node = Node(ident.kind, value, value)
         if len(self._nodes) >= _NODE_CACHE:
@@ -125,9 +131,29 @@ class IdentityGraph:
         row = self.storage.identifier_row(node.kind, node.key)
         return row is not None and row.shared
 
-    def identifiers(self, customer_id: str) -> list[IdentifierView]:
-        """The customer's identifiers as callers may see them (e-mail and phone masked), oldest first."""
-        return self.storage.identifier_views(customer_id)
+    def identifiers(self, customer_id: str, shown: Sequence[Identifier] = ()) -> list[IdentifierView]:
+        """The customer's identifiers as a caller may see them, oldest first.
+
+        E-mail and phone are held as hashes only, so the one a caller sent (`shown`: the identifier it
+        looked the customer up with) is shown masked from the value it sent ("a***@example.com"), and
+        every other one as its kind alone (empty value). Other kinds show their stored value.
+        """
+        masks: dict[tuple[str, str], str] = {}
+        for ident in shown:
+            if ident.kind in pii.HASHED_KINDS:
+                try:
+                    value = pii.normalise(ident.kind, ident.value, "who.value", self.country_code)
+                except InvalidArgument:
+                    continue  # not an identifier of theirs, then
+                masks[(ident.kind, self.key.digest(ident.kind, value))] = pii.mask(ident.kind, value)
+        return [
+            replace(
+                v,
+                display=masks.get((v.kind, v.key), "") if v.kind in pii.HASHED_KINDS else v.display,
+                key="",  # the hash stays in the graph
+            )
+            for v in self.storage.identifier_views(customer_id)
+        ]
 
     def aliases(self, customer_id: str) -> list[str]:
         """Ids merged into this customer, oldest merge first."""
@@ -137,18 +163,31 @@ class IdentityGraph:
         """A resolver for one write transaction: use it inside `with storage.transaction():`."""
         return Resolver(self.storage, now, strict, self.device_link_limit)
 
-    def identify(self, idents: Sequence[Identifier], now: float) -> IdentifyResult:
+    def identify(self, idents: Sequence[Identifier], now: float, trusted: bool = True) -> IdentifyResult:
         """Links the identifiers into one customer (IdentityService.Identify).
 
         Unlike an event, a call that would join two accounts fails (FAILED_PRECONDITION) and changes nothing.
+        A caller that is not `trusted` (a channel: web shop, till) may not change a person the call does
+        not prove (FAILED_PRECONDITION, nothing changed): see `Resolver.unproven_person`.
         """
         check_batch_size(len(idents), "identifiers", "identifier", MAX_IDENTIFY)
         for n, ident in enumerate(idents):
             check_identifier(ident, f"identifiers[{n}]")
         nodes = self.nodes(idents, "identifiers")
         with self.storage.transaction():
-            res = self.resolver(now, strict=True).resolve(nodes)
-            views = self.identifiers(res.customer_id)
+            resolver = self.resolver(now, strict=True)
+            if not trusted:
+                stranger = resolver.unproven_person(nodes)
+                if stranger is not None:
+                    n = next(i for i, ident in enumerate(idents) if self.node(ident) == stranger)
+                    raise FailedPrecondition(
+                        f"identifiers[{n}]: this {stranger.kind} belongs to an existing customer, and the "
+                        "call would link other identifiers to them; a channel's key links identifiers to an "
+                        "existing customer only with that customer's CUSTOMER_ID (a login) on the same call. "
+                        "Nothing was linked"
+                    )
+            res = resolver.resolve(nodes)
+            views = self.identifiers(res.customer_id, idents)
         for conflict in res.conflicts:
             log.warning("identify: %s", conflict)
         return IdentifyResult(res.customer_id, views, res.created, res.merged)
@@ -246,6 +285,29 @@ class Resolver:
             born = created if created is not None else self.now
             info = self._info[customer_id] = _Info(account, frozenset(kinds), born)
         return info
+
+    def unproven_person(self, nodes: Sequence[Node]) -> Node | None:
+        """For a channel's call: the first identifier that reaches an existing person the call would
+        change (give identifiers or merge) without proving them, or None if the call may go ahead.
+
+        A call proves the customer of the CUSTOMER_ID it carries (a login the channel checked). It may
+        also create customers and join anonymous histories (device only). A pure look-up (every
+        identifier already on one customer) changes nothing and is always allowed. Reads only.
+        """
+        seen = self._classify(tuple(nodes))
+        if not seen.new and len(seen.known) <= 1:
+            return None  # a look-up, or only shared devices: nobody's identifiers change
+        login = next((n for n in nodes if n.kind == "CUSTOMER_ID"), None)
+        login_row = self._row(login) if login is not None else None
+        proven = self.find(login_row.owner) if login_row is not None and not login_row.shared else None
+        for n in nodes:
+            row = self._row(n)
+            if row is None or row.shared:
+                continue
+            owner = self.find(row.owner)
+            if owner != proven and self._about(owner).person:
+                return n
+        return None
 
     # -- resolving ----------------------------------------------------------------------------------
 

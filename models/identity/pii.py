@@ -3,7 +3,13 @@
 E-mail addresses and phone numbers are normalised (so "Alice@Example.com " and "alice@example.com"
 are one identifier) and stored only as HMAC-SHA256 under a per-installation secret that lives in a
 file outside the database: a copy of `seenext.db` alone cannot be turned back into addresses, not
-even by hashing a list of candidates. Responses show a masked form ("a***@example.com").
+even by hashing a list of candidates. Nothing readable of them is stored either: a response shows the
+masked form ("a***@example.com") only of an address or number the caller sent, derived from what it
+sent (`mask`), and any other as its kind alone.
+
+Every value is checked before it can become a node: one that normalises to nothing or to punctuation
+alone ("-", " - ", "--") would make strangers one customer, and control or formatting characters (a
+NUL, a right-to-left override) make one value look like another, so both are refused, naming the field.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import os
 import re
 import secrets
 import stat
+import unicodedata
 from pathlib import Path
 
 from models.errors import FailedPrecondition, InvalidArgument
@@ -29,6 +36,12 @@ _CHECK = b"seenext pii key check v1"
 _FINGERPRINT = "pii_key_fingerprint"
 _PHONE_SEPARATORS = re.compile(r"[\s\-./()]")
 _DIGITS = re.compile(r"[0-9]+")
+# Unicode categories refused in any identifier: control (Cc: NUL, ESC, ...), format (Cf: bidi overrides,
+# zero-width joiners), surrogates (Cs), line and paragraph separators (Zl, Zp).
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_EMAIL_LOCAL_REFUSED = frozenset('"(),:;<>[\\]')
+# A domain label: letters (any script) or digits, hyphens inside, at most 63 characters.
+_DOMAIN_LABEL = re.compile(r"(?=.{1,63}$)[^\W_](?:[\w-]*[^\W_])?")
 
 
 class PiiKey:
@@ -111,22 +124,63 @@ def _read_key_file(path: Path) -> bytes:
 
 def normalise(kind: str, value: str, field: str, country_code: str = "") -> str:
     """The canonical form of an identifier value; InvalidArgument (value masked) if it cannot be one."""
+    text = value.strip()
+    check_characters(text, field)
     if kind == "EMAIL":
-        return normalise_email(value, field)
+        return normalise_email(text, field)
     if kind == "PHONE":
-        return normalise_phone(value, field, country_code)
+        return normalise_phone(text, field, country_code)
     if kind == "LOYALTY_CARD":  # printed "6335 0000 1234-5" and scanned "63350000123455" are one card
-        return re.sub(r"[\s\-]", "", value).upper()
-    return value.strip()
+        text = re.sub(r"[\s\-]", "", text).upper()
+    if not any(c.isalnum() for c in text):
+        # "-", " - " and "--" would all be one (empty) card: every stranger sending one would merge.
+        shown = value if len(value) <= 20 else value[:20] + "..."
+        raise InvalidArgument(field, f"has no letter or digit, only spaces or punctuation (got {shown!r})")
+    return text
+
+
+def check_characters(text: str, field: str) -> None:
+    """Refuses control, formatting and line-separator characters anywhere in a value (after trimming):
+    a NUL or a right-to-left override (U+202E) makes two different values look alike in a log or a form."""
+    for n, c in enumerate(text):
+        if unicodedata.category(c) in _REFUSED_CATEGORIES:
+            raise InvalidArgument(
+                field,
+                f"holds a control or formatting character (U+{ord(c):04X}, {unicodedata.category(c)}) "
+                f"at position {n}; identifiers are printable text",
+            )
 
 
 def normalise_email(value: str, field: str) -> str:
-    """Trimmed and lower-cased. Provider tricks (dots, +tags) are left alone: they differ per provider."""
+    """Trimmed and lower-cased. Provider tricks (dots, +tags) are left alone: they differ per provider.
+
+    The shape is checked (one @, a local part of printable characters, a domain of dot-separated
+    labels), not whether the mailbox exists: "x@y@z" and "a@." would otherwise be stored as identifiers.
+    """
     email = value.strip().lower()
+    check_characters(email, field)
     local, at, domain = email.rpartition("@")
-    if not at or not local or not domain or any(c.isspace() for c in email):
-        raise InvalidArgument(field, f"is not an e-mail address ({mask('EMAIL', email)})")
+    problem = _email_problem(local, at, domain)
+    if problem:
+        raise InvalidArgument(field, f"is not an e-mail address: {problem} ({_masked_for_message(email)})")
     return email
+
+
+def _email_problem(local: str, at: str, domain: str) -> str:
+    if not at or not local or not domain:
+        return "expected name@domain"
+    if "@" in local:
+        return "more than one @"
+    if len(local) > 64 or len(local) + len(domain) + 1 > 254:
+        return f"{len(local) + len(domain) + 1} characters, at most 254 (64 before the @)"
+    if any(c.isspace() or c in _EMAIL_LOCAL_REFUSED for c in local):
+        return "spaces, quotes and ()<>[]\\,;: are not allowed before the @"
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        return "a dot at the start or end of the name, or two dots in a row"
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
+        return "the domain must be labels of letters, digits and hyphens separated by dots (example.com)"
+    return ""
 
 
 def normalise_phone(value: str, field: str, country_code: str = "") -> str:
@@ -150,7 +204,8 @@ def normalise_phone(value: str, field: str, country_code: str = "") -> str:
 
 
 def mask(kind: str, normalised: str) -> str:
-    """What responses and messages may show: "a***@example.com", "+*********958"; other kinds as they are."""
+    """A masked form to show the caller who sent the value: "a***@example.com", "+*********958";
+    other kinds as they are. It is derived from the value at hand and never stored."""
     if kind == "EMAIL":
         local, _, domain = normalised.rpartition("@")
         return f"{local[:1]}***@{domain}" if local else "***"
@@ -159,3 +214,9 @@ def mask(kind: str, normalised: str) -> str:
         digits = normalised.lstrip("+")
         return sign + "*" * max(len(digits) - 3, 0) + digits[-3:]
     return normalised
+
+
+def _masked_for_message(email: str) -> str:
+    """The mask of a refused value, shortened: an error message never echoes a long value whole."""
+    shown = mask("EMAIL", email)
+    return shown if len(shown) <= 40 else shown[:37] + "..."

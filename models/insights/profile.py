@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from models.catalog import CatalogSnapshot
+from models.domain import Identifier
 from models.errors import InvalidArgument
 from models.identity.graph import IdentifierView, IdentityGraph
 from models.privacy.rights import ConsentRecord
@@ -92,8 +94,10 @@ def build(
     consents: list[ConsentRecord],
     limit: int = 0,
     page_token: str = "",
+    shown: Sequence[Identifier] = (),
 ) -> Profile:
-    """Everything but the offers (the facade asks the recommender for those), read in one snapshot."""
+    """Everything but the offers (the facade asks the recommender for those), read in one snapshot.
+    `shown`: the identifier the agent looked the customer up with, the one e-mail or phone shown masked."""
     limit = timeline_limit(limit)
     seen = storage.customer_activity(customer_id, MAX_PURCHASES, limit + 1, _decode(page_token))
     rows = seen.timeline
@@ -101,7 +105,7 @@ def build(
     sent, opened, clicked = (seen.email.get(t, (0, 0.0)) for t in ("EMAIL_SENT", "EMAIL_OPEN", "EMAIL_CLICK"))
     return Profile(
         customer_id=customer_id,
-        identifiers=graph.identifiers(customer_id),
+        identifiers=graph.identifiers(customer_id, shown),
         channels=[ChannelUse(c, n, t) for c, n, t in seen.channels],
         purchases=[
             PurchaseLine(

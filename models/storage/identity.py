@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +23,14 @@ class IdentifierView:
     """What a caller may see of a customer's identifier."""
 
     kind: str
-    display: str  # masked for e-mail and phone
+    # The value for kinds stored in clear; for e-mail and phone nothing is stored (empty), and the graph
+    # shows the mask of the value a caller sent, if it sent this one (models/identity/graph.py).
+    display: str
     shared: bool
     created_at: float
+    # The stored key (the keyed hash for e-mail and phone): how the graph recognises the identifier a
+    # caller sent among the customer's. Never put in a response.
+    key: str = field(default="", repr=False, compare=False)
 
 
 class IdentityStorage(ABC):
@@ -49,7 +54,8 @@ class IdentityStorage(ABC):
     def insert_identifier(
         self, kind: str, key: str, customer_id: str, display: str, created_at: float
     ) -> None:
-        """Adds an identifier for the customer (not shared, no links); one already stored is left as it is."""
+        """Adds an identifier for the customer (not shared, no links); one already stored is left as it is.
+        `display` is what a response may show: empty for e-mail and phone, which are held as hashes only."""
 
     @abstractmethod
     def add_identifier_link(self, kind: str, key: str) -> None:
@@ -61,7 +67,7 @@ class IdentityStorage(ABC):
 
     @abstractmethod
     def identifier_views(self, customer_id: str) -> list[IdentifierView]:
-        """The customer's identifiers as callers may see them, oldest first."""
+        """The customer's identifiers as stored (display and key), oldest first."""
 
     # -- customers and merges ------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from models.domain import Identifier
 from models.identity.graph import IdentifierView
 from models.service import Seenext
 from protos.seenext.v1 import common_pb2, identity_pb2, identity_pb2_grpc
-from server import convert
+from server import auth, convert
 
 
 def label(prefix: str, name: str) -> str:
@@ -17,7 +17,8 @@ def label(prefix: str, name: str) -> str:
 
 
 def identifier_view_msg(view: IdentifierView) -> common_pb2.Identifier:
-    """A stored identifier as responses show it: e-mail and phone masked."""
+    """An identifier as responses show it: the e-mail or phone the caller sent masked, any other e-mail
+    or phone by its kind alone (empty value), other kinds as they are."""
     return common_pb2.Identifier(kind=label("IDENTIFIER_KIND_", view.kind), value=view.display)
 
 
@@ -33,10 +34,13 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     def Identify(
         self, request: identity_pb2.IdentifyRequest, context: grpc.ServicerContext
     ) -> identity_pb2.IdentifyResponse:
-        result = self.service.identify([convert.identifier(i) for i in request.identifiers])
+        # A channel's key (no profile or export scope) learns the customer id and nothing more, and may
+        # not change a person its call does not prove (docs/identity.md, "What a caller may learn and link").
+        trusted = auth.manages_identities()
+        result = self.service.identify([convert.identifier(i) for i in request.identifiers], trusted)
         return identity_pb2.IdentifyResponse(
             customer_id=result.customer_id,
-            identifiers=[identifier_view_msg(v) for v in result.identifiers],
+            identifiers=[identifier_view_msg(v) for v in result.identifiers] if trusted else [],
             created=result.created,
             merged=result.merged,
         )

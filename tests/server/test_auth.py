@@ -1,4 +1,5 @@
-"""API keys and scopes: every RPC x (no key, a key without its scope, a key with it); health stays open."""
+"""API keys and scopes: every RPC x (no key, a key without its scope, a key with it); health stays open;
+what each example caller may learn and link through Identify."""
 
 from __future__ import annotations
 
@@ -17,8 +18,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clients.connection import customer, open_channel
 from clients.customer import CustomerClient
+from models.domain import Identifier
 from models.settings import Settings
-from protos.seenext.v1 import profile_pb2, recommendation_pb2, recommendation_pb2_grpc
+from protos.seenext.v1 import (
+    common_pb2,
+    identity_pb2,
+    identity_pb2_grpc,
+    profile_pb2,
+    recommendation_pb2,
+    recommendation_pb2_grpc,
+)
 from server import auth
 from server.app import SERVICE_NAMES, Running, create_server
 from tests.conftest import tiny_settings
@@ -282,3 +291,126 @@ def test_tls_is_one_setting_away(tmp_path: Path, keys_file: Path) -> None:
         running.stop(grace=1.0)
     with pytest.raises(ValueError, match="needs both"):
         create_server(tiny_settings(tmp_path / "d2", tls_cert_file=str(cert)))
+
+
+# -- what each caller may learn and link through Identify (issue 10 point 5) ---------------------------
+
+VICTIM_MAIL = "Vera.Victim@Example.org"
+
+
+def dev_key(name: str) -> str:
+    return f"dev-secret-of-{name}-0123456789"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """The example callers' keys (auth.DEV_CALLERS) in front of the tiny world, trained; the victim is
+    the tiny world's customer u2 with an e-mail, a phone, a loyalty card, a payment token and a device."""
+    from tests.conftest import tiny_events, tiny_items
+
+    folder = tmp_path_factory.mktemp("world")
+    keys = [{"name": n, "key": dev_key(n), "scopes": s} for n, s in auth.DEV_CALLERS.items()]
+    (folder / "keys.json").write_text(json.dumps({"keys": keys}))
+    running = create_server(tiny_settings(folder / "data", auth=True, keys_file=str(folder / "keys.json")))
+    svc = running.service
+    svc.upsert_items(tiny_items())
+    assert not svc.track_batch(tiny_events()).rejected
+    svc.identify(
+        [
+            Identifier("CUSTOMER_ID", "u2"),
+            Identifier("EMAIL", VICTIM_MAIL),
+            Identifier("PHONE", "+44 7700 900555"),
+            Identifier("LOYALTY_CARD", "6335 1111"),
+            Identifier("POS_CARD_TOKEN", "tok_vera"),
+            Identifier("DEVICE_ID", "vera-phone"),
+        ]
+    )
+    svc.train()
+    yield running
+    running.stop(grace=1.0)
+
+
+def as_key(name: str) -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer {dev_key(name)}")]
+
+
+def identify(
+    world: Running, name: str, *who: common_pb2.Identifier
+) -> identity_pb2.IdentifyResponse | grpc.StatusCode:
+    with grpc.insecure_channel(f"127.0.0.1:{world.port}") as ch:
+        stub = identity_pb2_grpc.IdentityServiceStub(ch)
+        try:
+            return stub.Identify(
+                identity_pb2.IdentifyRequest(identifiers=list(who)), metadata=as_key(name), timeout=10
+            )
+        except grpc.RpcError as err:
+            return err.code()  # type: ignore[no-any-return]
+
+
+def recommend_as_admin(world: Running, who: common_pb2.Identifier) -> recommendation_pb2.RecommendResponse:
+    with grpc.insecure_channel(f"127.0.0.1:{world.port}") as ch:
+        stub = recommendation_pb2_grpc.RecommendationServiceStub(ch)
+        request = recommendation_pb2.RecommendRequest(who=who, channel=common_pb2.CHANNEL_WEB, k=3)
+        return stub.Recommend(request, metadata=as_key("admin"), timeout=10)
+
+
+def test_the_victim_is_recommended_for_personally(world: Running) -> None:
+    """The premise of the attacks: her identifiers get her personal ranking."""
+    rec = recommend_as_admin(
+        world, common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_EMAIL, value=VICTIM_MAIL)
+    )
+    assert rec.customer_id == "u2" and "personalised" in rec.strategy.split("+")
+
+
+@pytest.mark.parametrize("name", list(auth.DEV_CALLERS))
+def test_each_key_against_reading_a_stranger_by_email(world: Running, name: str) -> None:
+    """Attack 1: Identify{EMAIL <someone's address>} answered that customer's card, token and devices to
+    any key. Now a channel's key learns the customer id at most; the call centre and the operator (keys
+    that read identifiers through GetProfile or Export anyway) see them, the e-mail asked with masked."""
+    mail = common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_EMAIL, value=VICTIM_MAIL)
+    reply = identify(world, name, mail)
+    scopes = set(auth.DEV_CALLERS[name])
+    if not scopes & {"identify", "*"}:
+        assert reply == grpc.StatusCode.PERMISSION_DENIED
+        return
+    assert isinstance(reply, identity_pb2.IdentifyResponse) and reply.customer_id == "u2"
+    shown = {(common_pb2.IdentifierKind.Name(i.kind), i.value) for i in reply.identifiers}
+    if scopes & {"profile", "export", "*"}:
+        assert shown == {
+            ("IDENTIFIER_KIND_CUSTOMER_ID", "u2"),
+            ("IDENTIFIER_KIND_EMAIL", "v***@example.org"),
+            ("IDENTIFIER_KIND_PHONE", ""),  # not asked with: its kind alone
+            ("IDENTIFIER_KIND_LOYALTY_CARD", "63351111"),
+            ("IDENTIFIER_KIND_POS_CARD_TOKEN", "tok_vera"),
+            ("IDENTIFIER_KIND_DEVICE_ID", "vera-phone"),
+        }
+    else:
+        assert shown == set(), name  # web-shop, pos: the id, nothing more
+
+
+@pytest.mark.parametrize("name", list(auth.DEV_CALLERS))
+def test_each_key_against_linking_its_device_to_a_stranger(world: Running, name: str) -> None:
+    """Attack 2: Identify{<someone's e-mail>, DEVICE <attacker's>} made Recommend{DEVICE <attacker's>}
+    personalised as the victim. A channel's key is refused (FAILED_PRECONDITION, nothing linked) unless
+    the call carries the customer's CUSTOMER_ID (a login); the call centre and the operator still link."""
+    mail = common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_EMAIL, value=VICTIM_MAIL)
+    device = common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_DEVICE_ID, value=f"attacker-of-{name}")
+    reply = identify(world, name, mail, device)
+    rec = recommend_as_admin(world, device)
+    scopes = set(auth.DEV_CALLERS[name])
+    if not scopes & {"identify", "*"}:
+        assert reply == grpc.StatusCode.PERMISSION_DENIED
+    elif scopes & {"profile", "export", "*"}:
+        assert isinstance(reply, identity_pb2.IdentifyResponse) and reply.customer_id == "u2"
+        assert rec.recognised and rec.customer_id == "u2"  # kept: the agent vouches for the caller
+        return
+    else:
+        assert reply == grpc.StatusCode.FAILED_PRECONDITION, name
+    assert not rec.recognised and rec.customer_id == "" and "personalised" not in rec.strategy.split("+")
+    if scopes & {"identify"}:  # with the customer's login on the call, the same channel links the device
+        login = common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_CUSTOMER_ID, value="u2")
+        own = common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_DEVICE_ID, value=f"u2-laptop-via-{name}")
+        linked = identify(world, name, login, own)
+        assert isinstance(linked, identity_pb2.IdentifyResponse) and linked.customer_id == "u2"
+        assert list(linked.identifiers) == []
+        assert recommend_as_admin(world, own).customer_id == "u2"

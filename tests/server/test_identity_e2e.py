@@ -141,11 +141,14 @@ def test_story_2_four_identifiers_resolve_to_one_customer_with_all_events(api: A
         ("laptop-2", K.CHANNEL_WEB, ""),
     ]
     assert {c.channel for c in p.channels} == {K.CHANNEL_WEB, K.CHANNEL_EMAIL, K.CHANNEL_POS}
-    shown = {(i.kind, i.value) for i in p.identifiers}
-    assert (K.IDENTIFIER_KIND_EMAIL, "a***@example.com") in shown and (
+    # Looked up by the e-mail, the agent sees it masked; looked up by anything else, the e-mail shows
+    # by its kind alone: nothing readable of it is stored (issue 10).
+    by_mail = {(i.kind, i.value) for i in profiles[1].identifiers}
+    assert (K.IDENTIFIER_KIND_EMAIL, "a***@example.com") in by_mail and (
         K.IDENTIFIER_KIND_CUSTOMER_ID,
         "alice",
-    ) in shown
+    ) in by_mail
+    assert (K.IDENTIFIER_KIND_EMAIL, "") in {(i.kind, i.value) for i in p.identifiers}
     assert p.email.clicked == 1 and len(p.next_best_offers) == 5
     rec = api.recommend(ident(K.IDENTIFIER_KIND_EMAIL, " alice.liddell@example.com"), K.CHANNEL_EMAIL)
     assert rec.recognised and rec.customer_id == "alice"
@@ -258,6 +261,10 @@ def test_clear_email_and_phone_never_reach_the_database_files_or_the_log(
     api.get_profile(MAIL)
     docs = [json.loads(d.json) for d in api.privacy.Export(privacy_pb2.ExportRequest(who=phone))]
     assert docs[0]["customer_id"] == "alice"
+    shown = {(d["kind"], d["value"]) for d in docs[1:] if "kind" in d and "value" in d}
+    assert ("PHONE", "+*********321") in shown and ("EMAIL", "") in shown  # the one asked with, masked
+    by_phone = api.get_profile(phone)
+    assert (K.IDENTIFIER_KIND_PHONE, "+*********321") in {(i.kind, i.value) for i in by_phone.identifiers}
     with pytest.raises(grpc.RpcError):  # a bad address is refused with the value masked
         api.events.Track(
             event(
@@ -269,6 +276,9 @@ def test_clear_email_and_phone_never_reach_the_database_files_or_the_log(
         )
 
     secrets = [EMAIL, EMAIL.lower(), "alice.liddell", PHONE, "447700900321", "7700900321", "7700 900 321"]
+    # Nor any fragment a mask kept in clear (issue 10): the address's domain, its first letter beside the
+    # stars, the number's last digits. Masks are made at read time from what the caller sent.
+    secrets += ["example.com", "a***@", "***@example", "*********321", "*321"]
     files = [p for p in settings.data_dir.rglob("*") if p.is_file()]
     assert any(p.name.endswith("-wal") for p in files) and settings.db_path in files
     for path in files:
@@ -279,6 +289,47 @@ def test_clear_email_and_phone_never_reach_the_database_files_or_the_log(
     text = "\n".join(r.getMessage() for r in caplog.records).lower()
     assert not [s for s in secrets if s.lower() in text]
     assert json.dumps(docs).lower().count("alice.liddell") == 0
+
+
+def test_blank_identifiers_are_refused_and_strangers_stay_apart(api: Api) -> None:
+    """Issue 10 point 3: three e-mails with the loyalty cards "-", " - " and "--" became one customer."""
+    mails = ["wendy@x.example", "walt@x.example", "wim@x.example"]
+    batch = [
+        events_pb2.Event(
+            event_id=f"blank-{n}",
+            identifiers=[ident(K.IDENTIFIER_KIND_EMAIL, mail), ident(K.IDENTIFIER_KIND_LOYALTY_CARD, card)],
+            channel=K.CHANNEL_POS,
+            type=K.EVENT_TYPE_VISIT,
+        )
+        for n, (mail, card) in enumerate(zip(mails, ["-", " - ", "--"], strict=True))
+    ]
+    reply = api.events.TrackBatch(events_pb2.TrackBatchRequest(events=batch))
+    assert reply.accepted == 0
+    assert [(r.index, r.field) for r in reply.rejected] == [
+        (n, f"events[{n}].identifiers[1].value") for n in range(3)
+    ]
+    customers = {
+        api.events.Track(
+            event(f"mail-{n}", [ident(K.IDENTIFIER_KIND_EMAIL, m)], K.CHANNEL_WEB, K.EVENT_TYPE_VISIT)
+        ).customer_id
+        for n, m in enumerate(mails)
+    }
+    assert len(customers) == 3
+    bad = [
+        ident(K.IDENTIFIER_KIND_EMAIL, "x@y@z"),
+        ident(K.IDENTIFIER_KIND_EMAIL, "a@."),
+        ident(K.IDENTIFIER_KIND_EMAIL, "ann\x00@x.example"),
+        ident(K.IDENTIFIER_KIND_CUSTOMER_ID, "alice\u202e"),
+        ident(K.IDENTIFIER_KIND_DEVICE_ID, "--"),
+    ]
+    for who in bad:
+        with pytest.raises(grpc.RpcError) as err:
+            api.identity.Identify(identity_pb2.IdentifyRequest(identifiers=[ACCOUNT, who]))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details().startswith("identifiers[1].value: "), err.value.details()
+        with pytest.raises(grpc.RpcError) as err:
+            api.recommend(who)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith("who")
 
 
 def test_profiling_opt_out_gives_only_non_personalised_results(api: Api) -> None:

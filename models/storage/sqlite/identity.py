@@ -78,11 +78,11 @@ class SqliteIdentity(SqliteBase):
 
     def identifier_views(self, customer_id: str) -> list[IdentifierView]:
         rows = self._read().execute(
-            "SELECT kind, display, shared, created_at FROM identifiers WHERE customer_id=?"
+            "SELECT kind, display, shared, created_at, value_key FROM identifiers WHERE customer_id=?"
             " ORDER BY created_at, kind",
             (customer_id,),
         )
-        return [IdentifierView(k, d, bool(s), float(t)) for k, d, s, t in rows]
+        return [IdentifierView(k, d or "", bool(s), float(t), str(v)) for k, d, s, t, v in rows]
 
     # -- customers and merges ------------------------------------------------------------------------
 

@@ -113,11 +113,27 @@ def _m4_pending_erasures(db: sqlite_utils.Database) -> None:
         )
 
 
+def _m5_no_readable_pii(db: sqlite_utils.Database) -> None:
+    """Nothing readable of an e-mail or phone is stored (issue 10): the masks written before (first
+    letter and domain, last three digits) are blanked; responses derive a mask from what the caller
+    sent. Identifiers stored before values without a letter or digit were refused ("-" as a loyalty
+    card) are marked shared, so they link and recognise nobody from now on."""
+    db.execute("PRAGMA secure_delete=ON")  # the blanked masks' bytes are zeroed, not just freed
+    db.execute("UPDATE identifiers SET display='' WHERE kind IN ('EMAIL', 'PHONE') AND display != ''")
+    blank = [
+        (kind, key)
+        for kind, key in db.execute("SELECT kind, value_key FROM identifiers WHERE shared=0").fetchall()
+        if not any(c.isalnum() for c in str(key))
+    ]
+    db.conn.executemany("UPDATE identifiers SET shared=1 WHERE kind=? AND value_key=?", blank)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _m1_base,
     _m2_identity_graph,
     _m3_customer_timeline,
     _m4_pending_erasures,
+    _m5_no_readable_pii,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -95,6 +95,86 @@ def test_malformed_email_and_phone_are_refused_naming_the_field(kind: str, raw: 
         assert raw not in err.value.message  # the message shows the value masked
 
 
+@pytest.mark.parametrize(
+    "kind, raw",
+    [
+        (CARD, "-"),
+        (CARD, " - "),
+        (CARD, "--"),
+        (CID, "..."),
+        (DEVICE, "\u2014"),  # an em dash: punctuation in any script is still no identifier
+        (TOKEN, "_ /"),
+    ],
+)
+def test_values_without_a_letter_or_digit_are_refused(kind: str, raw: str) -> None:
+    """Issue 10 point 3: "-", " - " and "--" as loyalty cards made three strangers one customer."""
+    with pytest.raises(InvalidArgument) as err:
+        pii.normalise(kind, raw, "events[0].identifiers[1].value")
+    assert err.value.field == "events[0].identifiers[1].value" and "no letter or digit" in err.value.message
+
+
+@pytest.mark.parametrize(
+    "raw, problem",
+    [
+        ("x@y@z", "more than one @"),
+        ("a@.", "the domain"),
+        ("a@example", "the domain"),
+        ("a@-x.example", "the domain"),
+        ("a..b@x.example", "two dots"),
+        (".a@x.example", "a dot at the start"),
+        ('"a"@x.example', "quotes"),
+        ("@x.example", "expected name@domain"),
+        ("a\x00b@x.example", "control or formatting character (U+0000"),
+    ],
+)
+def test_malformed_emails_are_refused(raw: str, problem: str) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        pii.normalise(EMAIL, raw, "identifiers[0].value")
+    assert err.value.field == "identifiers[0].value" and problem in err.value.message, err.value.message
+
+
+@pytest.mark.parametrize("kind", [CID, EMAIL, PHONE, CARD, DEVICE, TOKEN])
+@pytest.mark.parametrize("char", ["\x00", "\x1b", "\u202e", "\u200b", "\u2028"])
+def test_control_and_bidi_characters_are_refused_in_every_kind(kind: str, char: str) -> None:
+    """A NUL or a right-to-left override (U+202E) inside a value makes it look like another one."""
+    clean = {EMAIL: "ann@x.example", PHONE: "+44 7700 900123"}.get(kind, "abc123")
+    raw = clean[:3] + char + clean[3:]
+    with pytest.raises(InvalidArgument) as err:
+        pii.normalise(kind, raw, "who.value")
+    assert err.value.field == "who.value" and f"U+{ord(char):04X}" in err.value.message
+
+
+def test_ordinary_values_of_every_kind_still_pass() -> None:
+    assert pii.normalise(CARD, " 6335 0000 1234-5 ", "f") == "6335000012345"
+    assert pii.normalise(CID, " cust 00001 ", "f") == "cust 00001"
+    assert pii.normalise(DEVICE, "dev-0a1b", "f") == "dev-0a1b"
+    assert pii.normalise(TOKEN, "tok_1", "f") == "tok_1"
+    assert (
+        pii.normalise(EMAIL, " O'Brien.Zoë+news@Mail.Example.ORG\n", "f")
+        == "o'brien.zoë+news@mail.example.org"
+    )
+    assert pii.normalise(EMAIL, "ann@bücher.example", "f") == "ann@bücher.example"
+    assert pii.normalise(CID, "顧客42", "f") == "顧客42"
+
+
+def test_blank_cards_no_longer_merge_strangers(service: Seenext) -> None:
+    """The campaign's case through the facade: each event is refused naming the field, and the three
+    e-mails stay three customers."""
+    cards = ["-", " - ", "--"]
+    mails = ["wendy@x.example", "walt@x.example", "wim@x.example"]
+    result = service.track_batch(
+        [ev(f"b{n}", (EMAIL, m), (CARD, c)) for n, (m, c) in enumerate(zip(mails, cards, strict=True))]
+    )
+    assert result.accepted == 0
+    assert [(r.index, r.field) for r in result.rejected] == [
+        (n, f"events[{n}].identifiers[1].value") for n in range(3)
+    ]
+    service.track_batch([ev(f"m{n}", (EMAIL, m)) for n, m in enumerate(mails)])
+    owners = {service.resolve(Identifier(EMAIL, m)) for m in mails}
+    assert len(owners) == 3 and None not in owners
+    assert table(service, "SELECT COUNT(*) FROM identifiers WHERE kind='LOYALTY_CARD'") == [(0,)]
+
+
 def test_masks_show_little() -> None:
     assert pii.mask(EMAIL, "alice@example.com") == "a***@example.com"
     assert pii.mask(PHONE, "+442079460958") == "+*********958"
