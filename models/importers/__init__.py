@@ -32,7 +32,8 @@ class ImportSummary:
     events: int = 0  # events built from the rows
     accepted: int = 0  # newly stored
     duplicates: int = 0  # already stored (a re-run)
-    rejected: int = 0
+    rejected: int = 0  # events the store refused
+    unreadable: int = 0  # rows that never became an event (a time or number that does not parse)
     rejections: list[str] = field(default_factory=list)  # the first few, "row N: field: reason"
     items: int = 0
     customers: int = 0  # distinct customers in the events

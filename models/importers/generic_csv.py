@@ -42,6 +42,7 @@ EVENT_COLUMNS = {
 }
 ITEM_COLUMNS = {"item_id", "title", "category", "brand", "price", "repeatable", "active", "accessory_for"}
 _TRUE = {"1", "true", "yes", "y", "t"}
+_FALSE = {"0", "false", "no", "n", "f"}
 
 
 def read(path: Path) -> pd.DataFrame:
@@ -157,13 +158,19 @@ def items_of(frame: pd.DataFrame) -> list[Item]:
                 category=r.get("category", ""),
                 brand=r.get("brand", ""),
                 price=_number(r.get("price", ""), 0.0),
-                repeatable=r.get("repeatable", "").strip().lower() in _TRUE,
+                repeatable=_flag(r.get("repeatable", "")),  # blank: learned from the history
                 active=r.get("active", "1").strip().lower() in _TRUE | {""},
                 accessory_for=[x.strip() for x in r.get("accessory_for", "").split("|") if x.strip()],
                 attributes={c: r[c] for c in extra if r[c]},
             )
         )
     return items
+
+
+def _flag(text: str) -> bool | None:
+    """A yes/no column: True, False, or None when blank (an override only where the export says so)."""
+    value = text.strip().lower()
+    return True if value in _TRUE else False if value in _FALSE else None
 
 
 def customer_rows(frame: pd.DataFrame) -> list[tuple[Identifier, dict[str, str]]]:
@@ -199,7 +206,7 @@ def import_csv(
         frame = read(events_path)
         summary.rows_read = len(frame)
         events, lines, problems = events_of(frame, default_channel.upper(), default_type.upper())
-        summary.rejected += len(problems)
+        summary.unreadable += len(problems)
         summary.rejections.extend(problems[:5])
         loader.events(events, total=len(events), row_of=lambda i: lines[i])
     return summary

@@ -342,7 +342,8 @@ def summary_text(s: dict[str, Any]) -> str:
 
     lines = [
         f"imported {s['source']}",
-        f"  rows read        {s['rows_read']:,}",
+        f"  rows read        {s['rows_read']:,}"
+        + (f" ({s['unreadable']:,} unreadable, not events)" if s.get("unreadable") else ""),
         (
             f"  events           {s['events']:,} ({s['accepted']:,} new, {s['duplicates']:,} already stored, "
             f"{s['rejected']:,} rejected)"
