@@ -62,8 +62,10 @@ class ModelArtifact:
         once its manifest exists). A rewrite of a kept version (erasure) first lists the new file's
         checksum beside the old one, then replaces the file, then drops the old checksum: a kill between
         any two steps leaves a version that verifies, holding either the old rows or the new ones."""
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # private like the database and the keys
         tmp = folder / "model.tmp.npz"
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb"):
+            pass  # created private before numpy writes into it (np.savez keeps an existing file's mode)
         np.savez(
             tmp,
             format_version=np.array(FORMAT_VERSION),
@@ -184,7 +186,7 @@ def _fsync_dir(folder: Path) -> None:
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as fh:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())

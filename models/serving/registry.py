@@ -50,7 +50,7 @@ class ModelRegistry:
         """`forgotten` gives the ids whose erasure from the kept versions is still pending."""
         self.folder = folder
         self.keep = keep
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # private like the database and the keys
         self._forgotten = forgotten
         self._current: RankingModel | None = None
         self._seen: tuple[object, ...] | None = None  # CURRENT and its version's files, as last acted on

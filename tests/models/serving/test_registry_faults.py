@@ -7,6 +7,7 @@ refuses to publish NaN; CURRENT is never followed to a path.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -184,3 +185,17 @@ def test_the_watch_thread_outlives_an_unexpected_error(
         assert failures
     finally:
         watcher.close()
+
+
+def test_model_versions_are_private_whatever_the_umask(trained: Seenext) -> None:
+    """Issue 10 point 9: the CLI runs with umask 077, but a program using the facade directly got
+    0755/0644 model folders and files; artifacts carry customers' vectors, so they are private always."""
+    old = os.umask(0o022)
+    try:
+        version = trained.train().version
+    finally:
+        os.umask(old)
+    folder = trained.settings.models_dir / version
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (folder, *folder.iterdir())}
+    assert modes == {version: 0o700, "model.npz": 0o600, "manifest.json": 0o600}
+    assert trained.settings.models_dir.stat().st_mode & 0o777 == 0o700
