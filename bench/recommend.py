@@ -44,7 +44,8 @@ def requests(customers: Sequence[str], k: int) -> list[bytes]:
 def check_answers(
     target: str, customers: Sequence[str], k: int, metadata: tuple[tuple[str, str], ...] = ()
 ) -> float:
-    """Share of sampled customers answered from their model vector with k distinct items.
+    """Share of sampled customers answered personally (their model vector is scored on every such
+    request; a short list may hold only what they looked at) with k distinct items.
 
     (The load's replies are not parsed, so this is checked on a sample.)"""
     good = 0
@@ -62,8 +63,10 @@ def check_answers(
                 metadata=metadata,
             )
             ids = [i.item_id for i in reply.items]
-            # the home placement may lead with accessories of what they own: "owned_complements+personalised"
-            good += "personalised" in reply.strategy.split("+") and len(ids) == k and len(set(ids)) == k
+            # the home placement may lead with accessories of what they own and with what they looked at
+            # and did not buy ("complements+looked_at+personalised"); a short list can be all looked-at
+            personal = {"personalised", "looked_at"} & set(reply.strategy.split("+"))
+            good += bool(personal) and len(ids) == k and len(set(ids)) == k
     return good / len(sample)
 
 

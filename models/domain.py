@@ -25,11 +25,12 @@ EVENT_TYPES = (
     "IMPRESSION",
     "EMAIL_SENT",
     "VISIT",
+    "WISHLIST",
 )
 IDENTIFIER_KINDS = ("CUSTOMER_ID", "EMAIL", "PHONE", "LOYALTY_CARD", "DEVICE_ID", "POS_CARD_TOKEN")
 # Event types that are about one item and so must name it.
 ITEM_EVENT_TYPES = frozenset(
-    {"VIEW", "CLICK", "ADD_TO_CART", "REMOVE_FROM_CART", "PURCHASE", "RETURN", "IMPRESSION"}
+    {"VIEW", "CLICK", "ADD_TO_CART", "REMOVE_FROM_CART", "PURCHASE", "RETURN", "IMPRESSION", "WISHLIST"}
 )
 
 

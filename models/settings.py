@@ -65,7 +65,8 @@ class Settings:
     reload_seconds: float = _opt(2.0, "how often a server checks for a model trained elsewhere")
     seed: int = _opt(42, "random seed of training")
     event_weights: str = _opt(
-        "PURCHASE=5,ADD_TO_CART=3,CLICK=2,VIEW=1", "interest of each event type in training (TYPE=weight,…)"
+        "PURCHASE=5,ADD_TO_CART=3,WISHLIST=2,CLICK=2,VIEW=1",
+        "interest of each event type in training (TYPE=weight,…)",
     )
     item_identity_weight: float = _opt(
         0.85, "share of an item's feature row on its own id (the rest on its features); 0 = equal shares"
@@ -124,6 +125,12 @@ class Settings:
     )
     owned_complement_days: float = _opt(
         180.0, "accessories are promoted for purchases this many days old or newer"
+    )
+    looked_at_days: float = _opt(
+        30.0, "items looked at, carted or wish-listed this many days ago or less (and not bought) come back"
+    )
+    looked_at_half_life_days: float = _opt(
+        7.0, "a looked-at item's pull halves every this many days (cart 3, wish 2, look 1); 0 = no decay"
     )
     complement_days: float = _opt(3.0, "purchases of one customer within this many days count as one basket")
     complement_min_support: int = _opt(

@@ -23,6 +23,7 @@ from models.events import InteractionLog
 EVENT_WEIGHTS: Mapping[str, float] = {
     "PURCHASE": 5.0,
     "ADD_TO_CART": 3.0,
+    "WISHLIST": 2.0,  # kept for later: less than a basket, more than a look
     "CLICK": 2.0,
     "VIEW": 1.0,
 }

@@ -19,6 +19,7 @@ from models.catalog import CatalogSnapshot
 from models.serving.channel_rules import Source
 from models.serving.complements import ACCESSORY, Complements
 from models.serving.embeddings import ItemSpace, RankingModel
+from models.serving.looked_at import LookedAt
 from models.serving.reasons import Reason
 
 MAX_OWNED_ANCHORS = 10  # most recent purchases whose complements are promoted
@@ -52,6 +53,7 @@ class RankingState:
     popular: Iterable[tuple[str, float, str]] = ()  # (item, score, reason code), best first, lazily
     owned_since: float = 0.0  # purchases after this time anchor complements
     complements_key: str = ""
+    looked_at: Sequence[LookedAt] = ()  # looked at, carted, wish-listed and not bought; strongest first
 
 
 @dataclass(slots=True)
@@ -120,6 +122,17 @@ def _source(
         return _similar_to_context(tier, state)
     if name == "personalised":
         return _personalised(tier, state)
+    if name == "looked_at":
+        return (
+            Candidate(
+                x.item_id,
+                x.score,
+                "looked_at",
+                tier,
+                Reason(x.code, related_item_id=x.item_id, related_at=x.at),
+            )
+            for x in state.looked_at
+        )
     if name == "popular":
         return (Candidate(i, s, "popular", tier, Reason(code)) for i, s, code in state.popular)
     raise ValueError(f"unknown candidate source {name!r} in a placement plan")
@@ -175,7 +188,9 @@ def _personalised(tier: int, state: RankingState) -> Iterator[Candidate]:
     aff = state.affinity
     if aff is None:
         return
-    code = "personalised" if aff.basis == "personalised" else "similar_to_viewed"
+    # "Similar to the X you looked at" only names an item they looked at (not one bought or in the
+    # basket: the anchor is chosen by looked_at.anchor); without one, the plain personal reason.
+    code = "similar_to_viewed" if aff.basis == "similar_items" and aff.anchor else "personalised"
     for item_id, s in descending(aff.space.ids, aff.scores):
         yield Candidate(item_id, s, aff.basis, tier, Reason(code, related_item_id=aff.anchor))
 

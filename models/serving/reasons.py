@@ -37,6 +37,16 @@ CODES: Mapping[str, str] = {
     "popular_in_store": "popular in this store (the fallback for an anonymous shopper at a till)",
     "due_again": "a repeatable item whose usual replenishment interval has elapsed",
     "seasonal": "the customer bought in this category around the same date in an earlier year",
+    "in_basket": "the customer put it in the basket lately and has not bought it or taken it out",
+    "wishlisted": "the customer put it on their wish list lately and has not bought it",
+    "viewed": "the customer looked at it lately (a view, a click, an ad or mail click) and did not buy it",
+}
+
+# The looked-at source's sentences (models/serving/looked_at.py): dated, and without a date.
+LOOKED_AT: Mapping[str, tuple[str, str]] = {
+    "in_basket": ("Still in your basket since {when}", "Still in your basket"),
+    "wishlisted": ("On your wish list since {when}", "On your wish list"),
+    "viewed": ("You looked at this on {when}", "You looked at this lately"),
 }
 
 CHANNEL_WORDS: Mapping[str, str] = {
@@ -78,7 +88,16 @@ def sentence(reason: Reason, snapshot: CatalogSnapshot, channel: str = "", now: 
         if reason.related_at is None:
             return f"You bought {what} around this time last year"
         return f"You bought {what} around {year_phrase(reason.related_at, now)}"
-    return code
+    return _looked_at_sentence(code, when)
+
+
+def _looked_at_sentence(code: str, when: str) -> str:
+    """Still in the basket, on the wish list, looked at: dated when the date is known; any other
+    code is returned as it is."""
+    if code not in LOOKED_AT:
+        return code
+    dated, undated = LOOKED_AT[code]
+    return dated.format(when=when) if when else undated
 
 
 def _popular_sentence(code: str, channel: str) -> str:

@@ -33,7 +33,7 @@ from models.domain import CHANNELS, DAY, Identifier, Offer
 from models.errors import InvalidArgument, NotFound
 from models.identity.graph import IdentityGraph
 from models.privacy.consent import ConsentDefaults
-from models.serving import channel_rules, foldin, ranking, reasons
+from models.serving import channel_rules, foldin, looked_at, ranking, reasons
 from models.serving.complements import Complements
 from models.serving.customer_state import ANONYMOUS, CustomerState, StateWindow
 from models.serving.embeddings import RankingModel
@@ -144,7 +144,13 @@ class Recommender:
         now = time.time()
         state = self.customer_state(  # the one read of the request
             q.who,
-            recent_since=foldin.state_window_start(model) if model is not None else None,
+            # what fold-in uses, and far enough back for the looked-at source's horizon
+            recent_since=min(
+                foldin.state_window_start(model),
+                looked_at.window_start(foldin.reference_time(model), now, self.policy.looked_at_days),
+            )
+            if model is not None
+            else None,
             mailed_since=self.policy.mailed_since(now) if rule.hold_back_mailed else None,
             served_before=self.policy.served_before(now),
         )
@@ -174,6 +180,7 @@ class Recommender:
             owned_since=now - self.policy.owned_days * DAY,
             popular=self._popular_list(q, customer_id if profiled else None),
             complements_key=version,
+            looked_at=self._looked_at(state, model, snapshot, now) if profiled else (),
         )
         plan = channel_rules.plan_for(q.placement)
         if model is not None and arm == "personalised":
@@ -302,14 +309,29 @@ class Recommender:
             scores = foldin.known_customer_scores(model, space, state, user, snapshot, self.tuning)
             return Affinity(space, scores, "personalised")
         session = list(q.item_ids) + list(q.basket_item_ids)
+        # the item "Similar to the X you looked at" names: never one bought or in the basket
+        seen = looked_at.anchor(state.recent, q.item_ids, {*q.basket_item_ids, *state.purchases}, space.index)
         if state.known:  # known to the store but newer than the model: folded in from their first events
             folded = foldin.newcomer_scores(model, space, state, session, snapshot, self.tuning)
             if folded is not None:
-                return Affinity(space, folded[0], "similar_items", folded[1])
+                return Affinity(space, folded[0], "similar_items", seen)
         rows = [space.index[i] for i in dict.fromkeys(session) if i in space.index]
         if not rows:
             return None
-        return Affinity(space, model.score_session(space, rows), "similar_items", str(space.ids[rows[0]]))
+        return Affinity(space, model.score_session(space, rows), "similar_items", seen)
+
+    def _looked_at(
+        self, state: CustomerState, model: RankingModel | None, snapshot: CatalogSnapshot, now: float
+    ) -> list[looked_at.LookedAt]:
+        """What the customer looked at and did not buy, aged from the newest event the request knows."""
+        ref = foldin.reference_time(model) if model is not None else None
+        days, half_life = self.policy.looked_at_days, self.policy.looked_at_half_life_days
+
+        def category_of(item_id: str) -> str:
+            item = snapshot.items.get(item_id)
+            return item.category if item is not None else ""
+
+        return looked_at.ranked(state, looked_at.reference(state, ref, now), days, half_life, category_of)
 
     def _popular_list(self, q: RecommendQuery, customer_id: str | None) -> Iterator[tuple[str, float, str]]:
         """A known customer: popular everywhere (the same in every channel); a visitor: in their store or

@@ -29,7 +29,8 @@ class Tally(NamedTuple):
 class StateWindow:
     """Which parts of a customer's state to read (None: that part is not read)."""
 
-    recent_since: float | None = None  # item events at or after this time, newest first ...
+    # the customer's own item events (impressions and mails sent left out), newest first:
+    recent_since: float | None = None  # at or after this time ...
     recent_limit: int = 50  # ... at most this many
     mailed_since: float | None = None  # EMAIL_SENT events and EMAIL recommendations since this time ...
     served_before: float = math.inf  # ... the recommendations served before this time only

@@ -35,9 +35,12 @@ _HISTORY = (
     "SELECT 'history', item_id, type, MAX(occurred_at), COUNT(*) FROM events"
     f" WHERE customer_id = {_WHO} AND type IN ('PURCHASE', 'RETURN') GROUP BY item_id, type"
 )
+# What the customer did, not what was shown to them: impressions and mails sent (one per item on a
+# page or in a mail) would push their views and carts out of the bounded window.
 _RECENT = (
     "SELECT 'recent', item_id, type, occurred_at, seq FROM (SELECT item_id, type, occurred_at, seq"
     f" FROM events WHERE customer_id = {_WHO} AND occurred_at >= ? AND item_id != ''"
+    " AND type NOT IN ('IMPRESSION', 'EMAIL_SENT')"
     " ORDER BY occurred_at DESC, seq DESC LIMIT ?) AS recent"
 )
 _CONSENT = f"SELECT 'consent', channel, purpose, NULL, granted FROM consent WHERE customer_id = {_WHO}"

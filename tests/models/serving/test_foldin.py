@@ -19,8 +19,11 @@ MODEL_REASONS = {"personalised", "similar_to_viewed"}
 
 def top(service: Seenext, customer: str, k: int = 5) -> tuple[str, list[str]]:
     """The strategy, and the first k items the model's affinity placed (complements of owned items
-    come first on the home page; they are not what fold-in changes)."""
-    rec = service.recommend(RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", customer), k=k + 5))
+    come first; they are not what fold-in changes). Asked for the cart page without a basket: the
+    home page's plan without its looked-at source, which would take the freshly viewed items first
+    (tests/models/serving/test_looked_at.py) and leave the model's own ranking unseen."""
+    who = Identifier("CUSTOMER_ID", customer)
+    rec = service.recommend(RecommendQuery(channel="WEB", who=who, placement="cart", k=k + 5))
     return rec.strategy, [r.item_id for r in rec.items if r.reasons[0].code in MODEL_REASONS][:k]
 
 
