@@ -8,8 +8,9 @@ Protocol (the same for every method, so the rows of one run compare):
   the catalogue as it stood at the cut-off, so no method learns which new items will sell.
 - Exclusions: items a customer bought before the cut-off and that are not `repeatable` are never
   counted as recommendations — the service's own rule, applied to the baselines alike.
-- Metrics at k: precision, recall, MAP (AP normalised by min(|relevant|, k)), NDCG, and catalogue
-  coverage; 95 % bootstrap intervals over customers (paired: every method sees the same resamples).
+- Metrics at k: precision, recall, MAP (AP normalised by min(|relevant|, k)), NDCG, hit rate (share
+  of customers with at least one relevant item in their k), and catalogue coverage; 95 % bootstrap
+  intervals over customers (paired: every method sees the same resamples).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pandas as pd
 from models.domain import DAY, Item
 from models.learning import metrics
 
-METRICS = ("precision", "recall", "map", "ndcg")
+METRICS = ("precision", "recall", "map", "ndcg", "hit_rate")
 EVENT_COLUMNS = (
     "event_id",
     "customer_id",
@@ -84,6 +85,7 @@ class Report:
     ]  # vs name -> metric -> diff, lo, hi, p>0
     settings: dict[str, object]
     bootstrap: int
+    reference: str = "pipeline"  # the method the paired differences are taken from
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -108,7 +110,7 @@ class Report:
                 }
                 for m in self.methods
             ],
-            "pipeline_minus": {
+            f"{self.reference}_minus": {
                 other: {
                     f"{name}@{self.k}": {
                         "diff": round(d, 5),
@@ -243,6 +245,7 @@ def evaluate_method(
         values["recall"].append(metrics.recall_at_k(ranked, relevant, k))
         values["map"].append(metrics.average_precision_at_k(ranked, relevant, k))
         values["ndcg"].append(metrics.ndcg_at_k(ranked, relevant, k))
+        values["hit_rate"].append(metrics.hit_rate_at_k(ranked, relevant, k))
     return MethodResult(
         name=name,
         description=description,

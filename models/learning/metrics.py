@@ -28,6 +28,11 @@ def average_precision_at_k(ranked: Sequence[str], relevant: set[str], k: int) ->
     return total / min(len(relevant), k) if relevant else 0.0
 
 
+def hit_rate_at_k(ranked: Sequence[str], relevant: set[str], k: int) -> float:
+    """1 when at least one of the first k is relevant, else 0 (its mean is the share of customers hit)."""
+    return 1.0 if any(i in relevant for i in ranked[:k]) else 0.0
+
+
 def ndcg_at_k(ranked: Sequence[str], relevant: set[str], k: int) -> float:
     dcg = sum(1.0 / math.log2(pos + 1) for pos, i in enumerate(ranked[:k], start=1) if i in relevant)
     ideal = sum(1.0 / math.log2(pos + 1) for pos in range(1, min(len(relevant), k) + 1))
