@@ -132,6 +132,24 @@ class Settings:
     looked_at_half_life_days: float = _opt(
         7.0, "a looked-at item's pull halves every this many days (cart 3, wish 2, look 1); 0 = no decay"
     )
+    rebuy_min_buyers: int = _opt(
+        10, "buyers an item (else its category) needs before what customers buy again is learned from it"
+    )
+    rebuy_min_share: float = _opt(
+        0.02, "an unflagged item comes back after a purchase when this share of purchases of it is repeated"
+    )
+    rebuy_due_quantile: float = _opt(
+        0.1, "an item that is bought again comes back once this quantile of its repeat gaps has passed"
+    )
+    substitute_rest_share: float = _opt(
+        0.1, "after a one-off, its category rests until this share of its buyers bought in it again"
+    )
+    durable_min_rest_days: float = _opt(
+        14.0, "a category whose buyers buy in it again sooner than this is no durable: nothing rests after it"
+    )
+    rebuy_horizon_days: float = _opt(
+        365.0, "the longest repeat gap that counts, and the longest rest of a one-off's substitutes"
+    )
     complement_days: float = _opt(3.0, "purchases of one customer within this many days count as one basket")
     complement_min_support: int = _opt(
         3, "baskets that must hold both items before a learned complement counts"

@@ -24,6 +24,7 @@ from models.domain import DAY, Item, Offer
 from models.privacy import consent
 from models.privacy.consent import ConsentDefaults
 from models.serving.customer_state import CustomerState
+from models.serving.rebuying import RebuyTable
 
 # Where the stock that counts for a channel lives.
 STORE_STOCK = "store"  # the stock of context.store_id (no store given: stock is not checked)
@@ -159,7 +160,8 @@ def held_back(rule: ChannelRule, state: CustomerState) -> frozenset[str]:
 
 
 def owned_durables(purchases: Iterable[tuple[str, float]], snapshot: CatalogSnapshot) -> set[str]:
-    """Bought (in any channel), kept, and not a consumable: never offered again."""
+    """Bought (in any channel), kept, and not flagged a consumable: never offered again. The catalogue's
+    flags only; a request uses `owned`, which learns what customers buy again."""
     owned = set()
     for item_id, _ in purchases:
         item = snapshot.items.get(item_id)
@@ -168,10 +170,47 @@ def owned_durables(purchases: Iterable[tuple[str, float]], snapshot: CatalogSnap
     return owned
 
 
-def base_filter(snapshot: CatalogSnapshot, excluded: set[str]) -> Callable[[str], bool]:
-    """The channel-independent exclusions: owned durables, basket and context items, inactive items,
-    items missing from a filled catalogue."""
+@dataclass(frozen=True)
+class Owned:
+    """What a customer's purchases keep out of their ranking, and what they bring back."""
+
+    excluded: frozenset[str]  # kept purchases not offered again now: one-offs, consumables not yet due
+    resting: Mapping[str, float]  # category -> until when: the substitutes of a one-off just bought
+    due: Mapping[str, bool]  # every item bought -> whether it may be offered again now (repurchase blend)
+
+
+def owned(state: CustomerState, snapshot: CatalogSnapshot, rebuy: RebuyTable, at: float) -> Owned:
+    """The purchase exclusions of one request, from what customers buy again (models/serving/rebuying.py):
+    an item comes back once customers usually buy it again (never, for a one-off), and after a one-off
+    the other items of its category rest for as long as its buyers do not buy in it again. `at` is the
+    time ages are measured at (`RebuyTable.anchor`)."""
+    due: dict[str, bool] = {}
+    for item_id, last, _ in state.bought():
+        after = rebuy.again_after(snapshot.items.get(item_id))
+        due[item_id] = after is not None and at - last >= after
+    resting: dict[str, float] = {}
+    for item_id, last in state.kept().items():
+        item = snapshot.items.get(item_id)
+        rest = rebuy.rest_after(item)
+        if item is not None and rest > 0 and at - last < rest:
+            resting[item.category] = max(resting.get(item.category, 0.0), last + rest)
+    excluded = frozenset(i for i in state.kept() if not due.get(i, False))
+    return Owned(excluded, resting, due)
+
+
+def base_filter(
+    snapshot: CatalogSnapshot,
+    excluded: AbstractSet[str],
+    resting: AbstractSet[str] = frozenset(),
+    buying: Iterable[str] = (),
+) -> Callable[[str], bool]:
+    """The channel-independent exclusions: owned durables and the substitutes resting after them (every
+    item of a `resting` category but those the catalogue flags repeatable, and the accessories of what
+    is `buying` now — the basket and the page: a second laptop in the basket needs its own mouse, which
+    is no substitute of the first one's), basket and context items, inactive items, items missing from
+    a filled catalogue."""
     has_catalog = bool(snapshot.items)
+    completing = {a for i in buying for a in snapshot.accessories_of.get(i, ())} if resting else set()
 
     def allowed(item_id: str) -> bool:
         if item_id in excluded:
@@ -179,6 +218,8 @@ def base_filter(snapshot: CatalogSnapshot, excluded: set[str]) -> Callable[[str]
         item = snapshot.items.get(item_id)
         if item is None:
             return not has_catalog
+        if resting and item.category in resting and not item.repeatable and item_id not in completing:
+            return False
         return item.active
 
     return allowed

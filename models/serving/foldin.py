@@ -105,7 +105,7 @@ def known_customer_scores(
     space: ItemSpace,
     state: CustomerState,
     user: np.ndarray,
-    snapshot: CatalogSnapshot,
+    snapshot: CatalogSnapshot | Mapping[str, bool],  # or: item -> comes back now (rebuying)
     tuning: Tuning,
 ) -> np.ndarray:
     """Scores of a customer the model knows (`user`: their vector with its bias column): folded
@@ -124,7 +124,7 @@ def newcomer_scores(
     space: ItemSpace,
     state: CustomerState,
     context_items: Sequence[str],
-    snapshot: CatalogSnapshot,
+    snapshot: CatalogSnapshot | Mapping[str, bool],
     tuning: Tuning,
 ) -> tuple[np.ndarray, str] | None:
     """Scores of a customer newer than the model, folded in from their first events (and the page's items)."""
@@ -154,7 +154,7 @@ def _with_repurchase(
     scores: np.ndarray,
     space: ItemSpace,
     state: CustomerState,
-    snapshot: CatalogSnapshot,
+    snapshot: CatalogSnapshot | Mapping[str, bool],
     ref: float,
     tuning: Tuning,
     user: np.ndarray | None = None,

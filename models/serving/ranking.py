@@ -1,8 +1,9 @@
 """The ranking of one request, before any channel filter: candidate sources in the placement's order.
 
-`ranking()` yields candidates lazily, best first. Nothing it reads depends on the channel (only on
-the customer, their history, the context and the placement), so every channel walks the same
-sequence and only skips what its filter rejects — story 3 by construction. The one exception is
+`ranking()` yields candidates lazily, best first. Nothing it ranks by depends on the channel (only
+on the customer, their history, the context and the placement), so every channel walks the same
+sequence and only skips what its filter rejects — story 3 by construction (a capped source keeps
+it too: see `ranking`). The one exception is
 the popularity fallback of an *anonymous* visitor, which uses their store or channel (there is no
 "same customer" to keep consistent).
 """
@@ -23,6 +24,7 @@ from models.serving.looked_at import LookedAt
 from models.serving.reasons import Reason
 
 MAX_OWNED_ANCHORS = 10  # most recent purchases whose complements are promoted
+WINDOW = 2  # a capped source fills its cap from its first WINDOW x cap allowed items, in every channel
 
 
 @dataclass(frozen=True)
@@ -70,18 +72,29 @@ def ranking(
     state: RankingState,
     complements: Complements | None,
     allowed: Callable[[str], bool],
+    passes: Callable[[str], bool] | None = None,
 ) -> Iterator[Candidate]:
-    """Candidates best first: each source in turn, its cap counted on items that pass `allowed`."""
+    """Candidates best first: each source in turn, only those that pass `allowed` (and the channel's
+    `passes`, when given).
+
+    A capped source shows up to `limit` items the channel lets through, so an accessory out of stock
+    or mailed last week leaves its place to the next one (the cap is counted after every filter). It
+    takes them from a window, the source's first `WINDOW * limit` allowed items, that is the same in
+    every channel; the window's other items are not offered later in the ranking. So an item shown
+    by one channel's capped source is never shown below a later source's item by another channel:
+    two channels never order two items differently (story 3)."""
     seen: set[str] = set()
     for tier, source in enumerate(plan):
-        taken = 0
+        shown = considered = 0
         for cand in _source(source.name, tier, state, complements):
             if cand.item_id in seen or not allowed(cand.item_id):
                 continue
             seen.add(cand.item_id)
-            yield cand
-            taken += 1
-            if source.limit and taken >= source.limit:
+            considered += 1
+            if (not source.limit or shown < source.limit) and (passes is None or passes(cand.item_id)):
+                yield cand
+                shown += 1
+            if source.limit and considered >= WINDOW * source.limit:
                 break
 
 

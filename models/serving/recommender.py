@@ -5,12 +5,15 @@ placement's plan (models/serving/channel_rules.py) says which candidate sources 
 first — complements of the basket or of what the customer owns, items similar to the one on the
 page, the customer's LightFM ranking, what is popular. The channel then only filters that ranking
 (stock, consent, recently mailed), so channels never contradict each other (story 3). Items the
-customer bought (and that are not repeatable), basket and context items, inactive items and the
-caller's filters never come back, whatever the model says — purchases tracked a second ago included.
+customer bought and does not buy again (learned from every customer's history,
+models/serving/rebuying.py: a consumable comes back when it is due, a one-off never), the other items
+of a durable's category while its buyers do not buy in it again (story 1), basket and context items,
+inactive items and the caller's filters never come back, whatever the model says — purchases
+tracked a second ago included.
 
 Everything about the customer is read once, as one `CustomerState` (models/serving/customer_state.py);
-fold-in, repurchase, channel rules and candidates are pure functions of it, the model and the
-catalogue snapshot.
+fold-in, repurchase, channel rules and candidates are pure functions of it, the model, the
+catalogue snapshot and the learned tables (complements, rebuying), which are never built per request.
 
 The model's affinity for a customer: a recognised customer the model knows is scored from their
 embedding ("personalised"); a visitor with session items (or a customer newer than the model) from
@@ -23,7 +26,7 @@ import hashlib
 import math
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,10 +43,19 @@ from models.serving.embeddings import RankingModel
 from models.serving.popularity import Popularity
 from models.serving.ranking import Affinity, Candidate, RankingState
 from models.serving.reasons import Reason
+from models.serving.rebuying import FLAGS_ONLY, Rebuying
 from models.serving.registry import ModelRegistry
 from models.serving.served import Served, ServedLog
 from models.storage import Storage
-from models.validation import check_batch_size, check_identifier, check_k
+from models.validation import (
+    MAX_ID_LENGTH,
+    MAX_REF_LENGTH,
+    check_batch_size,
+    check_identifier,
+    check_k,
+    check_query_sizes,
+    check_text,
+)
 
 MAX_BATCH_CUSTOMERS = 100_000
 
@@ -99,6 +111,7 @@ class Recommender:
         policy: channel_rules.Policy | None = None,
         tuning: foldin.Tuning | None = None,
         consent_defaults: ConsentDefaults | None = None,
+        rebuying: Rebuying | None = None,
     ) -> None:
         self.storage = storage
         self.graph = graph
@@ -112,6 +125,7 @@ class Recommender:
         self.policy = policy or channel_rules.Policy()
         self.tuning = tuning or foldin.Tuning()
         self.consent_defaults = consent_defaults or ConsentDefaults()
+        self.rebuying = rebuying  # None: the catalogue's flags only (an unflagged item is a one-off)
 
     def customer_state(
         self,
@@ -161,11 +175,17 @@ class Recommender:
                 uuid.uuid4().hex, customer_id or "", customer_id is not None, [], version, "no_consent"
             )
         purchases = state.kept()
-        excluded = (
-            set(q.basket_item_ids)
-            | set(q.item_ids)
-            | channel_rules.owned_durables(purchases.items(), snapshot)
+        # what customers buy again, and when (learned; the catalogue's flags override): a one-off and
+        # the substitutes resting after it never come back, a consumable once it is due (story 1)
+        rebuy = self.rebuying.table(version) if self.rebuying is not None else FLAGS_ONLY
+        latest = [t.last for t in state.purchases.values()] + [e.at for e in state.recent[:1]]
+        owned = channel_rules.owned(
+            state,
+            snapshot,
+            rebuy,
+            rebuy.anchor(now, foldin.reference_time(model) if model is not None else 0.0, latest),
         )
+        excluded = set(q.basket_item_ids) | set(q.item_ids) | owned.excluded
         arm = "holdout" if customer_id and in_holdout(customer_id, self.holdout) else "personalised"
         # A customer who refused profiling is ranked like a visitor: from this request's context only
         # (what they bought is still never offered again, but it no longer steers the ranking).
@@ -185,14 +205,17 @@ class Recommender:
         plan = channel_rules.plan_for(q.placement)
         if model is not None and arm == "personalised":
             ranking_state.model = model
-            ranking_state.affinity = self._from_model(model, snapshot, state if profiled else ANONYMOUS, q)
+            ranking_state.affinity = self._from_model(
+                model, snapshot, state if profiled else ANONYMOUS, q, owned.due
+            )
         else:
             plan = (channel_rules.Source("popular"),)
         mailed = channel_rules.held_back(rule, state)
         passes = channel_rules.channel_filter(rule, q.store_id, snapshot, _caller_filter(q), mailed)
-        ranked = ranking.ranking(
-            plan, ranking_state, self.complements, channel_rules.base_filter(snapshot, excluded)
+        allowed = channel_rules.base_filter(
+            snapshot, excluded, owned.resting.keys(), [*q.basket_item_ids, *q.item_ids]
         )
+        ranked = ranking.ranking(plan, ranking_state, self.complements, allowed, passes)
         chosen = ranking.take(ranked, k, passes)
 
         strategy = "+".join(dict.fromkeys(c.source for c in chosen)) or "popular"
@@ -254,6 +277,8 @@ class Recommender:
         """Items closest to one item (product pages), filtered by a channel's stock rule when given."""
         if not item_id:
             raise InvalidArgument("item_id", "is required")
+        check_text(item_id, "item_id", MAX_ID_LENGTH)  # before NOT_FOUND quotes it
+        check_text(store_id, "store_id", MAX_REF_LENGTH)
         k = check_k(k, self.max_k)
         if channel and channel not in CHANNELS:
             raise InvalidArgument(
@@ -294,7 +319,12 @@ class Recommender:
     # -- affinity --------------------------------------------------------------------------------
 
     def _from_model(
-        self, model: RankingModel, snapshot: CatalogSnapshot, state: CustomerState, q: RecommendQuery
+        self,
+        model: RankingModel,
+        snapshot: CatalogSnapshot,
+        state: CustomerState,
+        q: RecommendQuery,
+        due: Mapping[str, bool],
     ) -> Affinity | None:
         """The customer's scores over every item: their own vector, else their session's items."""
         space = model.items(snapshot)
@@ -305,14 +335,14 @@ class Recommender:
                 if len(rows) == 1
                 else np.mean([model.user_vector(r) for r in rows], axis=0)
             )
-            # fresh events fold in; own repeatable purchases blend in (models/serving/foldin.py)
-            scores = foldin.known_customer_scores(model, space, state, user, snapshot, self.tuning)
+            # fresh events fold in; own purchases due again blend in (models/serving/foldin.py)
+            scores = foldin.known_customer_scores(model, space, state, user, due, self.tuning)
             return Affinity(space, scores, "personalised")
         session = list(q.item_ids) + list(q.basket_item_ids)
         # the item "Similar to the X you looked at" names: never one bought or in the basket
         seen = looked_at.anchor(state.recent, q.item_ids, {*q.basket_item_ids, *state.purchases}, space.index)
         if state.known:  # known to the store but newer than the model: folded in from their first events
-            folded = foldin.newcomer_scores(model, space, state, session, snapshot, self.tuning)
+            folded = foldin.newcomer_scores(model, space, state, session, due, self.tuning)
             if folded is not None:
                 return Affinity(space, folded[0], "similar_items", seen)
         rows = [space.index[i] for i in dict.fromkeys(session) if i in space.index]
@@ -358,6 +388,7 @@ class Recommender:
             )
         if q.who is not None:
             check_identifier(q.who, "who")
+        check_query_sizes(q)  # docs/limits.md
         if q.max_price < 0 or not np.isfinite(q.max_price):
             raise InvalidArgument("filter.max_price", f"must be >= 0, got {q.max_price}")
         if not q.placement:

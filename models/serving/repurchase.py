@@ -1,4 +1,4 @@
-"""Repurchase blending: a customer's own repeatable purchases, boosted in their ranking.
+"""Repurchase blending: a customer's own purchases that are due again, boosted in their ranking.
 
 Consumables and fashion basics are bought again; the model alone under-ranks them because its
 user vector averages a whole history. The boost of an item bought n times, last `age` days ago, is
@@ -8,7 +8,9 @@ the model's score scale. With scores = scoring @ u, that is sqrt(u' C u) for the
 the scoring rows: C is computed once per item space, so a request pays O(d^2), not O(items).
 Age is measured from the model's reference time (the newest event it was trained on) or the
 customer's newest purchase if later, so imported history behaves as on its last day.
-Non-repeatable items are left alone: the exclusion rules drop them anyway.
+Which purchases are due again is the request's decision (models/serving/rebuying.py: learned from
+what customers buy again and after how long, the catalogue's `repeatable` flag overriding); one-offs
+and items bought too recently are left alone: the exclusion rules drop them anyway.
 """
 
 from __future__ import annotations
@@ -52,13 +54,13 @@ def blend(
     scores: np.ndarray,
     index: Mapping[str, int],
     bought: Sequence[tuple[str, float, int]],
-    repeatable: Mapping[str, bool] | CatalogSnapshot,
+    repeatable: Mapping[str, bool] | CatalogSnapshot,  # item -> due again now; a snapshot: its flags
     reference_time: float,
     weight: float,
     half_life_days: float,
     spread: Callable[[], float | None] | None = None,
 ) -> np.ndarray:
-    """The scores with each repeatable bought item boosted (a copy; the input is not changed).
+    """The scores with each bought item that is due again boosted (a copy; the input is not changed).
     `spread`, when given, yields the scores' standard deviation more cheaply (None: measure them)."""
     if weight <= 0 or not bought:
         return scores

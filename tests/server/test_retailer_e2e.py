@@ -6,6 +6,7 @@ an ERP and a till know, `Train`, then `Recommend`. Each test is a defect seen th
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import grpc
@@ -17,6 +18,8 @@ from protos.seenext.v1 import (
     common_pb2,
     events_pb2,
     events_pb2_grpc,
+    insights_pb2,
+    insights_pb2_grpc,
     model_pb2,
     model_pb2_grpc,
     privacy_pb2,
@@ -219,3 +222,94 @@ def test_an_offer_only_update_keeps_the_rest_and_an_unknown_path_or_item_is_refu
     with pytest.raises(grpc.RpcError) as err:
         catalog.UpsertItems(missing)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND and "items[0].item_id" in err.value.details()
+
+
+def test_a_personal_anniversary_is_due_and_a_one_off_is_not(channel: grpc.Channel) -> None:
+    """Issue 9 point 6 (story 4): flowers bought on 9 Dec 2024 and 10 Dec 2025 are due in a 5-15 Dec 2026
+    window although December is no flower season for the population; a shirt bought once last December,
+    or bought two Decembers running in a category customers buy any time, is no occasion."""
+
+    def at(y: int, m: int, d: int) -> int:
+        return int(dt.datetime(y, m, d, 12, tzinfo=dt.UTC).timestamp())
+
+    catalog = catalog_pb2_grpc.CatalogServiceStub(channel)
+    catalog.UpsertItems(
+        catalog_pb2.UpsertItemsRequest(
+            items=[
+                catalog_pb2.Item(item_id="roses", title="Red Roses", category="flowers", price=40.0),
+                catalog_pb2.Item(item_id="tulips", title="Tulips", category="flowers", price=25.0),
+                catalog_pb2.Item(item_id="shirt", title="Oxford Shirt", category="shirts", price=30.0),
+                catalog_pb2.Item(item_id="tee", title="Tee", category="shirts", price=12.0),
+            ]
+        )
+    )
+    bought = [
+        ("ann", "roses", at(2024, 12, 9)),
+        ("ann", "tulips", at(2025, 12, 10)),
+        ("bob", "shirt", at(2025, 12, 8)),  # once: no occasion
+        ("cid", "tee", at(2024, 12, 6)),  # shirts two Decembers running ...
+        ("cid", "shirt", at(2025, 12, 12)),
+        # ... but shirts are bought any time by those who buy them in several years: no occasion
+        *((f"s{n}", "tee", at(2024, 1 + n, 3)) for n in range(6)),
+        *((f"s{n}", "shirt", at(2025, 7 + n % 5, 20)) for n in range(6)),
+    ]
+    events = []
+    for n, (customer, item, t) in enumerate(bought):
+        e = events_pb2.Event(
+            event_id=f"b{n}",
+            identifiers=[who(customer)],
+            channel=common_pb2.CHANNEL_WEB,
+            type=common_pb2.EVENT_TYPE_PURCHASE,
+            item_id=item,
+        )
+        e.occurred_at.FromSeconds(t)
+        events.append(e)
+    assert (
+        events_pb2_grpc.EventServiceStub(channel)
+        .TrackBatch(events_pb2.TrackBatchRequest(events=events))
+        .accepted
+    )
+    request = insights_pb2.DueRemindersRequest(k=2)
+    request.window_start.FromSeconds(at(2026, 12, 5))
+    request.window_end.FromSeconds(at(2026, 12, 15))
+    due = {r.customer_id: r for r in insights_pb2_grpc.InsightsServiceStub(channel).DueReminders(request)}
+    assert set(due) == {"ann"}
+    assert [i.category for i in due["ann"].items] == ["flowers", "flowers"]
+    assert due["ann"].reason == "You bought flowers around 10 December last year"
+
+
+def test_channel_report_counts_the_mails_sent_not_every_campaign_run(channel: grpc.Channel) -> None:
+    """Issue 9 point 10: a campaign list answered twice (a retried run) and sent once was counted twice,
+    halving the e-mail conversion rate; only recommendations an EMAIL_SENT quotes count."""
+    load(channel)
+    privacy = privacy_pb2_grpc.PrivacyServiceStub(channel)
+    campaign = [who(f"c{n}") for n in range(6)]
+    for customer in campaign:
+        privacy.SetConsent(
+            privacy_pb2.SetConsentRequest(
+                who=customer, channel=common_pb2.CHANNEL_EMAIL, purpose="marketing", granted=True
+            )
+        )
+    stub = recommendation_pb2_grpc.RecommendationServiceStub(channel)
+    request = recommendation_pb2.RecommendBatchRequest(
+        who=campaign, channel=common_pb2.CHANNEL_EMAIL, placement="newsletter", k=3
+    )
+    first = list(stub.RecommendBatch(request))
+    second = list(stub.RecommendBatch(request))  # the retry; only this run is sent
+    assert len(first) == len(second) == 6
+    sent = []
+    for n, reply in enumerate(second):
+        e = events_pb2.Event(
+            event_id=f"mail-{n}",
+            identifiers=[who(reply.customer_id)],
+            channel=common_pb2.CHANNEL_EMAIL,
+            type=common_pb2.EVENT_TYPE_EMAIL_SENT,
+            recommendation_id=reply.recommendation_id,
+        )
+        e.occurred_at.GetCurrentTime()
+        sent.append(e)
+    events_pb2_grpc.EventServiceStub(channel).TrackBatch(events_pb2.TrackBatchRequest(events=sent))
+    report = insights_pb2_grpc.InsightsServiceStub(channel).ChannelReport(insights_pb2.ChannelReportRequest())
+    email = [r for r in report.rows if r.channel == common_pb2.CHANNEL_EMAIL]
+    assert [(r.arm, r.recommendations, r.customers) for r in email] == [("personalised", 6, 6)]
+    assert list(report.warnings) == []
