@@ -8,8 +8,9 @@ Three kinds of being due, merged per customer:
   customer bought in it around the same dates in an earlier year, has not
   bought in it again since the window's season began, and bought in it on at most two days between
   last year's season and this one (Valentine's roses and Mothering Sunday tulips are seasons; coffee
-  every month is a routine, left to replenishment). Only categories holding repeatable items count
-  (flowers recur; a phone bought last February does not make its buyer due for another).
+  every month is a routine, left to replenishment). Only categories of items customers buy again
+  count — flagged, or learned (models/serving/rebuying.py): flowers recur; a phone bought last
+  February does not make its buyer due for another.
 * **personal occasions** (`anniversary`): the customer's own dates, not the population's — they
   bought in a category around these dates in two or more earlier years (flowers on 9 December 2024
   and 10 December 2025), and the category is one customers buy for occasions. Which categories those
@@ -17,7 +18,8 @@ Three kinds of being due, merged per customer:
   share whose purchases in different years fall within the slack of the same calendar day must reach
   MIN_OCCASION_SHARE (flowers, gifts; not shirts bought any time of the year). A one-off purchase is
   no occasion, nor are two Decembers of an everyday category.
-* **replenishment** (`due_again`): a repeatable item whose interval has elapsed by the window's end —
+* **replenishment** (`due_again`): an item customers buy again (flagged or learned) whose interval has
+  elapsed by the window's end —
   the customer's own median gap between purchases of it (two gaps or more), or else the median gap of
   every customer who bought it repeatedly (three gaps or more); either only when the gaps are regular
   (spread within half their mean). A customer more than one interval overdue at the window's start
@@ -45,6 +47,7 @@ from models.errors import InvalidArgument
 from models.serving import channel_rules, reasons
 from models.serving.ranking import Candidate
 from models.serving.reasons import Reason
+from models.serving.rebuying import FLAGS_ONLY, RebuyTable
 from models.serving.recommender import Recommended, Recommender, RecommendQuery
 from models.serving.registry import ModelRegistry
 from models.storage import Storage
@@ -127,7 +130,17 @@ class DueReminders:
         return seasons(start, end, self.slack, self.max_years)
 
     def seasonal_categories(self, start: float, end: float, snapshot: CatalogSnapshot) -> set[str]:
-        return seasonal_categories(self.storage, start, end, snapshot, self.slack, self.max_years)
+        return seasonal_categories(
+            self.storage, start, end, snapshot, self.slack, self.max_years, self._rebuy()
+        )
+
+    def _rebuy(self) -> RebuyTable:
+        """What customers buy again, as the recommender learned it (the flags alone without it)."""
+        learned = self.recommender.rebuying
+        model = self.registry.current
+        return (
+            learned.table(model.version if model is not None else "") if learned is not None else FLAGS_ONLY
+        )
 
     def _seasonal(self, start: float, end: float, snapshot: CatalogSnapshot) -> Iterator[Due]:
         seasonal = self.seasonal_categories(start, end, snapshot)
@@ -190,11 +203,12 @@ class DueReminders:
         return in_season, between
 
     def _replenishment(self, start: float, end: float, snapshot: CatalogSnapshot) -> Iterator[Due]:
-        repeatable = [i for i, it in snapshot.items.items() if it.repeatable]
+        rebuy = self._rebuy()
+        repeatable = {i for i, it in snapshot.items.items() if rebuy.again_after(it) is not None}
         if not repeatable:
             return
-        typical = self._typical_intervals(end)
-        rows = self.storage.repeatable_purchases(end)
+        typical = self._typical_intervals(end, repeatable)
+        rows = (r for r in self.storage.item_purchases(end) if r[1] in repeatable)
         for customer_id, group in itertools.groupby(rows, key=lambda r: r[0]):
             found: list[Due] = []
             for item_id, purchases in itertools.groupby(group, key=lambda r: r[1]):
@@ -218,12 +232,12 @@ class DueReminders:
                     )
             yield from sorted(found, key=lambda d: (d.due_at, d.item_id))
 
-    def _typical_intervals(self, until: float) -> dict[str, float]:
+    def _typical_intervals(self, until: float, repeatable: set[str]) -> dict[str, float]:
         """Each repeatable item's median gap between purchases by the same customer."""
-        rows = self.storage.repeatable_purchase_gaps(until)
+        rows = self.storage.item_purchase_gaps(until)
         gaps: dict[str, list[float]] = {}
         for item_id, gap in rows:
-            if gap >= DAY:
+            if gap >= DAY and item_id in repeatable:
                 gaps.setdefault(item_id, []).append(gap)
         typical = {i: regular_interval(g, MIN_POPULATION_GAPS) for i, g in gaps.items()}
         return {i: t for i, t in typical.items() if t}
@@ -255,9 +269,12 @@ class DueReminders:
                 return None
             held_back = channel_rules.held_back(rule, state)
             passes = channel_rules.channel_filter(rule, "", snapshot, channel_rules.CallerFilter(), held_back)
-        base = channel_rules.base_filter(
-            snapshot, channel_rules.owned_durables(state.kept().items(), snapshot)
-        )
+        # A reminder is for what the customer buys again by definition (due again, their season, their
+        # occasion), so a learned one-off does not hold it back; the catalogue's explicit "never again" does.
+        never_again = {
+            i for i in state.kept() if (it := snapshot.items.get(i)) is None or it.repeatable is False
+        }
+        base = channel_rules.base_filter(snapshot, never_again)
 
         def allowed(item_id: str) -> bool:
             return base(item_id) and passes(item_id)
@@ -341,10 +358,14 @@ def seasonal_categories(
     snapshot: CatalogSnapshot,
     slack: float = 7 * DAY,
     max_years: int = 3,
+    rebuy: RebuyTable = FLAGS_ONLY,
 ) -> set[str]:
-    """Categories of repeatable items whose sales peak around these dates in earlier years: their
-    share of purchases in those seasons is at least MIN_SEASON_LIFT times what the calendar gives."""
-    candidates = {it.category for it in snapshot.items.values() if it.repeatable and it.category}
+    """Categories of items customers buy again (flagged, or learned: `rebuy`) whose sales peak around
+    these dates in earlier years: their share of purchases in those seasons is at least MIN_SEASON_LIFT
+    times what the calendar gives."""
+    candidates = {
+        it.category for it in snapshot.items.values() if it.category and rebuy.again_after(it) is not None
+    }
     ranges = seasons(start, end, slack, max_years)
     until = start - slack
     first = storage.first_purchase_since(ranges[-1][0])

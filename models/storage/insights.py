@@ -115,12 +115,12 @@ class InsightsStorage(ABC):
         category, time (what personal occasions are learned from)."""
 
     @abstractmethod
-    def repeatable_purchases(self, until: float) -> list[tuple[str, str, float]]:
-        """(customer, item, time) of purchases of repeatable items up to a time, by customer, item, time."""
+    def item_purchases(self, until: float) -> list[tuple[str, str, float]]:
+        """(customer, item, time) of every purchase up to a time, by customer, item, time."""
 
     @abstractmethod
-    def repeatable_purchase_gaps(self, until: float) -> list[tuple[str, float]]:
-        """(item, gap) between consecutive purchases of a repeatable item by the same customer."""
+    def item_purchase_gaps(self, until: float) -> list[tuple[str, float]]:
+        """(item, gap) between consecutive purchases of an item by the same customer, up to a time."""
 
     # -- offline evaluation and the traffic simulator ----------------------------------------------
 

@@ -166,21 +166,19 @@ class SqliteInsights(SqliteBase):
         )
         return [(c, cat, float(t)) for c, cat, t in rows]
 
-    def repeatable_purchases(self, until: float) -> list[tuple[str, str, float]]:
+    def item_purchases(self, until: float) -> list[tuple[str, str, float]]:
         rows = self._read().execute(
-            "SELECT e.customer_id, e.item_id, e.occurred_at FROM events e"
-            " JOIN items i ON i.item_id = e.item_id"
-            " WHERE i.repeatable = 1 AND e.type = 'PURCHASE' AND e.occurred_at <= ?"
-            " ORDER BY e.customer_id, e.item_id, e.occurred_at",
+            "SELECT customer_id, item_id, occurred_at FROM events"
+            " WHERE type = 'PURCHASE' AND occurred_at <= ? AND item_id != ''"
+            " ORDER BY customer_id, item_id, occurred_at",
             (until,),
         )
         return [(c, i, float(t)) for c, i, t in rows]
 
-    def repeatable_purchase_gaps(self, until: float) -> list[tuple[str, float]]:
+    def item_purchase_gaps(self, until: float) -> list[tuple[str, float]]:
         rows = self._read().execute(
             "SELECT item_id, occurred_at - LAG(occurred_at) OVER (PARTITION BY customer_id, item_id"
-            " ORDER BY occurred_at) FROM events WHERE type='PURCHASE' AND occurred_at <= ?"
-            " AND item_id IN (SELECT item_id FROM items WHERE repeatable = 1)",
+            " ORDER BY occurred_at) FROM events WHERE type='PURCHASE' AND occurred_at <= ? AND item_id != ''",
             (until,),
         )
         return [(i, float(g)) for i, g in rows if g is not None]
