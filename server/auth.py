@@ -42,7 +42,8 @@ SCOPES: dict[str, str] = {
     "consent": "PrivacyService: SetConsent",
     "forget": "PrivacyService: Forget (erasure)",
     "export": "PrivacyService: Export (right of access)",
-    "insights": "InsightsService: DueReminders, ChannelReport, FunnelReport",
+    "insights": "InsightsService: ChannelReport, FunnelReport (and DueReminders)",
+    "reminders": "InsightsService: DueReminders (the e-mail system's reminder campaigns)",
     "status": "ModelService: GetModelStatus, ListModels",
     "train": "ModelService: Train, RollbackModel",
 }
@@ -70,7 +71,11 @@ _METHOD_SCOPES = {
     "/seenext.v1.PrivacyService/Export": "export",
     "/seenext.v1.ModelService/Train": "train",
     "/seenext.v1.ModelService/RollbackModel": "train",
+    "/seenext.v1.InsightsService/DueReminders": "reminders",
 }
+# A scope that grants another one too: "insights" covered DueReminders before "reminders" existed, and
+# keys files written then keep working.
+_IMPLIED = {"insights": frozenset({"reminders"})}
 OPEN_SERVICES = frozenset(
     {
         "grpc.health.v1.Health",
@@ -81,7 +86,7 @@ OPEN_SERVICES = frozenset(
 # What the generated development keys file holds: the callers of the design, one key each.
 DEV_CALLERS = {
     "web-shop": ["track", "recommend", "identify"],
-    "email": ["recommend", "batch", "consent"],
+    "email": ["recommend", "batch", "consent", "reminders"],
     "pos": ["track", "recommend", "identify"],
     "callcentre": ["profile", "identify", "consent"],
     "marketing": ["insights", "status"],
@@ -165,7 +170,8 @@ class ApiKeys:
         if key is None:
             return grpc.StatusCode.UNAUTHENTICATED, "authorization: this API key is not known to the server"
         needed = scope_of(method)
-        if "*" in key.scopes or needed in key.scopes:
+        implied = {s for held in key.scopes for s in _IMPLIED.get(held, ())}
+        if "*" in key.scopes or needed in key.scopes or needed in implied:
             return None
         return grpc.StatusCode.PERMISSION_DENIED, (
             f"the API key {key.name!r} lacks the scope {needed!r} that {method.strip('/')} needs "

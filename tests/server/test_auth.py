@@ -414,3 +414,18 @@ def test_each_key_against_linking_its_device_to_a_stranger(world: Running, name:
         assert isinstance(linked, identity_pb2.IdentifyResponse) and linked.customer_id == "u2"
         assert list(linked.identifiers) == []
         assert recommend_as_admin(world, own).customer_id == "u2"
+
+
+def test_the_email_key_runs_every_command_of_the_email_client(world: Running) -> None:
+    """Issue 9 point 10: the development `email` key lacked the scope `clients.email reminders` needs
+    (PERMISSION_DENIED with the documented key); a key holding "insights" keeps DueReminders."""
+    import datetime as dt
+
+    from clients.email import EmailClient
+
+    start = dt.datetime.now(dt.UTC)
+    for name in ("email", "marketing"):
+        with open_channel(f"127.0.0.1:{world.port}", api_key=dev_key(name)) as ch:
+            list(EmailClient(ch).reminders(start, start + dt.timedelta(days=7)))  # raises when refused
+    with open_channel(f"127.0.0.1:{world.port}", api_key=dev_key("email")) as ch:
+        assert list(EmailClient(ch).offers(["u2"], k=2))
