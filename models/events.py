@@ -37,8 +37,11 @@ class InteractionLog:
 
 
 class EventStore:
-    def __init__(self, storage: Storage, graph: IdentityGraph) -> None:
+    def __init__(self, storage: Storage, graph: IdentityGraph, future_tolerance: float = 300.0) -> None:
         self.storage = storage
+        # An event dated past the server's clock by more than this is refused: recency and fold-in are
+        # measured from the newest event, so one event ten years ahead froze every customer's freshness.
+        self.future_tolerance = future_tolerance
         # Resolves every event's identifiers to one customer (models/identity/graph.py).
         self.graph = graph
 
@@ -46,6 +49,7 @@ class EventStore:
 
     def track(self, event: Event) -> TrackResult:
         check_event(event)
+        self._check_not_future(event, "event", time.time())
         self.graph.nodes(event.identifiers, "event.identifiers")  # a bad e-mail or phone names this field
         result = self.track_batch([event])
         if result.rejected:  # cannot happen after check_event; kept so nothing is ever silent
@@ -61,6 +65,7 @@ class EventStore:
         for i, ev in enumerate(events):
             try:
                 check_event(ev, f"{field}[{i}]")
+                self._check_not_future(ev, f"{field}[{i}]", now)
                 nodes = self.graph.nodes(ev.identifiers, field, i)
             except InvalidArgument as exc:
                 # An over-long event_id is not echoed: a batch of them made a reply too large to read.
@@ -87,6 +92,14 @@ class EventStore:
         return BatchResult(accepted=len(rows), duplicates=duplicates, rejected=rejected)
 
     # -- reads --------------------------------------------------------------------------------
+
+    def _check_not_future(self, ev: Event, field: str, now: float) -> None:
+        if ev.occurred_at is not None and ev.occurred_at > now + self.future_tolerance:
+            raise InvalidArgument(
+                f"{field}.occurred_at",
+                f"is {ev.occurred_at - now:,.0f} s past the server's clock; at most "
+                f"{self.future_tolerance:,.0f} s (SEENEXT_FUTURE_TOLERANCE_SECONDS) is accepted",
+            )
 
     def customer_of_event(self, event_id: str) -> str | None:
         return self.storage.event_customer(event_id)

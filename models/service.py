@@ -68,7 +68,7 @@ class Seenext:
             settings.phone_country_code,
             settings.device_link_limit,
         )
-        self._events = EventStore(self._storage, self._graph)
+        self._events = EventStore(self._storage, self._graph, settings.future_tolerance_seconds)
         self._privacy = Privacy(
             self._storage,
             self._graph,

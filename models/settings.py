@@ -80,6 +80,9 @@ class Settings:
     )
     # serving
     max_k: int = _opt(100, "largest k a request may ask for")
+    future_tolerance_seconds: float = _opt(
+        300.0, "an event may be dated at most this far past the server's clock (tills' clock skew)"
+    )
     popular_window_days: int = _opt(30, "window of the popularity fallback")
     catalog_refresh_seconds: float = _opt(
         1.0, "how often a serving process checks for catalogue changes made by another process"

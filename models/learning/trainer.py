@@ -124,7 +124,10 @@ def train(
     if settings.eval_holdout_days > 0:
         evaluated = holdout_metrics(log_, items, settings)
     started = time.perf_counter()
-    data = build_data(log_, items, settings, user_attributes=user_attributes)
+    # Recency is measured from the newest event, but never from a time still ahead: history stored with
+    # future dates (before they were refused) would otherwise make every live event look old.
+    reference = min(time.time(), float(log_.occurred_at.max()))
+    data = build_data(log_, items, settings, reference_time=reference, user_attributes=user_attributes)
     build_seconds = time.perf_counter() - started
     result = fit(data, settings)
     artifact = to_artifact(result, version, {"build_seconds": round(build_seconds, 3)})

@@ -23,14 +23,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.catalog import CatalogSnapshot
-from models.domain import DAY
 from models.learning.dataset import EVENT_WEIGHTS, parse_event_weights
 from models.serving import repurchase
 from models.serving.customer_state import CustomerState
 from models.serving.embeddings import ItemSpace, RankingModel
 from models.settings import Settings
 
-NEWCOMER_DAYS = 30  # a customer unknown to the model: their events since this long before the model's data
 MAX_FRESH = 50  # newest fresh events a request reads and folds in
 
 
@@ -129,10 +127,9 @@ def newcomer_scores(
 ) -> tuple[np.ndarray, str] | None:
     """Scores of a customer newer than the model, folded in from their first events (and the page's items)."""
     ref = reference_time(model)
-    since = ref - NEWCOMER_DAYS * DAY
-    events: list[tuple[str, str, float]] = [(i, t, at) for i, t, at in state.recent if at >= since][
-        :MAX_FRESH
-    ]
+    # Their stored history drives the answer whatever its age (a customer who bought the same coffee
+    # every month until two months ago is no stranger): the newest MAX_FRESH item events, decayed by age.
+    events: list[tuple[str, str, float]] = list(state.recent[:MAX_FRESH])
     newest = max((t for _, _, t in events), default=time.time())
     events += [(i, "VIEW", newest) for i in context_items]
     found = fresh_direction(space, events, tuning)
@@ -145,9 +142,10 @@ def newcomer_scores(
 
 
 def state_window_start(model: RankingModel) -> float:
-    """How far back a request reads the customer's item events: what newcomer fold-in may use (the
-    events after the model's data, which a known customer's fold-in uses, are the newest of them)."""
-    return reference_time(model) - NEWCOMER_DAYS * DAY
+    """How far back a request reads the customer's item events: all ages (the read keeps the newest
+    MAX_FRESH), since newcomer fold-in uses a customer's history whatever its age; a known customer's
+    fold-in uses those after the model's data."""
+    return 0.0
 
 
 def _with_repurchase(

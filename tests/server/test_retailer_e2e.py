@@ -313,3 +313,104 @@ def test_channel_report_counts_the_mails_sent_not_every_campaign_run(channel: gr
     email = [r for r in report.rows if r.channel == common_pb2.CHANNEL_EMAIL]
     assert [(r.arm, r.recommendations, r.customers) for r in email] == [("personalised", 6, 6)]
     assert list(report.warnings) == []
+
+
+def test_events_dated_in_the_future_are_refused(channel: grpc.Channel) -> None:
+    """Issue 9 point 8: a purchase dated ten years ahead was accepted and froze freshness."""
+    now = int(time.time())
+    events = []
+    for n, ahead in enumerate((10 * 365 * DAY, 60)):
+        e = events_pb2.Event(
+            event_id=f"f{n}",
+            identifiers=[who("c1")],
+            channel=common_pb2.CHANNEL_POS,
+            type=common_pb2.EVENT_TYPE_PURCHASE,
+            item_id="sku-1",
+        )
+        e.occurred_at.FromSeconds(now + ahead)
+        events.append(e)
+    reply = events_pb2_grpc.EventServiceStub(channel).TrackBatch(events_pb2.TrackBatchRequest(events=events))
+    assert reply.accepted == 1  # a minute ahead is a till's clock skew
+    assert [(r.index, r.field) for r in reply.rejected] == [(0, "events[0].occurred_at")]
+    assert "past the server's clock" in reply.rejected[0].reason
+
+
+def test_history_stored_with_future_dates_does_not_freeze_a_live_cart(
+    channel: grpc.Channel, server: object
+) -> None:
+    """Issue 9 point 8: history that ran weeks past today (stored by an earlier release, which accepted
+    it) anchored recency in the future, so a live ADD_TO_CART was ignored until the clock got there."""
+    from models.storage import open_storage
+    from models.storage.events import EventRow
+
+    catalog_pb2_grpc.CatalogServiceStub(channel).UpsertItems(
+        catalog_pb2.UpsertItemsRequest(items=ten_items())
+    )
+    now = time.time()
+    settings = server.service.settings  # type: ignore[attr-defined]
+    storage = open_storage(settings.db_path, settings.sync_full)
+    with storage.transaction():
+        storage.create_customer("c0", now)
+    storage.insert_events(
+        [
+            EventRow(
+                event_id=f"old-{n}",
+                customer_id=f"c{n % 20}",
+                channel="WEB",
+                type="PURCHASE",
+                item_id=f"sku-{n % 3 if n % 2 else 3 + n % 7}",
+                quantity=1,
+                price=10.0,
+                store_id="",
+                order_id="",
+                recommendation_id="",
+                occurred_at=now - 10 * DAY + n * 5400,  # runs ~52 days past today
+                received_at=now,
+                attributes=None,
+            )
+            for n in range(1000)
+        ]
+    )
+    storage.close()
+    model_pb2_grpc.ModelServiceStub(channel).Train(model_pb2.TrainRequest(), timeout=120)
+    cart = events_pb2.Event(
+        event_id="live-cart",
+        identifiers=[who("newbie")],
+        channel=common_pb2.CHANNEL_WEB,
+        type=common_pb2.EVENT_TYPE_ADD_TO_CART,
+        item_id="sku-1",
+    )
+    cart.occurred_at.GetCurrentTime()
+    events_pb2_grpc.EventServiceStub(channel).Track(events_pb2.TrackRequest(event=cart))
+    rec = recommendation_pb2_grpc.RecommendationServiceStub(channel).Recommend(
+        recommendation_pb2.RecommendRequest(
+            who=who("newbie"), channel=common_pb2.CHANNEL_WEB, placement="cart", k=5
+        )
+    )
+    assert "similar_items" in rec.strategy.split("+"), rec.strategy  # the live cart folds in
+
+
+def test_a_known_customer_with_an_old_history_is_not_a_stranger(channel: grpc.Channel) -> None:
+    """Issue 9 point 9: a customer the model does not know, who bought the same coffee every month until
+    a month ago, got `popular` while DueReminders told them "Time to stock up"."""
+    load(channel)  # trains on the shop's customers; `regular` arrives after the model
+    now = time.time()
+    coffee = catalog_pb2.Item(item_id="coffee", title="Espresso Beans", category="coffee", price=9.0)
+    catalog_pb2_grpc.CatalogServiceStub(channel).UpsertItems(catalog_pb2.UpsertItemsRequest(items=[coffee]))
+    events = []
+    for n in range(6):
+        e = events_pb2.Event(
+            event_id=f"regular-{n}",
+            identifiers=[who("regular")],
+            channel=common_pb2.CHANNEL_WEB,
+            type=common_pb2.EVENT_TYPE_PURCHASE,
+            item_id="coffee",
+        )
+        e.occurred_at.FromSeconds(int(now - (32 + 30 * n) * DAY))  # monthly until 32 days ago
+        events.append(e)
+    events_pb2_grpc.EventServiceStub(channel).TrackBatch(events_pb2.TrackBatchRequest(events=events))
+    rec = recommendation_pb2_grpc.RecommendationServiceStub(channel).Recommend(
+        recommendation_pb2.RecommendRequest(who=who("regular"), channel=common_pb2.CHANNEL_WEB, k=5)
+    )
+    assert rec.recognised and rec.strategy != "popular"
+    assert "similar_items" in rec.strategy.split("+"), rec.strategy  # their history drives the ranking

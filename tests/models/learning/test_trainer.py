@@ -97,3 +97,29 @@ def test_holdout_metrics_are_reported(settings: Settings) -> None:
         assert metrics["holdout_customers"] > 0
     finally:
         svc.close()
+
+
+def test_recency_is_anchored_no_later_than_now(settings: Settings) -> None:
+    """Issue 9 point 8: history stored with dates weeks ahead (an earlier release accepted them) anchored
+    the model's reference time in the future, so a known customer's live events were not fresh until the
+    clock reached it. The reference is the earlier of the training time and the newest event."""
+    import dataclasses
+    import time
+
+    from models.learning import trainer
+
+    ahead = [dataclasses.replace(e, occurred_at=(e.occurred_at or 0) + 40 * 86400.0) for e in tiny_events()]
+    from models.events import InteractionLog
+
+    cols = {
+        "customer_id": np.array([e.identifiers[0].value for e in ahead if e.item_id], dtype=object),
+        "item_id": np.array([e.item_id for e in ahead if e.item_id], dtype=object),
+        "type": np.array([e.type for e in ahead if e.item_id], dtype=object),
+        "channel": np.array([e.channel for e in ahead if e.item_id], dtype=object),
+        "occurred_at": np.array([e.occurred_at for e in ahead if e.item_id], dtype=np.float64),
+        "order_id": np.array([e.order_id for e in ahead if e.item_id], dtype=object),
+    }
+    started = time.time()
+    art = trainer.train(InteractionLog(**cols), tiny_items(), settings, "future")
+    assert cols["occurred_at"].max() > started + 30 * 86400.0
+    assert started <= art.manifest["reference_time"] <= time.time()
