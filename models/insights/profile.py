@@ -17,6 +17,7 @@ from models.identity.graph import IdentifierView, IdentityGraph
 from models.privacy.rights import ConsentRecord
 from models.serving.recommender import Recommended
 from models.storage import Storage
+from models.validation import MAX_PAGE_TOKEN_LENGTH, check_text
 
 DEFAULT_TIMELINE = 50
 MAX_TIMELINE = 500
@@ -144,6 +145,7 @@ def _encode(occurred_at: float, seq: int) -> str:
 def _decode(token: str) -> tuple[float, int] | None:
     if not token:
         return None
+    check_text(token, "page_token", MAX_PAGE_TOKEN_LENGTH)  # ours are ~40 characters
     try:
         at, seq = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         return float(at), int(seq)
