@@ -4,9 +4,8 @@ The file has no header and five comma-separated fields: `user_id,item_id,categor
 timestamp` (unix seconds; gzipped or not). Each row becomes one event of the user on WEB (the data
 says nothing about the device; WEB is what the front-door evaluation asks for):
 - `pv` (an item detail page) -> VIEW, `cart` -> ADD_TO_CART, `buy` -> PURCHASE;
-- `fav` (added to favourites) -> VIEW for now: the contract has no wish-list event type yet (issue 9
-  point 5 adds one). The original behaviour is kept in the event's attributes (`behavior: fav`), so
-  a later import can tell a favourite from a view.
+- `fav` (added to favourites) -> WISHLIST (the original behaviour is also kept in the event's
+  attributes, `behavior: fav`).
 Items carry only what the data has: the item id and its category (`category_id`; an item seen under
 several categories keeps the one of its most recent row). No title, price, stock or flags.
 Event ids hash the row (and its rank among identical rows), so importing the file twice stores
@@ -23,7 +22,7 @@ from models.domain import Event, Identifier, Item
 from models.importers import ImportSummary, Loader, Progress, Target, Timer, no_progress, stable_id
 
 COLUMNS = ["user_id", "item_id", "category_id", "behavior", "ts"]
-BEHAVIOURS = {"pv": "VIEW", "cart": "ADD_TO_CART", "fav": "VIEW", "buy": "PURCHASE"}
+BEHAVIOURS = {"pv": "VIEW", "cart": "ADD_TO_CART", "fav": "WISHLIST", "buy": "PURCHASE"}
 
 
 def read_behaviour(path: Path, max_rows: int | None = None) -> pd.DataFrame:

@@ -1,5 +1,4 @@
-"""The Taobao UserBehavior importer: behaviour mapping (fav is a VIEW until the contract has a
-wish-list type), items with their category, idempotency, identical rows kept, and a slice of the
+"""The Taobao UserBehavior importer: behaviour mapping (fav is a WISHLIST event), items with their category, idempotency, identical rows kept, and a slice of the
 shared file. The slice's numbers were counted from its first 300 rows.
 """
 
@@ -41,8 +40,8 @@ def test_behaviours_map_to_event_types_and_items_keep_their_latest_category(
     path.write_bytes(gzip.compress(ROWS.encode()))
     summary = import_taobao(path, service)
     assert summary.rows_read == 7 and summary.events == 7 and summary.accepted == 7
-    # pv and fav are views (fav keeps its own name in the attributes), cart, buy
-    assert summary.by_type == {"VIEW": 4, "ADD_TO_CART": 1, "PURCHASE": 2}
+    # pv views, fav wish-list entries (keeping their own name in the attributes), cart, buy
+    assert summary.by_type == {"VIEW": 3, "WISHLIST": 1, "ADD_TO_CART": 1, "PURCHASE": 2}
     assert summary.by_channel == {"WEB": 7} and summary.customers == 2 and summary.items == 3
     assert service.get_item("200").category == "61"  # seen under 60 first, then 61
     item = service.get_item("100")
@@ -52,7 +51,7 @@ def test_behaviours_map_to_event_types_and_items_keep_their_latest_category(
     assert [(t, i, at) for _, t, i, at, _ in rows] == [
         ("VIEW", "100", 1511544000.0),
         ("ADD_TO_CART", "100", 1511544100.0),
-        ("VIEW", "200", 1511544200.0),
+        ("WISHLIST", "200", 1511544200.0),
         ("PURCHASE", "100", 1511544300.0),
     ]
     assert json.loads(rows[2][4]) == {"behavior": "fav"}
@@ -77,9 +76,9 @@ def test_a_slice_of_the_shared_file_through_the_command(
     code = main(["import", "taobao", str(FILE), "--max-rows", "300", "--data-dir", str(tmp_path)])
     assert code == 0
     printed = capsys.readouterr().out
-    # 300 rows: pv 269 + fav 18 views, 4 carts, 9 buys; 5 users, 230 items.
+    # 300 rows: pv 269 views, fav 18 wish-list entries, 4 carts, 9 buys; 5 users, 230 items.
     assert "events           300 (300 new, 0 already stored, 0 rejected)" in printed
-    assert "by type          ADD_TO_CART 4, PURCHASE 9, VIEW 287" in printed
+    assert "by type          ADD_TO_CART 4, PURCHASE 9, VIEW 269, WISHLIST 18" in printed
     assert "customers        5 (0 with attributes)" in printed
     assert "items            230" in printed
     assert "period           2017-11-24 .. 2017-12-03" in printed
