@@ -1,4 +1,5 @@
-"""The Taobao UserBehavior importer: behaviour mapping (fav is a WISHLIST event), items with their category, idempotency, identical rows kept, and a slice of the
+"""The Taobao UserBehavior importer: behaviour mapping (fav is a WISHLIST event), items with their
+category, idempotency, identical rows kept, and a slice of the
 shared file. The slice's numbers were counted from its first 300 rows.
 """
 
