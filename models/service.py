@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from models.catalog import Catalog, CatalogSnapshot
+from models.catalog import Catalog, CatalogSnapshot, Upserted
 from models.domain import BatchResult, Event, Identifier, Item, TrackResult
 from models.errors import AlreadyRunning, InvalidArgument, NotFound, disk_fault
 from models.events import EventStore, InteractionLog
@@ -35,6 +35,7 @@ from models.serving.channel_rules import Policy
 from models.serving.complements import Complements
 from models.serving.customer_state import CustomerState
 from models.serving.embeddings import RankingModel
+from models.serving.exploration import Exploration, ExplorationPolicy
 from models.serving.popularity import Popularity
 from models.serving.rebuying import Rebuying, RebuyPolicy
 from models.serving.recommender import Recommendation, Recommended, Recommender, RecommendQuery
@@ -104,6 +105,15 @@ class Seenext:
                 horizon_days=settings.rebuy_horizon_days,
             ),
         )
+        self._exploration = Exploration(
+            self._storage,
+            ExplorationPolicy(
+                share=settings.exploration_share,
+                days=settings.new_item_days,
+                customers=settings.new_item_customers,
+            ),
+            foldin.Tuning.from_settings(settings).event_weights,
+        )
         self._recommender = Recommender(
             self._storage,
             self._graph,
@@ -126,6 +136,7 @@ class Seenext:
                 settings.consent_default_marketing, settings.consent_default_profiling
             ),
             rebuying=self._rebuying,
+            exploration=self._exploration,
         )
         self._reminders = DueReminders(
             self._storage,
@@ -172,6 +183,7 @@ class Seenext:
             model.items(snapshot)
         self._complements.table(model.version if model is not None else "")
         self._rebuying.table(model.version if model is not None else "")
+        self._exploration.new_items(snapshot, model)
         self._popularity.top("")
 
     def close(self) -> None:
@@ -290,7 +302,13 @@ class Seenext:
         return self._events.track_batch(events)
 
     def upsert_items(self, items: Sequence[Item], update_mask: Sequence[str] = ()) -> int:
-        """Inserts or replaces items; with `update_mask`, replaces only the named fields of stored items."""
+        """Inserts or replaces items; with `update_mask`, replaces only the named fields of stored items.
+        Returns how many were written (`upsert_items_checked` says what may not work as meant)."""
+        return self._catalog.upsert(items, update_mask).upserted
+
+    def upsert_items_checked(self, items: Sequence[Item], update_mask: Sequence[str] = ()) -> Upserted:
+        """`upsert_items`, with the warnings UpsertItems answers: `accessory_for` links to items the
+        catalogue does not hold (kept: the main item may come later), each naming its field."""
         return self._catalog.upsert(items, update_mask)
 
     def get_item(self, item_id: str) -> Item:

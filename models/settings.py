@@ -135,6 +135,15 @@ class Settings:
     looked_at_half_life_days: float = _opt(
         7.0, "a looked-at item's pull halves every this many days (cart 3, wish 2, look 1); 0 = no decay"
     )
+    exploration_share: float = _opt(
+        0.1, "share of a list's places new items take, the last ones (rounded up, at most 1 in 4); 0 = off"
+    )
+    new_item_days: float = _opt(
+        30.0, "an item is new for this many days after it was first upserted or first met, whichever is first"
+    )
+    new_item_customers: int = _opt(
+        1, "an item stays new until the serving model learned it from this many customers (1: from anyone)"
+    )
     rebuy_min_buyers: int = _opt(
         10, "buyers an item (else its category) needs before what customers buy again is learned from it"
     )

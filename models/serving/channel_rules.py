@@ -73,6 +73,9 @@ class Source:
 #                       the model, the ranking built from their session's items)
 #   popular             what is popular: everywhere for a known customer, in the store / channel
 #                       for an anonymous visitor
+#   exploration         new items (models/serving/exploration.py): not ranked with the others, they
+#                       take the last places of the list that the ranking's items leave them, at most
+#                       SEENEXT_EXPLORATION_SHARE of k (one in four at most) and the cap here
 # Complements are ranked by the customer's affinity (the same LightFM scores as `personalised`).
 # Looked-at items follow the accessories of a recent purchase (story 1 keeps its first places) on the
 # pages a customer comes back to (home, the newsletter, an ad, the call-centre agent's offers); never
@@ -80,11 +83,15 @@ class Source:
 # page keeps two of the model's picks: on the Taobao clickstream they predict the next days' purchases
 # far better than the model (hit rate@10 0.142 / 0.154 / 0.162 / 0.170 with a cap of 4 / 6 / 8 / 10,
 # against 0.146 for "what they carted or viewed last"; bench/looked_at_eval.py).
+# New items are tried in the last places of the pages a customer browses (home, newsletter, ads, the
+# call-centre page): exploration.slots(k) of them (one in a 4- to 10-item list at the default share),
+# at most 2; never on a product page or at the basket, whose context decides what fits.
 _HOME = (
     Source("owned_complements", 3),
     Source("looked_at", 8),
     Source("personalised"),
     Source("popular"),
+    Source("exploration", 2),
 )
 _BASKET = (
     Source("basket_complements", 20),
@@ -208,8 +215,11 @@ def base_filter(
     item of a `resting` category but those the catalogue flags repeatable, and the accessories of what
     is `buying` now — the basket and the page: a second laptop in the basket needs its own mouse, which
     is no substitute of the first one's), basket and context items, inactive items, items missing from
-    a filled catalogue."""
+    a filled catalogue, and items without a price in force in a catalogue whose items mostly have one
+    (a shop cannot sell them; a catalogue without prices, like MovieLens, filters nothing on that
+    account)."""
     has_catalog = bool(snapshot.items)
+    now = time.time()
     completing = {a for i in buying for a in snapshot.accessories_of.get(i, ())} if resting else set()
 
     def allowed(item_id: str) -> bool:
@@ -219,6 +229,8 @@ def base_filter(
         if item is None:
             return not has_catalog
         if resting and item.category in resting and not item.repeatable and item_id not in completing:
+            return False
+        if snapshot.keeps_prices and effective_price(item, now) <= 0:
             return False
         return item.active
 

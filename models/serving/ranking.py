@@ -6,13 +6,24 @@ sequence and only skips what its filter rejects — story 3 by construction (a c
 it too: see `ranking`). The one exception is
 the popularity fallback of an *anonymous* visitor, which uses their store or channel (there is no
 "same customer" to keep consistent).
+
+New items (models/serving/exploration.py) are not ranked with the others: `take` fills the list but
+its last `slots` places from the ranking, then those places with the first new items the channel lets
+through that the list does not hold yet (`exploring`). So a new item the ranking already placed keeps
+its place, and one that comes in by exploration is below every ranked item of the list, in every
+channel (story 3 holds). Everywhere else an item the model has never seen (placed from its catalogue
+features alone) ranks after every item it has learned: a feature-only score is no evidence that
+customers want the item, and on the demo it put a brand-new item first for the customers of its
+category (issue 9 point 7).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -20,10 +31,12 @@ from models.catalog import CatalogSnapshot
 from models.serving.channel_rules import Source
 from models.serving.complements import ACCESSORY, Complements
 from models.serving.embeddings import ItemSpace, RankingModel
+from models.serving.exploration import NewItem
 from models.serving.looked_at import LookedAt
 from models.serving.reasons import Reason
 
 MAX_OWNED_ANCHORS = 10  # most recent purchases whose complements are promoted
+EXPLORATION = "exploration"  # the source of new items (models/serving/exploration.py)
 WINDOW = 2  # a capped source fills its cap from its first WINDOW x cap allowed items, in every channel
 
 
@@ -56,6 +69,9 @@ class RankingState:
     owned_since: float = 0.0  # purchases after this time anchor complements
     complements_key: str = ""
     looked_at: Sequence[LookedAt] = ()  # looked at, carted, wish-listed and not bought; strongest first
+    new_items: Sequence[NewItem] = ()  # what is new (exploration), newest first
+    explore_slots: int = 0  # last places of this list new items may take (exploration.slots(k))
+    met: frozenset[str] = frozenset()  # items of the customer's recent events: no longer new to them
 
 
 @dataclass(slots=True)
@@ -85,6 +101,8 @@ def ranking(
     two channels never order two items differently (story 3)."""
     seen: set[str] = set()
     for tier, source in enumerate(plan):
+        if source.name == EXPLORATION:  # not ranked: `take` gives it the last places (`exploring`)
+            continue
         shown = considered = 0
         for cand in _source(source.name, tier, state, complements):
             if cand.item_id in seen or not allowed(cand.item_id):
@@ -98,19 +116,67 @@ def ranking(
                 break
 
 
-def take(cands: Iterable[Candidate], k: int, passes: Callable[[str], bool]) -> list[Candidate]:
-    """The first k candidates the channel lets through."""
+def exploring(
+    plan: Sequence[Source], state: RankingState, allowed: Callable[[str], bool]
+) -> tuple[Iterator[Candidate], int]:
+    """The new items this plan tries, best first, and how many of the list's places they may take: the
+    request's share (`state.explore_slots`) within the plan's cap. Nothing when the plan has no
+    exploration source, or when there is no affinity to choose a new item by (a visitor without a
+    session, a customer with nothing to rank from: they get the plain fallback, the same everywhere).
+    An item the customer has met lately (looked at, carted, taken out of the basket, been shown) is no
+    longer new to them: what follows them is the looked-at source's business, and a basket emptied of
+    it stays so."""
+    if state.affinity is None:
+        return iter(()), 0
+    for tier, source in enumerate(plan):
+        if source.name == EXPLORATION:
+            slots = min(source.limit, state.explore_slots) if source.limit else state.explore_slots
+            cands = (c for c in _new_items(tier, state) if c.item_id not in state.met and allowed(c.item_id))
+            return cands, max(slots, 0)
+    return iter(()), 0
+
+
+def take(
+    cands: Iterable[Candidate],
+    k: int,
+    passes: Callable[[str], bool],
+    new: Iterable[Candidate] = (),
+    slots: int = 0,
+) -> list[Candidate]:
+    """The first k candidates the channel lets through; with `slots`, the last (at most) `slots` places
+    go to the first `new` candidates it lets through that the list does not hold yet (when there are
+    fewer, the ranking fills the rest)."""
+    ranked = iter(cands)
     out: list[Candidate] = []
-    for cand in cands:
-        if passes(cand.item_id):
-            out.append(cand)
-            if len(out) == k:
-                break
-    return out
+    held: set[str] = set()
+
+    def fill(n: int) -> None:
+        for cand in ranked:
+            if cand.item_id not in held and passes(cand.item_id):
+                out.append(cand)
+                held.add(cand.item_id)
+                if len(out) >= n:
+                    return
+
+    slots = max(0, min(slots, k))
+    if k - slots > 0:
+        fill(k - slots)
+    tried: list[Candidate] = []
+    if slots:
+        for cand in new:
+            if cand.item_id not in held and passes(cand.item_id):
+                tried.append(cand)
+                held.add(cand.item_id)
+                if len(tried) == slots:
+                    break
+        if len(out) + len(tried) < k:
+            fill(k - len(tried))
+    return out + tried
 
 
 def final_score(cand: Candidate, tiers: int) -> float:
-    """Non-increasing down any response: earlier sources score higher; within one, its own score."""
+    """Non-increasing down any response: earlier sources score higher (new items come last in a plan);
+    within one, its own score."""
     squashed = (
         0.0 if cand.raw is None or math.isnan(cand.raw) else 0.5 + 0.5 * cand.raw / (1.0 + abs(cand.raw))
     )
@@ -148,6 +214,8 @@ def _source(
         )
     if name == "popular":
         return (Candidate(i, s, "popular", tier, Reason(code)) for i, s, code in state.popular)
+    if name == EXPLORATION:
+        return _new_items(tier, state)
     raise ValueError(f"unknown candidate source {name!r} in a placement plan")
 
 
@@ -182,6 +250,40 @@ def _complements_of(
     return iter(sorted(found.values(), key=lambda c: order[c.item_id]))
 
 
+def _new_items(tier: int, state: RankingState) -> Iterator[Candidate]:
+    """New items by the customer's affinity where the model can place them (for an item it has not
+    seen, its features' score: it chooses which new item, never whether one comes first), then the
+    others newest first."""
+    if not state.new_items:
+        return
+    when = {n.item_id: n.first_known for n in state.new_items}
+    ranked: Iterable[tuple[str, float | None]] = ((n.item_id, None) for n in state.new_items)
+    aff = state.affinity
+    if aff is not None:
+        ids, rows, rest = _new_rows(aff.space, state.new_items)
+        ranked = itertools.chain(descending(ids, aff.scores[rows]), ((i, None) for i in rest))
+    for item_id, s in ranked:
+        reason = Reason("new_in", related_item_id=item_id, related_at=when[item_id])
+        yield Candidate(item_id, s, EXPLORATION, tier, reason)
+
+
+def _new_rows(space: ItemSpace, new: Sequence[NewItem]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(ids, rows) of the new items the space holds, newest first, and the ids of those it does not;
+    kept with the space for as long as the list of new items is the same object (it is rebuilt at most
+    once a minute), so a request only indexes its own scores."""
+    cached = cast(
+        "tuple[Sequence[NewItem], np.ndarray, np.ndarray, list[str]] | None", space.derived.get("new_rows")
+    )
+    if cached is not None and cached[0] is new:
+        return cached[1], cached[2], cached[3]
+    placed = [(n.item_id, space.index[n.item_id]) for n in new if n.item_id in space.index]
+    ids = np.array([i for i, _ in placed], dtype=object)
+    rows = np.array([r for _, r in placed], dtype=np.intp)
+    rest = [n.item_id for n in new if n.item_id not in space.index]
+    space.derived["new_rows"] = (new, ids, rows, rest)
+    return ids, rows, rest
+
+
 def _similar_to_context(tier: int, state: RankingState) -> Iterator[Candidate]:
     if state.model is None or not state.context:
         return
@@ -191,7 +293,7 @@ def _similar_to_context(tier: int, state: RankingState) -> Iterator[Candidate]:
         return
     anchor = str(space.ids[rows[0]])
     sims = state.model.similarity(space, rows)
-    for item_id, s in descending(space.ids, sims):
+    for item_id, s in learned_first(space, sims):
         yield Candidate(
             item_id, s, "similar_to_item", tier, Reason("similar_to_item", related_item_id=anchor)
         )
@@ -204,8 +306,29 @@ def _personalised(tier: int, state: RankingState) -> Iterator[Candidate]:
     # "Similar to the X you looked at" only names an item they looked at (not one bought or in the
     # basket: the anchor is chosen by looked_at.anchor); without one, the plain personal reason.
     code = "similar_to_viewed" if aff.basis == "similar_items" and aff.anchor else "personalised"
-    for item_id, s in descending(aff.space.ids, aff.scores):
+    for item_id, s in learned_first(aff.space, aff.scores):
         yield Candidate(item_id, s, aff.basis, tier, Reason(code, related_item_id=aff.anchor))
+
+
+def learned_first(space: ItemSpace, scores: np.ndarray) -> Iterator[tuple[str, float]]:
+    """`descending`, but every item the model has learned before any item it only placed from its
+    catalogue features: by construction, a feature-only score never outranks a learned one."""
+    if not space.from_features:
+        yield from descending(space.ids, scores)
+        return
+    for rows, ids in _rows_by_origin(space):
+        yield from descending(ids, scores[rows])
+
+
+def _rows_by_origin(space: ItemSpace) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """((rows, ids) of the items the model learned, (rows, ids) of those placed from features), once
+    per space."""
+    cached = space.derived.get("rows_by_origin")
+    if cached is None:
+        placed = np.fromiter((i in space.from_features for i in space.ids.tolist()), bool, len(space.ids))
+        cached = tuple((rows, space.ids[rows]) for rows in (np.flatnonzero(~placed), np.flatnonzero(placed)))
+        space.derived["rows_by_origin"] = cached
+    return cast(tuple[tuple[np.ndarray, np.ndarray], ...], cached)
 
 
 def descending(ids: np.ndarray, scores: np.ndarray) -> Iterator[tuple[str, float]]:
@@ -246,7 +369,7 @@ def similar_items(
         return []
     sims = model.similarity(space, [row])
     out: list[Candidate] = []
-    for other, s in descending(space.ids, sims):
+    for other, s in learned_first(space, sims):
         if other != item_id and allowed(other):
             out.append(
                 Candidate(other, s, "similar_to_item", 0, Reason("similar_to_item", related_item_id=item_id))

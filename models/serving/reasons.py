@@ -40,6 +40,7 @@ CODES: Mapping[str, str] = {
     "in_basket": "the customer put it in the basket lately and has not bought it or taken it out",
     "wishlisted": "the customer put it on their wish list lately and has not bought it",
     "viewed": "the customer looked at it lately (a view, a click, an ad or mail click) and did not buy it",
+    "new_in": "a new item the model has not learned yet, tried in the last places of a list (exploration)",
 }
 
 # The looked-at source's sentences (models/serving/looked_at.py): dated, and without a date.
@@ -88,12 +89,14 @@ def sentence(reason: Reason, snapshot: CatalogSnapshot, channel: str = "", now: 
         if reason.related_at is None:
             return f"You bought {what} around this time last year"
         return f"You bought {what} around {year_phrase(reason.related_at, now)}"
-    return _looked_at_sentence(code, when)
+    return _item_sentence(code, name, when)
 
 
-def _looked_at_sentence(code: str, when: str) -> str:
-    """Still in the basket, on the wish list, looked at: dated when the date is known; any other
-    code is returned as it is."""
+def _item_sentence(code: str, name: str, when: str) -> str:
+    """New in; still in the basket, on the wish list, looked at: dated when the date is known (not for
+    a new item: "new" says it); any other code is returned as it is."""
+    if code == "new_in":
+        return f"New in: {name}" if name else "New in"
     if code not in LOOKED_AT:
         return code
     dated, undated = LOOKED_AT[code]

@@ -40,6 +40,7 @@ from models.serving import channel_rules, foldin, looked_at, ranking, reasons
 from models.serving.complements import Complements
 from models.serving.customer_state import ANONYMOUS, CustomerState, StateWindow
 from models.serving.embeddings import RankingModel
+from models.serving.exploration import Exploration
 from models.serving.popularity import Popularity
 from models.serving.ranking import Affinity, Candidate, RankingState
 from models.serving.reasons import Reason
@@ -112,6 +113,7 @@ class Recommender:
         tuning: foldin.Tuning | None = None,
         consent_defaults: ConsentDefaults | None = None,
         rebuying: Rebuying | None = None,
+        exploration: Exploration | None = None,
     ) -> None:
         self.storage = storage
         self.graph = graph
@@ -126,6 +128,7 @@ class Recommender:
         self.tuning = tuning or foldin.Tuning()
         self.consent_defaults = consent_defaults or ConsentDefaults()
         self.rebuying = rebuying  # None: the catalogue's flags only (an unflagged item is a one-off)
+        self.exploration = exploration  # None: no new items tried (models/serving/exploration.py)
 
     def customer_state(
         self,
@@ -201,6 +204,10 @@ class Recommender:
             popular=self._popular_list(q, customer_id if profiled else None),
             complements_key=version,
             looked_at=self._looked_at(state, model, snapshot, now) if profiled else (),
+            # new items, in at most exploration.slots(k) of the last places
+            new_items=self.exploration.new_items(snapshot, model, now) if self.exploration else (),
+            explore_slots=self.exploration.slots(k) if self.exploration else 0,
+            met=frozenset(e.item_id for e in state.recent),  # not new to them: never tried
         )
         plan = channel_rules.plan_for(q.placement)
         if model is not None and arm == "personalised":
@@ -216,7 +223,7 @@ class Recommender:
             snapshot, excluded, owned.resting.keys(), [*q.basket_item_ids, *q.item_ids]
         )
         ranked = ranking.ranking(plan, ranking_state, self.complements, allowed, passes)
-        chosen = ranking.take(ranked, k, passes)
+        chosen = ranking.take(ranked, k, passes, *ranking.exploring(plan, ranking_state, allowed))
 
         strategy = "+".join(dict.fromkeys(c.source for c in chosen)) or "popular"
         if arm == "holdout":

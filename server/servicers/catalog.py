@@ -20,7 +20,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     ) -> catalog_pb2.UpsertItemsResponse:
         items = [convert.item(m, f"items[{i}]") for i, m in enumerate(request.items)]
         mask = list(request.update_mask.paths) if request.HasField("update_mask") else []
-        return catalog_pb2.UpsertItemsResponse(upserted=self.service.upsert_items(items, mask))
+        done = self.service.upsert_items_checked(items, mask)
+        return catalog_pb2.UpsertItemsResponse(upserted=done.upserted, warnings=done.warnings)
 
     def GetItem(self, request: catalog_pb2.GetItemRequest, context: grpc.ServicerContext) -> catalog_pb2.Item:
         if not request.item_id:

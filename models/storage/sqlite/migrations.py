@@ -128,12 +128,25 @@ def _m5_no_readable_pii(db: sqlite_utils.Database) -> None:
     db.conn.executemany("UPDATE identifiers SET shared=1 WHERE kind=? AND value_key=?", blank)
 
 
+def _m6_item_first_seen(db: sqlite_utils.Database) -> None:
+    """When each item was first upserted (issue 9 point 7): what makes an item new, with when its
+    first event happened. Items stored before carry their last upsert (the best there is). The index
+    finds an item's first event and its customers without scanning the event log."""
+    items = db.table("items")
+    if "first_seen_at" not in items.columns_dict:
+        items.add_column("first_seen_at", float)
+        db.execute("UPDATE items SET first_seen_at = updated_at")
+    items.create_index(["first_seen_at"], if_not_exists=True)
+    db.table("events").create_index(["item_id", "occurred_at"], if_not_exists=True)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _m1_base,
     _m2_identity_graph,
     _m3_customer_timeline,
     _m4_pending_erasures,
     _m5_no_readable_pii,
+    _m6_item_first_seen,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
