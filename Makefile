@@ -11,7 +11,7 @@ AGAINST ?= HEAD~1
 GRPC_PROTO_INCLUDE = $(shell $(PY) -c "import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), '_proto'))")
 
 .DEFAULT_GOAL := help
-.PHONY: help install protos run test lint lint-python lint-types lint-contract bench clean
+.PHONY: help install protos run test lint lint-python lint-types lint-contract bench fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -69,6 +69,12 @@ lint-contract: node_modules/.installed
 
 bench: install ## benchmarks (not part of test): writes docs/benchmarks.md
 	$(PY) -m bench.run
+
+# The long fuzz and fault campaign of issue 10 (docs/reliability.md): tests/fuzz with 1,000 requests and
+# 1,000 raw bodies per RPC, ten memory rounds, then tests/server/test_forget_kill.py with 20 kill -9 points.
+# Its figures go to var/fuzz/report.md; the knobs are bench/fuzz.py's flags.
+fuzz: install ## long fuzz campaign (not part of test): every RPC, memory, Forget under kill -9 (~15 min)
+	$(PY) -m bench.fuzz --examples 1000 --memory-rounds 10 --forget-kill-runs 20
 
 clean: ## remove the venv, generated code and local data
 	rm -rf $(VENV) var build *.egg-info .pytest_cache .mypy_cache .ruff_cache node_modules
