@@ -64,7 +64,7 @@ class Source:
 
 # The sources, in the order they fill a ranking:
 #   basket_complements  accessories and bought-together items of context.basket_item_ids
-#   owned_complements   accessories and bought-together items of what the customer bought lately
+#   owned_complements   the catalogue's accessories of what the customer bought lately
 #   looked_at           what the customer looked at, carted or wish-listed lately and did not buy
 #                       (models/serving/looked_at.py): the abandoned basket follows them (story 3)
 #   similar_to_item     items closest to the item on the page (context.item_ids[0]) in the model's

@@ -196,7 +196,12 @@ def _source(
     if name == "owned_complements":
         recent = sorted(((t, i) for i, t in state.purchases.items() if t >= state.owned_since), reverse=True)
         anchors: list[tuple[str, float | None]] = [(i, t) for t, i in recent[:MAX_OWNED_ANCHORS]]
-        return _complements_of(anchors, "accessory_for_owned", tier, state, complements)
+        # Only the catalogue's accessories of what they own (story 1: the case for the phone). A learned
+        # "bought together" pair says what goes into one basket; for a purchase made weeks ago the model's
+        # own ranking already carries that affinity, and promoting the pair above it double-counts it.
+        return _complements_of(
+            anchors, "accessory_for_owned", tier, state, complements, accessories_only=True
+        )
     if name == "similar_to_item":
         return _similar_to_context(tier, state)
     if name == "personalised":
@@ -225,6 +230,7 @@ def _complements_of(
     tier: int,
     state: RankingState,
     complements: Complements | None,
+    accessories_only: bool = False,
 ) -> Iterator[Candidate]:
     """Complements of the anchors, ranked by the customer's affinity (catalogue links, then lift, when
     there is no affinity to rank by)."""
@@ -234,7 +240,7 @@ def _complements_of(
     found: dict[str, Candidate] = {}
     order: dict[str, tuple[bool, float, bool, float, str]] = {}
     for anchor, link in complements.links([a for a, _ in anchors], state.snapshot, state.complements_key):
-        if link.item_id in found or link.item_id in when:
+        if link.item_id in found or link.item_id in when or (accessories_only and link.kind != ACCESSORY):
             continue
         code = accessory_code if link.kind == ACCESSORY else "bought_together"
         reason = Reason(code, related_item_id=anchor, related_at=when.get(anchor))
