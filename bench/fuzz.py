@@ -160,17 +160,24 @@ def table(tally: dict[str, Any]) -> list[str]:
     ]
     rpcs = sorted({key.split(" ", 1)[1] for key in tally["calls"]})
     totals: Counter[str] = Counter()
+    statuses_seen: dict[str, Counter[str]] = {"message": Counter(), "raw": Counter()}
     for rpc in rpcs:
         cells = []
         for kind in ("message", "raw"):
             statuses = Counter(tally["calls"].get(f"{kind} {rpc}", {}))
             totals[kind] += sum(statuses.values())
+            statuses_seen[kind].update(statuses)
             count = f"{sum(statuses.values()):,}"
             if kind == "raw" and "undecodable" in tally:
                 count += f" ({tally['undecodable'].get(rpc, 0):,} undecodable)"
             cells += [count, ", ".join(f"{s} {n:,}" for s, n in statuses.most_common())]
         rows.append(f"| {rpc} | {' | '.join(cells)} |")
-    rows.append(f"| **all {len(rpcs)}** | **{totals['message']:,}** | | **{totals['raw']:,}** | |")
+    undecodable = sum(tally.get("undecodable", {}).values())
+    seen = {k: ", ".join(f"{s} {n:,}" for s, n in c.most_common()) for k, c in statuses_seen.items()}
+    rows.append(
+        f"| **all {len(rpcs)}** | **{totals['message']:,}** | {seen['message']} | "
+        f"**{totals['raw']:,}** ({undecodable:,} undecodable) | {seen['raw']} |"
+    )
     return rows
 
 
