@@ -36,7 +36,7 @@ from protos.seenext.v1 import (
     recommendation_pb2,
     recommendation_pb2_grpc,
 )
-from server import auth
+from server import auth, memory
 from server.errors import ErrorInterceptor, Interceptor
 from server.runtime import one_blas_thread
 from server.servicers.catalog import CatalogServicer
@@ -98,6 +98,7 @@ def create_server(
     keys = auth.from_settings(settings)  # before anything starts: a bad keys file stops here
     credentials = _tls(settings)
     one_blas_thread()
+    memory.limit_arenas()  # before the RPC threads start (server/memory.py)
     own_service = service is None
     service = service or Seenext(settings)
     checks: list[Interceptor] = [auth.AuthInterceptor(keys)] if keys is not None else []

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 import grpc
 
 from models.errors import SeenextError, disk_fault
+from server import memory
 
 if TYPE_CHECKING:  # grpc-stubs makes the interceptor types generic; grpc's own classes take no parameters
     Interceptor: TypeAlias = grpc.ServerInterceptor[Any, Any]
@@ -112,6 +113,7 @@ def _tolerant(deserializer: Deserializer | None, method: str) -> Deserializer | 
     problem = f"request body: not a valid {expected}"
 
     def deserialize(body: bytes) -> Any:
+        memory.note_request_size(len(body))
         try:
             return deserializer(body)
         except Exception:  # DecodeError, or whatever a deserializer raises on bytes it cannot read
@@ -140,6 +142,8 @@ def _unary_response(
             if _is_abort(exc, context):
                 raise
             _abort(context, exc, method)
+        finally:
+            memory.after_call()
 
     return behaviour
 
@@ -156,6 +160,8 @@ def _stream_response(
             if _is_abort(exc, context):
                 raise
             _abort(context, exc, method)
+        finally:
+            memory.after_call()
 
     return behaviour
 

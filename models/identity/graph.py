@@ -45,7 +45,7 @@ MAX_IDENTIFY = 100
 # Person-level links one device may make before it is treated as shared: the setting's default, so the
 # number is written in one place (SEENEXT_DEVICE_LINK_LIMIT).
 DEVICE_LINK_LIMIT: int = Settings.device_link_limit
-_NODE_CACHE = 200_000
+_NODE_CACHE = 50_000  # identifiers normalised and hashed once; cleared when full (bounds memory)
 
 
 class Node(NamedTuple):

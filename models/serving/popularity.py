@@ -14,6 +14,10 @@ from models.domain import DAY
 from models.learning.dataset import EVENT_WEIGHTS
 from models.storage import Storage
 
+# Lists cached at most (channels and stores); the oldest goes first. A retailer has far fewer stores,
+# and a caller sending made-up store ids must not grow the server's memory.
+MAX_CACHED = 4096
+
 
 class Popularity:
     """Events weigh what they weigh in training (SEENEXT_EVENT_WEIGHTS): a purchase more than a view."""
@@ -41,6 +45,8 @@ class Popularity:
         entry = self._cache.get(key)
         if entry is None:
             ranked = self._query(key)
+            if len(self._cache) >= MAX_CACHED:  # store ids come from requests: never an unbounded cache
+                self._cache.pop(next(iter(self._cache)), None)
             self._cache[key] = (time.monotonic(), ranked)
             return ranked
         if time.monotonic() - entry[0] > self.ttl:
