@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 
 from models.catalog import CatalogSnapshot
 from models.domain import DAY
+from models.serving.learned import LearnedTable
 from models.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -136,28 +136,15 @@ class Complements:
         self.window_days = window_days
         self.min_support = min_support
         self.min_lift = min_lift
-        self.ttl = ttl_seconds
-        self._table: AssociationTable | None = None
-        self._lock = threading.Lock()
-        self._refreshing = False
+        self._learned = LearnedTable(self._build, "complements", ttl_seconds)
 
     def table(self, key: str = "") -> AssociationTable:
-        """The learned table; built now the first time, in the background when stale or for a new key."""
-        table = self._table
-        if table is None:
-            with self._lock:
-                if self._table is None:
-                    self._table = self._build(key)
-                return self._table
-        if table.key != key or time.time() - table.built_at > self.ttl:
-            self._refresh_later(key)
-        return table
+        """The learned table (models/serving/learned.py: never rebuilt on the request path)."""
+        return self._learned.get(key)
 
     def refresh(self, key: str = "") -> AssociationTable:
-        """Rebuilds now (after a training, so the first request on the new model sees fresh links)."""
-        table = self._build(key)
-        self._table = table
-        return table
+        """Learns again now (after a training, so the first request on the new model sees it)."""
+        return self._learned.refresh(key)
 
     def links(
         self, anchors: Iterable[str], snapshot: CatalogSnapshot, key: str = ""
@@ -190,19 +177,3 @@ class Complements:
             time.perf_counter() - started,
         )
         return table
-
-    def _refresh_later(self, key: str) -> None:
-        with self._lock:
-            if self._refreshing:
-                return
-            self._refreshing = True
-
-        def run() -> None:
-            try:
-                self._table = self._build(key)
-            except Exception:  # serving keeps the previous table; the failure is logged, not hidden
-                log.exception("could not refresh the complements table")
-            finally:
-                self._refreshing = False
-
-        threading.Thread(target=run, name="complements-refresh", daemon=True).start()

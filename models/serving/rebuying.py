@@ -45,13 +45,13 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from models.catalog import CatalogSnapshot
 from models.domain import DAY, Item
+from models.serving.learned import LearnedTable
 from models.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -254,28 +254,15 @@ class Rebuying:
         self.storage = storage
         self.snapshot = snapshot
         self.policy = policy or RebuyPolicy()
-        self.ttl = ttl_seconds
-        self._table: RebuyTable | None = None
-        self._lock = threading.Lock()
-        self._refreshing = False
+        self._learned = LearnedTable(self._build, "rebuying", ttl_seconds)
 
     def table(self, key: str = "") -> RebuyTable:
-        """The learned table; built now the first time, in the background when stale or for a new key."""
-        table = self._table
-        if table is None:
-            with self._lock:
-                if self._table is None:
-                    self._table = self._build(key)
-                return self._table
-        if table.key != key or time.time() - table.built_at > self.ttl:
-            self._refresh_later(key)
-        return table
+        """The learned table (models/serving/learned.py: never rebuilt on the request path)."""
+        return self._learned.get(key)
 
     def refresh(self, key: str = "") -> RebuyTable:
         """Learns again now (after a training, so the first request on the new model sees it)."""
-        table = self._build(key)
-        self._table = table
-        return table
+        return self._learned.refresh(key)
 
     def _build(self, key: str) -> RebuyTable:
         started = time.perf_counter()
@@ -288,19 +275,3 @@ class Rebuying:
             time.perf_counter() - started,
         )
         return table
-
-    def _refresh_later(self, key: str) -> None:
-        with self._lock:
-            if self._refreshing:
-                return
-            self._refreshing = True
-
-        def run() -> None:
-            try:
-                self._table = self._build(key)
-            except Exception:  # serving keeps the previous table; the failure is logged, not hidden
-                log.exception("could not refresh the rebuying table")
-            finally:
-                self._refreshing = False
-
-        threading.Thread(target=run, name="rebuying-refresh", daemon=True).start()
