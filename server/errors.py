@@ -134,6 +134,7 @@ def _unary_response(
     inner: Callable[[Any, grpc.ServicerContext], Any], method: str, request_stream: bool
 ) -> Callable[[Any, grpc.ServicerContext], Any]:
     def behaviour(request: Any, context: grpc.ServicerContext) -> Any:
+        started = time.monotonic()
         try:
             if isinstance(request, Undecodable):
                 _refuse_undecodable(context, request, method)
@@ -143,7 +144,7 @@ def _unary_response(
                 raise
             _abort(context, exc, method)
         finally:
-            memory.after_call()
+            memory.after_call(time.monotonic() - started)
 
     return behaviour
 
@@ -152,6 +153,7 @@ def _stream_response(
     inner: Callable[[Any, grpc.ServicerContext], Iterator[Any]], method: str, request_stream: bool
 ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
     def behaviour(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        started = time.monotonic()
         try:
             if isinstance(request, Undecodable):
                 _refuse_undecodable(context, request, method)
@@ -161,7 +163,7 @@ def _stream_response(
                 raise
             _abort(context, exc, method)
         finally:
-            memory.after_call()
+            memory.after_call(time.monotonic() - started)
 
     return behaviour
 
