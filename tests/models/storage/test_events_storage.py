@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from models.storage import Storage, open_storage
+from models.storage import Storage
 from models.storage.events import EventRow, PurchaseCount
+from tests.conftest import Database
+
+pytestmark = pytest.mark.both_backends
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    s = open_storage(tmp_path / "events.db", sync_full=False)
+def storage(database: Database) -> Iterator[Storage]:
+    s = database.open()
     yield s
     s.close()
 
