@@ -134,7 +134,10 @@ class Database:
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True) as pconn:
-            cur = pconn.execute(statement.replace("?", "%s"), args)  # type: ignore[arg-type]
+            if not args:  # no placeholders parsed: a literal % stays as it is
+                cur = pconn.execute(statement)  # type: ignore[arg-type]
+            else:
+                cur = pconn.execute(statement.replace("%", "%%").replace("?", "%s"), args)  # type: ignore[arg-type]
             return cur.fetchall() if cur.description else []
 
     def executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
@@ -148,7 +151,7 @@ class Database:
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True) as pconn, pconn.cursor() as cur:
-            cur.executemany(statement.replace("?", "%s"), rows)  # type: ignore[arg-type]
+            cur.executemany(statement.replace("%", "%%").replace("?", "%s"), rows)  # type: ignore[arg-type]
 
     def tables(self) -> list[str]:
         if not self.url:
