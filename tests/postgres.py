@@ -21,7 +21,20 @@ import tempfile
 import time
 from pathlib import Path
 
-PG_BIN = Path(os.environ.get("SEENEXT_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _binaries() -> Path:
+    """SEENEXT_TEST_PG_BIN, else PostgreSQL 15's Debian folder, else the newest one installed."""
+    if os.environ.get("SEENEXT_TEST_PG_BIN"):
+        return Path(os.environ["SEENEXT_TEST_PG_BIN"])
+    default = Path("/usr/lib/postgresql/15/bin")
+    found = sorted(
+        (p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()),
+        key=lambda p: int(p.parent.name),
+    )
+    return default if default.exists() or not found else found[-1]
+
+
+PG_BIN = _binaries()
 
 
 def wanted() -> bool:
