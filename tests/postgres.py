@@ -51,7 +51,9 @@ def _free_port() -> int:
 class Cluster:
     """One running cluster: `database()` makes an empty database and returns its URL."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        """`durable`: fsync and synchronous commits as a production server has them (benchmarks);
+        the tests' cluster skips them, a throwaway cluster has nothing to lose."""
         for tool in ("initdb", "pg_ctl"):
             if not (PG_BIN / tool).exists():
                 raise RuntimeError(
@@ -74,10 +76,9 @@ class Cluster:
             str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
             "--no-sync", "--no-instructions",
         )  # fmt: skip
-        options = (
-            f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-            " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"),
             "-o", options, "-w", "-t", "60", "start",
