@@ -36,11 +36,11 @@ run: install ## start the server on 127.0.0.1:50051 with the demo retailer (seed
 
 # The storage and end-to-end suites also run against a throwaway PostgreSQL 15 (tests/postgres.py):
 # its Debian package is installed when the binaries are missing (apt-get as root, else through sudo).
-# SEENEXT_TEST_POSTGRES=0 leaves PostgreSQL out of the tests, and this step with it.
+# TEST_POSTGRES=0 leaves PostgreSQL out of the tests, and this step with it.
 PG_BIN ?= /usr/lib/postgresql/15/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 postgres: ## install PostgreSQL 15 (Debian package `postgresql`) if its binaries are missing
-	@test -x $(PG_BIN)/initdb || [ "$$SEENEXT_TEST_POSTGRES" = 0 ] || { \
+	@test -x $(PG_BIN)/initdb || [ "$$TEST_POSTGRES" = 0 ] || { \
 		echo "installing PostgreSQL 15 for the tests: apt-get install postgresql"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }
 

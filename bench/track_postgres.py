@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import signal
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +41,10 @@ from models.storage.rows import EVENT_COLUMNS
 from tests.postgres import Cluster
 
 
+def _step(name: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
+
+
 def measure(events: int = 50_000, batch: int = 1_000) -> dict[str, float]:
     """events/s of every figure (see the module docstring)."""
     evs = demo_events(events)
@@ -49,6 +55,7 @@ def measure(events: int = 50_000, batch: int = 1_000) -> dict[str, float]:
         url = cluster.database()
         payloads = _serialise(evs, batch)
         (work / "grpc").mkdir()
+        _step("TrackBatch through a server process")
         with ServerProcess(work / "grpc", database_url=url) as server:
             ctx = mp.get_context("spawn")
             with ctx.Pool(1) as pool:
@@ -58,6 +65,7 @@ def measure(events: int = 50_000, batch: int = 1_000) -> dict[str, float]:
         figures["grpc TrackBatch"] = len(evs) / seconds
 
         url = cluster.database()
+        _step("Seenext.track_batch in process")
         service = Seenext(settings_for(work / "service", database_url=url))
         try:
             started = time.perf_counter()
@@ -68,8 +76,14 @@ def measure(events: int = 50_000, batch: int = 1_000) -> dict[str, float]:
             service.close()
         rows = _stored_rows(url)
 
-        for name, copy_from in (("insert_events, COPY", 0), ("insert_events, pipelined executemany", 10**9)):
-            figures[name] = len(rows) / _timed_insert_events(cluster.database(), rows, batch, copy_from)
+        for way, name in (
+            ("unnest", "insert_events: one INSERT … SELECT FROM unnest(arrays) (the product's)"),
+            ("copy", "insert_events: COPY to a temp table, INSERT … SELECT"),
+            ("rows", "insert_events: one INSERT per row, pipelined executemany"),
+        ):
+            _step(name)
+            figures[name] = len(rows) / _timed_insert_events(cluster.database(), rows, batch, way)
+        _step("bare inserts")
         figures["bare executemany"] = len(rows) / _timed_bare(cluster.database(), rows, batch, _bare_many)
         figures["bare COPY"] = len(rows) / _timed_bare(cluster.database(), rows, batch, _bare_copy)
     finally:
@@ -86,17 +100,17 @@ def _stored_rows(url: str) -> list[EventRow]:
     ]
 
 
-def _timed_insert_events(url: str, rows: list[EventRow], batch: int, copy_from: int) -> float:
+def _timed_insert_events(url: str, rows: list[EventRow], batch: int, way: str) -> float:
     storage = open_storage(Path("unused"), database_url=url)
-    kept = pg_events.COPY_FROM
-    pg_events.COPY_FROM = copy_from
+    kept = pg_events.WAY
+    pg_events.WAY = way
     try:
         started = time.perf_counter()
         for i in range(0, len(rows), batch):
             storage.insert_events(rows[i : i + batch])
         return time.perf_counter() - started
     finally:
-        pg_events.COPY_FROM = kept
+        pg_events.WAY = kept
         storage.close()
 
 
@@ -138,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=1_000)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a stopped run still removes its cluster
     figures = measure(args.events, args.batch)
     print(f"\nPostgreSQL 15, durable (fsync on), {args.events:,} demo events in batches of {args.batch:,}\n")
     print("| path | events/s |\n| --- | ---: |")

@@ -4,7 +4,7 @@ free loopback port with the generated stubs.
 
 Backends: the `backend` fixture is "sqlite" unless a test is marked `both_backends` (the storage
 suite and the e2e modules that exercise storage most), then it runs once per backend; a test of
-something only SQLite has (its file, its pragmas) is marked `sqlite_only`. SEENEXT_TEST_POSTGRES=0
+something only SQLite has (its file, its pragmas) is marked `sqlite_only`. TEST_POSTGRES=0
 leaves PostgreSQL out; otherwise a cluster that cannot start fails those tests (tests/postgres.py).
 """
 

@@ -2,11 +2,11 @@
 free loopback port, one fresh database per test, stopped and removed at the end.
 
 The server refuses to run as root, so initdb and pg_ctl run as the `postgres` user (`runuser`) when
-the tests run as root. Where the binaries live: SEENEXT_TEST_PG_BIN, else the Debian package's
+the tests run as root. Where the binaries live: TEST_PG_BIN, else the Debian package's
 /usr/lib/postgresql/15/bin (`.ci/run` and `make test` install the package when it is missing).
 
 A cluster that cannot start FAILS the tests that need it: a skip would hide that the PostgreSQL
-backend went untested. SEENEXT_TEST_POSTGRES=0 is the one explicit way to leave PostgreSQL out
+backend went untested. TEST_POSTGRES=0 is the one explicit way to leave PostgreSQL out
 (then only the SQLite variants run).
 """
 
@@ -23,9 +23,9 @@ from pathlib import Path
 
 
 def _binaries() -> Path:
-    """SEENEXT_TEST_PG_BIN, else PostgreSQL 15's Debian folder, else the newest one installed."""
-    if os.environ.get("SEENEXT_TEST_PG_BIN"):
-        return Path(os.environ["SEENEXT_TEST_PG_BIN"])
+    """TEST_PG_BIN, else PostgreSQL 15's Debian folder, else the newest one installed."""
+    if os.environ.get("TEST_PG_BIN"):
+        return Path(os.environ["TEST_PG_BIN"])
     default = Path("/usr/lib/postgresql/15/bin")
     found = sorted(
         (p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()),
@@ -38,8 +38,8 @@ PG_BIN = _binaries()
 
 
 def wanted() -> bool:
-    """False only when SEENEXT_TEST_POSTGRES=0 says to leave PostgreSQL out."""
-    return os.environ.get("SEENEXT_TEST_POSTGRES", "1").lower() not in ("0", "false", "no", "off")
+    """False only when TEST_POSTGRES=0 says to leave PostgreSQL out."""
+    return os.environ.get("TEST_POSTGRES", "1").lower() not in ("0", "false", "no", "off")
 
 
 def _free_port() -> int:
@@ -58,7 +58,7 @@ class Cluster:
             if not (PG_BIN / tool).exists():
                 raise RuntimeError(
                     f"PostgreSQL binaries not found in {PG_BIN} (install the Debian package `postgresql`,"
-                    " or set SEENEXT_TEST_PG_BIN; SEENEXT_TEST_POSTGRES=0 leaves PostgreSQL out)"
+                    " or set TEST_PG_BIN; TEST_POSTGRES=0 leaves PostgreSQL out)"
                 )
         self.root = Path(tempfile.mkdtemp(prefix="seenext-pg-"))
         self.data = self.root / "data"

@@ -36,7 +36,7 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 
 # The writers' lock (any fixed 64-bit number: "seenext" in ASCII); migrations take it too.
 WRITE_LOCK = migrations.WRITE_LOCK
-_BEGIN = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+_LOCK = f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"
 
 
 @contextmanager
@@ -92,37 +92,56 @@ class PostgresBase:
             return self._run(conn, sql, args).fetchone()
 
     def _run(self, conn: Conn, sql: str, args: Sequence[Any] = ()) -> psycopg.Cursor[tuple[Any, ...]]:
-        """One statement on `conn`, traced for count_statements()."""
+        """One statement on `conn`, traced for count_statements(). In a transaction its reply may not
+        have come yet: fetching rows waits for it; a rowcount needs `_count()`."""
         self._trace(sql)
         return conn.execute(sql, args)
 
-    def _many(self, conn: Conn, sql: str, rows: Sequence[Sequence[Any]]) -> int:
-        """One statement for many rows (pipelined by psycopg); the rows it changed."""
-        if not rows:
-            return 0
-        self._trace(sql)
-        with conn.cursor() as cur:
-            cur.executemany(sql, rows)
-            return max(cur.rowcount, 0)
+    def _many(self, conn: Conn, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement for many rows (pipelined by psycopg; in a transaction, not waited for)."""
+        if rows:
+            self._trace(sql)
+            conn.cursor().executemany(sql, rows)
+
+    def _count(self, cursor: psycopg.Cursor[tuple[Any, ...]]) -> int:
+        """The rows a write changed, once its reply has come."""
+        self._sync()
+        return max(cursor.rowcount, 0)
 
     @contextmanager
     def _write(self) -> Iterator[Conn]:
-        """The connection of this thread's transaction, or of a new one for this write alone."""
+        """The connection of this thread's transaction, or of a new one for this write alone.
+
+        The transaction runs in pipeline mode: a write whose result nobody reads is sent without
+        waiting for its reply, and rides along with the next read (or the COMMIT), so a batch that
+        resolves identities pays one round trip per read instead of one per statement. An error of a
+        queued write surfaces at the next read or at COMMIT, and the whole transaction is undone."""
         tx = getattr(self._local, "tx", None)
         if tx is not None:
             yield tx
             return
         with _mapped(self.url), self.pool.connection() as conn:
-            self._run(conn, _BEGIN)
-            self._local.tx = conn
             try:
-                yield conn
-                self._run(conn, "COMMIT")
+                with conn.pipeline() as pipe:
+                    self._run(conn, "BEGIN")
+                    self._run(conn, _LOCK)
+                    self._local.tx, self._local.pipe = conn, pipe
+                    yield conn
+                    self._run(conn, "COMMIT")
             except BaseException as exc:
                 _rollback(conn, exc)
                 raise
             finally:
-                self._local.tx = None
+                self._local.tx = self._local.pipe = None
+
+    def _sync(self) -> None:
+        """Waits for every statement queued in this thread's pipeline (before reading a rowcount)."""
+        pipe = getattr(self._local, "pipe", None)
+        if pipe is not None:
+            pipe.sync()
+
+    def _pipelined(self) -> bool:
+        return getattr(self._local, "pipe", None) is not None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -53,17 +53,19 @@ class PostgresPrivacy(PostgresBase):
             for table in self._customer_tables():
                 if table in _GRAPH_TABLES:
                     continue
-                deleted[table] = self._run(
-                    conn, f'DELETE FROM "{table}" WHERE customer_id = ANY(%s)', (ids,)
-                ).rowcount
-            deleted["customer_merges"] = self._run(
-                conn,
-                "DELETE FROM customer_merges WHERE customer_id = ANY(%s) OR merged_id = ANY(%s)",
-                (ids, ids),
-            ).rowcount
-            deleted["customers"] = self._run(
-                conn, "DELETE FROM customers WHERE customer_id = ANY(%s)", (ids,)
-            ).rowcount
+                deleted[table] = self._count(
+                    self._run(conn, f'DELETE FROM "{table}" WHERE customer_id = ANY(%s)', (ids,))
+                )
+            deleted["customer_merges"] = self._count(
+                self._run(
+                    conn,
+                    "DELETE FROM customer_merges WHERE customer_id = ANY(%s) OR merged_id = ANY(%s)",
+                    (ids, ids),
+                )
+            )
+            deleted["customers"] = self._count(
+                self._run(conn, "DELETE FROM customers WHERE customer_id = ANY(%s)", (ids,))
+            )
         return deleted
 
     def add_pending_erasures(self, model_user_ids: Sequence[str], at: float) -> None:
@@ -90,10 +92,10 @@ class PostgresPrivacy(PostgresBase):
 
     def delete_recommendations(self, customer_ids: Sequence[str]) -> int:
         with self._write() as conn:
-            return int(
+            return self._count(
                 self._run(
                     conn, "DELETE FROM recommendations WHERE customer_id = ANY(%s)", (list(customer_ids),)
-                ).rowcount
+                )
             )
 
     def compact(self) -> None:

@@ -51,6 +51,14 @@ def test_insert_is_idempotent_by_event_id(storage: Storage) -> None:
     assert storage.insert_events([]) == 0
 
 
+def test_a_batch_mixing_whole_and_decimal_numbers_is_stored_as_sent(storage: Storage) -> None:
+    assert storage.insert_events([row("a", price=10, quantity=2, at=5), row("b", price=9.5, at=6.5)]) == 2
+    assert storage.item_events(["event_id", "price", "quantity", "occurred_at"]) == [
+        ("a", 10.0, 2, 5.0),
+        ("b", 9.5, 1, 6.5),
+    ]
+
+
 def test_stored_ids_of_a_list_longer_than_one_query(storage: Storage) -> None:
     storage.insert_events([row(f"e{n}") for n in range(1200)])
     asked = [f"e{n}" for n in range(0, 2400, 2)]
