@@ -36,7 +36,7 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 
 # The writers' lock (any fixed 64-bit number: "seenext" in ASCII); migrations take it too.
 WRITE_LOCK = migrations.WRITE_LOCK
-_LOCK = f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+LOCK_WRITERS = f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"
 
 
 @contextmanager
@@ -124,7 +124,7 @@ class PostgresBase:
             try:
                 with conn.pipeline() as pipe:
                     self._run(conn, "BEGIN")
-                    self._run(conn, _LOCK)
+                    self._run(conn, LOCK_WRITERS)
                     self._local.tx, self._local.pipe = conn, pipe
                     yield conn
                     self._run(conn, "COMMIT")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from models.storage.events import EventRow, InteractionColumns, PurchaseCount
-from models.storage.postgres.base import _LOCK, PostgresBase
+from models.storage.postgres.base import LOCK_WRITERS, PostgresBase
 from models.storage.rows import EVENT_COLUMNS, event_values
 
 # ON CONFLICT: the unique index on event_id makes a second insert of an event a no-op, in this
@@ -75,7 +75,7 @@ class PostgresEvents(PostgresBase):
         """COPY cannot run in a pipeline: a transaction of its own (benchmarks only: it is not part of
         the thread's transaction)."""
         with self._reading_outside() as conn, conn.transaction(), conn.cursor() as cur:
-            self._run(conn, _LOCK)
+            self._run(conn, LOCK_WRITERS)
             self._run(conn, _STAGE)
             with cur.copy(_COPY) as copy:
                 copy.set_types(_COPY_TYPES)
