@@ -11,7 +11,7 @@ AGAINST ?= HEAD~1
 GRPC_PROTO_INCLUDE = $(shell $(PY) -c "import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), '_proto'))")
 
 .DEFAULT_GOAL := help
-.PHONY: help install protos run test lint lint-python lint-types lint-contract bench fuzz clean
+.PHONY: help install postgres protos run test lint lint-python lint-types lint-contract bench fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,7 +34,17 @@ protos: $(GEN) ## generate the gRPC code from protos/ (never edited by hand)
 run: install ## start the server on 127.0.0.1:50051 with the demo retailer (seeded and trained on first run)
 	SEENEXT_DEMO=$${SEENEXT_DEMO:-1} $(PY) -m server serve
 
-test: install ## run the whole test suite
+# The storage and end-to-end suites also run against a throwaway PostgreSQL 15 (tests/postgres.py):
+# its Debian package is installed when the binaries are missing (apt-get as root, else through sudo).
+# TEST_POSTGRES=0 leaves PostgreSQL out of the tests, and this step with it.
+PG_BIN ?= /usr/lib/postgresql/15/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+postgres: ## install PostgreSQL 15 (Debian package `postgresql`) if its binaries are missing
+	@test -x $(PG_BIN)/initdb || [ "$$TEST_POSTGRES" = 0 ] || { \
+		echo "installing PostgreSQL 15 for the tests: apt-get install postgresql"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }
+
+test: install postgres ## run the whole test suite (SQLite, and PostgreSQL for storage and e2e suites)
 	$(PY) -m pytest
 
 lint: lint-python lint-types lint-contract ## ruff (rules, format), mypy --strict, buf lint and buf breaking

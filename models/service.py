@@ -62,7 +62,12 @@ class ModelInfo:
 class Seenext:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._storage = open_storage(settings.db_path, settings.sync_full)
+        self._storage = open_storage(
+            settings.db_path,
+            settings.sync_full,
+            database_url=settings.database_url,
+            pool_size=settings.database_pool_size,
+        )
         self._graph = IdentityGraph(
             self._storage,
             pii.open_key(settings.pii_key_path, self._storage),

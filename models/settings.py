@@ -38,6 +38,14 @@ class Settings:
     host: str = _opt("127.0.0.1", "address the gRPC server binds")
     port: int = _opt(50051, "port the gRPC server binds; 0 picks a free one")
     data_dir: Path = _opt(Path("var"), "folder of the SQLite file and the model artifacts")
+    database_url: str = _opt(
+        "",
+        "PostgreSQL store shared by a fleet (postgresql://user:password@host:port/database);"
+        " empty = the SQLite file in data_dir",
+    )
+    database_pool_size: int = _opt(
+        16, "PostgreSQL: connections each serving process keeps at most (about SEENEXT_WORKERS)"
+    )
     demo: bool = _opt(False, "seed the demo retailer into an empty store and train on start")
     holdout: float = _opt(0.0, "share of customers (stable hash) kept on the non-personalised baseline")
     workers: int = _opt(16, "threads serving RPCs per process")

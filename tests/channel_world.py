@@ -197,7 +197,9 @@ def grant(
 def storage_of(service: Seenext) -> Iterator[Storage]:
     """The service's store opened beside it through the storage interface, for a test that must write
     a world the API cannot (rows back-dated by hours), or compare a storage read on its own."""
-    storage = open_storage(service.settings.db_path, service.settings.sync_full)
+    storage = open_storage(
+        service.settings.db_path, service.settings.sync_full, database_url=service.settings.database_url
+    )
     try:
         yield storage
     finally:

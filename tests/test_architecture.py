@@ -65,7 +65,7 @@ def test_storage_backends_are_reached_only_through_the_interface() -> None:
         for p in _sources("models", "server", "clients")
         if "models/storage/" not in p.as_posix()
         for name in _imports(p)
-        if name.startswith("models.storage.sqlite")
+        if name.startswith(("models.storage.sqlite", "models.storage.postgres"))
     ]
     assert not bad, "\n".join(bad)
 

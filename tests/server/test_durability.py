@@ -11,16 +11,21 @@ import time
 from pathlib import Path
 
 import grpc
+import pytest
 
 from protos.seenext.v1 import common_pb2, events_pb2, events_pb2_grpc
+
+pytestmark = pytest.mark.both_backends  # the store on SQLite and on PostgreSQL (tests/conftest.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen, int]:
+def start_server(data_dir: Path, database_url: str = "") -> tuple[subprocess.Popen, int]:
     env = dict(
         os.environ, SEENEXT_DATA_DIR=str(data_dir), SEENEXT_PORT="0", SEENEXT_DEMO="0", SEENEXT_AUTH="0"
     )
+    if database_url:
+        env["SEENEXT_DATABASE_URL"] = database_url
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "serve"],
         cwd=ROOT,
@@ -55,8 +60,8 @@ def event(n: int) -> events_pb2.Event:
     )
 
 
-def test_acknowledged_events_survive_kill_9(tmp_path: Path) -> None:
-    proc, port = start_server(tmp_path)
+def test_acknowledged_events_survive_kill_9(tmp_path: Path, database_url: str) -> None:
+    proc, port = start_server(tmp_path, database_url)
     acknowledged: list[events_pb2.Event] = []
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
@@ -72,7 +77,7 @@ def test_acknowledged_events_survive_kill_9(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGKILL)  # no chance to flush anything
         proc.wait()
 
-    proc, port = start_server(tmp_path)
+    proc, port = start_server(tmp_path, database_url)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
             reply = events_pb2_grpc.EventServiceStub(ch).TrackBatch(

@@ -24,6 +24,8 @@ from protos.seenext.v1 import (
 from server import convert
 from tests.conftest import tiny_events, tiny_items
 
+pytestmark = pytest.mark.both_backends  # the store on SQLite and on PostgreSQL (tests/conftest.py)
+
 
 def customer(cid: str) -> common_pb2.Identifier:
     return common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_CUSTOMER_ID, value=cid)

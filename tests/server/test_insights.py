@@ -15,12 +15,16 @@ from server import convert
 from tests.conftest import tiny_events, tiny_items, tiny_settings
 from tests.models.insights.test_reports import grant_email_consent
 
+pytestmark = pytest.mark.both_backends  # the store on SQLite and on PostgreSQL (tests/conftest.py)
+
 
 @pytest.fixture
-def insights(tmp_path: Path) -> Iterator[tuple[insights_pb2_grpc.InsightsServiceStub, object]]:
+def insights(
+    tmp_path: Path, database_url: str
+) -> Iterator[tuple[insights_pb2_grpc.InsightsServiceStub, object]]:
     from server.app import create_server
 
-    running = create_server(tiny_settings(tmp_path, holdout=0.3))
+    running = create_server(tiny_settings(tmp_path, holdout=0.3, database_url=database_url))
     svc = running.service
     svc.upsert_items(tiny_items())
     svc.track_batch(tiny_events())

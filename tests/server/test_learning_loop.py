@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 
 import grpc
+import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from protos.seenext.v1 import common_pb2, events_pb2, events_pb2_grpc, model_pb2, model_pb2_grpc
 from tests.server.test_grpc import customer, loaded, recommend  # noqa: F401  (loaded is a fixture)
+
+pytestmark = pytest.mark.both_backends  # the store on SQLite and on PostgreSQL (tests/conftest.py)
 
 
 def view(event_id: str, cid: str, item: str, at: float) -> events_pb2.Event:

@@ -30,6 +30,8 @@ from protos.seenext.v1 import (
     recommendation_pb2_grpc,
 )
 
+pytestmark = pytest.mark.both_backends  # the store on SQLite and on PostgreSQL (tests/conftest.py)
+
 DAY = 86_400
 NOW = int(time.time())
 KINDS = ("lamp", "mug", "chair", "rug")

@@ -29,6 +29,8 @@ from protos.seenext.v1 import (
 )
 from tests import rebuy_world
 
+pytestmark = pytest.mark.both_backends  # the store on SQLite and on PostgreSQL (tests/conftest.py)
+
 DAY = 86_400
 
 
@@ -348,7 +350,7 @@ def test_history_stored_with_future_dates_does_not_freeze_a_live_cart(
     )
     now = time.time()
     settings = server.service.settings  # type: ignore[attr-defined]
-    storage = open_storage(settings.db_path, settings.sync_full)
+    storage = open_storage(settings.db_path, settings.sync_full, database_url=settings.database_url)
     with storage.transaction():
         storage.create_customer("c0", now)
     storage.insert_events(

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from models.storage.base import chunks
 from models.storage.events import EventRow, InteractionColumns, PurchaseCount
+from models.storage.rows import EVENT_COLUMNS, event_values
 from models.storage.sqlite.base import SqliteBase
 
-_COLUMNS = (
-    "event_id, customer_id, channel, type, item_id, quantity, price, store_id, order_id,"
-    " recommendation_id, occurred_at, received_at, attributes"
-)
 # OR IGNORE: the unique index on event_id makes a second insert of an event a no-op.
-_INSERT = f"INSERT OR IGNORE INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 class SqliteEvents(SqliteBase):
@@ -29,24 +25,7 @@ class SqliteEvents(SqliteBase):
         return found
 
     def insert_events(self, rows: Sequence[EventRow]) -> int:
-        values = [
-            (
-                r.event_id,
-                r.customer_id,
-                r.channel,
-                r.type,
-                r.item_id,
-                r.quantity,
-                r.price,
-                r.store_id,
-                r.order_id,
-                r.recommendation_id,
-                r.occurred_at,
-                r.received_at,
-                json.dumps(dict(r.attributes), sort_keys=True) if r.attributes else None,
-            )
-            for r in rows
-        ]
+        values = event_values(rows)
         with self._write() as conn:
             return int(conn.executemany(_INSERT, values).rowcount) if values else 0
 

@@ -1,7 +1,10 @@
-"""The SQLite schema as numbered migrations, applied in order at start (created through sqlite-utils).
+"""The numbered migrations of both backends, and their SQLite bodies (created through sqlite-utils).
 
 `meta.schema_version` is the newest migration applied. A migration never changes once released:
 a new column or table is a new migration. A database newer than this code stops the start.
+`MIGRATIONS` is the one list PostgreSQL follows too: the next migration is best a `Portable` list of
+statements both run (models/storage/migrations.py says how); 1..6 are SQLite bodies paired with the
+PostgreSQL ones of models/storage/postgres/migrations.py.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Callable
 import sqlite_utils
 
 from models.errors import FailedPrecondition
+from models.storage.migrations import Portable
 
 
 def _m1_base(db: sqlite_utils.Database) -> None:
@@ -140,7 +144,7 @@ def _m6_item_first_seen(db: sqlite_utils.Database) -> None:
     db.table("events").create_index(["item_id", "occurred_at"], if_not_exists=True)
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None] | Portable, ...] = (
     _m1_base,
     _m2_identity_graph,
     _m3_customer_timeline,
@@ -174,7 +178,12 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
     for number in range(version + 1, target + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
-            MIGRATIONS[number - 1](db)
+            step = MIGRATIONS[number - 1]
+            if isinstance(step, Portable):
+                for statement in step.statements:
+                    conn.execute(statement)
+            else:
+                step(db)
             conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(number),)
             )

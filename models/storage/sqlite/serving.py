@@ -11,13 +11,8 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from models.storage.serving import (
-    CustomerRecord,
-    ItemEvent,
-    ServedRecommendation,
-    StateWindow,
-    Tally,
-)
+from models.storage.rows import customer_record
+from models.storage.serving import CustomerRecord, ServedRecommendation, StateWindow
 from models.storage.sqlite.base import SqliteBase
 
 # The customer of an identifier node (a shared device recognises no one) or of a customer id.
@@ -72,7 +67,7 @@ class SqliteServing(SqliteBase):
             parts.append(_MAILED.format(who=_WHO))
             args += [window.mailed_since, window.mailed_since, window.mailed_since, window.served_before]
         sql = f"WITH who AS ({_BY_NODE if node is not None else _BY_ID}) " + " UNION ALL ".join(parts)
-        return _record(self._read().execute(sql, args).fetchall())
+        return customer_record(self._read().execute(sql, args).fetchall())
 
     def popularity(
         self,
@@ -131,41 +126,3 @@ class SqliteServing(SqliteBase):
                     for s in served
                 ],
             )
-
-
-def _record(rows: Sequence[tuple[Any, ...]]) -> CustomerRecord:
-    """The tagged rows of one customer-state statement as a record."""
-    customer_id: str | None = None
-    aliases: list[tuple[float, str]] = []
-    purchases: dict[str, Tally] = {}
-    returns: dict[str, Tally] = {}
-    recent: list[tuple[float, int, ItemEvent]] = []
-    consents: dict[tuple[str, str], bool] = {}
-    mailed: set[str] = set()
-    for tag, a, b, t, n in rows:
-        if tag == "customer":
-            customer_id = a
-        elif tag == "alias":
-            aliases.append((t or 0.0, a))
-        elif tag == "history":
-            (purchases if b == "PURCHASE" else returns)[a] = Tally(float(t), int(n))
-        elif tag == "recent":
-            recent.append((t, n, ItemEvent(a, b, float(t))))
-        elif tag == "consent":
-            consents[(a, b)] = bool(n)
-        elif tag == "mailed":
-            mailed.add(a)
-        elif tag == "mailed_rec":
-            mailed.update(json.loads(a or "[]"))
-    if customer_id is None:
-        return CustomerRecord(None)
-    recent.sort(key=lambda r: (r[0], r[1]), reverse=True)  # a union keeps no order: newest first again
-    return CustomerRecord(
-        customer_id,
-        tuple(a for _, a in sorted(aliases)),
-        purchases,
-        returns,
-        tuple(e for _, _, e in recent),
-        consents,
-        frozenset(mailed),
-    )

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from models.domain import Item, Offer
-from models.storage import Storage, open_storage
+from models.storage import Storage
+from tests.conftest import Database
+
+pytestmark = pytest.mark.both_backends
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    db = open_storage(tmp_path / "c.db", sync_full=False)
+def storage(database: Database) -> Iterator[Storage]:
+    db = database.open()
     yield db
     db.close()
 

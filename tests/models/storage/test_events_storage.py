@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from models.storage import Storage, open_storage
+from models.storage import Storage
 from models.storage.events import EventRow, PurchaseCount
+from tests.conftest import Database
+
+pytestmark = pytest.mark.both_backends
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    s = open_storage(tmp_path / "events.db", sync_full=False)
+def storage(database: Database) -> Iterator[Storage]:
+    s = database.open()
     yield s
     s.close()
 
@@ -47,6 +49,14 @@ def test_insert_is_idempotent_by_event_id(storage: Storage) -> None:
     assert storage.event_customer("b") == "c1" and storage.event_customer("nope") is None
     assert storage.stored_event_ids(["a", "c", "zz"]) == {"a", "c"}
     assert storage.insert_events([]) == 0
+
+
+def test_a_batch_mixing_whole_and_decimal_numbers_is_stored_as_sent(storage: Storage) -> None:
+    assert storage.insert_events([row("a", price=10, quantity=2, at=5), row("b", price=9.5, at=6.5)]) == 2
+    assert storage.item_events(["event_id", "price", "quantity", "occurred_at"]) == [
+        ("a", 10.0, 2, 5.0),
+        ("b", 9.5, 1, 6.5),
+    ]
 
 
 def test_stored_ids_of_a_list_longer_than_one_query(storage: Storage) -> None:

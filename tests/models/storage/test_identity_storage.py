@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,32 +9,22 @@ import pytest
 
 from models.errors import FailedPrecondition
 from models.identity import pii
-from models.storage import Storage, open_storage
+from models.storage import Storage
 from models.storage.events import EventRow
 from models.storage.identity import IdentifierRow
+from tests.conftest import Database
 
 STRONG = ("CUSTOMER_ID", "EMAIL", "PHONE", "LOYALTY_CARD")
 
 
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "identity.db"
+pytestmark = pytest.mark.both_backends
 
 
 @pytest.fixture
-def storage(path: Path) -> Iterator[Storage]:
-    s = open_storage(path, sync_full=False)
+def storage(database: Database) -> Iterator[Storage]:
+    s = database.open()
     yield s
     s.close()
-
-
-def sql(path: Path, statement: str, *args: object) -> list[tuple[object, ...]]:
-    """Reads or writes the file beside the storage, as another process would (committed at once)."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        return conn.execute(statement, args).fetchall()
-    finally:
-        conn.close()
 
 
 def event(event_id: str, customer: str) -> EventRow:
@@ -94,7 +83,8 @@ def test_customers_are_created_once(storage: Storage) -> None:
     assert storage.customer_created_at("c1") == 5.0
 
 
-def test_a_merge_repoints_every_row_and_records_the_alias(storage: Storage, path: Path) -> None:
+def test_a_merge_repoints_every_row_and_records_the_alias(storage: Storage, database: Database) -> None:
+    sql = database.sql
     with storage.transaction():
         for customer, born in (("anon", 1.0), ("bob", 5.0), ("old", 0.5)):
             storage.create_customer(customer, born)
@@ -105,33 +95,31 @@ def test_a_merge_repoints_every_row_and_records_the_alias(storage: Storage, path
     consent = (
         "INSERT INTO consent (customer_id, channel, purpose, granted, updated_at) VALUES (?, ?, ?, ?, ?)"
     )
-    sql(path, consent, "anon", "EMAIL", "marketing", 1, 20.0)  # newer than bob's: it wins
-    sql(path, consent, "bob", "EMAIL", "marketing", 0, 10.0)
-    sql(path, consent, "anon", "WEB", "profiling", 0, 1.0)
-    sql(path, "INSERT INTO recommendations (recommendation_id, customer_id) VALUES ('r1', 'anon')")
+    sql(consent, "anon", "EMAIL", "marketing", 1, 20.0)  # newer than bob's: it wins
+    sql(consent, "bob", "EMAIL", "marketing", 0, 10.0)
+    sql(consent, "anon", "WEB", "profiling", 0, 1.0)
+    sql("INSERT INTO recommendations (recommendation_id, customer_id) VALUES ('r1', 'anon')")
 
     with storage.transaction():
         storage.merge_customers("old", "anon", 0.5, 50.0)  # an earlier merge into the loser
         storage.merge_customers("anon", "bob", 0.5, 60.0)
 
-    assert sql(path, "SELECT event_id, customer_id FROM events ORDER BY event_id") == [
+    assert sql("SELECT event_id, customer_id FROM events ORDER BY event_id") == [
         ("e1", "bob"),
         ("e2", "bob"),
     ]
     assert storage.identifier_row("DEVICE_ID", "d1") == IdentifierRow("DEVICE_ID", "d1", "bob", False, 0)
-    assert sql(
-        path, "SELECT channel, purpose, granted FROM consent WHERE customer_id='bob' ORDER BY channel"
-    ) == [
+    assert sql("SELECT channel, purpose, granted FROM consent WHERE customer_id='bob' ORDER BY channel") == [
         ("EMAIL", "marketing", 1),
         ("WEB", "profiling", 0),
     ]
-    assert sql(path, "SELECT COUNT(*) FROM consent WHERE customer_id='anon'") == [(0,)]
-    assert sql(path, "SELECT customer_id FROM recommendations") == [("bob",)]
+    assert sql("SELECT COUNT(*) FROM consent WHERE customer_id='anon'") == [(0,)]
+    assert sql("SELECT customer_id FROM recommendations") == [("bob",)]
     assert (
         storage.customer_attributes("bob") == {"segment": "gold"}
         and storage.customer_attributes("anon") == {}
     )
-    assert sql(path, "SELECT customer_id, created_at FROM customers") == [("bob", 0.5)]
+    assert sql("SELECT customer_id, created_at FROM customers") == [("bob", 0.5)]
     assert storage.customer_aliases("bob") == ["old", "anon"]
     assert storage.customer_aliases("anon") == []
 

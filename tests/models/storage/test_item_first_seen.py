@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+import pytest
 
 from models.domain import Item
 from models.service import Seenext
-from models.storage import open_storage
+from models.settings import Settings
 from models.storage.sqlite import migrations
-from tests.conftest import tiny_settings
+from tests.conftest import Database
+from tests.models.storage.test_privacy_insights_storage import migrate_to
+
+pytestmark = pytest.mark.both_backends
 
 
-def test_items_stored_before_the_column_count_from_their_last_upsert(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    assert migrations.migrate(conn, target=5) == 5
-    conn.execute("INSERT INTO items (item_id, title, active, updated_at) VALUES ('lamp', 'Lamp', 1, 100.0)")
-    conn.close()
-    storage = open_storage(path, sync_full=False)
+def test_items_stored_before_the_column_count_from_their_last_upsert(database: Database) -> None:
+    migrate_to(database, 5)
+    database.sql("INSERT INTO items (item_id, title, active, updated_at) VALUES ('lamp', 'Lamp', 1, 100.0)")
+    storage = database.open()
     try:
         assert storage.schema_version() == migrations.SCHEMA_VERSION
         assert storage.first_seen() == {"lamp": 100.0}
@@ -28,8 +27,8 @@ def test_items_stored_before_the_column_count_from_their_last_upsert(tmp_path: P
         storage.close()
 
 
-def test_whole_and_partial_upserts_keep_the_first_upsert(tmp_path: Path) -> None:
-    with Seenext(tiny_settings(tmp_path)) as svc:
+def test_whole_and_partial_upserts_keep_the_first_upsert(settings: Settings) -> None:
+    with Seenext(settings) as svc:
         svc.upsert_items([Item("lamp", "Lamp", "lamps", price=10.0)])
         first = svc.catalog_snapshot().first_seen["lamp"]
         svc.upsert_items([Item("lamp", "Lamp", "lamps", price=12.0)])  # whole

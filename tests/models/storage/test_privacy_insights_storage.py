@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 
 from models.errors import FailedPrecondition
-from models.storage import Storage, open_storage
+from models.storage import Storage
 from models.storage.events import EventRow
 from models.storage.sqlite import migrations
+from tests.conftest import Database
+
+pytestmark = pytest.mark.both_backends
 
 DAY = 86_400.0
 
@@ -30,8 +33,8 @@ def event(eid: str, customer: str, etype: str, item: str, at: float, **kw: objec
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    s = open_storage(tmp_path / "p.db", sync_full=False)
+def storage(database: Database) -> Iterator[Storage]:
+    s = database.open()
     with s.transaction():
         s.create_customer("ann", 1.0)
         s.create_customer("bob", 2.0)
@@ -65,6 +68,36 @@ def test_erase_deletes_every_row_of_the_ids_and_export_reads_them_first(storage:
     storage.compact()
     assert storage.customer_created_at("ann") is None and storage.consent_rows("ann") == []
     assert storage.event_count() == 1 and storage.customer_created_at("bob") == 2.0
+
+
+def migrate_to(database: Database, target: int) -> None:
+    """The database as an older release left it: the migrations up to `target` only."""
+    if database.backend == "sqlite":
+        conn = sqlite3.connect(database.path, isolation_level=None)
+        try:
+            assert migrations.migrate(conn, target=target) == target
+        finally:
+            conn.close()
+        return
+    import psycopg
+
+    from models.storage.postgres import migrations as pg_migrations
+
+    with psycopg.connect(database.url, autocommit=True) as conn:
+        assert pg_migrations.migrate(conn, target=target) == target
+
+
+def columns(database: Database, table: str) -> list[str]:
+    if database.backend == "sqlite":
+        return [str(c[1]) for c in database.sql(f'PRAGMA table_info("{table}")')]
+    return [
+        str(c[0])
+        for c in database.sql(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?"
+            " ORDER BY ordinal_position",
+            table,
+        )
+    ]
 
 
 def test_reads_of_reports_and_reminders(storage: Storage) -> None:
@@ -107,31 +140,63 @@ def test_reads_of_reports_and_reminders(storage: Storage) -> None:
         storage.item_events(["password"])
 
 
-def test_migrations_number_the_schema_and_refuse_a_newer_database(tmp_path: Path) -> None:
-    path = tmp_path / "m.db"
-    storage = open_storage(path, sync_full=False)
+def test_migrations_number_the_schema_and_refuse_a_newer_database(database: Database) -> None:
+    storage = database.open()
     assert storage.schema_version() == migrations.SCHEMA_VERSION == len(migrations.MIGRATIONS)
     storage.close()
-    reopened = open_storage(path, sync_full=False)  # nothing left to apply
+    reopened = database.open()  # nothing left to apply
     assert reopened.schema_version() == migrations.SCHEMA_VERSION
     reopened.close()
-    with sqlite3.connect(path) as conn:
-        conn.execute(
-            "UPDATE meta SET value=? WHERE key='schema_version'", (str(migrations.SCHEMA_VERSION + 1),)
-        )
+    database.sql("UPDATE meta SET value=? WHERE key='schema_version'", str(migrations.SCHEMA_VERSION + 1))
     with pytest.raises(FailedPrecondition, match="newer than this seenext knows"):
-        open_storage(path, sync_full=False)
+        database.open()
 
 
-def test_a_file_from_before_the_identity_graph_is_upgraded(tmp_path: Path) -> None:
-    """Files written by the first release say version 1 and lack the graph's columns and tables."""
-    path = tmp_path / "old.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    assert migrations.migrate(conn, target=1) == 1
-    conn.execute("INSERT INTO identifiers VALUES ('CUSTOMER_ID', 'ann', 'ann', 'ann', 1.0)")
-    assert "shared" not in [c[1] for c in conn.execute("PRAGMA table_info(identifiers)")]
-    conn.close()
-    storage = open_storage(path, sync_full=False)
+def test_both_backends_make_the_same_tables_and_columns(tmp_path: Path, postgres_url: str) -> None:
+    """The numbered migrations give PostgreSQL the schema SQLite has: same tables, same columns in the
+    same order, the same indexed column lists."""
+    lite = Database("sqlite", tmp_path / "same.db")
+    pg = Database("postgres", tmp_path / "unused.db", postgres_url)
+    for db in (lite, pg):
+        db.open().close()
+    lite_columns = {t: [c[1] for c in lite.sql(f'PRAGMA table_info("{t}")')] for t in lite.tables()}
+    pg_columns = {
+        t: [
+            str(c[0])
+            for c in pg.sql(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+                " AND table_name = ? ORDER BY ordinal_position",
+                t,
+            )
+        ]
+        for t in pg.tables()
+    }
+    assert lite_columns == pg_columns
+    lite_indexes = {
+        (t, tuple(c[2] for c in lite.sql(f'PRAGMA index_info("{i[1]}")')))
+        for t in lite.tables()
+        for i in lite.sql(f'PRAGMA index_list("{t}")')
+    }
+    pg_indexes = {
+        (str(t), tuple(str(c) for c in cols))
+        for t, cols in pg.sql(
+            "SELECT t.relname, array_agg(a.attname::text ORDER BY k.n) FROM pg_index i"
+            " JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace s ON s.oid = t.relnamespace"
+            " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)"
+            " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+            " WHERE s.nspname = current_schema() GROUP BY i.indexrelid, t.relname"
+        )
+    }
+    # SQLite's INTEGER PRIMARY KEY is the rowid itself, not an index
+    assert lite_indexes == pg_indexes - {("events", ("seq",))}
+
+
+def test_a_database_from_before_the_identity_graph_is_upgraded(database: Database) -> None:
+    """Databases written by the first release say version 1 and lack the graph's columns and tables."""
+    migrate_to(database, 1)
+    database.sql("INSERT INTO identifiers VALUES ('CUSTOMER_ID', 'ann', 'ann', 'ann', 1.0)")
+    assert "shared" not in columns(database, "identifiers")
+    storage = database.open()
     try:
         assert storage.schema_version() == migrations.SCHEMA_VERSION
         row = storage.identifier_row("CUSTOMER_ID", "ann")

@@ -1,39 +1,38 @@
 """Serving storage: the one-statement customer state, popularity, purchase baskets, the served log.
 
-A small known-answer world written straight into a real SQLite file (the rows other modules would
-write), then read back through the serving part of the storage interface.
+A small known-answer world written straight into a real database (the rows other modules would
+write), then read back through the serving part of the storage interface; on both backends.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from models.domain import DAY
-from models.storage import Storage, open_storage
+from models.storage import Storage
 from models.storage.serving import ItemEvent, ServedRecommendation, StateWindow, Tally
+from tests.conftest import Database
 
 T0 = 1_700_000_000.0
 
 
+pytestmark = pytest.mark.both_backends
+
+
 @pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    db = open_storage(tmp_path / "s.db", sync_full=False)
+def storage(database: Database) -> Iterator[Storage]:
+    db = database.open()
     yield db
     db.close()
 
 
-def write(storage: Storage, sql: str, rows: list[tuple[object, ...]]) -> None:
-    """Rows as other modules would write them, straight into the file."""
-    with contextlib.closing(sqlite3.connect(storage.path)) as conn:  # type: ignore[attr-defined]
-        conn.executemany(sql, rows)
-        conn.commit()
+def write(database: Database, sql: str, rows: list[tuple[object, ...]]) -> None:
+    """Rows as other modules would write them, straight into the database."""
+    database.executemany(sql, rows)
 
 
 def event(
@@ -56,10 +55,10 @@ EVENTS = (
 
 
 @pytest.fixture
-def world(storage: Storage) -> Storage:
+def world(storage: Storage, database: Database) -> Storage:
     """ann (account "ann", e-mail key "h-ann", a device she shares with bob), bob, and a merge into ann."""
     write(
-        storage,
+        database,
         "INSERT INTO identifiers (kind, value_key, customer_id, display, created_at, shared, links)"
         " VALUES (?,?,?,?,?,?,0)",
         [
@@ -69,14 +68,16 @@ def world(storage: Storage) -> Storage:
             ("CUSTOMER_ID", "bob", "bob", "bob", T0, 0),
         ],
     )
-    write(storage, "INSERT INTO customers (customer_id, created_at) VALUES (?,?)", [("ann", T0), ("bob", T0)])
     write(
-        storage,
+        database, "INSERT INTO customers (customer_id, created_at) VALUES (?,?)", [("ann", T0), ("bob", T0)]
+    )
+    write(
+        database,
         "INSERT INTO customer_merges (merged_id, customer_id, merged_at) VALUES (?,?,?)",
         [("anon-2", "ann", T0 + 2), ("anon-1", "ann", T0 + 1)],
     )
     write(
-        storage,
+        database,
         EVENTS,
         [
             event(1, "ann", "PURCHASE", "phone", T0 - 10 * DAY),
@@ -95,7 +96,7 @@ def world(storage: Storage) -> Storage:
         ],
     )
     write(
-        storage,
+        database,
         "INSERT INTO consent (customer_id, channel, purpose, granted, updated_at) VALUES (?,?,?,?,?)",
         [
             ("ann", "EMAIL", "marketing", 1, T0),
@@ -209,13 +210,12 @@ def test_purchase_rows_come_by_customer_then_time(world: Storage) -> None:
     assert rows[0] == ("ann", "phone", "o1", T0 - 10 * DAY)
 
 
-def test_the_served_log_round_trips_and_a_repeated_id_replaces_its_row(world: Storage) -> None:
+def test_the_served_log_round_trips_and_a_repeated_id_replaces_its_row(
+    world: Storage, database: Database
+) -> None:
     world.record_served(
         [ServedRecommendation("r-mail", "ann", "EMAIL", "newsletter", ["m9"], "p", "v", "x", T0 - DAY)]
     )
     world.record_served([])
-    with contextlib.closing(sqlite3.connect(world.path)) as conn:  # type: ignore[attr-defined]
-        rows = conn.execute(
-            "SELECT items, arm FROM recommendations WHERE recommendation_id='r-mail'"
-        ).fetchall()
+    rows = database.sql("SELECT items, arm FROM recommendations WHERE recommendation_id='r-mail'")
     assert [(json.loads(items), arm) for items, arm in rows] == [(["m9"], "x")]

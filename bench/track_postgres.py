@@ -1,0 +1,165 @@
+"""TrackBatch on PostgreSQL (issue 11: >= 20,000 events/s), beside a bare insert of the same rows into
+the same schema.
+
+A throwaway PostgreSQL 15 cluster (tests/postgres.py) with a production server's durability: fsync
+and synchronous commit on, so an acknowledged batch is on disk as with SQLite's synchronous=FULL.
+Every figure gets a fresh database on it; the events are the demo retailer's (tracked with several
+identifiers each, so identity resolution is real work). Figures, `events` in batches of `batch`:
+
+- grpc: TrackBatch RPCs from a client process, one call in flight, to a `seenext serve` process;
+- service: `Seenext.track_batch` in process (validation, idempotency, identity graph, insert);
+- insert_events, COPY and pipelined executemany: the storage call alone, on the rows the service
+  stored (how models/storage/postgres/events.py chose COPY);
+- bare executemany and bare COPY: psycopg straight into `events`, one transaction per batch, no
+  ON CONFLICT, no lock: what the database does with these rows when nothing else is asked of it.
+
+    .venv/bin/python -m bench.track_postgres [--events 50000] [--batch 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.serving import ServerProcess
+from bench.track import _send_all, _serialise, demo_events
+from bench.world import settings_for
+from models.service import Seenext
+from models.storage import open_storage
+from models.storage.events import EventRow
+from models.storage.postgres import events as pg_events
+from models.storage.rows import EVENT_COLUMNS
+from tests.postgres import Cluster
+
+
+def _step(name: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
+
+
+def measure(events: int = 50_000, batch: int = 1_000) -> dict[str, float]:
+    """events/s of every figure (see the module docstring)."""
+    evs = demo_events(events)
+    work = Path(tempfile.mkdtemp(prefix="track-pg-"))
+    cluster = Cluster(durable=True)
+    figures: dict[str, float] = {}
+    try:
+        url = cluster.database()
+        payloads = _serialise(evs, batch)
+        (work / "grpc").mkdir()
+        _step("TrackBatch through a server process")
+        with ServerProcess(work / "grpc", database_url=url) as server:
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(1) as pool:
+                seconds, _, accepted = pool.apply(_send_all, (server.target, payloads, server.metadata))
+        if accepted != len(evs):
+            raise RuntimeError(f"TrackBatch accepted {accepted} of {len(evs)} events")
+        figures["grpc TrackBatch"] = len(evs) / seconds
+
+        url = cluster.database()
+        _step("Seenext.track_batch in process")
+        service = Seenext(settings_for(work / "service", database_url=url))
+        try:
+            started = time.perf_counter()
+            for i in range(0, len(evs), batch):
+                service.track_batch(evs[i : i + batch])
+            figures["service track_batch"] = len(evs) / (time.perf_counter() - started)
+        finally:
+            service.close()
+        rows = _stored_rows(url)
+
+        for way, name in (
+            ("unnest", "insert_events: one INSERT … SELECT FROM unnest(arrays) (the product's)"),
+            ("copy", "insert_events: COPY to a temp table, INSERT … SELECT"),
+            ("rows", "insert_events: one INSERT per row, pipelined executemany"),
+        ):
+            _step(name)
+            figures[name] = len(rows) / _timed_insert_events(cluster.database(), rows, batch, way)
+        _step("bare inserts")
+        figures["bare executemany"] = len(rows) / _timed_bare(cluster.database(), rows, batch, _bare_many)
+        figures["bare COPY"] = len(rows) / _timed_bare(cluster.database(), rows, batch, _bare_copy)
+    finally:
+        cluster.stop()
+    return figures
+
+
+def _stored_rows(url: str) -> list[EventRow]:
+    with psycopg.connect(url) as conn:
+        found = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq").fetchall()
+    return [
+        EventRow(e, c, ch, t, i, int(q), float(p), s, o, rec, float(at), float(rcv), None)
+        for e, c, ch, t, i, q, p, s, o, rec, at, rcv, _ in found
+    ]
+
+
+def _timed_insert_events(url: str, rows: list[EventRow], batch: int, way: str) -> float:
+    storage = open_storage(Path("unused"), database_url=url)
+    kept = pg_events.WAY
+    pg_events.WAY = way
+    try:
+        started = time.perf_counter()
+        for i in range(0, len(rows), batch):
+            storage.insert_events(rows[i : i + batch])
+        return time.perf_counter() - started
+    finally:
+        pg_events.WAY = kept
+        storage.close()
+
+
+def _plain(rows: list[EventRow]) -> list[tuple[Any, ...]]:
+    return [
+        (r.event_id, r.customer_id, r.channel, r.type, r.item_id, r.quantity, r.price, r.store_id,
+         r.order_id, r.recommendation_id, r.occurred_at, r.received_at, None)
+        for r in rows
+    ]  # fmt: skip
+
+
+def _bare_many(conn: psycopg.Connection[Any], chunk: list[tuple[Any, ...]]) -> None:
+    marks = ", ".join(["%s"] * 13)
+    with conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({marks})", chunk)
+
+
+def _bare_copy(conn: psycopg.Connection[Any], chunk: list[tuple[Any, ...]]) -> None:
+    with conn.cursor() as cur, cur.copy(f"COPY events ({EVENT_COLUMNS}) FROM STDIN") as copy:
+        for row in chunk:
+            copy.write_row(row)
+
+
+def _timed_bare(
+    url: str, rows: list[EventRow], batch: int, insert: Callable[[psycopg.Connection[Any], list[Any]], None]
+) -> float:
+    open_storage(Path("unused"), database_url=url).close()  # the same schema and indexes
+    values = _plain(rows)
+    with psycopg.connect(url) as conn:
+        started = time.perf_counter()
+        for i in range(0, len(values), batch):
+            with conn.transaction():
+                insert(conn, values[i : i + batch])
+        return time.perf_counter() - started
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=1_000)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a stopped run still removes its cluster
+    figures = measure(args.events, args.batch)
+    print(f"\nPostgreSQL 15, durable (fsync on), {args.events:,} demo events in batches of {args.batch:,}\n")
+    print("| path | events/s |\n| --- | ---: |")
+    for name, eps in figures.items():
+        print(f"| {name} | {eps:,.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,178 @@
+"""PostgreSQL: the identity part of the storage interface (models/storage/identity.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+
+from models.storage.identity import IdentifierRow, IdentifierView
+from models.storage.postgres.base import Conn, PostgresBase
+
+# Tables a merge handles by name; every other table with a customer_id column is re-pointed as is.
+_OWN_TABLES = frozenset({"events", "identifiers", "consent", "customers", "customer_merges"})
+
+
+class PostgresIdentity(PostgresBase):
+    # -- identifiers ---------------------------------------------------------------------------------
+
+    def identifier_row(self, kind: str, key: str) -> IdentifierRow | None:
+        row = self._one(
+            "SELECT customer_id, shared, links FROM identifiers WHERE kind = %s AND value_key = %s",
+            (kind, key),
+        )
+        return None if row is None else IdentifierRow(kind, key, row[0], bool(row[1]), int(row[2] or 0))
+
+    def identifier_rows(self, kind: str, keys: Sequence[str]) -> list[IdentifierRow]:
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return []
+        rows = self._rows(
+            "SELECT value_key, customer_id, shared, links FROM identifiers"
+            " WHERE kind = %s AND value_key = ANY(%s)",
+            (kind, wanted),
+        )
+        return [
+            IdentifierRow(kind, key, owner, bool(shared), int(links or 0))
+            for key, owner, shared, links in rows
+        ]
+
+    def customer_identifier_keys(self, customer_id: str, kinds: Collection[str]) -> list[tuple[str, str]]:
+        wanted = sorted(kinds)
+        if not wanted:
+            return []
+        rows = self._rows(
+            "SELECT kind, value_key FROM identifiers WHERE customer_id = %s AND shared = 0"
+            " AND kind = ANY(%s)",
+            (customer_id, wanted),
+        )
+        return [(str(k), str(v)) for k, v in rows]
+
+    def insert_identifier(
+        self, kind: str, key: str, customer_id: str, display: str, created_at: float
+    ) -> None:
+        with self._write() as conn:
+            self._run(
+                conn,
+                "INSERT INTO identifiers (kind, value_key, customer_id, display, created_at, shared, links)"
+                " VALUES (%s, %s, %s, %s, %s, 0, 0) ON CONFLICT (kind, value_key) DO NOTHING",
+                (kind, key, customer_id, display, created_at),
+            )
+
+    def add_identifier_link(self, kind: str, key: str) -> None:
+        with self._write() as conn:
+            self._run(
+                conn,
+                "UPDATE identifiers SET links = links + 1 WHERE kind = %s AND value_key = %s",
+                (kind, key),
+            )
+
+    def mark_identifier_shared(self, kind: str, key: str) -> None:
+        with self._write() as conn:
+            self._run(
+                conn, "UPDATE identifiers SET shared = 1 WHERE kind = %s AND value_key = %s", (kind, key)
+            )
+
+    def identifier_views(self, customer_id: str) -> list[IdentifierView]:
+        rows = self._rows(
+            "SELECT kind, display, shared, created_at, value_key FROM identifiers WHERE customer_id = %s"
+            " ORDER BY created_at, kind",
+            (customer_id,),
+        )
+        return [IdentifierView(k, d or "", bool(s), float(t), str(v)) for k, d, s, t, v in rows]
+
+    # -- customers and merges ------------------------------------------------------------------------
+
+    def create_customer(self, customer_id: str, created_at: float) -> None:
+        with self._write() as conn:
+            self._run(
+                conn,
+                "INSERT INTO customers (customer_id, created_at) VALUES (%s, %s)"
+                " ON CONFLICT (customer_id) DO NOTHING",
+                (customer_id, created_at),
+            )
+
+    def customer_created_at(self, customer_id: str) -> float | None:
+        row = self._one("SELECT created_at FROM customers WHERE customer_id = %s", (customer_id,))
+        return None if row is None or row[0] is None else float(row[0])
+
+    def merge_customers(self, loser: str, survivor: str, created_at: float, merged_at: float) -> None:
+        args = (survivor, loser)
+        with self._write() as conn:
+            self._run(conn, "UPDATE events SET customer_id = %s WHERE customer_id = %s", args)
+            self._run(conn, "UPDATE identifiers SET customer_id = %s WHERE customer_id = %s", args)
+            # Consent: where both sides decided on the same channel and purpose, the newer decision stands.
+            self._run(
+                conn,
+                "INSERT INTO consent (customer_id, channel, purpose, granted, updated_at)"
+                " SELECT %s, channel, purpose, granted, updated_at FROM consent WHERE customer_id = %s"
+                " ON CONFLICT (customer_id, channel, purpose) DO UPDATE SET granted = excluded.granted,"
+                " updated_at = excluded.updated_at WHERE excluded.updated_at > consent.updated_at",
+                args,
+            )
+            self._run(conn, "DELETE FROM consent WHERE customer_id = %s", (loser,))
+            for table in self._customer_tables():
+                if table not in _OWN_TABLES:
+                    self._repoint(conn, table, loser, survivor)
+            self._run(
+                conn,
+                "INSERT INTO customers (customer_id, created_at) VALUES (%s, %s)"
+                " ON CONFLICT (customer_id) DO UPDATE SET created_at = excluded.created_at",
+                (survivor, created_at),
+            )
+            self._run(conn, "DELETE FROM customers WHERE customer_id = %s", (loser,))
+            self._run(conn, "UPDATE customer_merges SET customer_id = %s WHERE customer_id = %s", args)
+            self._run(
+                conn,
+                "INSERT INTO customer_merges (merged_id, customer_id, merged_at) VALUES (%s, %s, %s)"
+                " ON CONFLICT (merged_id) DO UPDATE SET customer_id = excluded.customer_id,"
+                " merged_at = excluded.merged_at",
+                (loser, survivor, merged_at),
+            )
+
+    def _repoint(self, conn: Conn, table: str, loser: str, survivor: str) -> None:
+        """SQLite's `UPDATE OR REPLACE`: the survivor's rows a re-pointed row would collide with (on a
+        unique key holding customer_id) give way to the loser's, then the loser's rows move."""
+        for key in self._unique_keys[table]:
+            same = "".join(f' AND l."{c}" IS NOT DISTINCT FROM s."{c}"' for c in key if c != "customer_id")
+            self._run(
+                conn,
+                f'DELETE FROM "{table}" s WHERE s.customer_id = %s AND EXISTS'
+                f' (SELECT 1 FROM "{table}" l WHERE l.customer_id = %s{same})',
+                (survivor, loser),
+            )
+        self._run(conn, f'UPDATE "{table}" SET customer_id = %s WHERE customer_id = %s', (survivor, loser))
+
+    def customer_aliases(self, customer_id: str) -> list[str]:
+        rows = self._rows(
+            "SELECT merged_id FROM customer_merges WHERE customer_id = %s ORDER BY merged_at, merged_id",
+            (customer_id,),
+        )
+        return [str(r[0]) for r in rows]
+
+    # -- customer attributes -------------------------------------------------------------------------
+
+    def set_customer_attributes(
+        self, rows: Sequence[tuple[str, Mapping[str, str]]], updated_at: float
+    ) -> None:
+        # a later row of a customer wins: one row per customer, the last one
+        last = {c: json.dumps(dict(a), sort_keys=True) for c, a in rows}
+        with self._write() as conn:
+            self._many(
+                conn,
+                "INSERT INTO customer_attributes (customer_id, attributes, updated_at) VALUES (%s, %s, %s)"
+                " ON CONFLICT (customer_id) DO UPDATE SET attributes = excluded.attributes,"
+                " updated_at = excluded.updated_at",
+                [(c, a, updated_at) for c, a in last.items()],
+            )
+
+    def customer_attributes(self, customer_id: str) -> dict[str, str]:
+        row = self._one("SELECT attributes FROM customer_attributes WHERE customer_id = %s", (customer_id,))
+        return dict(json.loads(row[0])) if row else {}
+
+    def all_customer_attributes(self) -> dict[str, dict[str, str]]:
+        rows = self._rows("SELECT customer_id, attributes FROM customer_attributes")
+        return {str(c): dict(json.loads(a)) for c, a in rows}
+
+    def customer_attributes_count(self) -> int:
+        row = self._one("SELECT COUNT(*) FROM customer_attributes")
+        return int(row[0]) if row else 0
