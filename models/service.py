@@ -36,11 +36,13 @@ from models.serving.complements import Complements
 from models.serving.customer_state import CustomerState
 from models.serving.embeddings import RankingModel
 from models.serving.exploration import Exploration, ExplorationPolicy
+from models.serving.feed import FeedFollower
 from models.serving.popularity import Popularity
 from models.serving.rebuying import Rebuying, RebuyPolicy
 from models.serving.recommender import Recommendation, Recommended, Recommender, RecommendQuery
 from models.serving.registry import ModelRegistry, new_version
 from models.serving.served import ServedLog
+from models.serving.state_cache import CustomerStates
 from models.settings import Settings
 from models.storage import open_storage
 from models.validation import check_batch_size, check_identifier
@@ -114,6 +116,17 @@ class Seenext:
             ),
             foldin.Tuning.from_settings(settings).event_weights,
         )
+        # Customer states in memory: dropped at this process's commits at once, and at other replicas'
+        # through the change feed the follower reads (started with the background work).
+        self._states = CustomerStates(self._storage, settings.state_cache_size, settings.feed_max_lag_seconds)
+        self._storage.listen_changes(self._states.apply)
+        self._feed = FeedFollower(
+            self._storage,
+            self._states,
+            settings.feed_poll_seconds,
+            settings.feed_retention_seconds,
+            on_forget=self._registry.check_soon,
+        )
         self._recommender = Recommender(
             self._storage,
             self._graph,
@@ -137,6 +150,7 @@ class Seenext:
             ),
             rebuying=self._rebuying,
             exploration=self._exploration,
+            states=self._states,
         )
         self._reminders = DueReminders(
             self._storage,
@@ -153,9 +167,22 @@ class Seenext:
         """Follows models trained by other processes sharing the data folder; warms the serving caches;
         retrains on schedule."""
         self._registry.watch(self.settings.reload_seconds, self._stop)
+        self.follow_changes()
         self.warm()
         if self.settings.retrain_every_hours > 0:
             self._schedule = self.retrain_schedule().start()
+
+    def follow_changes(self) -> None:
+        """Catches up with the change feed now, then follows it in the background: customer states are
+        served from memory from then on (models/serving/state_cache.py)."""
+        if self.settings.state_cache_size > 0 and not self._feed.caught_up.is_set():
+            self._feed.follow(self._stop)
+
+    def ready(self) -> bool:
+        """Whether this process may take traffic: caught up with the change feed (when it follows it)
+        and serving its model when there is one to serve."""
+        caught_up = self.settings.state_cache_size <= 0 or self._feed.caught_up.is_set()
+        return caught_up and (self._registry.current is not None or not self._registry.versions())
 
     def retrain_schedule(
         self, every_seconds: float | None = None, stop: threading.Event | None = None
