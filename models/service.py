@@ -184,6 +184,14 @@ class Seenext:
         caught_up = self.settings.state_cache_size <= 0 or self._feed.caught_up.is_set()
         return caught_up and (self._registry.current is not None or not self._registry.versions())
 
+    def wait_ready(self, every: float = 0.1) -> bool:
+        """Blocks until `ready()` (True) or until the service is closed (False)."""
+        while not self._stop.is_set():
+            if self.ready():
+                return True
+            self._stop.wait(every)
+        return False
+
     def retrain_schedule(
         self, every_seconds: float | None = None, stop: threading.Event | None = None
     ) -> schedule.RetrainSchedule:
