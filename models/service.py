@@ -37,6 +37,7 @@ from models.serving.customer_state import CustomerState
 from models.serving.embeddings import RankingModel
 from models.serving.exploration import Exploration, ExplorationPolicy
 from models.serving.feed import FeedFollower
+from models.serving.lease import FleetLease, Held, LeaseHeld
 from models.serving.popularity import Popularity
 from models.serving.rebuying import Rebuying, RebuyPolicy
 from models.serving.recommender import Recommendation, Recommended, Recommender, RecommendQuery
@@ -160,6 +161,8 @@ class Seenext:
             slack_days=settings.reminder_slack_days,
         )
         self._train_lock = threading.Lock()
+        # one training (or erasure) at a time across the fleet: the file lock below covers one data folder
+        self._training_lease = FleetLease(self._storage, "training")
         self._stop = threading.Event()
         self._finish_erasures()  # before anything serves: a Forget a kill interrupted is completed first
 
@@ -541,7 +544,11 @@ class Seenext:
             fcntl.flock(fh, fcntl.LOCK_EX)
             _note_holder(fh, _ERASING)
             try:
-                yield
+                held = self._training_lease.acquire(_ERASING, wait=True)  # a training on another replica
+                try:
+                    yield
+                finally:
+                    held.release()
             finally:
                 _note_holder(fh, "")
 
@@ -556,13 +563,28 @@ class Seenext:
                     fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     raise AlreadyRunning(_busy(lock_path, "on this data folder")) from None
+                held = self._take_training_lease()
                 _note_holder(fh, _TRAINING)
                 try:
                     yield
                 finally:
                     _note_holder(fh, "")
+                    held.release()
         finally:
             self._train_lock.release()
+
+
+    def _take_training_lease(self) -> Held:
+        try:
+            return self._training_lease.acquire(_TRAINING, wait=False)
+        except LeaseHeld as busy:
+            where = "on another replica or trainer job of this store"
+            if busy.purpose == _ERASING:
+                raise AlreadyRunning(
+                    f"a customer is being erased (Forget) {where}, and training waits for erasures to "
+                    "finish so that it cannot learn from what is being erased; try again in a moment"
+                ) from None
+            raise AlreadyRunning(f"a training is already running {where}; try again when it ends") from None
 
 
 # Who holds the training lock, written into train.lock by the holder: a Train refused while a Forget
