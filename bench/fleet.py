@@ -29,7 +29,13 @@ from bench.load import run_load
 from bench.recommend import HEALTH, HEALTH_REQUEST, RECOMMEND, requests
 from bench.serving import ServerProcess
 from models.service import Seenext
-from protos.seenext.v1 import common_pb2, events_pb2, events_pb2_grpc, recommendation_pb2, recommendation_pb2_grpc
+from protos.seenext.v1 import (
+    common_pb2,
+    events_pb2,
+    events_pb2_grpc,
+    recommendation_pb2,
+    recommendation_pb2_grpc,
+)
 
 
 def latency(data: Path, customers: Sequence[str], k: int, duration: float, warmup: float) -> dict[str, float]:
@@ -38,7 +44,10 @@ def latency(data: Path, customers: Sequence[str], k: int, duration: float, warmu
     payloads = requests(customers, k)
     for label, cache in (("before", 0), ("after", 20_000)):
         with ServerProcess(data, state_cache_size=cache) as server:
-            for name, method, body in (("noop", HEALTH, [HEALTH_REQUEST]), ("recommend", RECOMMEND, payloads)):
+            for name, method, body in (
+                ("noop", HEALTH, [HEALTH_REQUEST]),
+                ("recommend", RECOMMEND, payloads),
+            ):
                 result = run_load(
                     server.target,
                     method,
@@ -58,42 +67,46 @@ def latency(data: Path, customers: Sequence[str], k: int, duration: float, warmu
 def freshness(data: Path, customers: Sequence[str], k: int, trials: int) -> list[float]:
     """Seconds from a Track acknowledged by replica A to its effect on replica B, one per trial."""
     seconds: list[float] = []
-    with ServerProcess(data) as a, ServerProcess(data) as b:
-        with grpc.insecure_channel(a.target) as cha, grpc.insecure_channel(b.target) as chb:
-            track = events_pb2_grpc.EventServiceStub(cha)
-            on_a = recommendation_pb2_grpc.RecommendationServiceStub(cha)
-            on_b = recommendation_pb2_grpc.RecommendationServiceStub(chb)
+    with (
+        ServerProcess(data) as a,
+        ServerProcess(data) as b,
+        grpc.insecure_channel(a.target) as cha,
+        grpc.insecure_channel(b.target) as chb,
+    ):
+        track = events_pb2_grpc.EventServiceStub(cha)
+        on_a = recommendation_pb2_grpc.RecommendationServiceStub(cha)
+        on_b = recommendation_pb2_grpc.RecommendationServiceStub(chb)
 
-            def top(who: common_pb2.Identifier, on: str = "b") -> list[str]:
-                stub, metadata = (on_a, a.metadata) if on == "a" else (on_b, b.metadata)
-                reply = stub.Recommend(
-                    recommendation_pb2.RecommendRequest(who=who, channel=common_pb2.CHANNEL_WEB, k=k),
-                    timeout=10,
-                    metadata=metadata,
-                )
-                return [i.item_id for i in reply.items]
+        def top(who: common_pb2.Identifier, on: str = "b") -> list[str]:
+            stub, metadata = (on_a, a.metadata) if on == "a" else (on_b, b.metadata)
+            reply = stub.Recommend(
+                recommendation_pb2.RecommendRequest(who=who, channel=common_pb2.CHANNEL_WEB, k=k),
+                timeout=10,
+                metadata=metadata,
+            )
+            return [i.item_id for i in reply.items]
 
-            for n, c in enumerate(customers[:trials]):
-                who = common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_CUSTOMER_ID, value=c)
-                shown = top(who)
-                top(who)  # B holds the customer's state in memory now
-                if not shown:
-                    continue
-                event = events_pb2.Event(
-                    event_id=f"fresh-{n}-{time.time_ns()}",
-                    channel=common_pb2.CHANNEL_WEB,
-                    type=common_pb2.EVENT_TYPE_PURCHASE,
-                    item_id=shown[0],
-                    identifiers=[who],
-                )
-                track.Track(events_pb2.TrackRequest(event=event), timeout=10, metadata=a.metadata)
-                acked = time.perf_counter()
-                if shown[0] in top(who, "a"):
-                    continue  # bought again when due (a consumable): no effect to wait for, on A either
-                while shown[0] in top(who):
-                    if time.perf_counter() - acked > 10:
-                        raise RuntimeError(f"B still offers {shown[0]} to {c} 10 s after A acknowledged it")
-                seconds.append(time.perf_counter() - acked)
+        for n, c in enumerate(customers[:trials]):
+            who = common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_CUSTOMER_ID, value=c)
+            shown = top(who)
+            top(who)  # B holds the customer's state in memory now
+            if not shown:
+                continue
+            event = events_pb2.Event(
+                event_id=f"fresh-{n}-{time.time_ns()}",
+                channel=common_pb2.CHANNEL_WEB,
+                type=common_pb2.EVENT_TYPE_PURCHASE,
+                item_id=shown[0],
+                identifiers=[who],
+            )
+            track.Track(events_pb2.TrackRequest(event=event), timeout=10, metadata=a.metadata)
+            acked = time.perf_counter()
+            if shown[0] in top(who, "a"):
+                continue  # bought again when due (a consumable): no effect to wait for, on A either
+            while shown[0] in top(who):
+                if time.perf_counter() - acked > 10:
+                    raise RuntimeError(f"B still offers {shown[0]} to {c} 10 s after A acknowledged it")
+            seconds.append(time.perf_counter() - acked)
     return seconds
 
 
@@ -128,17 +141,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("# Fleet: Recommend beside the no-op, and freshness across replicas\n")
     print("\n".join(conditions.lines()))
     print(f"\nWorld: {items:,} items, {customers:,} demo customers, {events:,} events; k=10, channel WEB,")
-    print(f"{len(known):,} known customers by CUSTOMER_ID; {duration:.0f} s measured per run after {warmup:.0f} s")
+    print(
+        f"{len(known):,} known customers by CUSTOMER_ID; {duration:.0f} s measured per run after "
+        f"{warmup:.0f} s"
+    )
     print("warm-up; one request in flight, one client process; both servers `python -m server serve`.\n")
     print("| | no-op p50 ms | Recommend p50 ms | ratio | Recommend p99 ms |")
     print("| --- | --- | --- | --- | --- |")
     for label, what in (("before", "one statement per request"), ("after", "states in memory")):
         noop, r = lat[f"{label}_noop_p50_ms"], lat[f"{label}_recommend_p50_ms"]
-        print(f"| {label} ({what}) | {noop:.3f} | {r:.3f} | {r / noop:.2f}x | {lat[f'{label}_recommend_p99_ms']:.3f} |")
+        p99 = lat[f"{label}_recommend_p99_ms"]
+        print(f"| {label} ({what}) | {noop:.3f} | {r:.3f} | {r / noop:.2f}x | {p99:.3f} |")
     if len(fresh):
         print(
-            f"\nFreshness, Track on A -> effect on B ({len(fresh)} trials, one SQLite file, feed polled every "
-            f"0.1 s): p50 {np.percentile(fresh, 50):.0f} ms, p99 {np.percentile(fresh, 99):.0f} ms, "
+            f"\nFreshness, Track on A -> effect on B ({len(fresh)} trials, one SQLite file, feed polled "
+            f"every 0.1 s): p50 {np.percentile(fresh, 50):.0f} ms, p99 {np.percentile(fresh, 99):.0f} ms, "
             f"max {fresh.max():.0f} ms"
         )
     if not args.work:

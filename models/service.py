@@ -573,7 +573,6 @@ class Seenext:
         finally:
             self._train_lock.release()
 
-
     def _take_training_lease(self) -> Held:
         try:
             return self._training_lease.acquire(_TRAINING, wait=False)

@@ -64,7 +64,9 @@ class Settings:
     models_kept: int = _opt(5, "model versions kept on disk for rollback")
     reload_seconds: float = _opt(2.0, "how often a server checks for a model trained elsewhere")
     shared_models_dir: str = _opt(
-        "", "folder of the model artifacts every replica reads (a shared mount in a fleet); empty = <data_dir>/models"
+        "",
+        "folder of the model artifacts every replica reads (a mount shared by a fleet); "
+        "empty = <data_dir>/models",
     )
     seed: int = _opt(42, "random seed of training")
     event_weights: str = _opt(

@@ -76,7 +76,10 @@ class FeedFollower:
         poll's start once it read to the feed's end."""
         started = time.monotonic()
         if started - self._last_ok > self.retention_seconds / 2 and self._last_ok > -float("inf"):
-            log.warning("the change feed was not read for %.0f s: starting again from its end", started - self._last_ok)
+            log.warning(
+                "the change feed was not read for %.0f s: starting again from its end",
+                started - self._last_ok,
+            )
             self.start_at_head()
         found: list[Change] = []
         while True:
@@ -118,7 +121,9 @@ class FeedFollower:
                     self.states.stale()
                     message = f"{type(exc).__name__}: {exc}"
                     if message != self._failing:
-                        log.error("reading the change feed failed (%s); serving from the store meanwhile", message)
+                        log.error(
+                            "reading the change feed failed (%s); serving from the store meanwhile", message
+                        )
                         self._failing = message
 
         thread = threading.Thread(target=loop, name="feed-follower", daemon=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from models.storage import Storage
 from models.storage.changes import Change, customer_subject, node_subject
-from models.storage.serving import CustomerRecord, StateWindow
+from models.storage.serving import CustomerRecord, ItemEvent, StateWindow
 
 Key = tuple[str, ...]  # ("node", kind, key) or ("customer", customer_id)
 
@@ -179,7 +179,7 @@ def _cut(record: CustomerRecord, window: StateWindow) -> CustomerRecord:
     """The record as `window` would have read it, from one read with the widest window: the newest
     events at or after `recent_since` are a prefix of the newest events of every age."""
     if window.recent_since is None:
-        recent: tuple[object, ...] = ()
+        recent: tuple[ItemEvent, ...] = ()
     elif window.recent_since <= 0.0 and window.recent_limit >= len(record.recent):
         return record
     else:
@@ -190,7 +190,7 @@ def _cut(record: CustomerRecord, window: StateWindow) -> CustomerRecord:
         record.aliases,
         record.purchases,
         record.returns,
-        recent,  # type: ignore[arg-type]
+        recent,
         record.consents,
         record.mailed,
     )

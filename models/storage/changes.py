@@ -98,7 +98,8 @@ class ChangeStorage(ABC):
 
     @abstractmethod
     def changes_at(self, seqs: Iterable[int]) -> list[Change]:
-        """The feed rows of these seqs that exist now (a follower re-asks for gaps, see models/serving/feed.py)."""
+        """The feed rows of these seqs that exist now (a follower asks again for gaps:
+        models/serving/feed.py)."""
 
     @abstractmethod
     def feed_head(self) -> int:

@@ -183,7 +183,9 @@ def test_a_customer_forgotten_on_one_replica_is_unknown_to_the_other_within_a_se
     u5 = customer("u5")
     before = b.recommend(u5)
     assert before.recognised and before.customer_id == "u5" and "personalised" in before.strategy
-    reply = privacy_pb2_grpc.PrivacyServiceStub(a.channel).Forget(privacy_pb2.ForgetRequest(who=u5), timeout=30)
+    reply = privacy_pb2_grpc.PrivacyServiceStub(a.channel).Forget(
+        privacy_pb2.ForgetRequest(who=u5), timeout=30
+    )
     assert reply.customer_id == "u5"
 
     def forgotten() -> bool:
@@ -198,9 +200,16 @@ def test_merges_running_at_once_on_both_replicas_make_one_customer(fleet: tuple[
     at once to join them (with a further identifier each). Every identifier ends on one customer."""
     a, b = fleet
     pairs = 8
-    devices = [common_pb2.Identifier(kind=KIND.IDENTIFIER_KIND_DEVICE_ID, value=f"dev-{n}") for n in range(pairs)]
-    mails = [common_pb2.Identifier(kind=KIND.IDENTIFIER_KIND_EMAIL, value=f"m{n}@example.com") for n in range(pairs)]
-    cards = [common_pb2.Identifier(kind=KIND.IDENTIFIER_KIND_LOYALTY_CARD, value=f"lc-{n}") for n in range(pairs)]
+    devices = [
+        common_pb2.Identifier(kind=KIND.IDENTIFIER_KIND_DEVICE_ID, value=f"dev-{n}") for n in range(pairs)
+    ]
+    mails = [
+        common_pb2.Identifier(kind=KIND.IDENTIFIER_KIND_EMAIL, value=f"m{n}@example.com")
+        for n in range(pairs)
+    ]
+    cards = [
+        common_pb2.Identifier(kind=KIND.IDENTIFIER_KIND_LOYALTY_CARD, value=f"lc-{n}") for n in range(pairs)
+    ]
     for n in range(pairs):
         a.identify(devices[n])
         b.identify(mails[n])
@@ -220,7 +229,9 @@ def test_merges_running_at_once_on_both_replicas_make_one_customer(fleet: tuple[
             assert {replica.identify(w).customer_id for w in (devices[n], mails[n], cards[n])} == {x}
 
 
-def test_kill_9_of_a_replica_mid_track_batch_loses_no_acknowledged_event(fleet: tuple[Replica, Replica]) -> None:
+def test_kill_9_of_a_replica_mid_track_batch_loses_no_acknowledged_event(
+    fleet: tuple[Replica, Replica],
+) -> None:
     a, b = fleet
     acknowledged: list[events_pb2.Event] = []
     stop_sending = threading.Event()

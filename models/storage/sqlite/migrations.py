@@ -146,7 +146,8 @@ def _m6_item_first_seen(db: sqlite_utils.Database) -> None:
 _M7_FEED_AND_LEASES = (
     "CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY, changed_at REAL NOT NULL,"
     " kind TEXT NOT NULL, subject TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL,"
+    " expires_at REAL NOT NULL)",
 )
 
 

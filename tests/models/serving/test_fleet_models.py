@@ -54,8 +54,12 @@ def test_a_training_elsewhere_in_the_fleet_holds_training_off(trained: Seenext, 
         storage.close()
 
 
-def test_a_lease_of_a_process_of_this_host_that_died_is_taken_over(settings: Settings, trained: Seenext) -> None:
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+def test_a_lease_of_a_process_of_this_host_that_died_is_taken_over(
+    settings: Settings, trained: Seenext
+) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     pid = int(dead.stdout)
     storage = open_storage(settings.db_path)
     try:
@@ -80,7 +84,12 @@ def test_seenext_train_runs_as_its_own_job(shared: Settings) -> None:
         "PATH": "/usr/bin:/bin",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "server", "train"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "server", "train"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert (Path(shared.shared_models_dir) / "CURRENT").exists()

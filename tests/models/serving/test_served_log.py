@@ -18,7 +18,9 @@ def test_every_recommendation_served_is_stored_once_the_service_closes(settings:
     served = set()
     with svc.count_statements() as sent:
         for n in range(120):
-            rec = svc.recommend(RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", f"u{n % 60}"), k=3))
+            rec = svc.recommend(
+                RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", f"u{n % 60}"), k=3)
+            )
             served.add(rec.recommendation_id)
     assert not any("recommendations" in s for s in sent)  # never written by the request's thread
     svc.close()

@@ -134,7 +134,9 @@ class _Interleaved(Storage):
 _Interleaved.__abstractmethods__ = frozenset()
 
 
-def test_a_fill_racing_with_a_change_does_not_keep_the_stale_state(trained: Seenext, settings: Settings) -> None:
+def test_a_fill_racing_with_a_change_does_not_keep_the_stale_state(
+    trained: Seenext, settings: Settings
+) -> None:
     reader = open_storage(settings.db_path)
     writer = open_storage(settings.db_path)
     states_holder: list[CustomerStates] = []
@@ -165,7 +167,9 @@ def test_a_fill_racing_with_a_change_does_not_keep_the_stale_state(trained: Seen
         writer.close()
 
 
-def test_states_are_read_from_the_store_while_the_feed_is_not_followed(settings: Settings, trained: Seenext) -> None:
+def test_states_are_read_from_the_store_while_the_feed_is_not_followed(
+    settings: Settings, trained: Seenext
+) -> None:
     storage = open_storage(settings.db_path)
     try:
         states = CustomerStates(storage, capacity=100, max_lag=0.2)
@@ -183,7 +187,9 @@ def test_states_are_read_from_the_store_while_the_feed_is_not_followed(settings:
         storage.close()
 
 
-def test_a_gap_in_the_feed_is_applied_when_its_transaction_commits_late(settings: Settings, trained: Seenext) -> None:
+def test_a_gap_in_the_feed_is_applied_when_its_transaction_commits_late(
+    settings: Settings, trained: Seenext
+) -> None:
     """PostgreSQL numbers rows before commit: seq n+2 may be visible before n+1. Written here by hand
     in that order, as such a backend would show them."""
     storage = open_storage(settings.db_path)
