@@ -119,6 +119,8 @@ class FeedFollower:
                     self._failing = ""
                 except Exception as exc:  # the thread must outlive a failed poll; the cache goes stale
                     self.states.stale()
+                    if stop.is_set():  # the store was closed under the poll: shutting down
+                        return
                     message = f"{type(exc).__name__}: {exc}"
                     if message != self._failing:
                         log.error(

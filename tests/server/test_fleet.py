@@ -6,8 +6,8 @@ not recognised and gets nothing personalised). Merges running at once on both re
 customer; kill -9 of a replica in the middle of TrackBatch loses no acknowledged event.
 
 Parametrised by backend: SQLite (one file both processes open: the same cross-process problem as
-replicas on one PostgreSQL) runs everywhere; PostgreSQL runs once `SEENEXT_DATABASE_URL` exists
-in the settings table and the storage suite's throwaway cluster is wired in (TEST_POSTGRES_URL).
+replicas on one PostgreSQL) runs everywhere; PostgreSQL runs once the settings table declares
+`database_url` and the storage suite's throwaway cluster is wired in (TEST_POSTGRES_URL).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import grpc
 import pytest
 
 from models.service import Seenext
-from models.settings import Settings
+from models.settings import Settings, variable
 from protos.seenext.v1 import (
     common_pb2,
     events_pb2,
@@ -61,8 +61,8 @@ def backend_env(backend: str, data_dir: Path) -> dict[str, str]:
     if backend == "postgresql":
         url = os.environ.get("TEST_POSTGRES_URL", "")
         if "database_url" not in {f.name for f in fields(Settings)} or not url:
-            pytest.skip("the PostgreSQL backend is not wired into this branch (SEENEXT_DATABASE_URL)")
-        env["SEENEXT_DATABASE_URL"] = url
+            pytest.skip("the PostgreSQL backend is not wired into this branch (no database_url setting)")
+        env[variable("database_url")] = url
     return env
 
 
