@@ -80,17 +80,19 @@ class CustomerStates:
                 self.hits += 1
                 return _cut(entry.record, window)
             self.misses += 1
-            flight = _Flight(key) if self._fresh() else None
-            if flight is not None:
+            if not self._fresh():  # the feed is not followed (a command, a test) or lags: no filling
+                flight = None
+            else:
+                flight = _Flight(key)
                 self._flights.add(flight)
+        if flight is None:
+            return self.storage.customer_record(window, node=node, customer_id=customer_id)
         try:
             wide = self.storage.customer_record(_WIDE, node=node, customer_id=customer_id)
         finally:
-            if flight is not None:
-                with self._lock:
-                    self._flights.discard(flight)
-        if flight is not None:
-            self._keep(flight, wide, node)
+            with self._lock:
+                self._flights.discard(flight)
+        self._keep(flight, wide, node)
         return _cut(wide, window)
 
     def __len__(self) -> int:

@@ -252,3 +252,24 @@ def test_a_lease_has_one_holder_until_it_expires(settings: Settings, trained: Se
     finally:
         a.close()
         b.close()
+
+
+def test_the_cache_is_bounded_and_drops_the_least_recently_used(settings: Settings, trained: Seenext) -> None:
+    storage = open_storage(settings.db_path)
+    try:
+        states = CustomerStates(storage, capacity=2, max_lag=60.0)
+        follower = FeedFollower(storage, states)
+        follower.start_at_head()
+        follower.poll()
+        for customer in ("u1", "u2", "u1", "u3"):  # u2 is the least recently used when u3 comes
+            states.record(WIDE, customer_id=customer)
+        assert len(states) == 2
+        with storage.count_statements() as sent:
+            states.record(WIDE, customer_id="u1")
+            states.record(WIDE, customer_id="u3")
+        assert sent == []
+        with storage.count_statements() as sent:
+            states.record(WIDE, customer_id="u2")
+        assert len(sent) == 1
+    finally:
+        storage.close()
