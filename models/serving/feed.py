@@ -9,7 +9,9 @@ up to the feed's end marks the cache fresh as of the poll's start.
 Gaps: a backend whose numbers are handed out before commit (PostgreSQL's identity column) can show
 seq 12 before seq 11 commits. A seq skipped below the newest one seen is remembered as a gap and
 asked for again (`changes_at`) on every poll until it shows up or `gap_seconds` pass (then it was
-rolled back). SQLite numbers rows at commit under one writer, so it never has gaps.
+rolled back). SQLite numbers rows at commit under one writer, so it never has gaps. A backend with
+such numbering should append its feed rows at the end of the transaction (just before COMMIT), so a
+long transaction (a bulk TrackBatch) does not hold a seq open for longer than `gap_seconds`.
 
 Pruning: every replica deletes, about every minute, the rows older than `retention_seconds` (by the
 feed head it noted that long ago). A follower that could not poll for half the retention may have lost
