@@ -226,6 +226,7 @@ class Seenext:
 
     def close(self) -> None:
         self._stop.set()
+        self._feed.join()  # its poll must not run on a connection being closed
         self._served.close()
         self._storage.close()
 

@@ -63,6 +63,7 @@ class FeedFollower:
         self._failing = ""
         self.caught_up = threading.Event()  # set by the first complete poll (health waits for it)
         self.applied = 0
+        self._thread: threading.Thread | None = None
 
     def start_at_head(self) -> None:
         """Starts following from now: what the store holds already is read by every fill."""
@@ -132,7 +133,13 @@ class FeedFollower:
 
         thread = threading.Thread(target=loop, name="feed-follower", daemon=True)
         thread.start()
+        self._thread = thread
         return thread
+
+    def join(self, timeout: float = 10.0) -> None:
+        """Waits for the polling thread to end (after its `stop` was set): the store may close then."""
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def _advance(self, rows: list[Change], now: float) -> None:
         for c in rows:
