@@ -20,7 +20,14 @@ from typing import Any, TextIO
 
 from models.catalog import Catalog, CatalogSnapshot, Upserted
 from models.domain import BatchResult, Event, Identifier, Item, TrackResult
-from models.errors import AlreadyRunning, InvalidArgument, NotFound, disk_fault
+from models.errors import (
+    AlreadyRunning,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+    disk_fault,
+)
 from models.events import EventStore, InteractionLog
 from models.identity import pii
 from models.identity.attributes import CustomerAttributes
@@ -570,13 +577,19 @@ class Seenext:
                     yield
                 finally:
                     _note_holder(fh, "")
-                    held.release()
+                    if held is not None:
+                        held.release()
         finally:
             self._train_lock.release()
 
-    def _take_training_lease(self) -> Held:
+    def _take_training_lease(self) -> Held | None:
         try:
             return self._training_lease.acquire(_TRAINING, wait=False)
+        except (Unavailable, ResourceExhausted) as exc:
+            # A store that refuses writes refuses every replica's lease too; the folder lock still keeps
+            # this host's trainings apart, and the training says what fails (the model's write) itself.
+            log.warning("the training lease could not be written (%s); training under the folder lock", exc)
+            return None
         except LeaseHeld as busy:
             where = "on another replica or trainer job of this store"
             if busy.purpose == _ERASING:
