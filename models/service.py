@@ -20,7 +20,14 @@ from typing import Any, TextIO
 
 from models.catalog import Catalog, CatalogSnapshot, Upserted
 from models.domain import BatchResult, Event, Identifier, Item, TrackResult
-from models.errors import AlreadyRunning, InvalidArgument, NotFound, disk_fault
+from models.errors import (
+    AlreadyRunning,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+    disk_fault,
+)
 from models.events import EventStore, InteractionLog
 from models.identity import pii
 from models.identity.attributes import CustomerAttributes
@@ -36,11 +43,14 @@ from models.serving.complements import Complements
 from models.serving.customer_state import CustomerState
 from models.serving.embeddings import RankingModel
 from models.serving.exploration import Exploration, ExplorationPolicy
+from models.serving.feed import FeedFollower
+from models.serving.lease import FleetLease, Held, LeaseHeld
 from models.serving.popularity import Popularity
 from models.serving.rebuying import Rebuying, RebuyPolicy
 from models.serving.recommender import Recommendation, Recommended, Recommender, RecommendQuery
 from models.serving.registry import ModelRegistry, new_version
 from models.serving.served import ServedLog
+from models.serving.state_cache import CustomerStates
 from models.settings import Settings
 from models.storage import open_storage
 from models.validation import check_batch_size, check_identifier
@@ -119,6 +129,17 @@ class Seenext:
             ),
             foldin.Tuning.from_settings(settings).event_weights,
         )
+        # Customer states in memory: dropped at this process's commits at once, and at other replicas'
+        # through the change feed the follower reads (started with the background work).
+        self._states = CustomerStates(self._storage, settings.state_cache_size, settings.feed_max_lag_seconds)
+        self._storage.listen_changes(self._states.apply)
+        self._feed = FeedFollower(
+            self._storage,
+            self._states,
+            settings.feed_poll_seconds,
+            settings.feed_retention_seconds,
+            on_forget=self._registry.check_soon,
+        )
         self._recommender = Recommender(
             self._storage,
             self._graph,
@@ -142,6 +163,7 @@ class Seenext:
             ),
             rebuying=self._rebuying,
             exploration=self._exploration,
+            states=self._states,
         )
         self._reminders = DueReminders(
             self._storage,
@@ -151,6 +173,8 @@ class Seenext:
             slack_days=settings.reminder_slack_days,
         )
         self._train_lock = threading.Lock()
+        # one training (or erasure) at a time across the fleet: the file lock below covers one data folder
+        self._training_lease = FleetLease(self._storage, "training")
         self._stop = threading.Event()
         self._finish_erasures()  # before anything serves: a Forget a kill interrupted is completed first
 
@@ -158,9 +182,30 @@ class Seenext:
         """Follows models trained by other processes sharing the data folder; warms the serving caches;
         retrains on schedule."""
         self._registry.watch(self.settings.reload_seconds, self._stop)
+        self.follow_changes()
         self.warm()
         if self.settings.retrain_every_hours > 0:
             self._schedule = self.retrain_schedule().start()
+
+    def follow_changes(self) -> None:
+        """Catches up with the change feed now, then follows it in the background: customer states are
+        served from memory from then on (models/serving/state_cache.py)."""
+        if self.settings.state_cache_size > 0 and not self._feed.caught_up.is_set():
+            self._feed.follow(self._stop)
+
+    def ready(self) -> bool:
+        """Whether this process may take traffic: caught up with the change feed (when it follows it)
+        and serving its model when there is one to serve."""
+        caught_up = self.settings.state_cache_size <= 0 or self._feed.caught_up.is_set()
+        return caught_up and (self._registry.current is not None or not self._registry.versions())
+
+    def wait_ready(self, every: float = 0.1) -> bool:
+        """Blocks until `ready()` (True) or until the service is closed (False)."""
+        while not self._stop.is_set():
+            if self.ready():
+                return True
+            self._stop.wait(every)
+        return False
 
     def retrain_schedule(
         self, every_seconds: float | None = None, stop: threading.Event | None = None
@@ -193,6 +238,7 @@ class Seenext:
 
     def close(self) -> None:
         self._stop.set()
+        self._feed.join()  # its poll must not run on a connection being closed
         self._served.close()
         self._storage.close()
 
@@ -511,7 +557,11 @@ class Seenext:
             fcntl.flock(fh, fcntl.LOCK_EX)
             _note_holder(fh, _ERASING)
             try:
-                yield
+                held = self._training_lease.acquire(_ERASING, wait=True)  # a training on another replica
+                try:
+                    yield
+                finally:
+                    held.release()
             finally:
                 _note_holder(fh, "")
 
@@ -526,13 +576,33 @@ class Seenext:
                     fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     raise AlreadyRunning(_busy(lock_path, "on this data folder")) from None
+                held = self._take_training_lease()
                 _note_holder(fh, _TRAINING)
                 try:
                     yield
                 finally:
                     _note_holder(fh, "")
+                    if held is not None:
+                        held.release()
         finally:
             self._train_lock.release()
+
+    def _take_training_lease(self) -> Held | None:
+        try:
+            return self._training_lease.acquire(_TRAINING, wait=False)
+        except (Unavailable, ResourceExhausted) as exc:
+            # A store that refuses writes refuses every replica's lease too; the folder lock still keeps
+            # this host's trainings apart, and the training says what fails (the model's write) itself.
+            log.warning("the training lease could not be written (%s); training under the folder lock", exc)
+            return None
+        except LeaseHeld as busy:
+            where = "on another replica or trainer job of this store"
+            if busy.purpose == _ERASING:
+                raise AlreadyRunning(
+                    f"a customer is being erased (Forget) {where}, and training waits for erasures to "
+                    "finish so that it cannot learn from what is being erased; try again in a moment"
+                ) from None
+            raise AlreadyRunning(f"a training is already running {where}; try again when it ends") from None
 
 
 # Who holds the training lock, written into train.lock by the holder: a Train refused while a Forget

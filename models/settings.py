@@ -71,6 +71,11 @@ class Settings:
     )
     models_kept: int = _opt(5, "model versions kept on disk for rollback")
     reload_seconds: float = _opt(2.0, "how often a server checks for a model trained elsewhere")
+    shared_models_dir: str = _opt(
+        "",
+        "folder of the model artifacts every replica reads (a mount shared by a fleet); "
+        "empty = <data_dir>/models",
+    )
     seed: int = _opt(42, "random seed of training")
     event_weights: str = _opt(
         "PURCHASE=5,ADD_TO_CART=3,WISHLIST=2,CLICK=2,VIEW=1",
@@ -106,6 +111,16 @@ class Settings:
     repurchase_half_life_days: float = _opt(
         365.0, "the repurchase boost halves every this many days since the purchase"
     )
+    state_cache_size: int = _opt(
+        20_000, "customer states a serving process keeps in memory (LRU); 0 = read the store on every request"
+    )
+    feed_poll_seconds: float = _opt(
+        0.1, "how often a serving process reads the change feed (what other replicas wrote)"
+    )
+    feed_max_lag_seconds: float = _opt(
+        0.5, "customer states are served from memory only while the change feed was read this recently"
+    )
+    feed_retention_seconds: float = _opt(600.0, "change-feed rows are kept this long, then pruned")
     attribution_days: int = _opt(
         7, "a purchase this many days after a recommendation of the item is attributed to it"
     )
@@ -190,7 +205,7 @@ class Settings:
 
     @property
     def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        return Path(self.shared_models_dir) if self.shared_models_dir else self.data_dir / "models"
 
     @property
     def pii_key_path(self) -> Path:

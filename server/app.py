@@ -9,6 +9,7 @@ import errno
 import logging
 import socket
 import ssl
+import threading
 from collections.abc import Sequence
 from concurrent import futures
 
@@ -148,10 +149,28 @@ def create_server(
         raise OSError(f"cannot listen on {address}: {problem}")
     server.start()
     service.start_background()  # warms the caches: 2-5 s on a 20k-item, 1M-event store
-    for name in ["", *SERVICE_NAMES]:
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    _serving_when_ready(service, health_servicer)
     log.info("seenext serving on %s:%d (%s)", settings.host, port, "TLS" if credentials else "plaintext")
     return Running(server, port, service, health_servicer, keys)
+
+
+def _serving_when_ready(service: Seenext, health_servicer: health.HealthServicer) -> None:
+    """SERVING once the replica has its model and has caught up with the change feed (at once in the
+    common case; else from a thread that waits for it), so a balancer sends it nothing before."""
+
+    def serving() -> None:
+        for name in ["", *SERVICE_NAMES]:
+            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    if service.ready():
+        serving()
+        return
+
+    def wait() -> None:
+        if service.wait_ready():
+            serving()
+
+    threading.Thread(target=wait, name="health-ready", daemon=True).start()
 
 
 def port_problem(host: str, port: int) -> str | None:

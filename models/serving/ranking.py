@@ -262,7 +262,7 @@ def _new_items(tier: int, state: RankingState) -> Iterator[Candidate]:
     others newest first."""
     if not state.new_items:
         return
-    when = {n.item_id: n.first_known for n in state.new_items}
+    when = _first_known(state.new_items)
     ranked: Iterable[tuple[str, float | None]] = ((n.item_id, None) for n in state.new_items)
     aff = state.affinity
     if aff is not None:
@@ -271,6 +271,20 @@ def _new_items(tier: int, state: RankingState) -> Iterator[Candidate]:
     for item_id, s in ranked:
         reason = Reason("new_in", related_item_id=item_id, related_at=when[item_id])
         yield Candidate(item_id, s, EXPLORATION, tier, reason)
+
+
+# (the list of new items, item -> when first known) of the last request: the list is the same object
+# until it is rebuilt (at most once a minute), and the map of ~1,400 items cost 0.2 ms a request
+_FIRST_KNOWN: list[tuple[Sequence[NewItem], dict[str, float]]] = []
+
+
+def _first_known(new: Sequence[NewItem]) -> dict[str, float]:
+    last = _FIRST_KNOWN[0] if _FIRST_KNOWN else None
+    if last is not None and last[0] is new:
+        return last[1]
+    when = {n.item_id: n.first_known for n in new}
+    _FIRST_KNOWN[:] = [(new, when)]
+    return when
 
 
 def _new_rows(space: ItemSpace, new: Sequence[NewItem]) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -47,6 +47,7 @@ from models.serving.reasons import Reason
 from models.serving.rebuying import FLAGS_ONLY, Rebuying
 from models.serving.registry import ModelRegistry
 from models.serving.served import Served, ServedLog
+from models.serving.state_cache import CustomerStates
 from models.storage import Storage
 from models.validation import (
     MAX_ID_LENGTH,
@@ -114,8 +115,11 @@ class Recommender:
         consent_defaults: ConsentDefaults | None = None,
         rebuying: Rebuying | None = None,
         exploration: Exploration | None = None,
+        states: CustomerStates | None = None,
     ) -> None:
         self.storage = storage
+        # the customer states: from memory while the change feed is followed, else read per request
+        self.states = states if states is not None else CustomerStates(storage)
         self.graph = graph
         self.catalog = catalog
         self.registry = registry
@@ -139,17 +143,18 @@ class Recommender:
         mailed_since: float | None = None,
         served_before: float = math.inf,
     ) -> CustomerState:
-        """The state of the customer an identifier (or a customer id) names, read in one statement;
-        no read at all when neither is given. Item events are read since `recent_since`, items
+        """The state of the customer an identifier (or a customer id) names, read in one statement
+        unless held in memory (models/serving/state_cache.py); no read at all when neither is given.
+        Item events are read since `recent_since`, items
         mailed since `mailed_since` (None: not read)."""
         if who is None and customer_id is None:
             return ANONYMOUS
         window = StateWindow(recent_since, foldin.MAX_FRESH, mailed_since, served_before)
         if who is not None:
             node = self.graph.node(who, "who")
-            record = self.storage.customer_record(window, node=(node.kind, node.key))
+            record = self.states.record(window, node=(node.kind, node.key))
         else:
-            record = self.storage.customer_record(window, customer_id=customer_id)
+            record = self.states.record(window, customer_id=customer_id)
         return CustomerState.of(record)
 
     def recommend(self, q: RecommendQuery) -> Recommendation:

@@ -56,6 +56,7 @@ class ModelRegistry:
         self._seen: tuple[object, ...] | None = None  # CURRENT and its version's files, as last acted on
         self._reported: set[str] = set()
         self._lock = threading.Lock()
+        self._poke = threading.Event()
 
     @property
     def current(self) -> RankingModel | None:
@@ -153,9 +154,18 @@ class ModelRegistry:
             log.info("model %s loaded", target)
             return True
 
+    def check_soon(self) -> None:
+        """Makes the watch thread look now, not at its next period (a Forget on another replica: the
+        customer's vector leaves this process's memory at once)."""
+        self._poke.set()
+
     def watch(self, every: float, stop: threading.Event) -> threading.Thread:
         def loop() -> None:
-            while not stop.wait(every):
+            while not stop.is_set():
+                self._poke.wait(every)
+                self._poke.clear()
+                if stop.is_set():
+                    return
                 try:
                     self.refresh()
                 except Exception as exc:  # the thread must outlive any one bad poll

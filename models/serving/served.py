@@ -1,7 +1,9 @@
 """The log of recommendations served, for attribution of later events and for hold-out reports.
 
-Written by a background thread in small batches, so Recommend never waits for a disk sync; a
-crash loses at most the last flush interval of this log (never an event).
+Written by a background thread in small batches, so Recommend never waits for a disk sync (or, in a
+fleet, for a round trip to the shared database); a crash loses at most the last flush interval of
+this log (never an event), a clean shutdown nothing: `close()` writes what is queued. A batch the
+store refuses (busy, briefly unreachable) is tried again a few times before it is reported lost.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from models.storage import Storage
 from models.storage.serving import ServedRecommendation as Served
 
 log = logging.getLogger(__name__)
+
+_ATTEMPTS = 3
 
 
 class ServedLog:
@@ -54,7 +58,7 @@ class ServedLog:
                 return
             batch = [first, *self._drain()]
             try:
-                self._write(batch)
+                self._write_retrying(batch)
             except Exception:  # keep the writer alive; the rows are reported, not silently lost
                 log.exception("could not write %d served recommendations", len(batch))
             finally:
@@ -75,6 +79,17 @@ class ServedLog:
                 self._queue.task_done()
                 return out
             out.append(item)
+
+    def _write_retrying(self, batch: list[Served]) -> None:
+        for attempt in range(_ATTEMPTS):
+            try:
+                self._write(batch)
+                return
+            except Exception as exc:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                log.warning("writing %d served recommendations failed (%s); trying again", len(batch), exc)
+                threading.Event().wait(0.5 * (attempt + 1))
 
     def _write(self, batch: list[Served]) -> None:
         self.storage.record_served(batch)

@@ -1,7 +1,7 @@
 """The storage interface: every read and write of the database, as typed methods.
 
 One `Storage` is what the domain gets; it is composed of one interface per concern (events,
-identity, catalogue, privacy, insights, serving), each in its own module
+identity, catalogue, privacy, insights, serving, the change feed), each in its own module
 beside this one. A backend (SQLite in `sqlite/`, PostgreSQL later) implements all of them;
 callers never see SQL, a connection or a cursor.
 
@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from models.storage.catalog import CatalogStorage
+from models.storage.changes import ChangeStorage
 from models.storage.events import EventStorage
 from models.storage.identity import IdentityStorage
 from models.storage.insights import InsightsStorage
@@ -32,6 +33,7 @@ class Storage(
     PrivacyStorage,
     InsightsStorage,
     ServingStorage,
+    ChangeStorage,
     ABC,
 ):
     """Everything the service keeps, behind one interface (see the module docstring)."""

@@ -89,6 +89,13 @@ _M6_ITEM_FIRST_SEEN = (
     "CREATE INDEX IF NOT EXISTS idx_events_item_id_occurred_at ON events (item_id, occurred_at)",
 )
 
+_M7_FEED_AND_LEASES = (
+    "CREATE TABLE IF NOT EXISTS changes (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " changed_at DOUBLE PRECISION NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL,"
+    " expires_at DOUBLE PRECISION NOT NULL)",
+)
+
 BODIES: dict[int, Body] = {
     1: _M1_BASE,
     2: _M2_IDENTITY_GRAPH,
@@ -96,6 +103,7 @@ BODIES: dict[int, Body] = {
     4: _M4_PENDING_ERASURES,
     5: _m5_no_readable_pii,
     6: _M6_ITEM_FIRST_SEEN,
+    7: _M7_FEED_AND_LEASES,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from models.storage.base import Storage
 from models.storage.sqlite.catalog import SqliteCatalog
+from models.storage.sqlite.changes import SqliteChanges
 from models.storage.sqlite.events import SqliteEvents
 from models.storage.sqlite.identity import SqliteIdentity
 from models.storage.sqlite.insights import SqliteInsights
@@ -18,6 +19,7 @@ class SqliteStorage(
     SqlitePrivacy,
     SqliteInsights,
     SqliteServing,
+    SqliteChanges,
     Storage,
 ):
     """Every storage concern over one SQLite file; the mixins share `SqliteBase`'s connections."""

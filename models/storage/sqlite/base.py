@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from models.storage.changes import ChangeNotes
 from models.storage.sqlite import migrations
 from models.storage.sqlite.connection import Connections, storage_fault
 
@@ -21,6 +22,7 @@ from models.storage.sqlite.connection import Connections, storage_fault
 class SqliteBase:
     def __init__(self, path: Path, sync_full: bool = True) -> None:
         self._local = threading.local()
+        self._notes = ChangeNotes()  # feed rows of the open transaction, told to listeners on commit
         try:  # a full or failing disk at start says so, like a failed write later (connection.py)
             self.connections = Connections(path, sync_full, on_connect=self._trace_into)
             self.path = path
@@ -47,12 +49,17 @@ class SqliteBase:
         if tx is not None:
             yield tx
             return
-        with self.connections.transaction() as conn:
-            self._local.tx = conn
-            try:
-                yield conn
-            finally:
-                self._local.tx = None
+        try:
+            with self.connections.transaction() as conn:
+                self._local.tx = conn
+                try:
+                    yield conn
+                finally:
+                    self._local.tx = None
+        except BaseException:
+            self._notes.discarded()
+            raise
+        self._notes.committed()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

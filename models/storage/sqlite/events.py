@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from models.storage.base import chunks
+from models.storage.changes import QUIET_EVENT_TYPES, STATE, customer_subject
 from models.storage.events import EventRow, InteractionColumns, PurchaseCount
 from models.storage.rows import EVENT_COLUMNS, event_values
 from models.storage.sqlite.base import SqliteBase
+from models.storage.sqlite.changes import append_changes
 
 # OR IGNORE: the unique index on event_id makes a second insert of an event a no-op.
 _INSERT = f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -26,8 +28,13 @@ class SqliteEvents(SqliteBase):
 
     def insert_events(self, rows: Sequence[EventRow]) -> int:
         values = event_values(rows)
+        if not values:
+            return 0
+        changed = {r.customer_id for r in rows if r.type not in QUIET_EVENT_TYPES}
         with self._write() as conn:
-            return int(conn.executemany(_INSERT, values).rowcount) if values else 0
+            inserted = int(conn.executemany(_INSERT, values).rowcount)
+            append_changes(conn, self._notes, STATE, map(customer_subject, sorted(changed)))
+            return inserted
 
     def event_customer(self, event_id: str) -> str | None:
         row = self._read().execute("SELECT customer_id FROM events WHERE event_id=?", (event_id,)).fetchone()

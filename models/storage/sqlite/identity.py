@@ -7,8 +7,10 @@ import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 
 from models.storage.base import chunks
+from models.storage.changes import STATE, customer_subject, node_subject
 from models.storage.identity import IdentifierRow, IdentifierView
 from models.storage.sqlite.base import SqliteBase
+from models.storage.sqlite.changes import append_changes
 
 # Tables a merge handles by name; every other table with a customer_id column is re-pointed as is.
 _OWN_TABLES = frozenset({"events", "identifiers", "consent", "customers", "customer_merges"})
@@ -67,6 +69,7 @@ class SqliteIdentity(SqliteBase):
                 " VALUES (?, ?, ?, ?, ?, 0, 0)",
                 (kind, key, customer_id, display, created_at),
             )
+            append_changes(conn, self._notes, STATE, [node_subject(kind, key)])  # it recognises someone now
 
     def add_identifier_link(self, kind: str, key: str) -> None:
         with self._write() as conn:
@@ -75,6 +78,7 @@ class SqliteIdentity(SqliteBase):
     def mark_identifier_shared(self, kind: str, key: str) -> None:
         with self._write() as conn:
             conn.execute("UPDATE identifiers SET shared=1 WHERE kind=? AND value_key=?", (kind, key))
+            append_changes(conn, self._notes, STATE, [node_subject(kind, key)])  # it recognises no one now
 
     def identifier_views(self, customer_id: str) -> list[IdentifierView]:
         rows = self._read().execute(
@@ -92,6 +96,7 @@ class SqliteIdentity(SqliteBase):
                 "INSERT OR IGNORE INTO customers (customer_id, created_at) VALUES (?, ?)",
                 (customer_id, created_at),
             )
+            append_changes(conn, self._notes, STATE, [customer_subject(customer_id)])
 
     def customer_created_at(self, customer_id: str) -> float | None:
         row = (
@@ -128,6 +133,7 @@ class SqliteIdentity(SqliteBase):
                 "INSERT OR REPLACE INTO customer_merges (merged_id, customer_id, merged_at) VALUES (?, ?, ?)",
                 (loser, survivor, merged_at),
             )
+            append_changes(conn, self._notes, STATE, [customer_subject(loser), customer_subject(survivor)])
 
     def _generic_customer_tables(self, conn: sqlite3.Connection) -> list[str]:
         version = int(conn.execute("PRAGMA schema_version").fetchone()[0])

@@ -144,6 +144,25 @@ def _m6_item_first_seen(db: sqlite_utils.Database) -> None:
     db.table("events").create_index(["item_id", "occurred_at"], if_not_exists=True)
 
 
+# Migration 7 is plain DDL but for the numbering of `changes.seq`: here the rowid (max + 1, never
+# reused while the newest row is kept, which pruning does); in PostgreSQL an identity column
+# (models/storage/postgres/migrations.py BODIES[7]).
+_M7_FEED_AND_LEASES = (
+    "CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY, changed_at REAL NOT NULL,"
+    " kind TEXT NOT NULL, subject TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL,"
+    " expires_at REAL NOT NULL)",
+)
+
+
+def _m7_feed_and_leases(db: sqlite_utils.Database) -> None:
+    """The change feed replicas follow instead of reading a customer per request, and leases (one
+    training at a time across the fleet): models/storage/changes.py. No column is `customer_id` on
+    purpose: a merge must not re-point feed rows, nor an erase or an export see them."""
+    for statement in _M7_FEED_AND_LEASES:
+        db.execute(statement)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None] | Portable, ...] = (
     _m1_base,
     _m2_identity_graph,
@@ -151,6 +170,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None] | Portable, ...] = (
     _m4_pending_erasures,
     _m5_no_readable_pii,
     _m6_item_first_seen,
+    _m7_feed_and_leases,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -6,8 +6,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from models.storage.base import chunks
+from models.storage.changes import FORGET, STATE, customer_subject
 from models.storage.privacy import ConsentRow
 from models.storage.sqlite.base import SqliteBase
+from models.storage.sqlite.changes import append_changes
 
 # Tables the erase handles by name after the generic "every customer_id column" rule.
 _GRAPH_TABLES = ("customers", "customer_merges")
@@ -21,6 +23,7 @@ class SqlitePrivacy(SqliteBase):
                 " VALUES (?,?,?,?,?)",
                 (customer_id, channel, purpose, int(granted), at),
             )
+            append_changes(conn, self._notes, STATE, [customer_subject(customer_id)])
 
     def consent_rows(self, customer_id: str) -> list[ConsentRow]:
         rows = self._read().execute(
@@ -63,6 +66,8 @@ class SqlitePrivacy(SqliteBase):
             deleted["customers"] = conn.execute(
                 f"DELETE FROM customers WHERE customer_id IN ({marks})", ids
             ).rowcount
+            # every replica drops their state and identifiers from memory, and their vectors
+            append_changes(conn, self._notes, FORGET, map(customer_subject, ids))
         return deleted
 
     def add_pending_erasures(self, model_user_ids: Sequence[str], at: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
 
 import pytest
@@ -118,33 +119,48 @@ def test_served_recommendations_are_logged(trained: Seenext) -> None:
 @pytest.mark.parametrize("settings", [{"catalog_refresh_seconds": 0.0}], indirect=True)
 def test_one_recommend_reads_the_customer_once_and_an_anonymous_one_not_at_all(trained: Seenext) -> None:
     """Issue 8: every statement the request thread sends during one Recommend is counted. After a
-    warm-up request of the same shape (caches filled: catalogue snapshot, item space, popularity,
-    complements), a Recommend for a known customer sends exactly one statement — the customer-state
-    read, which resolves the identifier itself — and an anonymous Recommend sends none. The served
-    log is written by its own thread and the catalogue version is checked off the request thread,
-    even when every request finds the snapshot due for a check (refresh period 0)."""
+    warm-up request of the same shape for another customer (caches filled: catalogue snapshot, item
+    space, popularity, complements), a Recommend for a known customer sends exactly one statement — the
+    customer-state read, which resolves the identifier itself — and an anonymous Recommend sends none.
+    Issue 11: once the change feed is followed, the customer's next Recommend sends none either (their
+    state is in memory), except an e-mail's, whose mailed items depend on the time of the request. The
+    served log is written by its own thread and the catalogue version is checked off the request
+    thread, even when every request finds the snapshot due for a check (refresh period 0)."""
+    trained.follow_changes()
     queries = [
-        RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", "u2"), k=5),
-        RecommendQuery(channel="EMAIL", who=Identifier("CUSTOMER_ID", "u1"), placement="newsletter", k=5),
-        RecommendQuery(
-            channel="POS",
-            who=Identifier("CUSTOMER_ID", "u0"),
-            placement="checkout",
-            basket_item_ids=["phone-1"],
+        (RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", "u2"), k=5), 0),
+        (
+            RecommendQuery(channel="EMAIL", who=Identifier("CUSTOMER_ID", "u1"), placement="newsletter", k=5),
+            1,
         ),
-        RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", "newbie"), item_ids=["flowers-1"], k=3),
+        (
+            RecommendQuery(
+                channel="POS",
+                who=Identifier("CUSTOMER_ID", "u0"),
+                placement="checkout",
+                basket_item_ids=["phone-1"],
+            ),
+            0,
+        ),
+        (
+            RecommendQuery(
+                channel="WEB", who=Identifier("CUSTOMER_ID", "newbie"), item_ids=["flowers-1"], k=3
+            ),
+            0,
+        ),
     ]
-    for q in queries:
-        trained.recommend(q)  # warm-up
-        with trained.count_statements() as sent:
+    for q, cached in queries:
+        assert q.who is not None
+        trained.recommend(dataclasses.replace(q, who=Identifier("CUSTOMER_ID", "u9")))  # warm-up
+        with trained.count_statements() as cold:
             trained.recommend(q)
-        assert len(sent) == 1, (q, sent)
-        assert "FROM identifiers WHERE kind = ? AND value_key = ?" in sent[0].replace(
+        assert len(cold) == 1, (q, cold)
+        assert "FROM identifiers WHERE kind = ? AND value_key = ?" in cold[0].replace(
             "'CUSTOMER_ID'", "?"
-        ).replace(
-            f"'{q.who.value}'",  # type: ignore[union-attr]
-            "?",
-        )
+        ).replace(f"'{q.who.value}'", "?")
+        with trained.count_statements() as again:
+            trained.recommend(q)
+        assert len(again) == cached, (q, again)
     anonymous = RecommendQuery(channel="POS", store_id="store-1", item_ids=["flowers-1"], k=4)
     trained.recommend(anonymous)
     with trained.count_statements() as sent:
