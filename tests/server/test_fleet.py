@@ -5,9 +5,9 @@ must reach the other within a second: a purchase is excluded, a Forget is honour
 not recognised and gets nothing personalised). Merges running at once on both replicas make one
 customer; kill -9 of a replica in the middle of TrackBatch loses no acknowledged event.
 
-Parametrised by backend: SQLite (one file both processes open: the same cross-process problem as
-replicas on one PostgreSQL) runs everywhere; PostgreSQL runs once the settings table declares
-`database_url` and the storage suite's throwaway cluster is wired in (TEST_POSTGRES_URL).
+Parametrised by backend: one PostgreSQL database both replicas use (a fresh database on the session's
+throwaway cluster, tests/postgres.py), and one SQLite file both processes open (the same
+cross-process problem on one host).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -56,13 +56,10 @@ TINY = {
 }
 
 
-def backend_env(backend: str, data_dir: Path) -> dict[str, str]:
+def backend_env(data_dir: Path, database_url: str = "") -> dict[str, str]:
     env = {**TINY, "SEENEXT_DATA_DIR": str(data_dir)}
-    if backend == "postgresql":
-        url = os.environ.get("TEST_POSTGRES_URL", "")
-        if "database_url" not in {f.name for f in fields(Settings)} or not url:
-            pytest.skip("the PostgreSQL backend is not wired into this branch (no database_url setting)")
-        env[variable("database_url")] = url
+    if database_url:
+        env[variable("database_url")] = database_url
     return env
 
 
@@ -124,7 +121,9 @@ def stop(replica: Replica) -> None:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Replica, Replica]]:
-    env = backend_env(request.param, tmp_path)
+    # PostgreSQL: a fresh database on the session's throwaway cluster (tests/postgres.py)
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else ""
+    env = backend_env(tmp_path, url)
     with Seenext(Settings.from_env(env)) as seed:  # the tiny world, trained, before the replicas start
         seed.upsert_items(tiny_items())
         assert not seed.track_batch(tiny_events()).rejected

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from models.storage.base import Storage
 from models.storage.postgres.catalog import PostgresCatalog
+from models.storage.postgres.changes import PostgresChanges
 from models.storage.postgres.events import PostgresEvents
 from models.storage.postgres.identity import PostgresIdentity
 from models.storage.postgres.insights import PostgresInsights
@@ -23,6 +24,7 @@ class PostgresStorage(
     PostgresPrivacy,
     PostgresInsights,
     PostgresServing,
+    PostgresChanges,
     Storage,
 ):
     """Every storage concern over one PostgreSQL database; the mixins share `PostgresBase`'s pool."""

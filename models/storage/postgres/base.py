@@ -27,6 +27,7 @@ from typing import Any
 
 import psycopg
 
+from models.storage.changes import ChangeNotes
 from models.storage.postgres import migrations
 from models.storage.postgres.connection import open_pool, storage_fault
 
@@ -54,6 +55,7 @@ def _mapped(url: str) -> Iterator[None]:
 class PostgresBase:
     def __init__(self, url: str, pool_size: int = 16) -> None:
         self._local = threading.local()
+        self._notes = ChangeNotes()  # feed rows of the open transaction, told to listeners on commit
         self.url = url
         self.pool = open_pool(url, pool_size)
         try:
@@ -129,10 +131,12 @@ class PostgresBase:
                     yield conn
                     self._run(conn, "COMMIT")
             except BaseException as exc:
+                self._notes.discarded()
                 _rollback(conn, exc)
                 raise
             finally:
                 self._local.tx = self._local.pipe = None
+        self._notes.committed()
 
     def _sync(self) -> None:
         """Waits for every statement queued in this thread's pipeline (before reading a rowcount)."""

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from models.storage.changes import QUIET_EVENT_TYPES, STATE, customer_subject
 from models.storage.events import EventRow, InteractionColumns, PurchaseCount
 from models.storage.postgres.base import LOCK_WRITERS, PostgresBase
+from models.storage.postgres.changes import append_changes
 from models.storage.rows import EVENT_COLUMNS, event_values
 
 # ON CONFLICT: the unique index on event_id makes a second insert of an event a no-op, in this
@@ -61,15 +63,22 @@ class PostgresEvents(PostgresBase):
         values = event_values(rows)
         if not values:
             return 0
+        changed = sorted({r.customer_id for r in rows if r.type not in QUIET_EVENT_TYPES})
         if WAY == "copy":
-            return self._copy(values)
+            added = self._copy(values)  # a transaction of its own (benchmarks only): the feed rows after it
+            with self._write() as conn:
+                append_changes(self, conn, self._notes, STATE, map(customer_subject, changed))
+            return added
         with self._write() as conn:
             if WAY == "rows":
                 cur = conn.cursor()
                 self._trace(_INSERT_ROW)
                 cur.executemany(_INSERT_ROW, values)
-                return self._count(cur)
-            return self._count(self._run(conn, _INSERT, _columns(values)))
+                added = self._count(cur)
+            else:
+                added = self._count(self._run(conn, _INSERT, _columns(values)))
+            append_changes(self, conn, self._notes, STATE, map(customer_subject, changed))
+            return added
 
     def _copy(self, values: list[tuple[object, ...]]) -> int:
         """COPY cannot run in a pipeline: a transaction of its own (benchmarks only: it is not part of

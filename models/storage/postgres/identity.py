@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping, Sequence
 
+from models.storage.changes import STATE, customer_subject, node_subject
 from models.storage.identity import IdentifierRow, IdentifierView
 from models.storage.postgres.base import Conn, PostgresBase
+from models.storage.postgres.changes import append_changes
 
 # Tables a merge handles by name; every other table with a customer_id column is re-pointed as is.
 _OWN_TABLES = frozenset({"events", "identifiers", "consent", "customers", "customer_merges"})
@@ -57,6 +59,8 @@ class PostgresIdentity(PostgresBase):
                 " VALUES (%s, %s, %s, %s, %s, 0, 0) ON CONFLICT (kind, value_key) DO NOTHING",
                 (kind, key, customer_id, display, created_at),
             )
+            # it recognises someone now
+            append_changes(self, conn, self._notes, STATE, [node_subject(kind, key)])
 
     def add_identifier_link(self, kind: str, key: str) -> None:
         with self._write() as conn:
@@ -71,6 +75,8 @@ class PostgresIdentity(PostgresBase):
             self._run(
                 conn, "UPDATE identifiers SET shared = 1 WHERE kind = %s AND value_key = %s", (kind, key)
             )
+            # it recognises no one now
+            append_changes(self, conn, self._notes, STATE, [node_subject(kind, key)])
 
     def identifier_views(self, customer_id: str) -> list[IdentifierView]:
         rows = self._rows(
@@ -90,6 +96,7 @@ class PostgresIdentity(PostgresBase):
                 " ON CONFLICT (customer_id) DO NOTHING",
                 (customer_id, created_at),
             )
+            append_changes(self, conn, self._notes, STATE, [customer_subject(customer_id)])
 
     def customer_created_at(self, customer_id: str) -> float | None:
         row = self._one("SELECT created_at FROM customers WHERE customer_id = %s", (customer_id,))
@@ -127,6 +134,9 @@ class PostgresIdentity(PostgresBase):
                 " ON CONFLICT (merged_id) DO UPDATE SET customer_id = excluded.customer_id,"
                 " merged_at = excluded.merged_at",
                 (loser, survivor, merged_at),
+            )
+            append_changes(
+                self, conn, self._notes, STATE, [customer_subject(loser), customer_subject(survivor)]
             )
 
     def _repoint(self, conn: Conn, table: str, loser: str, survivor: str) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from models.storage.changes import FORGET, STATE, customer_subject
 from models.storage.postgres.base import PostgresBase
+from models.storage.postgres.changes import append_changes
 from models.storage.privacy import ConsentRow
 
 # Tables the erase handles by name after the generic "every customer_id column" rule.
@@ -23,6 +25,7 @@ class PostgresPrivacy(PostgresBase):
                 " updated_at = excluded.updated_at",
                 (customer_id, channel, purpose, int(granted), at),
             )
+            append_changes(self, conn, self._notes, STATE, [customer_subject(customer_id)])
 
     def consent_rows(self, customer_id: str) -> list[ConsentRow]:
         rows = self._rows(
@@ -66,6 +69,8 @@ class PostgresPrivacy(PostgresBase):
             deleted["customers"] = self._count(
                 self._run(conn, "DELETE FROM customers WHERE customer_id = ANY(%s)", (ids,))
             )
+            # every replica drops their state and identifiers from memory, and their vectors
+            append_changes(self, conn, self._notes, FORGET, map(customer_subject, ids))
         return deleted
 
     def add_pending_erasures(self, model_user_ids: Sequence[str], at: float) -> None:

@@ -1,0 +1,83 @@
+"""PostgreSQL: the change feed and leases (models/storage/changes.py).
+
+`append_changes` is what the other modules' writes call inside their transaction. `seq` is an
+identity column; every write transaction holds the writers' advisory lock (base.py) from before its
+first row to its commit, so numbers are handed out in commit order and a follower never sees a
+number appear below one it has already read (the gaps models/serving/feed.py tolerates are those of
+rolled-back transactions, which never fill).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from models.storage.changes import Change, ChangeNotes, Listener
+from models.storage.postgres.base import Conn, PostgresBase
+
+_INSERT = "INSERT INTO changes (changed_at, kind, subject) VALUES (%s, %s, %s)"
+
+
+def append_changes(
+    storage: PostgresBase, conn: Conn, notes: ChangeNotes, kind: str, subjects: Iterable[str]
+) -> None:
+    """One feed row per subject, in the caller's transaction; told to this process once it commits."""
+    rows = notes.note(kind, subjects)
+    if rows:
+        now = time.time()
+        storage._many(conn, _INSERT, [(now, k, s) for k, s in rows])
+
+
+class PostgresChanges(PostgresBase):
+    def changes_after(self, seq: int, limit: int = 10_000) -> list[Change]:
+        rows = self._rows(
+            "SELECT seq, kind, subject FROM changes WHERE seq > %s ORDER BY seq LIMIT %s", (seq, limit)
+        )
+        return [Change(int(s), str(k), str(sub)) for s, k, sub in rows]
+
+    def changes_at(self, seqs: Iterable[int]) -> list[Change]:
+        wanted = sorted(set(seqs))
+        if not wanted:
+            return []
+        rows = self._rows(
+            "SELECT seq, kind, subject FROM changes WHERE seq = ANY(%s) ORDER BY seq", (wanted,)
+        )
+        return [Change(int(s), str(k), str(sub)) for s, k, sub in rows]
+
+    def feed_head(self) -> int:
+        row = self._one("SELECT MAX(seq) FROM changes")
+        return int(row[0] or 0) if row is not None else 0
+
+    def prune_changes(self, through_seq: int) -> int:
+        with self._write() as conn:
+            return self._count(
+                self._run(
+                    conn,
+                    "DELETE FROM changes WHERE seq <= %s AND seq < (SELECT MAX(seq) FROM changes)",
+                    (through_seq,),
+                )
+            )
+
+    def listen_changes(self, listener: Listener) -> None:
+        self._notes.listen(listener)
+
+    def take_lease(self, name: str, holder: str, seconds: float, now: float) -> bool:
+        with self._write() as conn:
+            # Taken when free, expired or already ours; the upsert's WHERE leaves another live holder's row.
+            self._run(
+                conn,
+                "INSERT INTO leases (name, holder, expires_at) VALUES (%s, %s, %s)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+                " WHERE leases.expires_at < %s OR leases.holder = excluded.holder",
+                (name, holder, now + seconds, now),
+            )
+            row = self._run(conn, "SELECT holder FROM leases WHERE name = %s", (name,)).fetchone()
+        return row is not None and row[0] == holder
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._write() as conn:
+            self._run(conn, "DELETE FROM leases WHERE name = %s AND holder = %s", (name, holder))
+
+    def lease_holder(self, name: str, now: float) -> str | None:
+        row = self._one("SELECT holder FROM leases WHERE name = %s AND expires_at >= %s", (name, now))
+        return None if row is None else str(row[0])
