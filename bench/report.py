@@ -109,6 +109,22 @@ def targets(r: Results) -> list[Target]:
     return out
 
 
+def _metrics_cost(runs: Sequence[Run]) -> list[str]:
+    """A sentence comparing the one-in-flight runs with the metrics endpoint on and off."""
+    one = {x.label: x.result.latency.p50_ms for x in runs if x.result.concurrency == 1}
+    pairs = [
+        (name, one.get(name), one.get(f"{name}, metrics on"))
+        for name in ("Health/Check (no-op)", "Recommend")
+    ]
+    said = [f"{name} p50 {off:.2f} -> {on:.2f} ms" for name, off, on in pairs if off and on]
+    if not said:
+        return []
+    return [
+        f"With SEENEXT_METRICS_PORT set (a second server, one call in flight): {'; '.join(said)}.",
+        "",
+    ]
+
+
 def _backend(t: TrackFigures) -> str:
     return "PostgreSQL" if t.backend == "postgresql" else "SQLite"
 
@@ -206,6 +222,7 @@ def markdown(r: Results) -> str:
             _RUN_HEADER,
             *[_run_row(x) for x in r.latency],
             "",
+            *_metrics_cost(r.latency),
         ]
     if r.throughput:
         lines += [
