@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 
 from bench.load import LoadResult, run_load
-from bench.serving import ServerProcess
+from bench.serving import ServerProcess, free_port
 from protos.seenext.v1 import common_pb2, recommendation_pb2, recommendation_pb2_grpc
 
 RECOMMEND = "/seenext.v1.RecommendationService/Recommend"
@@ -78,8 +78,10 @@ def latency_runs(
     warmup: float,
     concurrencies: Sequence[int] = (1, 8),
     client_processes: int = 2,
+    with_metrics: bool = True,
 ) -> tuple[list[Run], float]:
-    """One serving process: no-op and Recommend at each concurrency, back to back.
+    """One serving process: no-op and Recommend at each concurrency, back to back; then, with
+    `with_metrics`, both at one in flight on a server with SEENEXT_METRICS_PORT set.
 
     Returns (runs, personalised share)."""
     payloads = requests(customers, k)
@@ -99,6 +101,25 @@ def latency_runs(
                     warmup=warmup,
                     concurrency=c,
                     client_processes=client_processes,
+                    server_cpu=server.cpu_seconds,
+                    metadata=server.metadata,
+                )
+                server.check_alive()
+                runs.append(Run(label, 1, result))
+    if with_metrics:  # the same pair at one in flight with the Prometheus endpoint on: what counting costs
+        with ServerProcess(data_dir, metrics_port=free_port()) as server:
+            for label, method, body in (
+                ("Health/Check (no-op), metrics on", HEALTH, [HEALTH_REQUEST]),
+                ("Recommend, metrics on", RECOMMEND, payloads),
+            ):
+                result = run_load(
+                    server.target,
+                    method,
+                    body,
+                    duration=duration,
+                    warmup=warmup,
+                    concurrency=1,
+                    client_processes=1,
                     server_cpu=server.cpu_seconds,
                     metadata=server.metadata,
                 )

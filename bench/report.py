@@ -95,7 +95,7 @@ def targets(r: Results) -> list[Target]:
     if r.track:
         out.append(
             Target(
-                f"TrackBatch events/s (gRPC, batches of {r.track.batch})",
+                f"TrackBatch events/s (gRPC, batches of {r.track.batch}, {_backend(r.track)})",
                 r.track.grpc_eps,
                 20_000,
                 False,
@@ -107,6 +107,26 @@ def targets(r: Results) -> list[Target]:
     if r.memory:
         out.append(Target("serving peak RSS per 1M customers", r.memory.gb_per_million, 0.5, True, " GB"))
     return out
+
+
+def _metrics_cost(runs: Sequence[Run]) -> list[str]:
+    """A sentence comparing the one-in-flight runs with the metrics endpoint on and off."""
+    one = {x.label: x.result.latency.p50_ms for x in runs if x.result.concurrency == 1}
+    pairs = [
+        (name, one.get(name), one.get(f"{name}, metrics on"))
+        for name in ("Health/Check (no-op)", "Recommend")
+    ]
+    said = [f"{name} p50 {off:.2f} -> {on:.2f} ms" for name, off, on in pairs if off and on]
+    if not said:
+        return []
+    return [
+        f"With SEENEXT_METRICS_PORT set (a second server, one call in flight): {'; '.join(said)}.",
+        "",
+    ]
+
+
+def _backend(t: TrackFigures) -> str:
+    return "PostgreSQL" if t.backend == "postgresql" else "SQLite"
 
 
 def _num(v: float) -> str:
@@ -202,6 +222,7 @@ def markdown(r: Results) -> str:
             _RUN_HEADER,
             *[_run_row(x) for x in r.latency],
             "",
+            *_metrics_cost(r.latency),
         ]
     if r.throughput:
         lines += [
@@ -233,8 +254,9 @@ def markdown(r: Results) -> str:
             ]
     if r.track:
         t = r.track
+        bare, pragmas = ("psycopg", "") if t.backend == "postgresql" else ("sqlite3", ", pragmas")
         lines += [
-            f"## TrackBatch: {t.events:,} demo events in batches of {t.batch:,}",
+            f"## TrackBatch: {t.events:,} demo events in batches of {t.batch:,} ({_backend(t)})",
             "",
             "| path | seconds | events/s |",
             "|---|---|---|",
@@ -244,13 +266,18 @@ def markdown(r: Results) -> str:
             ),
             f"| EventStore.track_batch in process (no gRPC) | {t.store_seconds:.1f} | {t.store_eps:,.0f} |",
             (
-                "| bare sqlite3 executemany of the same rows, same schema, indexes, pragmas | "
+                f"| bare {bare} executemany of the same rows, same schema, indexes{pragmas} | "
                 f"{t.bare_seconds:.1f} | {t.bare_eps:,.0f} |"
             ),
+            f"| TrackBatch RPC / bare insert | | {t.grpc_eps / t.bare_eps:.2f}x |",
             "",
             (
                 f"Client CPU to send them: {t.grpc_client_cpu_seconds:.1f}s. "
-                "Every event lands in a fresh file; synchronous=FULL (one fsync per batch commit)."
+                + (
+                    "Every run lands in a fresh database (CREATE DATABASE); one commit per batch."
+                    if t.backend == "postgresql"
+                    else "Every event lands in a fresh file; synchronous=FULL (one fsync per batch commit)."
+                )
             ),
             "",
         ]

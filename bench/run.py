@@ -72,6 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reused (for working on one measurement)",
     )
     parser.add_argument("--only", nargs="+", choices=STEPS, default=list(STEPS), help="measurements to run")
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="postgresql://… of a server to run the TrackBatch measurement on (fresh databases are made "
+        "and dropped there); default: SQLite files",
+    )
     args = parser.parse_args(argv)
     scale = TOY if args.toy else Scale()
     if args.duration:
@@ -83,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = f"python -m bench.run {args_text}" if args_text else "make bench"  # make bench runs it bare
     work = args.work or Path(tempfile.mkdtemp(prefix="seenext-bench-"))
     try:
-        results = run_all(scale, work, command, steps=args.only)
+        results = run_all(scale, work, command, steps=args.only, database_url=args.database_url)
     finally:
         if args.keep or args.work:
             print(f"data kept in {work}", file=sys.stderr)
@@ -102,7 +108,11 @@ STEPS = ("retrain", "latency", "throughput", "track", "memory")
 
 
 def run_all(
-    scale: Scale, work: Path, command: str = "python -m bench.run", steps: Sequence[str] = STEPS
+    scale: Scale,
+    work: Path,
+    command: str = "python -m bench.run",
+    steps: Sequence[str] = STEPS,
+    database_url: str = "",
 ) -> report.Results:
     t0 = time.perf_counter()
     results = report.Results(
@@ -147,8 +157,8 @@ def run_all(
             rate=scale.open_rate,
         )
     if "track" in steps:
-        step(f"TrackBatch of {scale.track_events:,} events")
-        results.track = track.measure(work, scale.track_events, scale.track_batch)
+        step(f"TrackBatch of {scale.track_events:,} events ({'PostgreSQL' if database_url else 'SQLite'})")
+        results.track = track.measure(work, scale.track_events, scale.track_batch, database_url)
     if "memory" in steps:
         step(f"serving memory with {scale.memory_customers:,} customers")
         results.memory = memory.measure(data, customers, scale.memory_customers, scale.k)

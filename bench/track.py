@@ -1,21 +1,27 @@
 """TrackBatch events/s through gRPC, beside the same work without gRPC and without the service.
 
-Three figures over the same events, each into a fresh SQLite file with the product's schema,
-indexes and pragmas (WAL, synchronous=FULL):
+Three figures over the same events, each into a fresh store with the product's schema and indexes:
 - `TrackBatch` RPCs of `batch` events from a client process, one call in flight, to a server process;
 - `EventStore.track_batch` in process (validation, idempotency check, identity resolution, insert);
 - a bare `executemany` INSERT of the very rows the service stored, one transaction per batch.
 The events are the demo retailer's (several identifiers each, so identity resolution is real work).
+
+The store is a fresh SQLite file each time (WAL, synchronous=FULL), or with `database_url` a fresh
+database on that PostgreSQL server each time (made with CREATE DATABASE beside the one the URL names,
+dropped afterwards; the schema is made by the product's migrations, through its database-URL setting).
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.serving import ServerProcess
 from bench.world import settings_for
@@ -40,6 +46,7 @@ class TrackFigures:
     store_seconds: float
     bare_seconds: float
     sync_full: bool
+    backend: str = "sqlite"  # or "postgresql"
 
     @property
     def grpc_eps(self) -> float:
@@ -64,32 +71,68 @@ def demo_events(n: int, seed: int = 11) -> list[Event]:
         customers *= 2
 
 
-def measure(work_dir: Path, events: int = 200_000, batch: int = 1000) -> TrackFigures:
+def measure(work_dir: Path, events: int = 200_000, batch: int = 1000, database_url: str = "") -> TrackFigures:
+    """`database_url`: empty for SQLite files in `work_dir`, or postgresql://… (a server the caller runs)."""
     evs = demo_events(events)
     payloads = _serialise(evs, batch)
 
-    grpc_dir = Path(tempfile.mkdtemp(prefix="track-grpc-", dir=work_dir))
-    with ServerProcess(grpc_dir) as server:
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(1) as pool:
-            seconds, cpu, accepted = pool.apply(_send_all, (server.target, payloads, server.metadata))
-    if accepted != len(evs):
-        raise RuntimeError(f"TrackBatch accepted {accepted} of {len(evs)} events")
+    with _fresh_store(work_dir, "grpc", database_url) as (grpc_dir, grpc_url):
+        with ServerProcess(grpc_dir, **_url_setting(grpc_url)) as server:
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(1) as pool:
+                seconds, cpu, accepted = pool.apply(_send_all, (server.target, payloads, server.metadata))
+        if accepted != len(evs):
+            raise RuntimeError(f"TrackBatch accepted {accepted} of {len(evs)} events")
+        rows = _stored_rows(grpc_dir, grpc_url)
 
-    store_dir = Path(tempfile.mkdtemp(prefix="track-store-", dir=work_dir))
-    service = Seenext(settings_for(store_dir))
-    try:
-        started = time.perf_counter()
-        for i in range(0, len(evs), batch):
-            service.track_batch(evs[i : i + batch])
-        store_seconds = time.perf_counter() - started
-    finally:
-        service.close()
+    with _fresh_store(work_dir, "store", database_url) as (store_dir, store_url):
+        service = Seenext(settings_for(store_dir, **_url_setting(store_url)))
+        try:
+            started = time.perf_counter()
+            for i in range(0, len(evs), batch):
+                service.track_batch(evs[i : i + batch])
+            store_seconds = time.perf_counter() - started
+        finally:
+            service.close()
 
-    bare_seconds = _bare_insert(
-        grpc_dir / "seenext.db", Path(tempfile.mkdtemp(prefix="track-bare-", dir=work_dir)), batch
+    with _fresh_store(work_dir, "bare", database_url) as (bare_dir, bare_url):
+        bare_seconds = _bare_insert(rows, bare_dir, bare_url, batch)
+    return TrackFigures(
+        len(evs),
+        batch,
+        seconds,
+        cpu,
+        store_seconds,
+        bare_seconds,
+        sync_full=True,
+        backend="postgresql" if database_url else "sqlite",
     )
-    return TrackFigures(len(evs), batch, seconds, cpu, store_seconds, bare_seconds, sync_full=True)
+
+
+def _url_setting(url: str) -> dict[str, Any]:
+    # The PostgreSQL backend's database-URL setting (models/settings.py `database_url`); none on SQLite.
+    return {"database_url": url} if url else {}
+
+
+@contextmanager
+def _fresh_store(work_dir: Path, name: str, database_url: str) -> Iterator[tuple[Path, str]]:
+    """A fresh data folder, and on PostgreSQL a fresh database beside the URL's (dropped at the end)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"track-{name}-", dir=work_dir))
+    if not database_url:
+        yield folder, ""
+        return
+    import psycopg  # only on PostgreSQL (the backend's own dependency)
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    database = f"seenext_bench_{name}_{os.getpid()}"
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{database}"')
+        admin.execute(f'CREATE DATABASE "{database}"')
+    try:
+        yield folder, make_conninfo(**{**conninfo_to_dict(database_url), "dbname": database})
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def _serialise(events: Sequence[Event], batch: int) -> list[bytes]:
@@ -142,11 +185,37 @@ def _send_all(
         return time.perf_counter() - started, time.process_time() - cpu0, accepted
 
 
-def _bare_insert(source: Path, folder: Path, batch: int) -> float:
-    """The rows the service stored, inserted again into a fresh file with the same schema and pragmas."""
-    src = dbmod.connect(source)
-    rows = src.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq").fetchall()
-    src.close()
+def _stored_rows(folder: Path, database_url: str) -> list[tuple[Any, ...]]:
+    """The events a run stored, as rows of the events table, in the order they were stored."""
+    sql = f"SELECT {_COLUMNS} FROM events ORDER BY seq"
+    if database_url:
+        import psycopg
+
+        with psycopg.connect(database_url) as conn:
+            return list(conn.execute(sql).fetchall())
+    src = dbmod.connect(folder / "seenext.db")
+    try:
+        return list(src.execute(sql).fetchall())
+    finally:
+        src.close()
+
+
+def _bare_insert(rows: Sequence[tuple[Any, ...]], folder: Path, database_url: str, batch: int) -> float:
+    """The rows the service stored, inserted again into a fresh store with the same schema (and, on
+    SQLite, the same pragmas): one transaction per batch, as the service commits one per TrackBatch."""
+    if database_url:
+        import psycopg
+        from psycopg.types.json import Jsonb
+
+        Seenext(settings_for(folder, **_url_setting(database_url))).close()  # the product's migrations
+        sql = f"INSERT INTO events ({_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})"
+        rows = [tuple(Jsonb(v) if isinstance(v, dict) else v for v in r) for r in rows]  # a jsonb column
+        with psycopg.connect(database_url) as pg:
+            started = time.perf_counter()
+            for i in range(0, len(rows), batch):
+                with pg.transaction(), pg.cursor() as cur:
+                    cur.executemany(sql, rows[i : i + batch])
+            return time.perf_counter() - started
     conn = dbmod.connect(folder / "bare.db", sync_full=True)
     migrations.migrate(conn)
     sql = f"INSERT INTO events ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"

@@ -87,7 +87,12 @@ class EventStore:
                 seen.add(ev.event_id)
                 rows.append(_row(ev, resolver.resolve(nodes).customer_id, now))
             if resolver.merges:  # a later event of the batch joined customers named by earlier rows
-                rows = [dataclasses.replace(r, customer_id=resolver.find(r.customer_id)) for r in rows]
+                # Only those rows are copied: a demo batch of 1,000 has a merge almost always, and copying
+                # every row (dataclasses.replace) took a sixth of the batch's time.
+                for i, r in enumerate(rows):
+                    owner = resolver.find(r.customer_id)
+                    if owner != r.customer_id:
+                        rows[i] = dataclasses.replace(r, customer_id=owner)
             self.storage.insert_events(rows)
         return BatchResult(accepted=len(rows), duplicates=duplicates, rejected=rejected)
 

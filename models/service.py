@@ -310,6 +310,22 @@ class Seenext:
         """The database statements this thread sends inside the block (tests and benchmarks count reads)."""
         return self._storage.count_statements()
 
+    def runtime_figures(self) -> dict[str, float]:
+        """This process's operating figures, read each time the metrics endpoint is scraped (each key
+        becomes the gauge `seenext_<key>`; server/metrics.py RUNTIME_FIGURES describes every key).
+
+        A figure that does not apply is left out rather than reported as 0. The fleet adds its own here:
+        the replica's position in the event log and its lag (`log_head_sequence`,
+        `foldin_applied_sequence`, `foldin_lag_events`, `foldin_lag_seconds`) and the PostgreSQL pool's
+        use (`db_pool_size`, `db_pool_in_use`, `db_pool_waiting`)."""
+        figures = {"events_stored": float(self._events.count_events())}
+        model = self._registry.current
+        trained_at = model.manifest.get("trained_at") if model is not None else None
+        if trained_at is not None:
+            figures["model_trained_timestamp_seconds"] = float(trained_at)
+            figures["model_age_seconds"] = max(0.0, time.time() - float(trained_at))
+        return figures
+
     def reload_model(self) -> bool:
         """Picks up a model another process made current; True when the serving model changed."""
         return self._registry.refresh()

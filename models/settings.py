@@ -196,6 +196,15 @@ class Settings:
     log_level: str = _opt(
         "INFO", "logging level of the server and the commands", ("DEBUG", "INFO", "WARNING", "ERROR")
     )
+    log_format: str = _opt(
+        "text", "log lines as text, or as one JSON object per line (for a log collector)", ("text", "json")
+    )
+    # operations (docs/deploy.md)
+    metrics_port: int = _opt(
+        0,
+        "port of the Prometheus endpoint (/metrics) on SEENEXT_HOST; 0 = off. With --processes N, "
+        "process i serves port+i",
+    )
     # set by `serve --processes N` on the processes it starts: the parent prints the one banner
     child: bool = _internal(False, "a serving process started by `seenext serve --processes N`")
 

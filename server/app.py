@@ -1,4 +1,5 @@
-"""Builds the gRPC server: every seenext service, health, reflection, the error interceptor.
+"""Builds the gRPC server: every seenext service, health, reflection, the error interceptor, and the
+metrics endpoint when SEENEXT_METRICS_PORT is set.
 
 `create_server(settings)` returns the started server and its bound port, so tests bind port 0.
 """
@@ -39,6 +40,7 @@ from protos.seenext.v1 import (
 )
 from server import auth, memory
 from server.errors import ErrorInterceptor, Interceptor
+from server.metrics import Metrics
 from server.runtime import one_blas_thread
 from server.servicers.catalog import CatalogServicer
 from server.servicers.events import EventServicer
@@ -76,16 +78,22 @@ class Running:
         service: Seenext,
         health: health.HealthServicer,
         keys: auth.ApiKeys | None = None,
+        metrics: Metrics | None = None,
+        metrics_port: int = 0,
     ) -> None:
         self.server = server
         self.port = port
         self.service = service
         self.health = health
         self.keys = keys  # the API keys checked; None in the open development mode
+        self.metrics = metrics  # None unless SEENEXT_METRICS_PORT is set
+        self.metrics_port = metrics_port
 
     def stop(self, grace: float = 5.0) -> None:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        if self.metrics is not None:
+            self.metrics.stop()
         self.service.close()
 
 
@@ -103,9 +111,12 @@ def create_server(
     own_service = service is None
     service = service or Seenext(settings)
     checks: list[Interceptor] = [auth.AuthInterceptor(keys)] if keys is not None else []
+    # Outermost, so it counts the status the caller gets, the API-key check's refusals included.
+    metrics = Metrics(service) if settings.metrics_port else None
+    counted: list[Interceptor] = [metrics.interceptor()] if metrics is not None else []
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
-        interceptors=[*checks, ErrorInterceptor(), *interceptors],
+        interceptors=[*counted, *checks, ErrorInterceptor(), *interceptors],
         options=[
             # Only the processes of one `seenext serve --processes N` share the port (the parent checked
             # it was free); any other server on a busy port fails to start instead of taking a share
@@ -147,11 +158,23 @@ def create_server(
         if own_service:
             service.close()
         raise OSError(f"cannot listen on {address}: {problem}")
+    metrics_port = 0
+    if metrics is not None:
+        try:
+            metrics_port = metrics.serve(settings.host, settings.metrics_port)
+        except OSError as exc:
+            server.stop(None)
+            if own_service:
+                service.close()
+            raise OSError(
+                f"cannot serve metrics on {settings.host}:{settings.metrics_port} (SEENEXT_METRICS_PORT): "
+                f"{exc.strerror or exc}"
+            ) from None
     server.start()
     service.start_background()  # warms the caches: 2-5 s on a 20k-item, 1M-event store
     _serving_when_ready(service, health_servicer)
     log.info("seenext serving on %s:%d (%s)", settings.host, port, "TLS" if credentials else "plaintext")
-    return Running(server, port, service, health_servicer, keys)
+    return Running(server, port, service, health_servicer, keys, metrics, metrics_port)
 
 
 def _serving_when_ready(service: Seenext, health_servicer: health.HealthServicer) -> None:

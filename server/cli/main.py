@@ -20,6 +20,7 @@ from pathlib import Path
 from models.errors import SeenextError
 from models.service import Seenext
 from models.settings import Settings
+from server import log_format
 
 log = logging.getLogger("seenext")
 
@@ -37,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_format.configure(settings.log_level, settings.log_format)  # SEENEXT_LOG_FORMAT: text or json
     # What seenext writes (the database, models, keys, evaluation output) is its user's alone: 0600 files and
     # 0700 folders, whatever the shell's umask.
     os.umask(os.umask(0o077) | 0o077)
@@ -139,9 +140,13 @@ def _serve_many(settings: Settings) -> int:
         SEENEXT_PORT=str(settings.port),
         SEENEXT_DATA_DIR=str(settings.data_dir),
     )
+    # Each process has its own metrics registry, so its own port: process i serves SEENEXT_METRICS_PORT + i.
     children = [
-        subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env)
-        for _ in range(settings.processes)
+        subprocess.Popen(
+            [sys.executable, "-m", "server", "serve"],
+            env=dict(env, SEENEXT_METRICS_PORT=str(settings.metrics_port and settings.metrics_port + i)),
+        )
+        for i in range(settings.processes)
     ]
     print(
         _banner(settings.host, settings.port, header) + text + f"\n({settings.processes} processes)",

@@ -66,10 +66,15 @@ def test_recommend_latency_beside_the_noop(
     runs, personalised = recommend.latency_runs(
         toy_world[0], customers, k=5, duration=0.4, warmup=0.1, concurrencies=(2,), client_processes=1
     )
-    assert [r.label for r in runs] == ["Health/Check (no-op)", "Recommend"]
+    assert [r.label for r in runs] == [
+        "Health/Check (no-op)",
+        "Recommend",
+        "Health/Check (no-op), metrics on",
+        "Recommend, metrics on",
+    ]
     assert personalised == 1.0
     for r in runs:
-        assert r.server_processes == 1 and r.result.concurrency == 2
+        assert r.server_processes == 1 and r.result.concurrency == (1 if "metrics on" in r.label else 2)
         _well_formed(r.result)
 
 
