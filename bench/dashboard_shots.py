@@ -61,6 +61,7 @@ def demo_world(
     items: int = 80,
     days: int = 60,
     rules_source: RulesSource = no_rules,
+    behaviour: Behaviour | None = None,
 ) -> Iterator[World]:
     """A keyed gRPC server over a small demo retailer with simulated traffic, and the dashboard."""
     settings = Settings(
@@ -88,7 +89,8 @@ def demo_world(
             [c.customer_id for c in retailer.customers],
             visits_per_customer=3,
             seed=5,
-            behaviour=Behaviour(click=0.5, cart=0.7, buy=0.7),
+            # eager shoppers by default: a small world still gives every chart figures to compare
+            behaviour=behaviour or Behaviour(click=0.5, cart=0.7, buy=0.7),
         )
         keys = {k["name"]: k["key"] for k in json.loads(settings.keys_path.read_text())["keys"]}
         api = Api(f"127.0.0.1:{running.port}")
@@ -124,13 +126,13 @@ def chromium(user_data_dir: Path) -> Iterator[Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--customers", type=int, default=400)
+    parser.add_argument("--customers", type=int, default=600)
     parser.add_argument("--items", type=int, default=150)
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory() as tmp,
-        demo_world(Path(tmp) / "data", args.customers, args.items, days=90) as world,
+        demo_world(Path(tmp) / "data", args.customers, args.items, 90, behaviour=Behaviour()) as world,
         chromium(Path(tmp) / "profile") as browser,
     ):
         tab = browser.new_page()

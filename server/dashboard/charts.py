@@ -14,7 +14,7 @@ from html import escape
 ROW = 34  # px per bar
 LABEL = 170  # px of the label column
 PLOT = 420  # px of the plotting area
-VALUE = 210  # px of the value column
+VALUE = 290  # px of the value column
 
 
 @dataclass(frozen=True)
@@ -129,5 +129,30 @@ def funnel_chart(name: str, steps: Sequence[FunnelBar]) -> str:
             f"{escape(note)}{' ◀ biggest drop-off' if n == worst else ''}</text>"
             "</g>"
         )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def versus_chart(pairs: Sequence[tuple[str, float, float]], ours: str, theirs: str) -> str:
+    """Per measure, the model's bar above the baseline's, on one scale per measure (its larger value)."""
+    height = ROW * 2 * len(pairs) + 8
+    parts = [
+        f'<svg class="chart versus-chart" role="img" aria-label="{escape(ours)} against {escape(theirs)}"'
+        f' width="{LABEL + PLOT + VALUE}" height="{height}" viewBox="0 0 {LABEL + PLOT + VALUE} {height}">'
+    ]
+    for n, (name, mine, base) in enumerate(pairs):
+        top = max(mine, base, 1e-12)
+        for k, (who, value, cls) in enumerate(((ours, mine, "gain"), (theirs, base, "base"))):
+            y = n * ROW * 2 + k * (ROW - 6) + 4
+            label = escape(name) if k == 0 else ""
+            parts.append(
+                f'<g class="versus" data-measure="{escape(name)}" data-who="{escape(who)}"'
+                f' data-value="{value!r}">'
+                f'<text class="label" x="{LABEL - 8}" y="{y + 15}" text-anchor="end">{label}</text>'
+                f'<rect class="bar {cls}" x="{LABEL}" y="{y + 2}" width="{max(PLOT * value / top, 1):.1f}"'
+                f' height="{ROW - 12}"/>'
+                f'<text class="value" x="{LABEL + PLOT + 8}" y="{y + 15}">{escape(who)}: {value:.4f}'
+                "</text></g>"
+            )
     parts.append("</svg>")
     return "".join(parts)

@@ -25,7 +25,7 @@ text-align:right}td:first-child,th:first-child{text-align:left}th{font-weight:60
 .note{color:#5b6472}.warning{color:#8a5300;background:#fff6e5;padding:4px 8px;border-radius:4px}
 .error{color:#9b1c1c;background:#fdecec;padding:8px 12px;border-radius:4px}
 .chart text{font-size:12px;fill:#1d2430}.chart .axis{fill:#5b6472}
-.bar.gain{fill:#2f7d4f}.bar.loss{fill:#b4483c}.bar.step{fill:#3d6fb6}
+.bar.gain{fill:#2f7d4f}.bar.base{fill:#9aa3b0}.bar.loss{fill:#b4483c}.bar.step{fill:#3d6fb6}
 .worst-drop .bar.step{fill:#d08a1e}.whisker{stroke:#1d2430;stroke-width:1.5}
 .zero{stroke:#8a93a0;stroke-dasharray:3 3}
 form.window{display:flex;gap:12px;align-items:end;flex-wrap:wrap}label{display:grid;font-size:12px}
@@ -216,11 +216,19 @@ def _model(figures: Figures) -> str:
     metrics = _table(
         ["measure (on the latest days held out at training)", "value"],
         [
-            (f'<tr class="metric" data-metric="{escape(k)}" data-value="{v!r}">', [escape(k), f"{v:.4f}"])
+            (f'<tr class="metric" data-metric="{escape(k)}" data-value="{v!r}">', [escape(k), _number(v)])
             for k, v in sorted(m.metrics.items())
         ],
         "metrics",
     )
+    # "precision@10" beside "popularity.precision@10": the model against the baseline it must beat
+    pairs = [
+        (k, v, m.metrics[f"popularity.{k}"])
+        for k, v in sorted(m.metrics.items())
+        if f"popularity.{k}" in m.metrics
+    ]
+    if pairs:
+        metrics = charts.versus_chart(pairs, "model", "popularity") + metrics
     versions = _table(
         ["kept versions, newest first", "trained at (UTC)", "customers", "items"],
         [
@@ -297,6 +305,10 @@ def _table(head: Sequence[str], rows: Iterable[tuple[str, Sequence[str]]], table
     header = "".join(f"<th>{h}</th>" for h in head)
     body = "".join(open_tag + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" for open_tag, cells in rows)
     return f'<table id="{table_id}"><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _number(v: float) -> str:
+    return f"{int(v):,}" if v.is_integer() and abs(v) < 1e15 else f"{v:.4f}"
 
 
 def _channel(value: int) -> str:

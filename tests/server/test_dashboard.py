@@ -141,6 +141,10 @@ def test_the_page_shows_what_the_rpcs_return(world: World, tab: Any) -> None:
     assert tab.get_attribute("#serving-model", "data-version") == status.model_version
     metrics = dict(_floats(tab, "#metrics tr.metric", "metric", "value"))
     assert {k: float(v) for k, v in metrics.items()} == dict(status.metrics)
+    versus = _floats(tab, "svg.versus-chart g.versus", "measure", "who", "value")
+    assert versus and all(
+        float(v) == status.metrics[m if who == "model" else f"popularity.{m}"] for m, who, v in versus
+    )
     # no merchandising rules exist yet
     assert tab.locator("#no-rules").is_visible()
 
@@ -207,3 +211,17 @@ def test_rule_texts_are_shown_as_text_never_run(world: World, tab: Any) -> None:
         dashboard.shutdown()
         dashboard.server_close()
         api.close()
+
+
+def test_a_bad_period_is_refused_naming_the_field(world: World, browser: Any) -> None:
+    browser.clear_cookies()
+    page = browser.new_page()
+    page.set_extra_http_headers({"x-api-key": world.keys["marketing"]})
+    try:
+        response = page.goto(f"{world.url}?start=last-tuesday")
+        assert response.status == 400 and "start" in page.inner_text("#refused")
+        response = page.goto(f"{world.url}?start=2026-11-20&end=2026-11-01")  # the RPC's INVALID_ARGUMENT
+        assert response.status == 400 and "period_end" in page.inner_text("#refused")
+        assert page.locator("g.uplift, g.funnel-step").count() == 0
+    finally:
+        page.close()
