@@ -99,6 +99,11 @@ class Api:
         self._insights = insights_pb2_grpc.InsightsServiceStub(self._channel)
         self._models = model_pb2_grpc.ModelServiceStub(self._channel)
 
+    @property
+    def channel(self) -> grpc.Channel:
+        """The channel to the server, for a `RulesSource` that reads the rules through their RPC."""
+        return self._channel
+
     def close(self) -> None:
         self._channel.close()
 
