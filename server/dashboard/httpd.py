@@ -107,6 +107,7 @@ class DashboardHandler(BaseHTTPRequestHandler):
     server: DashboardServer
     server_version = "seenext-dashboard"
     sys_version = ""
+    timeout = 30  # seconds a connection may stay silent: a slow client cannot hold a thread for ever
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)

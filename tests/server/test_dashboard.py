@@ -11,7 +11,11 @@ them on a machine that cannot have it.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -225,3 +229,31 @@ def test_a_bad_period_is_refused_naming_the_field(world: World, browser: Any) ->
         assert page.locator("g.uplift, g.funnel-step").count() == 0
     finally:
         page.close()
+
+
+def test_the_seenext_dashboard_command_serves_the_page(world: World) -> None:
+    """`seenext dashboard` as an operator starts it: its own port, the gRPC server as its target."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEENEXT_")}
+    env["SEENEXT_DASHBOARD_TARGET"] = world.grpc_target
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "dashboard", "--web-port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = next(line for line in proc.stdout if "seenext dashboard on" in line)
+        url = line.split()[3]
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers={"x-api-key": world.keys["marketing"]})
+        ) as ok:
+            assert ok.status == 200 and b'class="uplift"' in ok.read()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(
+                urllib.request.Request(url, headers={"x-api-key": "not-a-key-of-this-server"})
+            )
+        assert refused.value.code == 401 and b'class="uplift"' not in refused.value.read()
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
