@@ -254,6 +254,8 @@ def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> int:
     target = args.target or settings.dashboard_target or _grpc_target(settings)
     try:
         api = Api(target, ClientSettings.from_env().tls_ca_file)
+        # The rules section shows "No rules" until the merchandising contract exists; then:
+        # serve_dashboard(host, port, api, rules_over_rpc(api.channel)) (server/dashboard/rules.py).
         server, _ = serve_dashboard(host, port, api)
     except (ValueError, OSError) as exc:
         raise SystemExit(f"seenext: cannot start the dashboard: {exc}") from None

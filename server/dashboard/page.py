@@ -248,16 +248,19 @@ def _model(figures: Figures) -> str:
 
 
 def _rules(rules: RulesSection) -> str:
-    if not rules.rules:
+    if rules.note:
+        in_force = f'<p class="note" id="rules-note">{escape(rules.note)}</p>'
+    elif not rules.rules:
         in_force = '<p class="note" id="no-rules">No rules: every placement serves its plan unchanged.</p>'
     else:
         in_force = _table(
-            ["rule", "placement", "channel", "when", "then", "on", "version", "by", "changed (UTC)"],
+            ["rule", "name", "placement", "channel", "when", "then", "on", "version", "by", "changed (UTC)"],
             [
                 (
                     f'<tr class="rule" data-rule="{escape(r.rule_id)}">',
                     [
                         escape(r.rule_id),
+                        escape(r.name),
                         escape(r.placement or "all"),
                         escape(r.channel or "all"),
                         f"<code>{escape(r.condition)}</code>",
@@ -292,7 +295,7 @@ def _rules(rules: RulesSection) -> str:
             "rules-history",
         )
         if rules.history
-        else '<p class="note" id="no-rule-history">No changes yet.</p>'
+        else '<p class="note" id="no-rule-history">No changes.</p>'
     )
     return (
         '<section id="rules"><h2>Merchandising rules in force</h2>'

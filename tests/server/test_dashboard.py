@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,7 +29,7 @@ from bench.dashboard_shots import CHROMIUM, World, chromium, demo_world
 from protos.seenext.v1 import common_pb2, insights_pb2, insights_pb2_grpc, model_pb2, model_pb2_grpc
 from server.dashboard.figures import Api
 from server.dashboard.httpd import serve_dashboard
-from server.dashboard.rules import RuleChange, RuleRow, RulesSection
+from server.dashboard.rules import RuleChange, RuleRow, RulesSection, section_from_replies
 
 DAY = 86400
 
@@ -198,7 +199,9 @@ def test_rule_texts_are_shown_as_text_never_run(world: World, tab: Any) -> None:
     escaped: a rule text with markup shows the markup and runs nothing."""
     evil = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
     rules = RulesSection(
-        rules=(RuleRow("r1", "web.home", "WEB", f'item.title == "{evil}"', "boost 2.0", True, 3, evil, 0.0),),
+        rules=(
+            RuleRow("r1", evil, "home", "WEB", f'item.title == "{evil}"', "boost by 2", True, 3, evil, 0.0),
+        ),
         history=(RuleChange("r1", 3, "updated", evil, "marketing", 0.0),),
     )
     api = Api(world.grpc_target)
@@ -257,3 +260,60 @@ def test_the_seenext_dashboard_command_serves_the_page(world: World) -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_the_rules_replies_become_the_sections_shape() -> None:
+    """`section_from_replies` reads ListRules and GetRuleHistory replies; these stand-ins have the
+    fields of merchandising.proto on branch merch-rules (RuleSpec, Rule, RuleChange). At the merge the
+    browser test above is to create a rule through the real RPC and see it on the page."""
+    when = SimpleNamespace(seconds=1_795_000_000, nanos=0)
+    spec = SimpleNamespace(
+        name="nova first",
+        placements=["home", "product"],
+        channels=[common_pb2.CHANNEL_WEB],
+        condition='item.brand == "nova"',
+        action=3,
+        weight=2.0,
+        position=0,
+        share=0.0,
+        enabled=True,
+    )
+    rules = SimpleNamespace(
+        rules=[SimpleNamespace(rule_id="r1", spec=spec, version=2, updated_by="merch", updated_at=when)]
+    )
+    created = SimpleNamespace(spec=SimpleNamespace(**{**vars(spec), "action": 5, "position": 1}))
+    history = SimpleNamespace(
+        changes=[
+            SimpleNamespace(
+                rule_id="r1",
+                version=1,
+                change="created",
+                changed_by="merch",
+                changed_at=when,
+                **vars(created),
+            ),
+            SimpleNamespace(
+                rule_id="r1", version=2, change="updated", changed_by="merch", changed_at=when, spec=spec
+            ),
+        ]
+    )
+    names = {3: "RULE_ACTION_BOOST", 5: "RULE_ACTION_PIN"}
+    section = section_from_replies(rules, history, names.__getitem__)
+    assert section.rules == (
+        RuleRow(
+            "r1",
+            "nova first",
+            "home, product",
+            "WEB",
+            'item.brand == "nova"',
+            "boost by 2",
+            True,
+            2,
+            "merch",
+            1_795_000_000.0,
+        ),
+    )
+    assert [(c.version, c.change, c.summary) for c in section.history] == [  # newest first
+        (2, "updated", 'boost by 2 when item.brand == "nova"'),
+        (1, "created", 'pin at 1 when item.brand == "nova"'),
+    ]
