@@ -47,6 +47,13 @@ postgres: ## install PostgreSQL 15 (Debian package `postgresql`) if its binaries
 test: install postgres ## run the whole test suite (SQLite, and PostgreSQL for storage and e2e suites)
 	$(PY) -m pytest
 
+# tests/server/test_dashboard.py drives the system's Chromium (Debian's package; Playwright's own
+# browser download is never used): installed when missing.
+test: /usr/bin/chromium
+/usr/bin/chromium:
+	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium'
+
 lint: lint-python lint-types lint-contract ## ruff (rules, format), mypy --strict, buf lint and buf breaking
 
 lint-python: install

@@ -193,6 +193,13 @@ class Settings:
     reminder_slack_days: float = _opt(
         7.0, "seasonal reminders: last year's purchases this close to the window count"
     )
+    # the marketing dashboard, `seenext dashboard` (docs/dashboard.md)
+    dashboard_host: str = _opt("127.0.0.1", "address the dashboard's web page binds")
+    dashboard_port: int = _opt(8051, "port of the dashboard's web page; 0 picks a free one")
+    dashboard_target: str = _opt(
+        "",
+        "gRPC server the dashboard reads its figures from; empty = this config's SEENEXT_HOST:SEENEXT_PORT",
+    )
     log_level: str = _opt(
         "INFO", "logging level of the server and the commands", ("DEBUG", "INFO", "WARNING", "ERROR")
     )

@@ -1,4 +1,4 @@
-"""The `seenext` command: serve, train, status, demo, settings.
+"""The `seenext` command: serve, train, status, demo, settings, dashboard.
 
 Flags override SEENEXT_* variables, which override the defaults (see `seenext settings`).
 """
@@ -85,6 +85,19 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("settings", help="every setting with its variable, default and meaning")
     p.set_defaults(run=cmd_settings)
+
+    p = sub.add_parser(
+        "dashboard", help="serve the read-only marketing page (reports, funnels, model, rules)"
+    )
+    p.add_argument("--listen", help="bind address of the page (SEENEXT_DASHBOARD_HOST, default 127.0.0.1)")
+    p.add_argument(
+        "--web-port", type=int, help="port of the page (SEENEXT_DASHBOARD_PORT, default 8051; 0 = any free)"
+    )
+    p.add_argument(
+        "--target",
+        help="gRPC server to read from (SEENEXT_DASHBOARD_TARGET; default SEENEXT_HOST:SEENEXT_PORT)",
+    )
+    p.set_defaults(run=cmd_dashboard)
 
     from server.cli.data import add_commands, add_insight_commands  # import, evaluate, traffic, report
 
@@ -232,6 +245,46 @@ def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
     for name, default, help_ in Settings.describe():
         print(f"{name:<32} {default!s:<12} {help_}")
     return 0
+
+
+def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> int:
+    """The marketing page on its own port; it reads every figure from the gRPC server with the
+    visitor's key (server/dashboard/), so it needs that server running, not the store."""
+    from models.settings import ClientSettings
+    from server.dashboard.figures import Api
+    from server.dashboard.httpd import serve_dashboard
+
+    host = args.listen or settings.dashboard_host
+    port = settings.dashboard_port if args.web_port is None else args.web_port
+    target = args.target or settings.dashboard_target or _grpc_target(settings)
+    try:
+        api = Api(target, ClientSettings.from_env().tls_ca_file)
+        # The rules section shows "No rules" until the merchandising contract exists; then:
+        # serve_dashboard(host, port, api, rules_over_rpc(api.channel)) (server/dashboard/rules.py).
+        server, _ = serve_dashboard(host, port, api)
+    except (ValueError, OSError) as exc:
+        raise SystemExit(f"seenext: cannot start the dashboard: {exc}") from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print(
+        f"\nseenext dashboard on http://{host}:{server.port}/ (figures from the gRPC server at {target})\n"
+        "  sign in with a key holding the insights scope: the marketing key `make run` prints,\n"
+        f"  or curl -H 'x-api-key: <key>' http://{host}:{server.port}/\nStop with Ctrl-C.\n",
+        flush=True,
+    )
+    stop.wait()
+    server.shutdown()
+    api.close()
+    return 0
+
+
+def _grpc_target(settings: Settings) -> str:
+    """The gRPC server this config describes, as a client reaches it (a wildcard bind is this machine)."""
+    host = "127.0.0.1" if settings.host in ("", "0.0.0.0", "::", "[::]") else settings.host
+    return (
+        f"[{host}]:{settings.port}" if ":" in host and not host.startswith("[") else f"{host}:{settings.port}"
+    )
 
 
 def _banner(host: str, port: int, header: str = "") -> str:
