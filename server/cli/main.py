@@ -87,6 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_settings)
 
     p = sub.add_parser(
+        "keys", help="write a new API keys file (one fresh key per example caller, mode 0600) for a fleet"
+    )
+    p.add_argument("path", type=Path, help="the file to write; an existing file is never overwritten")
+    p.set_defaults(run=cmd_keys)
+
+    p = sub.add_parser(
         "dashboard", help="serve the read-only marketing page (reports, funnels, model, rules)"
     )
     p.add_argument("--listen", help="bind address of the page (SEENEXT_DASHBOARD_HOST, default 127.0.0.1)")
@@ -238,6 +244,20 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             print("the store has events already; --force seeds anyway (event ids are idempotent)")
             return 1
         print(json.dumps(_seed_demo(service, settings), indent=2))
+    return 0
+
+
+def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    """Every replica of a fleet must check the same keys: one file, written once, given to all
+    (SEENEXT_KEYS_FILE). A server never writes that file itself when it is named, so a wrong path
+    stops the start instead of inventing keys."""
+    from server.auth import write_dev_keys
+
+    try:
+        write_dev_keys(args.path)
+    except FileExistsError:
+        raise SystemExit(f"seenext keys: {args.path} exists; not overwritten") from None
+    print(f"wrote {args.path} (mode 0600): one key per example caller; edit names and scopes as needed")
     return 0
 
 
