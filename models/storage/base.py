@@ -1,7 +1,7 @@
 """The storage interface: every read and write of the database, as typed methods.
 
 One `Storage` is what the domain gets; it is composed of one interface per concern (events,
-identity, catalogue, privacy, insights, serving), each in its own module
+identity, catalogue, privacy, insights, serving, merchandising), each in its own module
 beside this one. A backend (SQLite in `sqlite/`, PostgreSQL later) implements all of them;
 callers never see SQL, a connection or a cursor.
 
@@ -21,6 +21,7 @@ from models.storage.catalog import CatalogStorage
 from models.storage.events import EventStorage
 from models.storage.identity import IdentityStorage
 from models.storage.insights import InsightsStorage
+from models.storage.merchandising import MerchandisingStorage
 from models.storage.privacy import PrivacyStorage
 from models.storage.serving import ServingStorage
 
@@ -32,6 +33,7 @@ class Storage(
     PrivacyStorage,
     InsightsStorage,
     ServingStorage,
+    MerchandisingStorage,
     ABC,
 ):
     """Everything the service keeps, behind one interface (see the module docstring)."""

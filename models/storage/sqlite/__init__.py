@@ -7,6 +7,7 @@ from models.storage.sqlite.catalog import SqliteCatalog
 from models.storage.sqlite.events import SqliteEvents
 from models.storage.sqlite.identity import SqliteIdentity
 from models.storage.sqlite.insights import SqliteInsights
+from models.storage.sqlite.merchandising import SqliteMerchandising
 from models.storage.sqlite.privacy import SqlitePrivacy
 from models.storage.sqlite.serving import SqliteServing
 
@@ -18,6 +19,7 @@ class SqliteStorage(
     SqlitePrivacy,
     SqliteInsights,
     SqliteServing,
+    SqliteMerchandising,
     Storage,
 ):
     """Every storage concern over one SQLite file; the mixins share `SqliteBase`'s connections."""

@@ -140,6 +140,33 @@ def _m6_item_first_seen(db: sqlite_utils.Database) -> None:
     db.table("events").create_index(["item_id", "occurred_at"], if_not_exists=True)
 
 
+def _m7_reserved(db: sqlite_utils.Database) -> None:
+    """Number 7 belongs to another branch of this round (the change feed); the merge puts it here.
+    Nothing of merchandising depends on this number: `_m8_merchandising` is idempotent."""
+
+
+# Plain portable DDL (TEXT, BIGINT, DOUBLE PRECISION): the PostgreSQL backend runs the same statements.
+_MERCHANDISING_DDL = (
+    "CREATE TABLE IF NOT EXISTS merchandising_rules ("
+    " rule_id TEXT PRIMARY KEY, spec TEXT NOT NULL, version BIGINT NOT NULL,"
+    " created_at DOUBLE PRECISION NOT NULL, updated_by TEXT NOT NULL,"
+    " updated_at DOUBLE PRECISION NOT NULL, deleted BIGINT NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS merchandising_rule_history ("
+    " rule_id TEXT NOT NULL, version BIGINT NOT NULL, change TEXT NOT NULL, spec TEXT NOT NULL,"
+    " changed_by TEXT NOT NULL, changed_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (rule_id, version))",
+    "CREATE INDEX IF NOT EXISTS merchandising_rule_history_at ON merchandising_rule_history (changed_at)",
+    "INSERT INTO meta (key, value) VALUES ('merchandising_version', '0') ON CONFLICT (key) DO NOTHING",
+)
+
+
+def _m8_merchandising(db: sqlite_utils.Database) -> None:
+    """Merchandising rules and their history (issue 12), and the counter every serving process
+    follows. Idempotent (IF NOT EXISTS, ON CONFLICT DO NOTHING): safe whatever number it ends up with
+    when the branches of this round are merged."""
+    for statement in _MERCHANDISING_DDL:
+        db.execute(statement)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _m1_base,
     _m2_identity_graph,
@@ -147,6 +174,8 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _m4_pending_erasures,
     _m5_no_readable_pii,
     _m6_item_first_seen,
+    _m7_reserved,
+    _m8_merchandising,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
