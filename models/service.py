@@ -29,7 +29,9 @@ from models.insights import profile, reports
 from models.insights.reminders import DueReminders, Reminder
 from models.learning import schedule, trainer
 from models.merchandising.diversity import DiversityPolicy
-from models.merchandising.merchandiser import Merchandiser
+from models.merchandising.experiments import Experiment, ExperimentSpec
+from models.merchandising.merchandiser import Merchandiser, Placement
+from models.merchandising.placements import PlacementPlan
 from models.merchandising.rules import Rule, RuleChange, RuleSpec
 from models.privacy.consent import ConsentDefaults
 from models.privacy.rights import ConsentRecord, ExportDocument, ForgetResult, Privacy
@@ -536,6 +538,25 @@ class Seenext:
             spec = self._merchandiser.rule(rule_id).spec
         without, with_rule = self._merchandiser.with_rule(spec, rule_id)
         return self._recommender.preview(query, without, with_rule)
+
+    def placements(self) -> list[Placement]:
+        """Every placement's plan in force (the one in code, or the one set), by name."""
+        return self._merchandiser.placements()
+
+    def set_placement(self, plan: PlacementPlan, by: str) -> Placement:
+        return self._merchandiser.set_placement(plan, by)
+
+    def reset_placement(self, placement: str, by: str) -> Placement:
+        return self._merchandiser.reset_placement(placement, by)
+
+    def create_experiment(self, spec: ExperimentSpec, by: str) -> Experiment:
+        return self._merchandiser.create_experiment(spec, by)
+
+    def experiments(self) -> list[Experiment]:
+        return self._merchandiser.experiments()
+
+    def set_experiment_enabled(self, experiment_id: str, enabled: bool, by: str) -> Experiment:
+        return self._merchandiser.set_experiment_enabled(experiment_id, enabled, by)
 
     # -- insights (story 6) ---------------------------------------------------------------------------
 

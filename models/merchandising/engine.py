@@ -27,6 +27,8 @@ from models.domain import DAY, Item
 from models.merchandising import rules as r
 from models.merchandising.cel_engine import activation
 from models.merchandising.diversity import DiversityPolicy, diversify
+from models.merchandising.experiments import Experiment
+from models.merchandising.placements import PlacementPlan
 from models.merchandising.rules import CompiledRule
 
 MATCHES_MAX_AGE = 3600.0  # item-only matches are recomputed at least hourly (age_days, offers in force)
@@ -113,15 +115,31 @@ class ItemMatches:
 
 @dataclass(frozen=True)
 class RulesInForce:
-    """The enabled rules of one rules version, compiled; the item-only matches cached per catalogue."""
+    """The enabled rules of one version, compiled; the placement plans set through the API; the running
+    experiments; the item-only matches cached per catalogue."""
 
     version: int
     rules: tuple[CompiledRule, ...]
+    plans: Mapping[str, PlacementPlan] = field(default_factory=dict)
+    experiments: Mapping[str, Experiment] = field(default_factory=dict)  # placement -> its running one
     _matches: list[ItemMatches] = field(default_factory=list, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
-    def for_request(self, placement: str, channel: str) -> tuple[CompiledRule, ...]:
-        return tuple(c for c in self.rules if c.spec.applies_to(placement, channel))
+    def for_request(
+        self, placement: str, channel: str, variant_rules: frozenset[str] = frozenset()
+    ) -> tuple[CompiledRule, ...]:
+        """The rules of a placement and channel; a rule of an experiment's variant only for that variant's
+        customers (`variant_rules`)."""
+        held = self._experiment_rules
+        return tuple(
+            c
+            for c in self.rules
+            if c.spec.applies_to(placement, channel) and (c.rule_id not in held or c.rule_id in variant_rules)
+        )
+
+    @property
+    def _experiment_rules(self) -> frozenset[str]:
+        return frozenset(r for e in self.experiments.values() for r in e.rule_ids)
 
     def matches(self, snapshot: CatalogSnapshot, now: float | None = None) -> ItemMatches:
         """The item-only matches for this catalogue (computed on the first call for a new catalogue

@@ -12,18 +12,36 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from models.catalog import Catalog
-from models.errors import InvalidArgument, NotFound
+from models.errors import FailedPrecondition, InvalidArgument, NotFound
 from models.merchandising.engine import RulesInForce
+from models.merchandising.experiments import Experiment, ExperimentSpec, check_experiment
+from models.merchandising.placements import PlacementPlan, check_plan, default_placements, default_plan
 from models.merchandising.rules import CompiledRule, Rule, RuleChange, RuleSpec, check_spec
 from models.storage import Storage
-from models.storage.merchandising import StoredRule
+from models.storage.merchandising import StoredConfig, StoredRule
 from models.validation import MAX_ID_LENGTH, check_text
+from models.validation import MAX_NAME_LENGTH as MAX_NAME
 
 log = logging.getLogger(__name__)
 
 MAX_RULES = 500
+MAX_EXPERIMENTS = 100
+PLACEMENT, EXPERIMENT = "placement", "experiment"  # kinds of StoredConfig
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A placement's plan in force, and whether it is the default in code or one set through the API."""
+
+    plan: PlacementPlan
+    is_default: bool
+    version: int = 0
+    updated_by: str = ""
+    updated_at: float = 0.0
 
 
 class Merchandiser:
@@ -88,6 +106,94 @@ class Merchandiser:
         self.storage.save_merchandising_rule(stored, change)
         self._in_force = None  # this process applies its own change at once
 
+    # -- placement plans (point 3) and experiments (point 4) ----------------------------------------
+
+    def placements(self) -> list[Placement]:
+        """Every placement with a plan in code or set through the API, by name."""
+        stored = {c.key: c for c in self.storage.merchandising_configs(PLACEMENT) if c.spec}
+        out = []
+        for name in sorted({*default_placements(), *stored}):
+            c = stored.get(name)
+            if c is None:
+                out.append(Placement(default_plan(name), True))
+            else:
+                out.append(
+                    Placement(
+                        PlacementPlan.from_json(name, c.spec), False, c.version, c.updated_by, c.updated_at
+                    )
+                )
+        return out
+
+    def set_placement(self, plan: PlacementPlan, by: str) -> Placement:
+        check_plan(plan)
+        with self.storage.transaction():
+            old = self.storage.merchandising_config(PLACEMENT, plan.placement)
+            stored = StoredConfig(
+                PLACEMENT, plan.placement, plan.to_json(), (old.version if old else 0) + 1, by, time.time()
+            )
+            self.storage.save_merchandising_config(stored, "set")
+        self._in_force = None
+        return Placement(plan, False, stored.version, by, stored.updated_at)
+
+    def reset_placement(self, placement: str, by: str) -> Placement:
+        """Back to the plan in code."""
+        check_text(placement, "placement", MAX_NAME)
+        with self.storage.transaction():
+            old = self.storage.merchandising_config(PLACEMENT, placement)
+            if old is None or not old.spec:
+                raise NotFound(
+                    f"placement: {placement!r} has no plan set through the API (it runs its default)"
+                )
+            self.storage.save_merchandising_config(
+                StoredConfig(PLACEMENT, placement, "", old.version + 1, by, time.time()), "reset"
+            )
+        self._in_force = None
+        return Placement(default_plan(placement), True)
+
+    def create_experiment(self, spec: ExperimentSpec, by: str) -> Experiment:
+        check_experiment(spec)
+        with self.storage.transaction():
+            self._check_rule_ids(spec)
+            existing = [x for x in self.experiments() if x.spec.enabled]
+            if spec.enabled and any(x.spec.placement == spec.placement for x in existing):
+                raise FailedPrecondition(
+                    f"spec.placement: {spec.placement!r} already runs an experiment; stop it first"
+                )
+            if len(self.storage.merchandising_configs(EXPERIMENT)) >= MAX_EXPERIMENTS:
+                raise InvalidArgument("spec", f"at most {MAX_EXPERIMENTS} experiments")
+            stored = StoredConfig(EXPERIMENT, uuid.uuid4().hex[:16], spec.to_json(), 1, by, time.time())
+            self.storage.save_merchandising_config(stored, "created")
+        self._in_force = None
+        return _experiment(stored)
+
+    def set_experiment_enabled(self, experiment_id: str, enabled: bool, by: str) -> Experiment:
+        check_text(experiment_id, "experiment_id", MAX_ID_LENGTH)
+        with self.storage.transaction():
+            old = self.storage.merchandising_config(EXPERIMENT, experiment_id)
+            if old is None or not experiment_id:
+                raise NotFound(f"experiment_id: no experiment {experiment_id!r}")
+            spec = dataclasses.replace(ExperimentSpec.from_json(old.spec), enabled=enabled)
+            if enabled and any(
+                x.spec.enabled and x.spec.placement == spec.placement and x.experiment_id != experiment_id
+                for x in self.experiments()
+            ):
+                raise FailedPrecondition(f"{spec.placement!r} already runs another experiment; stop it first")
+            stored = StoredConfig(EXPERIMENT, experiment_id, spec.to_json(), old.version + 1, by, time.time())
+            self.storage.save_merchandising_config(stored, "started" if enabled else "stopped")
+        self._in_force = None
+        return _experiment(stored)
+
+    def experiments(self) -> list[Experiment]:
+        found = [_experiment(c) for c in self.storage.merchandising_configs(EXPERIMENT)]
+        return sorted(found, key=lambda x: (x.updated_at, x.experiment_id))
+
+    def _check_rule_ids(self, spec: ExperimentSpec) -> None:
+        for i, v in enumerate(spec.variants):
+            for j, rule_id in enumerate(v.rule_ids):
+                stored = self.storage.merchandising_rule(rule_id)
+                if stored is None or stored.deleted:
+                    raise InvalidArgument(f"spec.variants[{i}].rule_ids[{j}]", f"no rule {rule_id!r}")
+
     # -- reads ----------------------------------------------------------------------------------
 
     def rules(self, placement: str = "") -> list[Rule]:
@@ -126,7 +232,12 @@ class Merchandiser:
             version = self.storage.merchandising_version()
             current = self._in_force
             if current is None or current.version != version:
-                current = compile_rules(version, self.storage.merchandising_rules())
+                current = compile_rules(
+                    version,
+                    self.storage.merchandising_rules(),
+                    self.storage.merchandising_configs(PLACEMENT),
+                    self.storage.merchandising_configs(EXPERIMENT),
+                )
                 self._in_force = current
             self._checked_at = time.monotonic()
             return current
@@ -135,9 +246,10 @@ class Merchandiser:
         """(the rules in force without the rule, the same with it): PreviewRule's two answers."""
         condition = check_spec(spec)
         base = self.in_force()
-        without = RulesInForce(base.version, tuple(c for c in base.rules if c.rule_id != rule_id))
+        kept = tuple(c for c in base.rules if c.rule_id != rule_id)
+        without = RulesInForce(base.version, kept, base.plans, base.experiments)
         rule = CompiledRule(rule_id or "preview", dataclasses.replace(spec, enabled=True), condition, 1 << 30)
-        return without, RulesInForce(base.version, (*without.rules, rule))
+        return without, RulesInForce(base.version, (*kept, rule), base.plans, base.experiments)
 
     def watch(self, stop: threading.Event) -> threading.Thread:
         """Polls the counter every `refresh_seconds` until `stop`, and warms the item-only matches of a
@@ -155,9 +267,14 @@ class Merchandiser:
         return thread
 
 
-def compile_rules(version: int, stored: list[StoredRule]) -> RulesInForce:
-    """The enabled rules compiled; a stored rule that no longer compiles (a newer runtime) is skipped
-    and logged, never stopping serving."""
+def compile_rules(
+    version: int,
+    stored: list[StoredRule],
+    placements: Sequence[StoredConfig] = (),
+    experiments: Sequence[StoredConfig] = (),
+) -> RulesInForce:
+    """The enabled rules compiled, the plans set, the running experiments; a stored rule that no longer
+    compiles (a newer runtime) is skipped and logged, never stopping serving."""
     compiled = []
     for n, s in enumerate(stored):
         spec = RuleSpec.from_json(s.spec)
@@ -167,7 +284,14 @@ def compile_rules(version: int, stored: list[StoredRule]) -> RulesInForce:
             compiled.append(CompiledRule(s.rule_id, spec, check_spec(spec), n))
         except InvalidArgument as exc:
             log.error("merchandising rule %s is not applied: %s", s.rule_id, exc)
-    return RulesInForce(version, tuple(compiled))
+    plans = {c.key: PlacementPlan.from_json(c.key, c.spec) for c in placements if c.spec}
+    running = [_experiment(c) for c in experiments]
+    by_placement = {x.spec.placement: x for x in running if x.spec.enabled}
+    return RulesInForce(version, tuple(compiled), plans, by_placement)
+
+
+def _experiment(c: StoredConfig) -> Experiment:
+    return Experiment(c.key, ExperimentSpec.from_json(c.spec), c.version, c.updated_by, c.updated_at)
 
 
 def _rule(s: StoredRule) -> Rule:

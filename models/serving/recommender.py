@@ -39,7 +39,7 @@ from models.merchandising import engine as merchandising
 from models.merchandising.diversity import DiversityPolicy, diversify
 from models.merchandising.engine import RulesInForce
 from models.privacy.consent import ConsentDefaults
-from models.serving import channel_rules, foldin, looked_at, ranking, reasons
+from models.serving import channel_rules, exploration, foldin, looked_at, ranking, reasons
 from models.serving.complements import Complements
 from models.serving.customer_state import ANONYMOUS, CustomerState, StateWindow
 from models.serving.embeddings import RankingModel
@@ -211,6 +211,19 @@ class Recommender:
         # A customer who refused profiling is ranked like a visitor: from this request's context only
         # (what they bought is still never offered again, but it no longer steers the ranking).
         profiled = channel_rules.profiling_allowed(state, q.channel, self.consent_defaults)
+        # the placement's plan: set through MerchandisingService, else the one in code; an experiment's
+        # variant may replace its sources and bring rules of its own (models/merchandising/)
+        placement = rules.plans.get(q.placement) if rules is not None else None
+        plan = placement.sources if placement is not None else channel_rules.plan_for(q.placement)
+        variant_rules: frozenset[str] = frozenset()
+        experiment = rules.experiments.get(q.placement) if rules is not None else None
+        if experiment is not None and customer_id and arm == "personalised":
+            variant = experiment.assign(customer_id)
+            arm = experiment.arm(variant)
+            if variant is not None:
+                plan = variant.sources or plan
+                variant_rules = frozenset(variant.rule_ids)
+        explore_share = placement.exploration_share if placement is not None else None
 
         ranking_state = RankingState(
             snapshot=snapshot,
@@ -224,11 +237,14 @@ class Recommender:
             looked_at=self._looked_at(state, model, snapshot, now) if profiled else (),
             # new items, in at most exploration.slots(k) of the last places
             new_items=self.exploration.new_items(snapshot, model, now) if self.exploration else (),
-            explore_slots=self.exploration.slots(k) if self.exploration else 0,
+            explore_slots=(
+                (self.exploration.slots(k) if explore_share is None else exploration.slots(k, explore_share))
+                if self.exploration
+                else 0
+            ),
             met=frozenset(e.item_id for e in state.recent),  # not new to them: never tried
         )
-        plan = channel_rules.plan_for(q.placement)
-        if model is not None and arm == "personalised":
+        if model is not None and arm != "holdout":
             ranking_state.model = model
             ranking_state.affinity = self._from_model(
                 model, snapshot, state if profiled else ANONYMOUS, q, owned.due
@@ -240,13 +256,19 @@ class Recommender:
         allowed = channel_rules.base_filter(
             snapshot, excluded, owned.resting.keys(), [*q.basket_item_ids, *q.item_ids]
         )
-        merch = self._rules_of(q, rules, snapshot, state, purchases) if rules is not None else None
+        merch = (
+            self._rules_of(q, rules, snapshot, state, purchases, variant_rules) if rules is not None else None
+        )
         if merch is not None and merch.filters:
             passes = _both(passes, merch.passes)
 
         ranked = ranking.ranking(plan, ranking_state, self.complements, allowed, passes)
         chosen = ranking.take(ranked, k, passes, *ranking.exploring(plan, ranking_state, allowed))
-        diversity = self.diversity.get(q.placement) or self.diversity.get("") or DiversityPolicy(0.0, "", 0)
+        diversity = (
+            placement.diversity
+            if placement is not None and placement.diversity is not None
+            else self.diversity.get(q.placement) or self.diversity.get("") or DiversityPolicy(0.0, "", 0)
+        )
         if (merch is not None and merch.reorders) or (diversity.active and len(chosen) > 1):
             chosen = _arranged(chosen, ranked, k, passes, allowed, merch, diversity, snapshot)
 
@@ -392,9 +414,10 @@ class Recommender:
         snapshot: CatalogSnapshot,
         state: CustomerState,
         purchases: Mapping[str, float],
+        variant_rules: frozenset[str] = frozenset(),
     ) -> merchandising.Request | None:
         """The rules of this placement and channel, ready to evaluate; None when none applies."""
-        applicable = rules.for_request(q.placement, q.channel)
+        applicable = rules.for_request(q.placement, q.channel, variant_rules)
         if not applicable:
             return None
         context: dict[str, object] = {}

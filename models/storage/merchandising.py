@@ -36,6 +36,29 @@ class StoredRuleChange:
     changed_at: float
 
 
+@dataclass(frozen=True)
+class StoredConfig:
+    """A placement plan or an experiment (`kind`), keyed, as JSON; spec "" = removed."""
+
+    kind: str  # "placement" or "experiment"
+    key: str  # the placement's name, the experiment's id
+    spec: str
+    version: int
+    updated_by: str
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class StoredConfigChange:
+    kind: str
+    key: str
+    version: int
+    change: str
+    spec: str
+    changed_by: str
+    changed_at: float
+
+
 class MerchandisingStorage(ABC):
     """Merchandising rules and their history."""
 
@@ -59,3 +82,19 @@ class MerchandisingStorage(ABC):
     @abstractmethod
     def merchandising_history(self, rule_id: str = "") -> list[StoredRuleChange]:
         """Every change of one rule ("" = of every rule), oldest first."""
+
+    @abstractmethod
+    def merchandising_configs(self, kind: str) -> list[StoredConfig]:
+        """Every stored placement plan or experiment of `kind` (removed ones included), by key."""
+
+    @abstractmethod
+    def merchandising_config(self, kind: str, key: str) -> StoredConfig | None: ...
+
+    @abstractmethod
+    def save_merchandising_config(self, config: StoredConfig, change: str) -> int:
+        """Like `save_merchandising_rule`, for a placement plan or an experiment: the row, its history
+        line and the counter in one transaction; returns the new counter."""
+
+    @abstractmethod
+    def merchandising_config_history(self, kind: str, key: str = "") -> list[StoredConfigChange]:
+        """Every change of one (or, with key "", every) placement plan or experiment, oldest first."""

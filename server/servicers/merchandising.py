@@ -7,13 +7,19 @@ no other service.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
 import grpc
 
 from models.errors import InvalidArgument
+from models.merchandising.diversity import DiversityPolicy
+from models.merchandising.experiments import Experiment, ExperimentSpec, Variant
+from models.merchandising.merchandiser import Placement
+from models.merchandising.placements import PlacementPlan
 from models.merchandising.rules import ACTIONS, Rule, RuleChange, RuleSpec
 from models.service import Seenext
+from models.serving.channel_rules import Source
 from models.serving.recommender import Recommended
 from protos.seenext.v1 import common_pb2, merchandising_pb2, merchandising_pb2_grpc
 from server import auth, convert
@@ -93,6 +99,77 @@ def _items(items: list[Recommended]) -> list[common_pb2.RecommendedItem]:
     return [convert.recommended_msg(r) for r in items]
 
 
+def sources(msgs: Sequence[merchandising_pb2.CandidateSource]) -> tuple[Source, ...]:
+    return tuple(Source(m.name, m.limit) for m in msgs)
+
+
+def sources_msg(found: Sequence[Source]) -> list[merchandising_pb2.CandidateSource]:
+    return [merchandising_pb2.CandidateSource(name=s.name, limit=s.limit) for s in found]
+
+
+def plan(msg: merchandising_pb2.PlacementPlan) -> PlacementPlan:
+    d = msg.diversity
+    return PlacementPlan(
+        msg.placement,
+        sources(msg.sources),
+        msg.exploration_share if msg.HasField("exploration_share") else None,
+        DiversityPolicy(d.category_share, d.attribute, d.near_duplicates)
+        if msg.HasField("diversity")
+        else None,
+    )
+
+
+def placement_msg(p: Placement) -> merchandising_pb2.PlacementPlan:
+    msg = merchandising_pb2.PlacementPlan(
+        placement=p.plan.placement,
+        sources=sources_msg(p.plan.sources),
+        is_default=p.is_default,
+        version=p.version,
+        updated_by=p.updated_by,
+        updated_at=convert.timestamp(p.updated_at) if p.updated_at else None,
+    )
+    if p.plan.exploration_share is not None:
+        msg.exploration_share = p.plan.exploration_share
+    d = p.plan.diversity
+    if d is not None:
+        msg.diversity.CopyFrom(
+            merchandising_pb2.DiversitySpec(
+                category_share=d.category_share, attribute=d.attribute, near_duplicates=d.near_duplicates
+            )
+        )
+    return msg
+
+
+def experiment_spec(msg: merchandising_pb2.ExperimentSpec) -> ExperimentSpec:
+    return ExperimentSpec(
+        msg.name,
+        msg.placement,
+        tuple(Variant(v.name, v.share, sources(v.sources), tuple(v.rule_ids)) for v in msg.variants),
+        msg.enabled,
+    )
+
+
+def experiment_msg(x: Experiment) -> merchandising_pb2.Experiment:
+    spec = merchandising_pb2.ExperimentSpec(
+        name=x.spec.name,
+        placement=x.spec.placement,
+        enabled=x.spec.enabled,
+        variants=[
+            merchandising_pb2.ExperimentVariant(
+                name=v.name, share=v.share, sources=sources_msg(v.sources), rule_ids=list(v.rule_ids)
+            )
+            for v in x.spec.variants
+        ],
+    )
+    return merchandising_pb2.Experiment(
+        experiment_id=x.experiment_id,
+        spec=spec,
+        version=x.version,
+        updated_by=x.updated_by,
+        updated_at=convert.timestamp(x.updated_at),
+    )
+
+
 class MerchandisingServicer(merchandising_pb2_grpc.MerchandisingServiceServicer):
     def __init__(self, service: Seenext) -> None:
         self.service = service
@@ -151,3 +228,45 @@ class MerchandisingServicer(merchandising_pb2_grpc.MerchandisingServiceServicer)
         return merchandising_pb2.PreviewRuleResponse(
             without_rule=_items(without), with_rule=_items(with_rule)
         )
+
+    # -- placements and experiments --------------------------------------------------------------
+
+    def ListPlacements(
+        self, request: merchandising_pb2.ListPlacementsRequest, context: grpc.ServicerContext
+    ) -> merchandising_pb2.ListPlacementsResponse:
+        return merchandising_pb2.ListPlacementsResponse(
+            placements=[placement_msg(p) for p in self.service.placements()]
+        )
+
+    def SetPlacement(
+        self, request: merchandising_pb2.SetPlacementRequest, context: grpc.ServicerContext
+    ) -> merchandising_pb2.SetPlacementResponse:
+        stored = self.service.set_placement(plan(request.plan), caller_name())
+        return merchandising_pb2.SetPlacementResponse(plan=placement_msg(stored))
+
+    def ResetPlacement(
+        self, request: merchandising_pb2.ResetPlacementRequest, context: grpc.ServicerContext
+    ) -> merchandising_pb2.ResetPlacementResponse:
+        if not request.placement:
+            raise InvalidArgument("placement", "is required")
+        reset = self.service.reset_placement(request.placement, caller_name())
+        return merchandising_pb2.ResetPlacementResponse(plan=placement_msg(reset))
+
+    def CreateExperiment(
+        self, request: merchandising_pb2.CreateExperimentRequest, context: grpc.ServicerContext
+    ) -> merchandising_pb2.CreateExperimentResponse:
+        created = self.service.create_experiment(experiment_spec(request.spec), caller_name())
+        return merchandising_pb2.CreateExperimentResponse(experiment=experiment_msg(created))
+
+    def ListExperiments(
+        self, request: merchandising_pb2.ListExperimentsRequest, context: grpc.ServicerContext
+    ) -> merchandising_pb2.ListExperimentsResponse:
+        return merchandising_pb2.ListExperimentsResponse(
+            experiments=[experiment_msg(x) for x in self.service.experiments()]
+        )
+
+    def SetExperimentEnabled(
+        self, request: merchandising_pb2.SetExperimentEnabledRequest, context: grpc.ServicerContext
+    ) -> merchandising_pb2.SetExperimentEnabledResponse:
+        changed = self.service.set_experiment_enabled(request.experiment_id, request.enabled, caller_name())
+        return merchandising_pb2.SetExperimentEnabledResponse(experiment=experiment_msg(changed))

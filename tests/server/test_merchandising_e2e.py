@@ -24,6 +24,8 @@ from protos.seenext.v1 import (
     events_pb2_grpc,
     merchandising_pb2,
     merchandising_pb2_grpc,
+    insights_pb2,
+    insights_pb2_grpc,
     recommendation_pb2,
     recommendation_pb2_grpc,
 )
@@ -55,7 +57,7 @@ def shop() -> list[catalog_pb2.Item]:
         items.append(
             catalog_pb2.Item(
                 item_id=item_id, title=item_id, category=category, brand=brand, price=price,
-                stock=[catalog_pb2.Stock(store_id="", quantity=5), catalog_pb2.Stock(store_id="s1", quantity=5)],
+                stock=[catalog_pb2.Stock(store_id=s, quantity=5) for s in ("", "s1")],
                 **kw,  # type: ignore[arg-type]
             )
         )  # fmt: skip
@@ -100,7 +102,17 @@ def purchases() -> list[events_pb2.Event]:
         )
         e.occurred_at.FromSeconds(now - 7200)
         events.append(e)
+    for n in range(SHOPPERS):  # known customers who bought nothing yet: the experiment's subjects
+        e = events_pb2.Event(
+            event_id=f"visit-{n}", identifiers=[who(f"shopper-{n}")], channel=common_pb2.CHANNEL_WEB,
+            type=common_pb2.EVENT_TYPE_VISIT,
+        )  # fmt: skip
+        e.occurred_at.FromSeconds(now - 7200)
+        events.append(e)
     return events
+
+
+SHOPPERS = 24
 
 
 @pytest.fixture(scope="module")
@@ -407,3 +419,102 @@ def test_a_rule_changed_in_one_process_applies_in_another_within_a_second(
                 time.sleep(0.02)
     finally:
         other.stop(grace=1.0)
+
+
+def test_a_placement_plan_is_data_changed_through_the_api(
+    channel: grpc.Channel, rules: merchandising_pb2_grpc.MerchandisingServiceStub
+) -> None:
+    listed = {
+        p.placement: p
+        for p in rules.ListPlacements(A.ListPlacementsRequest(), metadata=md("merchandiser")).placements
+    }
+    home = listed["home"]
+    assert home.is_default and [(s.name, s.limit) for s in home.sources] == [
+        ("owned_complements", 3), ("looked_at", 8), ("personalised", 0), ("popular", 0), ("exploration", 2)
+    ]  # fmt: skip
+    assert {"home", "product", "cart", "checkout", "newsletter", "ads", "profile"} <= set(listed)
+    assert sum(category(i) == "case" for i in ask(channel)) == 2
+    plan = A.PlacementPlan(
+        placement="home",
+        sources=home.sources,
+        diversity=A.DiversitySpec(category_share=0.0, near_duplicates=0),
+    )
+    stored = rules.SetPlacement(A.SetPlacementRequest(plan=plan), metadata=md("merchandiser")).plan
+    assert not stored.is_default and stored.version == 1 and stored.updated_by == "merchandiser"
+    try:
+        assert sum(category(i) == "case" for i in ask(channel)) == 5  # no cap on the home page now
+        assert sum(category(i) == "case" for i in ask(channel, placement="newsletter")) == 2
+        bad = A.PlacementPlan(placement="home", sources=[A.CandidateSource(name="bestsellers")])
+        with pytest.raises(grpc.RpcError) as err:
+            rules.SetPlacement(A.SetPlacementRequest(plan=bad), metadata=md("merchandiser"))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details().startswith("plan.sources[0].name:")
+    finally:
+        reset = rules.ResetPlacement(
+            A.ResetPlacementRequest(placement="home"), metadata=md("merchandiser")
+        ).plan
+    assert reset.is_default and sum(category(i) == "case" for i in ask(channel)) == 2
+
+
+def test_a_variants_customers_get_the_variants_rules_and_the_report_splits_them(
+    channel: grpc.Channel, rules: merchandising_pb2_grpc.MerchandisingServiceStub
+) -> None:
+    baseline = ask(channel, "shopper-0")
+    assert baseline and baseline[0] != "audio-3"
+    rule = create(
+        rules, name="audio first", condition='item.id == "audio-3"', action=A.RULE_ACTION_PIN, position=1
+    )
+    spec = A.ExperimentSpec(
+        name="does a pinned headphone sell?", placement="home", enabled=True,
+        variants=[A.ExperimentVariant(name="pinned", share=0.5, rule_ids=[rule.rule_id])],
+    )  # fmt: skip
+    experiment = rules.CreateExperiment(
+        A.CreateExperimentRequest(spec=spec), metadata=md("merchandiser")
+    ).experiment
+    try:
+        stub = recommendation_pb2_grpc.RecommendationServiceStub(channel)
+        served: dict[str, recommendation_pb2.RecommendResponse] = {}
+        for n in range(SHOPPERS):
+            request = recommendation_pb2.RecommendRequest(
+                who=who(f"shopper-{n}"), channel=common_pb2.CHANNEL_WEB, k=8
+            )
+            served[f"shopper-{n}"] = first = stub.Recommend(request, metadata=md("web-shop"))
+            again = stub.Recommend(request, metadata=md("web-shop"))
+            assert [i.item_id for i in again.items] == [i.item_id for i in first.items]  # a stable assignment
+        pinned = {c for c, r in served.items() if r.items[0].item_id == "audio-3"}
+        control = set(served) - pinned
+        assert pinned and control, "a 50 % variant of 24 customers holds some of them, not all"
+        assert all([i.item_id for i in served[c].items] == baseline for c in control)
+        assert ask(channel, "", placement="home")[0] != "audio-3"  # an anonymous visitor is in no variant
+        # every pinned customer buys what was pinned for them; of the control, one buys
+        buyers = sorted(pinned) + sorted(control)[:1]
+        purchases = [
+            events_pb2.Event(
+                event_id=f"exp-buy-{c}", identifiers=[who(c)], channel=common_pb2.CHANNEL_WEB,
+                type=common_pb2.EVENT_TYPE_PURCHASE, item_id=served[c].items[0].item_id,
+                recommendation_id=served[c].recommendation_id,
+            )
+            for c in buyers
+        ]  # fmt: skip
+        events_pb2_grpc.EventServiceStub(channel).TrackBatch(
+            events_pb2.TrackBatchRequest(events=purchases), metadata=md("admin")
+        )
+        report = insights_pb2_grpc.InsightsServiceStub(channel).ChannelReport(
+            insights_pb2.ChannelReportRequest(), metadata=md("admin")
+        )
+        arm = f"variant:{experiment.experiment_id}/"
+        rows = {r.arm: r for r in report.rows if r.arm.startswith(arm)}
+        assert rows[arm + "pinned"].customers == len(pinned) and rows[arm + "control"].customers == len(
+            control
+        )
+        assert rows[arm + "pinned"].conversions == len(pinned) and rows[arm + "control"].conversions == 1
+        (u,) = [v for v in report.variant_uplift if v.experiment_id == experiment.experiment_id]
+        assert u.variant == "pinned" and u.channel == common_pb2.CHANNEL_WEB
+        assert u.variant_rate > u.control_rate and u.uplift > 0 and u.ci_low <= u.uplift <= u.ci_high
+    finally:
+        rules.SetExperimentEnabled(
+            A.SetExperimentEnabledRequest(experiment_id=experiment.experiment_id, enabled=False),
+            metadata=md("merchandiser"),
+        )
+    # stopped: the variant's rule is an ordinary rule again, in force for every customer (the roll-out)
+    assert len(control) >= 2 and all(ask(channel, c)[0] == "audio-3" for c in sorted(control)[1:])

@@ -155,14 +155,22 @@ _MERCHANDISING_DDL = (
     " rule_id TEXT NOT NULL, version BIGINT NOT NULL, change TEXT NOT NULL, spec TEXT NOT NULL,"
     " changed_by TEXT NOT NULL, changed_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (rule_id, version))",
     "CREATE INDEX IF NOT EXISTS merchandising_rule_history_at ON merchandising_rule_history (changed_at)",
+    # placement plans and experiments (kind "placement" / "experiment"), as JSON, with their history
+    "CREATE TABLE IF NOT EXISTS merchandising_configs ("
+    " kind TEXT NOT NULL, key TEXT NOT NULL, spec TEXT NOT NULL, version BIGINT NOT NULL,"
+    " updated_by TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (kind, key))",
+    "CREATE TABLE IF NOT EXISTS merchandising_config_history ("
+    " kind TEXT NOT NULL, key TEXT NOT NULL, version BIGINT NOT NULL, change TEXT NOT NULL,"
+    " spec TEXT NOT NULL, changed_by TEXT NOT NULL, changed_at DOUBLE PRECISION NOT NULL,"
+    " PRIMARY KEY (kind, key, version))",
     "INSERT INTO meta (key, value) VALUES ('merchandising_version', '0') ON CONFLICT (key) DO NOTHING",
 )
 
 
 def _m8_merchandising(db: sqlite_utils.Database) -> None:
-    """Merchandising rules and their history (issue 12), and the counter every serving process
-    follows. Idempotent (IF NOT EXISTS, ON CONFLICT DO NOTHING): safe whatever number it ends up with
-    when the branches of this round are merged."""
+    """Merchandising rules, placement plans and experiments, with their history (issue 12), and the
+    counter every serving process follows. Idempotent (IF NOT EXISTS, ON CONFLICT DO NOTHING): safe
+    whatever number it ends up with when the branches of this round are merged."""
     for statement in _MERCHANDISING_DDL:
         db.execute(statement)
 

@@ -1,0 +1,161 @@
+"""What merchandising rules and diversity cost a Recommend, in process (issue 12 target: ≤ 0.1 ms with
+five rules in force on a 20k-item catalogue).
+
+Two `Seenext` instances on one data folder: one with diversity off, one with the defaults (near
+duplicates capped). Rounds alternate: the five rules off, calls timed on the first instance ("before");
+the rules on, calls timed on the second ("after"); the cost is the difference of the medians, per
+round, and its median over the rounds. The five rules read the item only (exclude a category, boost a
+brand, bury the dearest, pin one item, reserve a fifth of the list for items on offer); a sixth rule
+that reads the request's context ("the brand of something they bought") is timed apart, because it is
+evaluated per candidate on every request.
+
+    .venv/bin/python -m bench.merchandising [--items 20000] [--customers 2000] [--calls 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bench.conditions import Conditions
+from bench.recommend_inprocess import cycle, known_customers, seed, settings_for, time_calls
+from bench.world import settings_for as world_settings
+from models.demo import generator
+from models.domain import Identifier
+from models.merchandising.rules import RuleSpec
+from models.service import Seenext
+from models.serving.recommender import RecommendQuery
+
+ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class MerchandisingFigures:
+    items: int
+    calls: int
+    before_p50_us: float  # no rules, diversity off
+    after_p50_us: float  # five item-only rules and the default diversity
+    cost_us: float  # median over rounds of (after p50 - before p50)
+    context_rule_cost_us: float  # a sixth rule that reads `context`, beyond the five
+    matches_seconds: float  # evaluating the five item-only conditions over the catalogue, once per version
+
+
+def five_rules(service: Seenext) -> list[RuleSpec]:
+    """Rules a merchandiser would write, sized to touch the catalogue: its commonest category and brand,
+    one item pinned, items on offer promoted."""
+    items = service.all_items()
+    category = Counter(i.category for i in items).most_common(1)[0][0]
+    brand = Counter(i.brand for i in items if i.brand).most_common(2)[-1][0]
+    return [
+        RuleSpec("no " + category, f'item.category == "{category}"', "exclude"),
+        RuleSpec("push " + brand, f'item.brand == "{brand}"', "boost", weight=3.0),
+        RuleSpec("dear last", "item.price > 500.0", "bury", weight=4.0),
+        RuleSpec("pin one", f'item.id == "{items[len(items) // 2].item_id}"', "pin", position=3),
+        RuleSpec("offers", "item.on_offer", "reserve", share=0.2),
+    ]
+
+
+CONTEXT_RULE = RuleSpec("their brands", "item.brand in context.owned_brands", "boost", weight=2.0)
+
+
+def measure(
+    data_dir: Path, customers: Sequence[str], k: int = 10, calls: int = 1_000
+) -> MerchandisingFigures:
+    plain = Seenext(world_settings(data_dir, diversity_near_duplicates=0, retrain_every_hours=0))
+    ruled = Seenext(world_settings(data_dir, retrain_every_hours=0))
+    try:
+        queries = cycle(
+            [
+                RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", c), placement="home", k=k)
+                for c in customers
+            ],
+            calls,
+        )
+        ids = [ruled.create_rule(spec, "bench").rule_id for spec in five_rules(ruled)]
+        extra = ruled.create_rule(replace(CONTEXT_RULE, enabled=False), "bench").rule_id
+        started = time.perf_counter()
+        ruled.reload_rules()
+        ruled.warm()  # computes the item-only matches of the five rules over the catalogue
+        matches_seconds = time.perf_counter() - started
+        before, after, costs, context_costs = [], [], [], []
+        for _ in range(ROUNDS):
+            for rule_id in ids:
+                plain.set_rule_enabled(rule_id, False, "bench")
+            plain.reload_rules()
+            b = statistics.median(time_calls(plain, queries, warmup=len(customers)))
+            for rule_id in ids:
+                ruled.set_rule_enabled(rule_id, True, "bench")
+            ruled.reload_rules()
+            ruled.warm()
+            a = statistics.median(time_calls(ruled, queries, warmup=len(customers)))
+            ruled.set_rule_enabled(extra, True, "bench")
+            ruled.reload_rules()
+            ruled.warm()
+            c = statistics.median(time_calls(ruled, queries, warmup=len(customers)))
+            ruled.set_rule_enabled(extra, False, "bench")
+            before.append(b)
+            after.append(a)
+            costs.append(a - b)
+            context_costs.append(c - a)
+        return MerchandisingFigures(
+            len(ruled.all_items()),
+            calls,
+            statistics.median(before),
+            statistics.median(after),
+            statistics.median(costs),
+            statistics.median(context_costs),
+            matches_seconds,
+        )
+    finally:
+        plain.close()
+        ruled.close()
+
+
+def lines(f: MerchandisingFigures) -> list[str]:
+    return [
+        f"Recommend (WEB home, known customers, {f.items:,} items), median of {f.calls:,} calls per round,"
+        f" {ROUNDS} rounds:",
+        f"  no rules, no diversity          p50 {f.before_p50_us:8.0f} us",
+        f"  five rules + default diversity  p50 {f.after_p50_us:8.0f} us",
+        f"  cost of rules and diversity     {f.cost_us / 1000:8.3f} ms  (target <= 0.1 ms)",
+        f"  a sixth rule reading context    {f.context_rule_cost_us / 1000:8.3f} ms more",
+        f"  item-only matches over the catalogue: {f.matches_seconds:.2f} s"
+        " (once per catalogue or rules version)",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--customers", type=int, default=2_000)
+    parser.add_argument("--days", type=int, default=120)
+    parser.add_argument("--calls", type=int, default=1_000)
+    parser.add_argument("--k", type=int, default=10)
+    args = parser.parse_args(argv)
+    conditions = Conditions.now()
+    with tempfile.TemporaryDirectory(prefix="seenext-merch-") as tmp:
+        data_dir = Path(tmp)
+        retailer = generator.generate(
+            generator.DemoConfig(customers=args.customers, items=args.items, days=args.days, seed=42)
+        )
+        with Seenext(settings_for(data_dir, 3, 48)) as service:
+            seed(service, retailer)
+            service.train()
+            customers = known_customers(service, retailer, 300)
+        figures = measure(data_dir, customers, args.k, args.calls)
+    conditions.finish()
+    for line in conditions.lines():
+        print(line)
+    print("\n".join(lines(figures)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
