@@ -11,7 +11,6 @@ order is kept unless a retailer asks for it (SEENEXT_DIVERSITY_CATEGORY_SHARE).
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,30 +45,53 @@ def diversify(
     if not policy.active or len(order) <= 1:
         return list(order)
     cap = policy.cap(k)
-    per_group: Counter[str] = Counter()
-    per_target: Counter[tuple[str, str]] = Counter()
+    near = policy.near_duplicates
+    keys, accessories = _keys(snapshot, policy.attribute)
+    if not cap and accessories.isdisjoint(order):
+        return list(order)  # only near duplicates are capped, and no accessory is in the list
+    per_group: dict[str, int] = {}
+    per_target: dict[tuple[str, str], int] = {}
     kept: list[str] = []
     later: list[str] = []
     for item_id in order:
-        item = snapshot.items.get(item_id)
-        if item is None:
-            kept.append(item_id)
-            continue
-        group = item.attributes.get(policy.attribute, "") if policy.attribute else item.category
-        targets = [(item.category, t) for t in item.accessory_for]
-        over = (
-            len(kept) < k
-            and item_id not in held
-            and (
-                (cap and group and per_group[group] >= cap)
-                or (policy.near_duplicates and any(per_target[t] >= policy.near_duplicates for t in targets))
-            )
-        )
-        if over:
-            later.append(item_id)
-            continue
+        group, targets = keys.get(item_id, _NONE)
+        if len(kept) < k and item_id not in held:
+            if cap and group and per_group.get(group, 0) >= cap:
+                later.append(item_id)
+                continue
+            if near and targets and any(per_target.get(t, 0) >= near for t in targets):
+                later.append(item_id)
+                continue
         kept.append(item_id)
-        per_group[group] += 1
+        per_group[group] = per_group.get(group, 0) + 1
         for t in targets:
-            per_target[t] += 1
+            per_target[t] = per_target.get(t, 0) + 1
     return kept + later
+
+
+_NONE: tuple[str, tuple[tuple[str, str], ...]] = ("", ())
+# per catalogue snapshot and attribute: item -> (its group, its (category, main item) pairs); a request
+# then reads one dict entry per item instead of the item's fields
+Keys = dict[str, tuple[str, tuple[tuple[str, str], ...]]]
+# by the snapshot object (held, so its id is not reused): two services in one process (tests, the
+# benchmark) have catalogues of the same version number
+_CACHE: dict[tuple[int, str], tuple[CatalogSnapshot, Keys, frozenset[str]]] = {}
+
+
+def _keys(snapshot: CatalogSnapshot, attribute: str) -> tuple[Keys, frozenset[str]]:
+    """(item -> (group, (category, main item) pairs), the ids of accessories), per catalogue version."""
+    key = (id(snapshot), attribute)
+    cached = _CACHE.get(key)
+    if cached is None or cached[0] is not snapshot:
+        found = {
+            i: (
+                it.attributes.get(attribute, "") if attribute else it.category,
+                tuple((it.category, t) for t in it.accessory_for),
+            )
+            for i, it in snapshot.items.items()
+        }
+        if len(_CACHE) > 4:  # the catalogue versions of this process: the newest few
+            _CACHE.clear()
+        accessories = frozenset(i for i, it in snapshot.items.items() if it.accessory_for)
+        cached = _CACHE[key] = (snapshot, found, accessories)
+    return cached[1], cached[2]

@@ -19,6 +19,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +112,7 @@ class ItemMatches:
     computed_at: float
     by_rule: Mapping[str, frozenset[str]]
     views: Mapping[str, dict[str, Any]]
+    ordered: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # by_rule's ids, sorted once
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,9 @@ class RulesInForce:
     plans: Mapping[str, PlacementPlan] = field(default_factory=dict)
     experiments: Mapping[str, Experiment] = field(default_factory=dict)  # placement -> its running one
     _matches: list[ItemMatches] = field(default_factory=list, compare=False)
+    _by_request: dict[tuple[str, str, frozenset[str]], tuple[CompiledRule, ...]] = field(
+        default_factory=dict, compare=False
+    )
     _lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
     def for_request(
@@ -130,16 +135,19 @@ class RulesInForce:
     ) -> tuple[CompiledRule, ...]:
         """The rules of a placement and channel; a rule of an experiment's variant only for that variant's
         customers (`variant_rules`)."""
-        held = self._experiment_rules
-        return tuple(
-            c
-            for c in self.rules
-            if c.spec.applies_to(placement, channel) and (c.rule_id not in held or c.rule_id in variant_rules)
-        )
-
-    @property
-    def _experiment_rules(self) -> frozenset[str]:
-        return frozenset(r for e in self.experiments.values() for r in e.rule_ids)
+        key = (placement, channel, variant_rules)
+        found = self._by_request.get(key)
+        if found is None:
+            held = frozenset(r for e in self.experiments.values() for r in e.rule_ids)
+            found = tuple(
+                c
+                for c in self.rules
+                if c.spec.applies_to(placement, channel)
+                and (c.rule_id not in held or c.rule_id in variant_rules)
+            )
+            if len(self._by_request) < 10_000:  # placements come from requests: a bounded cache
+                self._by_request[key] = found
+        return found
 
     def matches(self, snapshot: CatalogSnapshot, now: float | None = None) -> ItemMatches:
         """The item-only matches for this catalogue (computed on the first call for a new catalogue
@@ -176,7 +184,12 @@ def _compute(rules: RulesInForce, snapshot: CatalogSnapshot, now: float) -> Item
                 if c.condition.test(act):
                     found[c.rule_id].add(item_id)
     return ItemMatches(
-        snapshot.version, rules.version, now, {k: frozenset(v) for k, v in found.items()}, views
+        snapshot.version,
+        rules.version,
+        now,
+        {k: frozenset(v) for k, v in found.items()},
+        views,
+        {k: tuple(sorted(v)) for k, v in found.items()},
     )
 
 
@@ -191,12 +204,33 @@ class Request:
         self.context = context
         self._ctx_act: Any = None
         self._memo: dict[tuple[str, str], bool] = {}
+        self._sets = {
+            c.rule_id: matches.by_rule.get(c.rule_id, frozenset())
+            for c in rules
+            if not c.condition.uses_context
+        }
         self.filters = [c for c in rules if c.spec.action in r.FILTERS]
         self.reorders = [c for c in rules if c.spec.action not in r.FILTERS]
+        # item-only filters as sets: what a candidate is checked against while the ranking fills
+        excluded = [
+            self._sets[c.rule_id]
+            for c in self.filters
+            if c.spec.action == r.EXCLUDE and c.rule_id in self._sets
+        ]
+        self._excluded: AbstractSet[str] = (
+            excluded[0] if len(excluded) == 1 else frozenset().union(*excluded) if excluded else frozenset()
+        )
+        self._required = [
+            self._sets[c.rule_id]
+            for c in self.filters
+            if c.spec.action == r.INCLUDE_ONLY and c.rule_id in self._sets
+        ]
+        self._context_filters = [c for c in self.filters if c.rule_id not in self._sets]
 
     def match(self, rule: CompiledRule, item_id: str) -> bool:
-        if not rule.condition.uses_context:
-            return item_id in self.matches.by_rule.get(rule.rule_id, frozenset())
+        found = self._sets.get(rule.rule_id)
+        if found is not None:
+            return item_id in found
         key = (rule.rule_id, item_id)
         hit = self._memo.get(key)
         if hit is None:
@@ -206,14 +240,23 @@ class Request:
             else:
                 if self._ctx_act is None:
                     self._ctx_act = activation(context=dict(self.context))
-                self._ctx_act.add_variable("item", view)
+                fields = rule.condition.item_fields
+                # only the fields the condition reads: turning a whole item into CEL values costs ~0.2 ms
+                self._ctx_act.add_variable(
+                    "item", view if fields is None else {f: view[f] for f in fields if f in view}
+                )
                 hit = rule.condition.test(self._ctx_act)
             self._memo[key] = hit
         return hit
 
     def passes(self, item_id: str) -> bool:
         """The filters: every include-only rule matches, no exclude rule does."""
-        return all((c.spec.action == r.EXCLUDE) != self.match(c, item_id) for c in self.filters)
+        if item_id in self._excluded:
+            return False
+        for required in self._required:
+            if item_id not in required:
+                return False
+        return all((c.spec.action == r.EXCLUDE) != self.match(c, item_id) for c in self._context_filters)
 
     def arrange(
         self,
@@ -249,9 +292,7 @@ class Request:
         """Catalogue items matching an item-only rule that the pool lacks, in id order (stable)."""
         if rule.condition.uses_context:
             return ()
-        return (
-            i for i in sorted(self.matches.by_rule.get(rule.rule_id, ())) if i not in taken and eligible(i)
-        )
+        return (i for i in self.matches.ordered.get(rule.rule_id, ()) if i not in taken and eligible(i))
 
     def _reserve(
         self,
