@@ -32,6 +32,7 @@ class Condition:
     program: Any  # cel.Program
     uses_context: bool
     item_fields: frozenset[str] | None = None  # the `item.<field>`s it reads; None: it reads `item` whole
+    context_fields: frozenset[str] | None = None  # the same for `context`
 
     def test(self, activation: Any) -> bool:
         """Whether the condition holds; an evaluation error (a missing attribute, a type mismatch on this
@@ -64,14 +65,14 @@ def compile_condition(source: str, field: str) -> Condition:
             f"line {line}, column {column}: unknown variable {unknown[0]!r}; a condition reads "
             "`item` and `context` (docs/merchandising.md)",
         )
-    return Condition(source, program, "context" in names, _item_fields(source))
+    return Condition(source, program, "context" in names, _fields(source, "item"), _fields(source, "context"))
 
 
-def _item_fields(source: str) -> frozenset[str] | None:
-    """The fields of `item` an expression reads, when it reads it only as `item.<field>` (outside
-    string literals); None when it uses `item` otherwise (indexed, passed whole)."""
+def _fields(source: str, variable: str) -> frozenset[str] | None:
+    """The fields of `variable` an expression reads, when it reads it only as `variable.<field>`
+    (outside string literals); None when it uses it otherwise (indexed, passed whole)."""
     code = re.sub(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'', '""', source)
-    uses = list(re.finditer(r"(?<![\w.])item\b(\s*\.\s*([A-Za-z_]\w*))?", code))
+    uses = list(re.finditer(rf"(?<![\w.]){variable}\b(\s*\.\s*([A-Za-z_]\w*))?", code))
     if any(m.group(2) is None for m in uses):
         return None
     return frozenset(m.group(2) for m in uses)
