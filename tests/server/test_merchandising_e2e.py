@@ -22,10 +22,10 @@ from protos.seenext.v1 import (
     common_pb2,
     events_pb2,
     events_pb2_grpc,
-    merchandising_pb2,
-    merchandising_pb2_grpc,
     insights_pb2,
     insights_pb2_grpc,
+    merchandising_pb2,
+    merchandising_pb2_grpc,
     recommendation_pb2,
     recommendation_pb2_grpc,
 )
