@@ -113,6 +113,7 @@ class ItemMatches:
     by_rule: Mapping[str, frozenset[str]]
     views: Mapping[str, dict[str, Any]]
     ordered: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # by_rule's ids, sorted once
+    by_source: Mapping[str, frozenset[str]] = field(default_factory=dict)  # condition text -> matches
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class RulesInForce:
     plans: Mapping[str, PlacementPlan] = field(default_factory=dict)
     experiments: Mapping[str, Experiment] = field(default_factory=dict)  # placement -> its running one
     _matches: list[ItemMatches] = field(default_factory=list, compare=False)
+    _computing: list[bool] = field(default_factory=list, compare=False)  # a thread computes matches
     _by_request: dict[tuple[str, str, frozenset[str]], tuple[CompiledRule, ...]] = field(
         default_factory=dict, compare=False
     )
@@ -149,47 +151,91 @@ class RulesInForce:
                 self._by_request[key] = found
         return found
 
-    def matches(self, snapshot: CatalogSnapshot, now: float | None = None) -> ItemMatches:
-        """The item-only matches for this catalogue (computed on the first call for a new catalogue
-        version or after MATCHES_MAX_AGE; the reload thread calls it ahead of requests)."""
+    def matches(
+        self,
+        snapshot: CatalogSnapshot,
+        now: float | None = None,
+        wait: bool = False,
+        previous: RulesInForce | None = None,
+    ) -> ItemMatches:
+        """The item-only matches for this catalogue. Computed here the first time; after the catalogue
+        changed (or MATCHES_MAX_AGE passed) a request gets the previous ones while a thread computes the
+        new ones (seconds on 20k items: no request waits for them); `wait` computes them now (the
+        watcher thread, tests)."""
         now = time.time() if now is None else now
         cached = self._matches[0] if self._matches else None
-        if (
-            cached is not None
-            and cached.catalog_version == snapshot.version
-            and now - cached.computed_at < MATCHES_MAX_AGE
-        ):
+        if cached is not None and _fresh(cached, snapshot, now):
+            return cached
+        if cached is not None and not wait:
+            self._compute_later(snapshot, now)
             return cached
         with self._lock:
             cached = self._matches[0] if self._matches else None
-            if (
-                cached is not None
-                and cached.catalog_version == snapshot.version
-                and now - cached.computed_at < MATCHES_MAX_AGE
-            ):
+            if cached is not None and _fresh(cached, snapshot, now):
                 return cached
-            fresh = _compute(self, snapshot, now)
+            earlier = previous._matches[0] if previous is not None and previous._matches else None
+            fresh = _compute(
+                self,
+                snapshot,
+                now,
+                earlier if earlier is not None and _fresh(earlier, snapshot, now) else None,
+            )
             self._matches[:] = [fresh]
             return fresh
 
+    def _compute_later(self, snapshot: CatalogSnapshot, now: float) -> None:
+        if self._computing:
+            return
+        self._computing.append(True)
 
-def _compute(rules: RulesInForce, snapshot: CatalogSnapshot, now: float) -> ItemMatches:
-    views = {i: item_view(it, snapshot.first_seen.get(i), now) for i, it in snapshot.items.items()}
+        def run() -> None:
+            try:
+                self.matches(snapshot, now, wait=True)
+            finally:
+                self._computing.clear()
+
+        threading.Thread(target=run, name="merchandising-matches", daemon=True).start()
+
+
+def _fresh(cached: ItemMatches, snapshot: CatalogSnapshot, now: float) -> bool:
+    return cached.catalog_version == snapshot.version and now - cached.computed_at < MATCHES_MAX_AGE
+
+
+def _compute(
+    rules: RulesInForce, snapshot: CatalogSnapshot, now: float, earlier: ItemMatches | None = None
+) -> ItemMatches:
+    """Every item-only condition over the catalogue; those `earlier` evaluated (same catalogue, same
+    condition) are taken from it."""
     item_only = [c for c in rules.rules if not c.condition.uses_context]
-    found: dict[str, set[str]] = {c.rule_id: set() for c in item_only}
+    found: dict[str, set[str]] = {}
+    if earlier is not None:
+        views = earlier.views
+        for c in item_only:
+            same = earlier.by_source.get(c.condition.source)
+            if same is not None:
+                found[c.rule_id] = set(same)
+        item_only = [c for c in item_only if c.rule_id not in found]
+    else:
+        views = {i: item_view(it, snapshot.first_seen.get(i), now) for i, it in snapshot.items.items()}
+    found.update({c.rule_id: set() for c in item_only})
     if item_only:
         for item_id, view in views.items():
             act = activation(item=view)
             for c in item_only:
                 if c.condition.test(act):
                     found[c.rule_id].add(item_id)
+    by_rule = {k: frozenset(v) for k, v in found.items()}
+    sources = {c.condition.source: by_rule[c.rule_id] for c in rules.rules if c.rule_id in by_rule}
+    if earlier is not None:
+        sources = {**earlier.by_source, **sources}
     return ItemMatches(
         snapshot.version,
         rules.version,
-        now,
-        {k: frozenset(v) for k, v in found.items()},
+        earlier.computed_at if earlier is not None else now,
+        by_rule,
         views,
         {k: tuple(sorted(v)) for k, v in found.items()},
+        sources,
     )
 
 

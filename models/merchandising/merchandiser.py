@@ -62,6 +62,7 @@ class Merchandiser:
         now = time.time()
         stored = StoredRule(uuid.uuid4().hex[:16], spec.to_json(), 1, now, by, now)
         self._save(stored, "created")
+        self.reload()  # this process applies its own change at once (the caller waits for the matches)
         return _rule(stored)
 
     def update(self, rule_id: str, spec: RuleSpec, by: str) -> Rule:
@@ -72,6 +73,7 @@ class Merchandiser:
                 old, spec=spec.to_json(), version=old.version + 1, updated_by=by, updated_at=time.time()
             )
             self._save(stored, "updated")
+        self.reload()  # after the transaction: computing the matches must not hold the writer
         return _rule(stored)
 
     def set_enabled(self, rule_id: str, enabled: bool, by: str) -> Rule:
@@ -82,6 +84,7 @@ class Merchandiser:
                 old, spec=spec.to_json(), version=old.version + 1, updated_by=by, updated_at=time.time()
             )
             self._save(stored, "enabled" if enabled else "disabled")
+        self.reload()
         return _rule(stored)
 
     def delete(self, rule_id: str, by: str) -> int:
@@ -91,6 +94,7 @@ class Merchandiser:
                 old, version=old.version + 1, updated_by=by, updated_at=time.time(), deleted=True
             )
             self._save(stored, "deleted")
+        self.reload()
         return stored.version
 
     def _stored(self, rule_id: str) -> StoredRule:
@@ -104,7 +108,6 @@ class Merchandiser:
 
     def _save(self, stored: StoredRule, change: str) -> None:
         self.storage.save_merchandising_rule(stored, change)
-        self._in_force = None  # this process applies its own change at once
 
     # -- placement plans (point 3) and experiments (point 4) ----------------------------------------
 
@@ -132,7 +135,7 @@ class Merchandiser:
                 PLACEMENT, plan.placement, plan.to_json(), (old.version if old else 0) + 1, by, time.time()
             )
             self.storage.save_merchandising_config(stored, "set")
-        self._in_force = None
+        self.reload()
         return Placement(plan, False, stored.version, by, stored.updated_at)
 
     def reset_placement(self, placement: str, by: str) -> Placement:
@@ -147,7 +150,7 @@ class Merchandiser:
             self.storage.save_merchandising_config(
                 StoredConfig(PLACEMENT, placement, "", old.version + 1, by, time.time()), "reset"
             )
-        self._in_force = None
+        self.reload()
         return Placement(default_plan(placement), True)
 
     def create_experiment(self, spec: ExperimentSpec, by: str) -> Experiment:
@@ -163,7 +166,7 @@ class Merchandiser:
                 raise InvalidArgument("spec", f"at most {MAX_EXPERIMENTS} experiments")
             stored = StoredConfig(EXPERIMENT, uuid.uuid4().hex[:16], spec.to_json(), 1, by, time.time())
             self.storage.save_merchandising_config(stored, "created")
-        self._in_force = None
+        self.reload()
         return _experiment(stored)
 
     def set_experiment_enabled(self, experiment_id: str, enabled: bool, by: str) -> Experiment:
@@ -180,7 +183,7 @@ class Merchandiser:
                 raise FailedPrecondition(f"{spec.placement!r} already runs another experiment; stop it first")
             stored = StoredConfig(EXPERIMENT, experiment_id, spec.to_json(), old.version + 1, by, time.time())
             self.storage.save_merchandising_config(stored, "started" if enabled else "stopped")
-        self._in_force = None
+        self.reload()
         return _experiment(stored)
 
     def experiments(self) -> list[Experiment]:
@@ -232,13 +235,16 @@ class Merchandiser:
             version = self.storage.merchandising_version()
             current = self._in_force
             if current is None or current.version != version:
-                current = compile_rules(
+                fresh = compile_rules(
                     version,
                     self.storage.merchandising_rules(),
                     self.storage.merchandising_configs(PLACEMENT),
                     self.storage.merchandising_configs(EXPERIMENT),
                 )
-                self._in_force = current
+                # the item-only matches before the rules are published, so no request waits for them;
+                # a rule unchanged since the last version keeps its matches (no CEL work)
+                fresh.matches(self.catalog.snapshot(), wait=True, previous=current)
+                self._in_force = current = fresh
             self._checked_at = time.monotonic()
             return current
 
@@ -258,7 +264,7 @@ class Merchandiser:
         def run() -> None:
             while not stop.wait(self.refresh_seconds):
                 try:
-                    self.reload().matches(self.catalog.snapshot())
+                    self.reload().matches(self.catalog.snapshot(), wait=True)
                 except Exception:  # serving keeps the rules it has; the next period tries again
                     log.exception("could not reload the merchandising rules")
 
