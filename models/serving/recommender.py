@@ -357,6 +357,16 @@ class Recommender:
             )
         )
         base = channel_rules.base_filter(snapshot, {item_id})
+        # the merchandising filters of product pages that read the item alone (no request context here)
+        in_force = self.rules() if self.rules is not None else None
+        if in_force is not None:
+            filters = [
+                c
+                for c in in_force.for_request("product", channel)
+                if c.spec.action in ("include_only", "exclude") and not c.condition.uses_context
+            ]
+            if filters:
+                passes = _both(passes, merchandising.Request(filters, in_force.matches(snapshot), {}).passes)
 
         def allowed(i: str) -> bool:
             return base(i) and passes(i)

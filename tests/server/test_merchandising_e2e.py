@@ -259,6 +259,14 @@ def test_an_exclusion_never_leaks_in_any_channel(
         metadata=md("admin"),
     )
     assert all(category(i.item_id) != "case" for r in batch for i in r.items)
+    for ch in ("", "WEB"):  # SimilarItems (product pages) too: no model here, the same category by popularity
+        similar = stub.SimilarItems(
+            recommendation_pb2.SimilarItemsRequest(
+                item_id="case-1", k=10, channel=common_pb2.Channel.Value(f"CHANNEL_{ch or 'UNSPECIFIED'}")
+            ),
+            metadata=md("web-shop"),
+        )
+        assert [i.item_id for i in similar.items if category(i.item_id) == "case"] == []
 
 
 def test_a_slot_reservation_fills_its_share(
