@@ -255,7 +255,14 @@ class Merchandiser:
         kept = tuple(c for c in base.rules if c.rule_id != rule_id)
         without = RulesInForce(base.version, kept, base.plans, base.experiments)
         rule = CompiledRule(rule_id or "preview", dataclasses.replace(spec, enabled=True), condition, 1 << 30)
-        return without, RulesInForce(base.version, (*kept, rule), base.plans, base.experiments)
+        with_rule = RulesInForce(base.version, (*kept, rule), base.plans, base.experiments)
+        snapshot = self.catalog.snapshot()
+        for rules in (
+            without,
+            with_rule,
+        ):  # the rules in force keep their matches: only the new one is evaluated
+            rules.matches(snapshot, wait=True, previous=base)
+        return without, with_rule
 
     def watch(self, stop: threading.Event) -> threading.Thread:
         """Polls the counter every `refresh_seconds` until `stop`, and warms the item-only matches of a
