@@ -217,7 +217,7 @@ class MerchandisingServicer(merchandising_pb2_grpc.MerchandisingServiceServicer)
     ) -> merchandising_pb2.PreviewRuleResponse:
         which = request.WhichOneof("rule")
         if which is None:
-            raise InvalidArgument("rule_id", "is required (a stored rule), or give spec (a rule not stored yet)")
+            raise InvalidArgument("rule_id", "is required (a stored rule), or give spec (a new rule)")
         query = convert.recommend_query(request.request)
         if which == "spec":
             without, with_rule = self.service.preview_rule(query, spec=spec(request.spec))
