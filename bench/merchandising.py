@@ -42,7 +42,7 @@ class MerchandisingFigures:
     after_p50_us: float  # five item-only rules and the default diversity
     cost_us: float  # median of (after - before), paired per query
     context_rule_cost_us: float  # a sixth rule that reads `context`, beyond the five
-    matches_seconds: float  # evaluating the five item-only conditions over the catalogue, once per version
+    matches_seconds: float  # creating the five rules: each evaluates its condition over the catalogue
 
 
 def five_rules(service: Seenext) -> list[RuleSpec]:
@@ -81,14 +81,15 @@ def measure(
     try:
         for rule in context.merchandising_rules():  # a reused folder: start from no rules
             context.delete_rule(rule.rule_id, "bench")
-        ids = [context.create_rule(spec, "bench").rule_id for spec in five_rules(context)]
+        specs = five_rules(context)
+        started = time.perf_counter()
+        # each change computes the new rules' item-only matches over the catalogue before it returns
+        ids = [context.create_rule(spec, "bench").rule_id for spec in specs]
+        matches_seconds = time.perf_counter() - started
         extra = context.create_rule(CONTEXT_RULE, "bench").rule_id
         context.reload_rules()
         ruled.set_rule_enabled(extra, False, "bench")  # ruled: the five
         ruled.reload_rules()
-        started = time.perf_counter()
-        ruled.warm()  # computes the item-only matches of the five rules over the catalogue
-        matches_seconds = time.perf_counter() - started
         for rule_id in ids:
             plain.set_rule_enabled(rule_id, False, "bench")  # plain: none
         plain.reload_rules()
@@ -132,8 +133,8 @@ def lines(f: MerchandisingFigures) -> list[str]:
         f"  cost of rules and diversity     {f.cost_us / 1000:8.3f} ms  (median of paired differences;"
         " target <= 0.1 ms)",
         f"  a sixth rule reading context    {f.context_rule_cost_us / 1000:8.3f} ms more",
-        f"  item-only matches over the catalogue: {f.matches_seconds:.2f} s"
-        " (once per catalogue or rules version)",
+        f"  creating the five rules (each evaluates its condition over the catalogue):"
+        f" {f.matches_seconds:.2f} s",
     ]
 
 

@@ -218,10 +218,16 @@ def _compute(
     else:
         views = {i: item_view(it, snapshot.first_seen.get(i), now) for i, it in snapshot.items.items()}
     found.update({c.rule_id: set() for c in item_only})
-    if item_only:
+    # A condition that names its fields is evaluated over those fields only: converting a whole item
+    # into CEL values is what costs (~100 µs; two fields: a few µs), so 20k items take ~0.2 s, not 2 s.
+    whole = [c for c in item_only if c.condition.item_fields is None]
+    for c in item_only:
+        if c.condition.item_fields is not None:
+            found[c.rule_id] = _matching(c, views, c.condition.item_fields)
+    if whole:
         for item_id, view in views.items():
             act = activation(item=view)
-            for c in item_only:
+            for c in whole:
                 if c.condition.test(act):
                     found[c.rule_id].add(item_id)
     by_rule = {k: frozenset(v) for k, v in found.items()}
@@ -237,6 +243,16 @@ def _compute(
         {k: tuple(sorted(v)) for k, v in found.items()},
         sources,
     )
+
+
+def _matching(rule: CompiledRule, views: Mapping[str, dict[str, Any]], fields: frozenset[str]) -> set[str]:
+    """The items whose named fields satisfy the rule's condition."""
+    test = rule.condition.test
+    return {
+        item_id
+        for item_id, view in views.items()
+        if test(activation(item={f: view[f] for f in fields if f in view}))
+    }
 
 
 class Request:
@@ -330,9 +346,14 @@ class Request:
             score = {i: 1.0 / (1 + n) for n, i in enumerate(order)}
             for c in boosts:
                 factor = c.spec.weight if c.spec.action == r.BOOST else 1.0 / c.spec.weight
-                for i in order:
-                    if self.match(c, i):
-                        score[i] *= factor
+                found = self._sets.get(c.rule_id)
+                hits = (
+                    [i for i in order if i in found]
+                    if found is not None
+                    else [i for i in order if self.match(c, i)]
+                )
+                for i in hits:
+                    score[i] *= factor
             order.sort(key=lambda i: -score[i])
         order = diversify(order, k, snapshot, diversity)
         chosen = order[:k]
