@@ -8,6 +8,11 @@ test switches its rules off again (deletes them) so the next one starts from the
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +20,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from models.service import Seenext
 from models.settings import Settings
 from protos.seenext.v1 import (
     catalog_pb2,
@@ -29,6 +35,7 @@ from protos.seenext.v1 import (
     recommendation_pb2,
     recommendation_pb2_grpc,
 )
+from server import convert
 from server.app import Running, create_server
 from tests.conftest import tiny_settings
 
@@ -526,3 +533,66 @@ def test_a_variants_customers_get_the_variants_rules_and_the_report_splits_them(
         )
     # stopped: the variant's rule is an ordinary rule again, in force for every customer (the roll-out)
     assert len(control) >= 2 and all(ask(channel, c)[0] == "audio-3" for c in sorted(control)[1:])
+
+
+def serve(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
+    """`seenext serve` in a process of its own on `data_dir` (keys off: this test is about processes)."""
+    env = dict(
+        os.environ, SEENEXT_DATA_DIR=str(data_dir), SEENEXT_PORT="0", SEENEXT_DEMO="0", SEENEXT_AUTH="0"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = re.search(r"serving on [\d.]+:(\d+)", proc.stdout.readline())
+        if found:
+            return proc, int(found.group(1))
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+    proc.kill()
+    raise TimeoutError("server did not start")
+
+
+def test_two_server_processes_apply_a_rule_within_a_second(tmp_path: Path) -> None:
+    """Two `seenext serve` processes on one SQLite file: a rule created through one is in force in the
+    other within a second (its watcher polls the rules counter every 0.4 s)."""
+    with Seenext(tiny_settings(tmp_path)) as seeded:  # the shop, stored before the servers start
+        seeded.upsert_items([convert.item(i) for i in shop()])
+        assert not seeded.track_batch([convert.event(e) for e in purchases()]).rejected
+    first, first_port = serve(tmp_path)
+    second, second_port = serve(tmp_path)
+    try:
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{first_port}") as one,
+            grpc.insecure_channel(f"127.0.0.1:{second_port}") as two,
+        ):
+            web = recommendation_pb2.RecommendRequest(channel=common_pb2.CHANNEL_WEB, k=8)
+            recommend = recommendation_pb2_grpc.RecommendationServiceStub(two).Recommend
+            assert "case-1" in [i.item_id for i in recommend(web, timeout=10).items]
+            spec = A.RuleSpec(
+                name="no case 1", condition='item.id == "case-1"', action=A.RULE_ACTION_EXCLUDE, enabled=True
+            )
+            merchandising_pb2_grpc.MerchandisingServiceStub(one).CreateRule(
+                A.CreateRuleRequest(spec=spec), timeout=10
+            )
+            created = time.monotonic()
+            while "case-1" in [i.item_id for i in recommend(web, timeout=10).items]:
+                assert time.monotonic() - created < 1.0, (
+                    "the other process did not apply the rule within a second"
+                )
+                time.sleep(0.02)
+    finally:
+        for proc in (first, second):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (first, second):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
