@@ -122,14 +122,14 @@ def _fresh_store(work_dir: Path, name: str, database_url: str) -> Iterator[tuple
         yield folder, ""
         return
     import psycopg  # only on PostgreSQL (the backend's own dependency)
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    from psycopg.conninfo import make_conninfo
 
     database = f"seenext_bench_{name}_{os.getpid()}"
     with psycopg.connect(database_url, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{database}"')
         admin.execute(f'CREATE DATABASE "{database}"')
     try:
-        yield folder, make_conninfo(**{**conninfo_to_dict(database_url), "dbname": database})
+        yield folder, make_conninfo(database_url, dbname=database)
     finally:
         with psycopg.connect(database_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -46,6 +46,7 @@ SCOPES: dict[str, str] = {
     "reminders": "InsightsService: DueReminders (the e-mail system's reminder campaigns)",
     "status": "ModelService: GetModelStatus, ListModels",
     "train": "ModelService: Train, RollbackModel",
+    "merchandising": "MerchandisingService: business rules (create, change, list, history, preview)",
 }
 # Scopes that already show a customer's identifiers (GetProfile, Export): a key holding one may see them
 # in Identify's reply too and link any customer (the call centre checks who is on the line, the CRM and
@@ -64,6 +65,7 @@ _SERVICE_SCOPES = {
     "seenext.v1.PrivacyService": "consent",
     "seenext.v1.InsightsService": "insights",
     "seenext.v1.ModelService": "status",
+    "seenext.v1.MerchandisingService": "merchandising",
 }
 _METHOD_SCOPES = {
     "/seenext.v1.RecommendationService/RecommendBatch": "batch",
@@ -90,6 +92,7 @@ DEV_CALLERS = {
     "pos": ["track", "recommend", "identify"],
     "callcentre": ["profile", "identify", "consent"],
     "marketing": ["insights", "status"],
+    "merchandiser": ["merchandising"],
     "admin": ["*"],
 }
 
