@@ -273,15 +273,15 @@ def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> int:
     from models.settings import ClientSettings
     from server.dashboard.figures import Api
     from server.dashboard.httpd import serve_dashboard
+    from server.dashboard.rules import rules_over_rpc
 
     host = args.listen or settings.dashboard_host
     port = settings.dashboard_port if args.web_port is None else args.web_port
     target = args.target or settings.dashboard_target or _grpc_target(settings)
     try:
         api = Api(target, ClientSettings.from_env().tls_ca_file)
-        # The rules section shows "No rules" until the merchandising contract exists; then:
-        # serve_dashboard(host, port, api, rules_over_rpc(api.channel)) (server/dashboard/rules.py).
-        server, _ = serve_dashboard(host, port, api)
+        # the rules in force and their history, read with the visitor's key (server/dashboard/rules.py)
+        server, _ = serve_dashboard(host, port, api, rules_over_rpc(api.channel))
     except (ValueError, OSError) as exc:
         raise SystemExit(f"seenext: cannot start the dashboard: {exc}") from None
     stop = threading.Event()
