@@ -143,7 +143,7 @@ class Seenext:
             self._states,
             settings.feed_poll_seconds,
             settings.feed_retention_seconds,
-            on_forget=self._registry.check_soon,
+            on_forget=self._forget_in_memory,
         )
         self._merchandiser = Merchandiser(self._storage, self._catalog, settings.rules_refresh_seconds)
         diversity = DiversityPolicy(
@@ -204,6 +204,14 @@ class Seenext:
         self.warm()
         if self.settings.retrain_every_hours > 0:
             self._schedule = self.retrain_schedule().start()
+
+    def _forget_in_memory(self, subjects: set[str]) -> None:
+        """A Forget on another replica: the serving model drops those vectors now, and the watch looks
+        for the rewritten version at once (models/serving/registry.py)."""
+        model = self._registry.current
+        if model is not None:
+            model.forget(subjects)
+        self._registry.check_soon()
 
     def follow_changes(self) -> None:
         """Catches up with the change feed now, then follows it in the background: customer states are
