@@ -223,7 +223,9 @@ def measure(
         data = work / "fleet-qps"
         data.mkdir(parents=True, exist_ok=True)
         _step(f"world: {items:,} items, {customers:,} customers, into PostgreSQL")
-        retailer = generator.generate(generator.DemoConfig(customers=customers, items=items, days=400, seed=42))
+        retailer = generator.generate(
+            generator.DemoConfig(customers=customers, items=items, days=400, seed=42)
+        )
         overrides: dict[str, object] = {"database_url": url}
         if epochs:
             overrides["epochs"] = epochs
@@ -262,17 +264,18 @@ def lines(f: FleetQpsFigures) -> list[str]:
     out = [
         f"cores: {os.cpu_count()}; load average before {load[0]}, after {load[1]}",
         f"world: {f.items:,} items, {f.customers:,} demo customers, {f.events:,} events in PostgreSQL 15",
-        f"load: Recommend k=10 for known customers, closed loop, {f.concurrency} in flight from two generator "
-        f"processes; {f.warmup:g} s warm-up, {f.duration:g} s measured per arm; arms alternate",
+        f"load: Recommend k=10 for known customers, closed loop, {f.concurrency} in flight from two "
+        f"generator processes; {f.warmup:g} s warm-up, {f.duration:g} s measured per arm; arms alternate",
         "",
-        "arm          QPS   CPU s A (util)  CPU s B (util)  PG CPU s  client cores  QPS per server CPU-s  errors",
+        "arm          QPS   CPU s A (util)  CPU s B (util)  PG CPU s  client cores  QPS/server CPU-s  errors",
     ]
     for a in f.arms:
         util = [f"{c:5.2f} ({c / a.duration:4.0%})" for c in a.replica_cpu]
         idle = " idle" if a.replicas == 1 else "     "
         out.append(
             f"{'one replica' if a.replicas == 1 else 'two replicas':<12} {a.qps:5,.0f}   {util[0]}   "
-            f"{util[1]}{idle} {a.postgres_cpu:6.2f}   {a.client_cpu:10.2f}   {a.qps_per_cpu:18,.0f}  {a.errors:6d}"
+            f"{util[1]}{idle} {a.postgres_cpu:6.2f}   {a.client_cpu:10.2f}   {a.qps_per_cpu:14,.0f}  "
+            f"{a.errors:6d}"
         )
     one, two = f.of(1), f.of(2)
     ratio = f.ratio
