@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.conditions import Conditions
+from bench.fleet_qps import TARGET as FLEET_TARGET
+from bench.fleet_qps import FleetQpsFigures
+from bench.fleet_qps import lines as fleet_qps_lines
 from bench.memory import MemoryFigures
 from bench.merchandising import MerchandisingFigures
 from bench.merchandising import lines as merchandising_lines
@@ -58,6 +61,7 @@ class Results:
     track: TrackFigures | None = None
     memory: MemoryFigures | None = None
     merchandising: MerchandisingFigures | None = None
+    fleet_qps: FleetQpsFigures | None = None
     k: int = 10
     duration: float = 0.0
     warmup: float = 0.0
@@ -117,6 +121,16 @@ def targets(r: Results) -> list[Target]:
                 0.1,
                 True,
                 " ms",
+            )
+        )
+    if r.fleet_qps and r.fleet_qps.arms:
+        out.append(
+            Target(
+                "two replicas on one PostgreSQL: Recommend QPS per server CPU-second / one replica's",
+                r.fleet_qps.ratio,
+                FLEET_TARGET,
+                False,
+                "x",
             )
         )
     return out
@@ -271,6 +285,15 @@ def markdown(r: Results) -> str:
             "",
             "```",
             *merchandising_lines(r.merchandising),
+            "```",
+            "",
+        ]
+    if r.fleet_qps:
+        lines += [
+            "## Two replicas on one PostgreSQL (bench/fleet_qps.py)",
+            "",
+            "```",
+            *fleet_qps_lines(r.fleet_qps),
             "```",
             "",
         ]

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench import memory, merchandising, recommend, report, retrain, track, world
+from bench import fleet_qps, memory, merchandising, recommend, report, retrain, track, world
 from bench.conditions import Conditions
 from models.service import Seenext
 
@@ -37,6 +37,8 @@ class Scale:
     track_events: int = 200_000
     track_batch: int = 1_000
     memory_customers: int = 1_000_000
+    fleet_customers: int = 5_000  # the PostgreSQL world of the two-replica measurement (same items)
+    fleet_rounds: int = 3  # one replica, two replicas, alternately, this many times
     epochs: int | None = None  # None: the product default (Settings.epochs)
 
 
@@ -52,6 +54,8 @@ TOY = Scale(
     merchandising_calls=100,
     track_events=3_000,
     memory_customers=20_000,
+    fleet_customers=150,
+    fleet_rounds=1,
     epochs=2,
 )
 
@@ -106,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-STEPS = ("retrain", "latency", "throughput", "merchandising", "track", "memory")
+STEPS = ("retrain", "latency", "throughput", "merchandising", "track", "memory", "fleet_qps")
 
 
 def run_all(
@@ -169,6 +173,18 @@ def run_all(
     if "memory" in steps:
         step(f"serving memory with {scale.memory_customers:,} customers")
         results.memory = memory.measure(data, customers, scale.memory_customers, scale.k)
+    if "fleet_qps" in steps:
+        step("Recommend CPU per call: one and two replicas on one PostgreSQL")
+        results.fleet_qps = fleet_qps.measure(
+            work,
+            items=scale.items,
+            customers=scale.fleet_customers,
+            sample=scale.sample,
+            duration=scale.duration,
+            warmup=scale.warmup,
+            rounds=scale.fleet_rounds,
+            epochs=scale.epochs,
+        )
     results.conditions.finish()
     results.seconds = time.perf_counter() - t0
     step("done")

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import memory, recommend, report, retrain, track, world
+from bench import fleet_qps, memory, recommend, report, retrain, track, world
 from bench.conditions import Conditions
 from bench.load import LoadResult
 from models.service import Seenext
+from tests.postgres import Cluster
 
 
 def _finite_positive(*values: float) -> bool:
@@ -126,3 +127,18 @@ def test_report_has_every_target(toy_world: tuple[Path, world.WorldFigures, retr
     assert "full retrain / bare LightFM.fit" in text and "## Conditions" in text
     [line] = [t.line() for t in report.targets(results)]
     assert line.startswith(("PASS", "MISS"))
+
+
+def test_two_replicas_on_one_postgres(tmp_path: Path, postgres_cluster: Cluster) -> None:
+    f = fleet_qps.measure(
+        tmp_path, items=200, customers=60, sample=20, duration=0.4, warmup=0.1, rounds=1, epochs=1,
+        cluster=postgres_cluster,
+    )  # fmt: skip
+    assert [a.replicas for a in f.arms] == [1, 2] and f.items == 200 and f.events > 0
+    for arm in f.arms:
+        assert arm.errors == 0 and len(arm.replica_cpu) == 2
+        assert _finite_positive(arm.qps, arm.serving_cpu, arm.qps_per_cpu, arm.postgres_cpu)
+    assert f.of(2)[0].replica_cpu[1] > 0  # B served in arm two
+    assert math.isfinite(f.ratio) and f.ratio > 0
+    text = "\n".join(fleet_qps.lines(f))
+    assert "QPS per server CPU-second" in text and text.splitlines()[-1].startswith(("PASS", "MISS"))
