@@ -78,8 +78,8 @@ class EventStore:
         with self.storage.transaction():
             existing = self.storage.stored_event_ids([ev.event_id for ev, _ in valid])
             seen: set[str] = set()
-            resolver = self.graph.resolver(now)
-            resolver.prefetch(n for ev, nodes in valid if ev.event_id not in existing for n in nodes)
+            resolver = self.graph.resolver(now, deferred=True)  # its writes: a few statements, below
+            resolver.prefetch(nodes for ev, nodes in valid if ev.event_id not in existing)
             for ev, nodes in valid:
                 if ev.event_id in existing or ev.event_id in seen:
                     duplicates += 1
@@ -93,6 +93,7 @@ class EventStore:
                     owner = resolver.find(r.customer_id)
                     if owner != r.customer_id:
                         rows[i] = dataclasses.replace(r, customer_id=owner)
+            resolver.flush()
             self.storage.insert_events(rows)
         return BatchResult(accepted=len(rows), duplicates=duplicates, rejected=rejected)
 
