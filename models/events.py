@@ -84,7 +84,7 @@ class EventStore:
             seen: set[str] = set()
             resolver = self.graph.resolver(now, deferred=True)  # its writes: a few statements, below
             resolver.prefetch(nodes for ev, nodes in valid if ev.event_id not in existing)
-            resolve = resolver.resolve
+            customer = resolver.customer
             for ev, nodes in valid:
                 event_id = ev.event_id
                 if event_id in existing or event_id in seen:
@@ -95,7 +95,7 @@ class EventStore:
                 rows.append(
                     EventRow(
                         event_id,
-                        resolve(nodes).customer_id,
+                        customer(nodes),
                         ev.channel,
                         ev.type,
                         ev.item_id,

@@ -306,7 +306,7 @@ class Resolver:
         simply one known customer (and the accounts its CUSTOMER_IDs name). Anything not read here is
         read when needed, so this changes how many statements run, never an answer."""
         self.flush()
-        sets = [tuple(nodes) for nodes in sets]
+        sets = list(dict.fromkeys(tuple(nodes) for nodes in sets))  # a customer's events repeat their set
         rows = self._rows
         wanted = list(dict.fromkeys(k for nodes in sets for n in nodes if (k := (n.kind, n.key)) not in rows))
         for k in wanted:
@@ -381,6 +381,14 @@ class Resolver:
         if not self.deferred:
             self.flush()
         return res
+
+    def customer(self, nodes: tuple[Node, ...]) -> str:
+        """`resolve(nodes).customer_id`, without making a Resolution for a set this transaction has
+        resolved already (most of a batch: a customer's events carry the same identifiers)."""
+        cached = self._sets.get(nodes)
+        if cached is not None:
+            return self.find(cached)
+        return self.resolve(nodes).customer_id
 
     def _resolve(self, nodes: Sequence[Node]) -> Resolution:
         if not isinstance(nodes, tuple):
