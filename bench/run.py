@@ -130,17 +130,19 @@ def run_all(
 
     data = work / "world"
     overrides = {"epochs": scale.epochs} if scale.epochs else {}
-    if not (data / "seenext.db").exists():
-        step(f"world: demo retailer with {scale.items:,} items and {scale.customers:,} customers")
-        results.world = world.build(data, scale.items, scale.customers)
-    if "retrain" in steps or not (data / "models" / "CURRENT").exists():
-        step("retrain on the world's item events, and a bare fit")
-        results.retrain = retrain.measure(data, **overrides)
-    service = Seenext(world.settings_for(data))
-    try:
-        customers = world.known_customers(service, scale.sample)
-    finally:
-        service.close()
+    customers: list[str] = []
+    if set(steps) - {"track", "track-postgres"}:  # the TrackBatch steps make their own fresh stores
+        if not (data / "seenext.db").exists():
+            step(f"world: demo retailer with {scale.items:,} items and {scale.customers:,} customers")
+            results.world = world.build(data, scale.items, scale.customers)
+        if "retrain" in steps or not (data / "models" / "CURRENT").exists():
+            step("retrain on the world's item events, and a bare fit")
+            results.retrain = retrain.measure(data, **overrides)
+        service = Seenext(world.settings_for(data))
+        try:
+            customers = world.known_customers(service, scale.sample)
+        finally:
+            service.close()
     if "latency" in steps:
         step(f"Recommend and the no-op at concurrency 1 and {scale.concurrency_high}")
         results.latency, results.personalised_share = recommend.latency_runs(
