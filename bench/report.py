@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from bench.conditions import Conditions
 from bench.memory import MemoryFigures
+from bench.merchandising import MerchandisingFigures
+from bench.merchandising import lines as merchandising_lines
 from bench.recommend import Run
 from bench.retrain import RetrainFigures
 from bench.track import TrackFigures
@@ -56,6 +58,7 @@ class Results:
     track: TrackFigures | None = None
     track_postgres: TrackFigures | None = None  # the same measurement on a throwaway PostgreSQL
     memory: MemoryFigures | None = None
+    merchandising: MerchandisingFigures | None = None
     k: int = 10
     duration: float = 0.0
     warmup: float = 0.0
@@ -108,6 +111,16 @@ def targets(r: Results) -> list[Target]:
         out.append(Target("full retrain / bare LightFM.fit", r.retrain.ratio, 1.5, True, "x"))
     if r.memory:
         out.append(Target("serving peak RSS per 1M customers", r.memory.gb_per_million, 0.5, True, " GB"))
+    if r.merchandising:
+        out.append(
+            Target(
+                "rules and diversity per Recommend, five rules",
+                r.merchandising.cost_us / 1000,
+                0.1,
+                True,
+                " ms",
+            )
+        )
     return out
 
 
@@ -286,6 +299,15 @@ def markdown(r: Results) -> str:
                 ),
                 "",
             ]
+    if r.merchandising:
+        lines += [
+            "## Merchandising rules and diversity, in process (bench/merchandising.py)",
+            "",
+            "```",
+            *merchandising_lines(r.merchandising),
+            "```",
+            "",
+        ]
     for t in (r.track, r.track_postgres):
         if t:
             lines += _track_section(t)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench import memory, recommend, report, retrain, track, world
+from bench import memory, merchandising, recommend, report, retrain, track, world
 from bench.conditions import Conditions
 from models.service import Seenext
 
@@ -33,6 +33,7 @@ class Scale:
     concurrency_high: int = 8
     throughput_concurrency: int = 16
     open_rate: float = 1000.0
+    merchandising_calls: int = 1_000  # Recommend calls timed per configuration and round
     track_events: int = 200_000
     track_batch: int = 1_000
     memory_customers: int = 1_000_000
@@ -48,6 +49,7 @@ TOY = Scale(
     concurrency_high=2,
     throughput_concurrency=4,
     open_rate=100.0,
+    merchandising_calls=100,
     track_events=3_000,
     memory_customers=20_000,
     epochs=2,
@@ -105,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-STEPS = ("retrain", "latency", "throughput", "track", "track-postgres", "memory")
+STEPS = ("retrain", "latency", "throughput", "merchandising", "track", "track-postgres", "memory")
 
 
 def run_all(
@@ -158,6 +160,11 @@ def run_all(
             scale.warmup,
             concurrency=scale.throughput_concurrency,
             rate=scale.open_rate,
+        )
+    if "merchandising" in steps:
+        step("rules and diversity in process: five rules, before and after")
+        results.merchandising = merchandising.measure(
+            data, customers[:300], scale.k, scale.merchandising_calls
         )
     if "track" in steps:
         step(f"TrackBatch of {scale.track_events:,} events ({'PostgreSQL' if database_url else 'SQLite'})")

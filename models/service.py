@@ -35,6 +35,11 @@ from models.identity.graph import IdentifyResult, IdentityGraph
 from models.insights import profile, reports
 from models.insights.reminders import DueReminders, Reminder
 from models.learning import schedule, trainer
+from models.merchandising.diversity import DiversityPolicy
+from models.merchandising.experiments import Experiment, ExperimentSpec
+from models.merchandising.merchandiser import Merchandiser, Placement
+from models.merchandising.placements import PlacementPlan
+from models.merchandising.rules import Rule, RuleChange, RuleSpec
 from models.privacy.consent import ConsentDefaults
 from models.privacy.rights import ConsentRecord, ExportDocument, ForgetResult, Privacy
 from models.serving import foldin
@@ -138,7 +143,13 @@ class Seenext:
             self._states,
             settings.feed_poll_seconds,
             settings.feed_retention_seconds,
-            on_forget=self._registry.check_soon,
+            on_forget=self._forget_in_memory,
+        )
+        self._merchandiser = Merchandiser(self._storage, self._catalog, settings.rules_refresh_seconds)
+        diversity = DiversityPolicy(
+            settings.diversity_category_share,
+            settings.diversity_attribute,
+            settings.diversity_near_duplicates,
         )
         self._recommender = Recommender(
             self._storage,
@@ -164,6 +175,12 @@ class Seenext:
             rebuying=self._rebuying,
             exploration=self._exploration,
             states=self._states,
+            rules=self._merchandiser.in_force,
+            # a product page shows items like the one on it: one category there is the point
+            diversity={
+                "": diversity,
+                "product": DiversityPolicy(0.0, "", settings.diversity_near_duplicates),
+            },
         )
         self._reminders = DueReminders(
             self._storage,
@@ -183,9 +200,18 @@ class Seenext:
         retrains on schedule."""
         self._registry.watch(self.settings.reload_seconds, self._stop)
         self.follow_changes()
+        self._merchandiser.watch(self._stop)  # rules changed by another process apply within a second
         self.warm()
         if self.settings.retrain_every_hours > 0:
             self._schedule = self.retrain_schedule().start()
+
+    def _forget_in_memory(self, subjects: set[str]) -> None:
+        """A Forget on another replica: the serving model drops those vectors now, and the watch looks
+        for the rewritten version at once (models/serving/registry.py)."""
+        model = self._registry.current
+        if model is not None:
+            model.forget(subjects)
+        self._registry.check_soon()
 
     def follow_changes(self) -> None:
         """Catches up with the change feed now, then follows it in the background: customer states are
@@ -235,6 +261,7 @@ class Seenext:
         self._rebuying.table(model.version if model is not None else "")
         self._exploration.new_items(snapshot, model)
         self._popularity.top("")
+        self._merchandiser.in_force().matches(snapshot)
 
     def close(self) -> None:
         self._stop.set()
@@ -543,6 +570,68 @@ class Seenext:
             raise InvalidArgument("model_version", "is required")
         self._registry.rollback(version)
         return self.model_info()
+
+    # -- merchandising (issue 12, docs/merchandising.md) ----------------------------------------------
+
+    def create_rule(self, spec: RuleSpec, by: str) -> Rule:
+        """Stores a rule (`by`: the API key's name); every serving process applies it within a second."""
+        return self._merchandiser.create(spec, by)
+
+    def update_rule(self, rule_id: str, spec: RuleSpec, by: str) -> Rule:
+        return self._merchandiser.update(rule_id, spec, by)
+
+    def set_rule_enabled(self, rule_id: str, enabled: bool, by: str) -> Rule:
+        return self._merchandiser.set_enabled(rule_id, enabled, by)
+
+    def delete_rule(self, rule_id: str, by: str) -> int:
+        """Deletes a rule (its history stays); returns the version the deletion recorded."""
+        return self._merchandiser.delete(rule_id, by)
+
+    def merchandising_rules(self, placement: str = "") -> list[Rule]:
+        """The rules not deleted (on or off), oldest first; only those of `placement` when given."""
+        return self._merchandiser.rules(placement)
+
+    def rule_history(self, rule_id: str = "") -> list[RuleChange]:
+        """Every change of one rule ("" = of every rule), oldest first: who, when, the rule as it became."""
+        return self._merchandiser.history(rule_id)
+
+    def rules_version(self) -> int:
+        """The counter that moves with every rule change (what serving processes follow)."""
+        return self._merchandiser.version()
+
+    def reload_rules(self) -> int:
+        """Applies rules changed by another process now (a serving process does it within a second);
+        returns the rules version in force."""
+        return self._merchandiser.reload().version
+
+    def preview_rule(
+        self, query: RecommendQuery, spec: RuleSpec | None = None, rule_id: str = ""
+    ) -> tuple[list[Recommended], list[Recommended]]:
+        """(what the request gets without the rule, with it): a stored rule (on or off) by id, or a rule
+        not stored yet."""
+        if spec is None:
+            spec = self._merchandiser.rule(rule_id).spec
+        without, with_rule = self._merchandiser.with_rule(spec, rule_id)
+        return self._recommender.preview(query, without, with_rule)
+
+    def placements(self) -> list[Placement]:
+        """Every placement's plan in force (the one in code, or the one set), by name."""
+        return self._merchandiser.placements()
+
+    def set_placement(self, plan: PlacementPlan, by: str) -> Placement:
+        return self._merchandiser.set_placement(plan, by)
+
+    def reset_placement(self, placement: str, by: str) -> Placement:
+        return self._merchandiser.reset_placement(placement, by)
+
+    def create_experiment(self, spec: ExperimentSpec, by: str) -> Experiment:
+        return self._merchandiser.create_experiment(spec, by)
+
+    def experiments(self) -> list[Experiment]:
+        return self._merchandiser.experiments()
+
+    def set_experiment_enabled(self, experiment_id: str, enabled: bool, by: str) -> Experiment:
+        return self._merchandiser.set_experiment_enabled(experiment_id, enabled, by)
 
     # -- insights (story 6) ---------------------------------------------------------------------------
 

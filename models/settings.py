@@ -161,6 +161,18 @@ class Settings:
     exploration_share: float = _opt(
         0.1, "share of a list's places new items take, the last ones (rounded up, at most 1 in 4); 0 = off"
     )
+    rules_refresh_seconds: float = _opt(
+        0.4, "how often a serving process checks for merchandising rules changed by another process"
+    )
+    diversity_category_share: float = _opt(
+        0.0, "at most this share of a list (never fewer than 2 items) in one category; 0 = no cap"
+    )
+    diversity_attribute: str = _opt(
+        "", "cap this item attribute (e.g. colour) instead of the category; empty = the category"
+    )
+    diversity_near_duplicates: int = _opt(
+        2, "at most this many accessories of the same item in one category in a list; 0 = no cap"
+    )
     new_item_days: float = _opt(
         30.0, "an item is new for this many days after it was first upserted or first met, whichever is first"
     )

@@ -29,6 +29,8 @@ from protos.seenext.v1 import (
     identity_pb2_grpc,
     insights_pb2,
     insights_pb2_grpc,
+    merchandising_pb2,
+    merchandising_pb2_grpc,
     model_pb2,
     model_pb2_grpc,
     privacy_pb2,
@@ -46,6 +48,7 @@ from server.servicers.catalog import CatalogServicer
 from server.servicers.events import EventServicer
 from server.servicers.identity import IdentityServicer
 from server.servicers.insights import InsightsServicer
+from server.servicers.merchandising import MerchandisingServicer
 from server.servicers.model import ModelServicer
 from server.servicers.privacy import PrivacyServicer
 from server.servicers.profile import ProfileServicer
@@ -64,6 +67,7 @@ SERVICE_NAMES = [
         (privacy_pb2, "PrivacyService"),
         (insights_pb2, "InsightsService"),
         (model_pb2, "ModelService"),
+        (merchandising_pb2, "MerchandisingService"),
     )
 ]
 
@@ -135,6 +139,7 @@ def create_server(
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(service), server)
     profile_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileServicer(service), server)
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(service), server)
+    merchandising_pb2_grpc.add_MerchandisingServiceServicer_to_server(MerchandisingServicer(service), server)
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -46,6 +46,8 @@ SCOPES: dict[str, str] = {
     "reminders": "InsightsService: DueReminders (the e-mail system's reminder campaigns)",
     "status": "ModelService: GetModelStatus, ListModels",
     "train": "ModelService: Train, RollbackModel",
+    "merchandising": "MerchandisingService: business rules, placements, experiments (change, preview, read)",
+    "rules": "MerchandisingService: ListRules, GetRuleHistory, ListPlacements, ListExperiments (read only)",
 }
 # Scopes that already show a customer's identifiers (GetProfile, Export): a key holding one may see them
 # in Identify's reply too and link any customer (the call centre checks who is on the line, the CRM and
@@ -64,6 +66,7 @@ _SERVICE_SCOPES = {
     "seenext.v1.PrivacyService": "consent",
     "seenext.v1.InsightsService": "insights",
     "seenext.v1.ModelService": "status",
+    "seenext.v1.MerchandisingService": "merchandising",
 }
 _METHOD_SCOPES = {
     "/seenext.v1.RecommendationService/RecommendBatch": "batch",
@@ -72,10 +75,16 @@ _METHOD_SCOPES = {
     "/seenext.v1.ModelService/Train": "train",
     "/seenext.v1.ModelService/RollbackModel": "train",
     "/seenext.v1.InsightsService/DueReminders": "reminders",
+    # what is in force, read only: the marketing page shows it beside the reports
+    "/seenext.v1.MerchandisingService/ListRules": "rules",
+    "/seenext.v1.MerchandisingService/GetRuleHistory": "rules",
+    "/seenext.v1.MerchandisingService/ListPlacements": "rules",
+    "/seenext.v1.MerchandisingService/ListExperiments": "rules",
 }
 # A scope that grants another one too: "insights" covered DueReminders before "reminders" existed, and
-# keys files written then keep working.
-_IMPLIED = {"insights": frozenset({"reminders"})}
+# keys files written then keep working; who reads the reports (marketing) or changes the rules
+# (merchandisers) may read the rules in force.
+_IMPLIED = {"insights": frozenset({"reminders", "rules"}), "merchandising": frozenset({"rules"})}
 OPEN_SERVICES = frozenset(
     {
         "grpc.health.v1.Health",
@@ -90,6 +99,7 @@ DEV_CALLERS = {
     "pos": ["track", "recommend", "identify"],
     "callcentre": ["profile", "identify", "consent"],
     "marketing": ["insights", "status"],
+    "merchandiser": ["merchandising"],
     "admin": ["*"],
 }
 

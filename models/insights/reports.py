@@ -1,7 +1,8 @@
 """Story 6: what recommendations earn per channel and arm, and where cross-channel journeys break.
 
 ChannelReport: per recommendation channel and arm ("personalised", or "holdout" — the customers
-kept on the non-personalised baseline by a stable hash, SEENEXT_HOLDOUT), the recommendations
+kept on the non-personalised baseline by a stable hash, SEENEXT_HOLDOUT — or an experiment's variant,
+"variant:<experiment>/<variant>", issue 12), the recommendations
 served in the period and what was attributed to them (models/insights/attribution.py). The uplift of the
 personalised arm over the hold-out is on the conversion rate (attributed purchases per
 recommendation), with a 95 % interval from a bootstrap over customers — the unit that is randomised.
@@ -22,6 +23,7 @@ import numpy as np
 from models.domain import DAY
 from models.errors import InvalidArgument
 from models.insights.attribution import attribute
+from models.merchandising.experiments import CONTROL, split_arm
 from models.storage import Storage
 from models.validation import MIN_TIME, check_time
 
@@ -61,6 +63,20 @@ class Uplift:
 
 
 @dataclass
+class VariantUplift:
+    """An experiment's variant against the experiment's control, in one channel (issue 12 point 4)."""
+
+    channel: str
+    experiment_id: str
+    variant: str
+    uplift: float
+    ci_low: float
+    ci_high: float
+    variant_rate: float
+    control_rate: float
+
+
+@dataclass
 class ChannelReport:
     period_start: float
     period_end: float
@@ -68,6 +84,7 @@ class ChannelReport:
     rows: list[ArmStats]
     uplift: list[Uplift]
     warnings: list[str] = field(default_factory=list)  # what makes the figures less than comparable
+    variant_uplift: list[VariantUplift] = field(default_factory=list)
 
 
 def period(start: float | None, end: float | None, now: float | None = None) -> tuple[float, float]:
@@ -127,12 +144,48 @@ def channel_report(
     rows = sorted(stats.values(), key=lambda s: (s.channel, ARMS.index(s.arm) if s.arm in ARMS else 9, s.arm))
     uplifts = []
     for channel in sorted({s.channel for s in rows}):
-        p, h = units.get((channel, "personalised")), units.get((channel, "holdout"))
+        # an experiment's customers (every variant and its control) are personalised too
+        p = _pooled(units, [arm for c, arm in units if c == channel and arm != "holdout"], channel)
+        h = units.get((channel, "holdout"))
         if p and h:
             u = uplift(np.array(list(p.values())), np.array(list(h.values())), resamples, seed)
             if u is not None:
                 uplifts.append(Uplift(channel, *u))
-    return ChannelReport(start, end, days, rows, uplifts, _holdout_warnings(units))
+    return ChannelReport(
+        start, end, days, rows, uplifts, _holdout_warnings(units), _variant_uplifts(units, resamples, seed)
+    )
+
+
+def _pooled(
+    units: dict[tuple[str, str], dict[str, list[int]]], arms: list[str], channel: str
+) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for arm in arms:
+        for customer, (recs, conversions) in units.get((channel, arm), {}).items():
+            both = out.setdefault(customer, [0, 0])
+            both[0] += recs
+            both[1] += conversions
+    return out
+
+
+def _variant_uplifts(
+    units: dict[tuple[str, str], dict[str, list[int]]], resamples: int, seed: int
+) -> list[VariantUplift]:
+    """Each experiment variant's conversion rate against its control's, per channel, with the same
+    bootstrap over customers as the hold-out's uplift."""
+    out = []
+    for (channel, arm), found in sorted(units.items()):
+        parts = split_arm(arm)
+        if parts is None or parts[1] == CONTROL:
+            continue
+        experiment, variant = parts
+        control = units.get((channel, f"variant:{experiment}/{CONTROL}"))
+        if not control or not found:
+            continue
+        u = uplift(np.array(list(found.values())), np.array(list(control.values())), resamples, seed)
+        if u is not None:
+            out.append(VariantUplift(channel, experiment, variant, *u))
+    return out
 
 
 def _holdout_warnings(units: dict[tuple[str, str], dict[str, list[int]]]) -> list[str]:

@@ -17,6 +17,7 @@ import numpy as np
 from models.catalog import CatalogSnapshot
 from models.learning.artifact import ModelArtifact
 from models.learning.dataset import item_feature_tokens
+from models.storage.changes import customer_subject
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class RankingModel:
         self._feature_vectors = artifact.item_feature_vectors
         self._feature_biases = artifact.item_feature_biases
         self.dim = d
+        self._forgotten: set[int] = set()  # rows of customers erased since this model was loaded
+        self._subjects: dict[str, int] | None = None  # change-feed subject -> row, built on first erasure
         self._space: ItemSpace | None = None
         self._space_lock = threading.Lock()
 
@@ -66,9 +69,19 @@ class RankingModel:
 
     def user_row(self, customer_id: str) -> int | None:
         pos = int(np.searchsorted(self._user_ids, customer_id))
-        if pos < len(self._user_ids) and self._user_ids[pos] == customer_id:
+        if pos < len(self._user_ids) and self._user_ids[pos] == customer_id and pos not in self._forgotten:
             return pos
         return None
+
+    def forget(self, subjects: set[str]) -> int:
+        """Stops serving the vectors of customers another replica erased, named as the change feed
+        names them (a hash of the id): at once, before the rewritten model version is loaded, so the
+        same id coming back in the meantime is a newcomer here too. Returns the rows dropped."""
+        if self._subjects is None:  # one hash per customer, once per loaded model (1M: about a second)
+            self._subjects = {customer_subject(str(u)): row for row, u in enumerate(self._user_ids)}
+        rows = {self._subjects[s] for s in subjects if s in self._subjects}
+        self._forgotten |= rows
+        return len(rows)
 
     def user_vector(self, row: int) -> np.ndarray:
         """The customer's vector with a trailing 1, so `scoring @ it` adds the item biases."""

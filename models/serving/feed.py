@@ -44,7 +44,7 @@ class FeedFollower:
         states: CustomerStates,
         poll_seconds: float = 0.1,
         retention_seconds: float = 600.0,
-        on_forget: Callable[[], None] = lambda: None,
+        on_forget: Callable[[set[str]], None] = lambda subjects: None,
         gap_seconds: float = 5.0,
         batch: int = 10_000,
     ) -> None:
@@ -101,8 +101,9 @@ class FeedFollower:
                     del self._gaps[seq]  # rolled back: it will never show up
         if found:
             self.states.apply(found)
-            if any(c.kind == FORGET for c in found):
-                self.on_forget()
+            forgotten = {c.subject for c in found if c.kind == FORGET}
+            if forgotten:
+                self.on_forget(forgotten)
         self.states.fresh_as_of(started)
         self._last_ok = started
         self.applied += len(found)

@@ -40,6 +40,7 @@ CODES: Mapping[str, str] = {
     "in_basket": "the customer put it in the basket lately and has not bought it or taken it out",
     "wishlisted": "the customer put it on their wish list lately and has not bought it",
     "viewed": "the customer looked at it lately (a view, a click, an ad or mail click) and did not buy it",
+    "promoted": "placed by a merchandising rule (a pinned item, or a promotion's reserved places)",
     "new_in": "a new item the model has not learned yet, tried in the last places of a list (exploration)",
 }
 
@@ -97,6 +98,8 @@ def _item_sentence(code: str, name: str, when: str) -> str:
     a new item: "new" says it); any other code is returned as it is."""
     if code == "new_in":
         return f"New in: {name}" if name else "New in"
+    if code == "promoted":  # placed by a merchandising rule
+        return "Featured"
     if code not in LOOKED_AT:
         return code
     dated, undated = LOOKED_AT[code]

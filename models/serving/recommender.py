@@ -26,7 +26,7 @@ import hashlib
 import math
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,8 +35,11 @@ from models.catalog import Catalog, CatalogSnapshot
 from models.domain import CHANNELS, DAY, Identifier, Offer
 from models.errors import InvalidArgument, NotFound
 from models.identity.graph import IdentityGraph
+from models.merchandising import engine as merchandising
+from models.merchandising.diversity import DiversityPolicy, diversify
+from models.merchandising.engine import RulesInForce
 from models.privacy.consent import ConsentDefaults
-from models.serving import channel_rules, foldin, looked_at, ranking, reasons
+from models.serving import channel_rules, exploration, foldin, looked_at, ranking, reasons
 from models.serving.complements import Complements
 from models.serving.customer_state import ANONYMOUS, CustomerState, StateWindow
 from models.serving.embeddings import RankingModel
@@ -116,6 +119,8 @@ class Recommender:
         rebuying: Rebuying | None = None,
         exploration: Exploration | None = None,
         states: CustomerStates | None = None,
+        rules: Callable[[], RulesInForce] | None = None,
+        diversity: Mapping[str, DiversityPolicy] | None = None,
     ) -> None:
         self.storage = storage
         # the customer states: from memory while the change feed is followed, else read per request
@@ -133,6 +138,9 @@ class Recommender:
         self.consent_defaults = consent_defaults or ConsentDefaults()
         self.rebuying = rebuying  # None: the catalogue's flags only (an unflagged item is a one-off)
         self.exploration = exploration  # None: no new items tried (models/serving/exploration.py)
+        self.rules = rules  # the merchandising rules in force (models/merchandising/); None: none
+        # per placement ("" = every other one); models/merchandising/diversity.py
+        self.diversity = diversity if diversity is not None else {"": DiversityPolicy(0.0, near_duplicates=0)}
 
     def customer_state(
         self,
@@ -158,6 +166,16 @@ class Recommender:
         return CustomerState.of(record)
 
     def recommend(self, q: RecommendQuery) -> Recommendation:
+        return self.answer(q, self.rules() if self.rules is not None else None)
+
+    def preview(
+        self, q: RecommendQuery, without: RulesInForce, with_rule: RulesInForce
+    ) -> tuple[list[Recommended], list[Recommended]]:
+        """What the request gets without and with a rule (PreviewRule); nothing is logged as served."""
+        return self.answer(q, without, log=False).items, self.answer(q, with_rule, log=False).items
+
+    def answer(self, q: RecommendQuery, rules: RulesInForce | None, log: bool = True) -> Recommendation:
+        """`recommend` with the given merchandising rules in force."""
         k = self._validate(q)
         snapshot = self.catalog.snapshot()
         model = self.registry.current
@@ -198,6 +216,19 @@ class Recommender:
         # A customer who refused profiling is ranked like a visitor: from this request's context only
         # (what they bought is still never offered again, but it no longer steers the ranking).
         profiled = channel_rules.profiling_allowed(state, q.channel, self.consent_defaults)
+        # the placement's plan: set through MerchandisingService, else the one in code; an experiment's
+        # variant may replace its sources and bring rules of its own (models/merchandising/)
+        placement = rules.plans.get(q.placement) if rules is not None else None
+        plan = placement.sources if placement is not None else channel_rules.plan_for(q.placement)
+        variant_rules: frozenset[str] = frozenset()
+        experiment = rules.experiments.get(q.placement) if rules is not None else None
+        if experiment is not None and customer_id and arm == "personalised":
+            variant = experiment.assign(customer_id)
+            arm = experiment.arm(variant)
+            if variant is not None:
+                plan = variant.sources or plan
+                variant_rules = frozenset(variant.rule_ids)
+        explore_share = placement.exploration_share if placement is not None else None
 
         ranking_state = RankingState(
             snapshot=snapshot,
@@ -211,11 +242,14 @@ class Recommender:
             looked_at=self._looked_at(state, model, snapshot, now) if profiled else (),
             # new items, in at most exploration.slots(k) of the last places
             new_items=self.exploration.new_items(snapshot, model, now) if self.exploration else (),
-            explore_slots=self.exploration.slots(k) if self.exploration else 0,
+            explore_slots=(
+                (self.exploration.slots(k) if explore_share is None else exploration.slots(k, explore_share))
+                if self.exploration
+                else 0
+            ),
             met=frozenset(e.item_id for e in state.recent),  # not new to them: never tried
         )
-        plan = channel_rules.plan_for(q.placement)
-        if model is not None and arm == "personalised":
+        if model is not None and arm != "holdout":
             ranking_state.model = model
             ranking_state.affinity = self._from_model(
                 model, snapshot, state if profiled else ANONYMOUS, q, owned.due
@@ -227,8 +261,21 @@ class Recommender:
         allowed = channel_rules.base_filter(
             snapshot, excluded, owned.resting.keys(), [*q.basket_item_ids, *q.item_ids]
         )
+        merch = (
+            self._rules_of(q, rules, snapshot, state, purchases, variant_rules) if rules is not None else None
+        )
+        if merch is not None and merch.filters:
+            passes = _both(passes, merch.passes)
+
         ranked = ranking.ranking(plan, ranking_state, self.complements, allowed, passes)
         chosen = ranking.take(ranked, k, passes, *ranking.exploring(plan, ranking_state, allowed))
+        diversity = (
+            placement.diversity
+            if placement is not None and placement.diversity is not None
+            else self.diversity.get(q.placement) or self.diversity.get("") or DiversityPolicy(0.0, "", 0)
+        )
+        if (merch is not None and merch.reorders) or (diversity.active and len(chosen) > 1):
+            chosen = _arranged(chosen, ranked, k, passes, allowed, merch, diversity, snapshot)
 
         strategy = "+".join(dict.fromkeys(c.source for c in chosen)) or "popular"
         if arm == "holdout":
@@ -241,7 +288,10 @@ class Recommender:
             model_version=version,
             strategy=strategy,
         )
-        if rec.items:
+        # scores stay non-increasing down the list when rules or diversity moved items
+        for r, score in zip(rec.items, sorted((r.score for r in rec.items), reverse=True), strict=True):
+            r.score = score
+        if rec.items and log:
             self.served.record(
                 Served(
                     rec.recommendation_id,
@@ -312,6 +362,16 @@ class Recommender:
             )
         )
         base = channel_rules.base_filter(snapshot, {item_id})
+        # the merchandising filters of product pages that read the item alone (no request context here)
+        in_force = self.rules() if self.rules is not None else None
+        if in_force is not None:
+            filters = [
+                c
+                for c in in_force.for_request("product", channel)
+                if c.spec.action in ("include_only", "exclude") and not c.condition.uses_context
+            ]
+            if filters:
+                passes = _both(passes, merchandising.Request(filters, in_force.matches(snapshot), {}).passes)
 
         def allowed(i: str) -> bool:
             return base(i) and passes(i)
@@ -361,6 +421,32 @@ class Recommender:
         if not rows:
             return None
         return Affinity(space, model.score_session(space, rows), "similar_items", seen)
+
+    def _rules_of(
+        self,
+        q: RecommendQuery,
+        rules: RulesInForce,
+        snapshot: CatalogSnapshot,
+        state: CustomerState,
+        purchases: Mapping[str, float],
+        variant_rules: frozenset[str] = frozenset(),
+    ) -> merchandising.Request | None:
+        """The rules of this placement and channel, ready to evaluate; None when none applies."""
+        applicable = rules.for_request(q.placement, q.channel, variant_rules)
+        if not applicable:
+            return None
+        context: dict[str, object] = {}
+        if any(c.condition.uses_context for c in applicable):
+            context = merchandising.context_view(
+                snapshot,
+                channel=q.channel,
+                placement=q.placement,
+                owned=purchases.keys(),
+                basket=q.basket_item_ids,
+                page=q.item_ids,
+                known=state.known,
+            )
+        return merchandising.Request(applicable, rules.matches(snapshot), context)
 
     def _looked_at(
         self, state: CustomerState, model: RankingModel | None, snapshot: CatalogSnapshot, now: float
@@ -434,6 +520,48 @@ def in_holdout(customer_id: str, share: float) -> bool:
         return False
     digest = hashlib.blake2b(customer_id.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64 < share
+
+
+def _both(first: Callable[[str], bool], second: Callable[[str], bool]) -> Callable[[str], bool]:
+    return lambda item_id: first(item_id) and second(item_id)
+
+
+# candidates beyond k that rules and diversity may bring up: k more, at least 5 (each costs ~3 µs)
+POOL_EXTRA = 5
+
+
+def _arranged(
+    chosen: list[Candidate],
+    ranked: Iterator[Candidate],
+    k: int,
+    passes: Callable[[str], bool],
+    allowed: Callable[[str], bool],
+    merch: merchandising.Request | None,
+    diversity: DiversityPolicy,
+    snapshot: CatalogSnapshot,
+) -> list[Candidate]:
+    """The list rearranged by the rules and diversity, from the list and the ranking's next candidates
+    (`ranked` goes on where the list stopped)."""
+    if merch is None or not merch.reorders:  # diversity alone: the list is often fine as it is
+        ids = [c.item_id for c in chosen]
+        if diversify(ids, k, snapshot, diversity) == ids:
+            return chosen
+    pool = list(chosen)
+    held = {c.item_id for c in pool}
+    want = len(pool) + max(k, POOL_EXTRA)
+    for cand in ranked:
+        if cand.item_id not in held and passes(cand.item_id):
+            pool.append(cand)
+            held.add(cand.item_id)
+            if len(pool) >= want:
+                break
+    by_id = {c.item_id: c for c in pool}
+    ids = [c.item_id for c in pool]
+    if merch is not None:
+        order = merch.arrange(ids, k, snapshot, diversity, lambda i: allowed(i) and passes(i))
+    else:
+        order = diversify(ids, k, snapshot, diversity)[:k]
+    return [by_id.get(i) or Candidate(i, None, "merchandising", 0, Reason("promoted")) for i in order]
 
 
 def _caller_filter(q: RecommendQuery) -> channel_rules.CallerFilter:

@@ -1,7 +1,7 @@
 """The storage interface: every read and write of the database, as typed methods.
 
 One `Storage` is what the domain gets; it is composed of one interface per concern (events,
-identity, catalogue, privacy, insights, serving, the change feed), each in its own module
+identity, catalogue, privacy, insights, serving, the change feed, merchandising), each in its own module
 beside this one. A backend (SQLite in `sqlite/`, PostgreSQL later) implements all of them;
 callers never see SQL, a connection or a cursor.
 
@@ -22,6 +22,7 @@ from models.storage.changes import ChangeStorage
 from models.storage.events import EventStorage
 from models.storage.identity import IdentityStorage
 from models.storage.insights import InsightsStorage
+from models.storage.merchandising import MerchandisingStorage
 from models.storage.privacy import PrivacyStorage
 from models.storage.serving import ServingStorage
 
@@ -34,6 +35,7 @@ class Storage(
     InsightsStorage,
     ServingStorage,
     ChangeStorage,
+    MerchandisingStorage,
     ABC,
 ):
     """Everything the service keeps, behind one interface (see the module docstring)."""

@@ -87,6 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_settings)
 
     p = sub.add_parser(
+        "keys", help="write a new API keys file (one fresh key per example caller, mode 0600) for a fleet"
+    )
+    p.add_argument("path", type=Path, help="the file to write; an existing file is never overwritten")
+    p.set_defaults(run=cmd_keys)
+
+    p = sub.add_parser(
         "dashboard", help="serve the read-only marketing page (reports, funnels, model, rules)"
     )
     p.add_argument("--listen", help="bind address of the page (SEENEXT_DASHBOARD_HOST, default 127.0.0.1)")
@@ -241,6 +247,20 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    """Every replica of a fleet must check the same keys: one file, written once, given to all
+    (SEENEXT_KEYS_FILE). A server never writes that file itself when it is named, so a wrong path
+    stops the start instead of inventing keys."""
+    from server.auth import write_dev_keys
+
+    try:
+        write_dev_keys(args.path)
+    except FileExistsError:
+        raise SystemExit(f"seenext keys: {args.path} exists; not overwritten") from None
+    print(f"wrote {args.path} (mode 0600): one key per example caller; edit names and scopes as needed")
+    return 0
+
+
 def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
     for name, default, help_ in Settings.describe():
         print(f"{name:<32} {default!s:<12} {help_}")
@@ -253,15 +273,15 @@ def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> int:
     from models.settings import ClientSettings
     from server.dashboard.figures import Api
     from server.dashboard.httpd import serve_dashboard
+    from server.dashboard.rules import rules_over_rpc
 
     host = args.listen or settings.dashboard_host
     port = settings.dashboard_port if args.web_port is None else args.web_port
     target = args.target or settings.dashboard_target or _grpc_target(settings)
     try:
         api = Api(target, ClientSettings.from_env().tls_ca_file)
-        # The rules section shows "No rules" until the merchandising contract exists; then:
-        # serve_dashboard(host, port, api, rules_over_rpc(api.channel)) (server/dashboard/rules.py).
-        server, _ = serve_dashboard(host, port, api)
+        # the rules in force and their history, read with the visitor's key (server/dashboard/rules.py)
+        server, _ = serve_dashboard(host, port, api, rules_over_rpc(api.channel))
     except (ValueError, OSError) as exc:
         raise SystemExit(f"seenext: cannot start the dashboard: {exc}") from None
     stop = threading.Event()

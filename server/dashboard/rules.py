@@ -1,22 +1,20 @@
 """The merchandising-rules section's data: the rules in force and their history, in one small shape.
 
-The page renders a `RulesSection` and knows nothing of where it came from. Today no rules exist and
-`seenext dashboard` passes `no_rules`. When the merchandising rules land (issue 12, point 1: the
-MerchandisingService's ListRules and GetRuleHistory), `rules_over_rpc(api.channel)` reads them with the
+The page renders a `RulesSection` and knows nothing of where it came from. `seenext dashboard` passes
+`rules_over_rpc(api.channel)`: MerchandisingService's ListRules and GetRuleHistory read with the
 visitor's key, like every other figure of the page, and `section_from_replies` turns the two replies
-into this shape; the page shows them unchanged.
+into this shape; the page shows them unchanged. `no_rules` is the empty source (tests, screenshots).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
-from protos.seenext.v1 import common_pb2
+from protos.seenext.v1 import common_pb2, merchandising_pb2, merchandising_pb2_grpc
 
 
 @dataclass(frozen=True)
@@ -59,19 +57,15 @@ RulesSource = Callable[[str], RulesSection]
 
 
 def no_rules(api_key: str) -> RulesSection:
-    """The source until merchandising rules exist: nothing in force, no history."""
+    """A source with nothing in force and no history."""
     return RulesSection()
 
 
 def rules_over_rpc(channel: grpc.Channel, timeout: float = 30.0) -> RulesSource:
-    """The rules through MerchandisingService.ListRules and GetRuleHistory, with the visitor's key.
-
-    The generated modules are looked up when the source is made, so this file stays importable in a
-    tree without the merchandising contract."""
-    pb = importlib.import_module("protos.seenext.v1.merchandising_pb2")
-    stub = importlib.import_module("protos.seenext.v1.merchandising_pb2_grpc").MerchandisingServiceStub(
-        channel
-    )
+    """The rules through MerchandisingService.ListRules and GetRuleHistory, with the visitor's key
+    (the scope "rules", which "insights" and "merchandising" grant: server/auth.py)."""
+    pb = merchandising_pb2
+    stub = merchandising_pb2_grpc.MerchandisingServiceStub(channel)
 
     def read(api_key: str) -> RulesSection:
         auth = (("authorization", f"Bearer {api_key}"),)

@@ -97,6 +97,19 @@ def channel_report_msg(r: reports.ChannelReport) -> insights_pb2.ChannelReportRe
         period_end=convert.timestamp(r.period_end),
         attribution_days=r.attribution_days,
         warnings=r.warnings,
+        variant_uplift=[
+            insights_pb2.ChannelVariantUplift(
+                channel=f"CHANNEL_{v.channel}",
+                experiment_id=v.experiment_id,
+                variant=v.variant,
+                uplift=v.uplift,
+                ci_low=v.ci_low,
+                ci_high=v.ci_high,
+                variant_rate=v.variant_rate,
+                control_rate=v.control_rate,
+            )
+            for v in r.variant_uplift
+        ],
     )
 
 

@@ -76,6 +76,7 @@ def every_rpc() -> list[tuple[str, Any, bool]]:
         app.privacy_pb2,
         app.insights_pb2,
         app.model_pb2,
+        app.merchandising_pb2,
     ):
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:

@@ -17,7 +17,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,10 +25,18 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from bench.dashboard_shots import CHROMIUM, World, chromium, demo_world
-from protos.seenext.v1 import common_pb2, insights_pb2, insights_pb2_grpc, model_pb2, model_pb2_grpc
+from protos.seenext.v1 import (
+    common_pb2,
+    insights_pb2,
+    insights_pb2_grpc,
+    merchandising_pb2,
+    merchandising_pb2_grpc,
+    model_pb2,
+    model_pb2_grpc,
+)
 from server.dashboard.figures import Api
 from server.dashboard.httpd import serve_dashboard
-from server.dashboard.rules import RuleChange, RuleRow, RulesSection, section_from_replies
+from server.dashboard.rules import RuleChange, RuleRow, RulesSection, rules_over_rpc
 
 DAY = 86400
 
@@ -262,58 +269,44 @@ def test_the_seenext_dashboard_command_serves_the_page(world: World) -> None:
         assert proc.wait(timeout=10) == 0
 
 
-def test_the_rules_replies_become_the_sections_shape() -> None:
-    """`section_from_replies` reads ListRules and GetRuleHistory replies; these stand-ins have the
-    fields of merchandising.proto on branch merch-rules (RuleSpec, Rule, RuleChange). At the merge the
-    browser test above is to create a rule through the real RPC and see it on the page."""
-    when = SimpleNamespace(seconds=1_795_000_000, nanos=0)
-    spec = SimpleNamespace(
-        name="nova first",
-        placements=["home", "product"],
-        channels=[common_pb2.CHANNEL_WEB],
-        condition='item.brand == "nova"',
-        action=3,
-        weight=2.0,
-        position=0,
-        share=0.0,
-        enabled=True,
-    )
-    rules = SimpleNamespace(
-        rules=[SimpleNamespace(rule_id="r1", spec=spec, version=2, updated_by="merch", updated_at=when)]
-    )
-    created = SimpleNamespace(spec=SimpleNamespace(**{**vars(spec), "action": 5, "position": 1}))
-    history = SimpleNamespace(
-        changes=[
-            SimpleNamespace(
-                rule_id="r1",
-                version=1,
-                change="created",
-                changed_by="merch",
-                changed_at=when,
-                **vars(created),
-            ),
-            SimpleNamespace(
-                rule_id="r1", version=2, change="updated", changed_by="merch", changed_at=when, spec=spec
-            ),
-        ]
-    )
-    names = {3: "RULE_ACTION_BOOST", 5: "RULE_ACTION_PIN"}
-    section = section_from_replies(rules, history, names.__getitem__)
-    assert section.rules == (
-        RuleRow(
-            "r1",
-            "nova first",
-            "home, product",
-            "WEB",
-            'item.brand == "nova"',
-            "boost by 2",
-            True,
-            2,
-            "merch",
-            1_795_000_000.0,
-        ),
-    )
-    assert [(c.version, c.change, c.summary) for c in section.history] == [  # newest first
-        (2, "updated", 'boost by 2 when item.brand == "nova"'),
-        (1, "created", 'pin at 1 when item.brand == "nova"'),
-    ]
+def test_a_rule_made_through_the_api_is_on_the_page_with_its_history(world: World, tab: Any) -> None:
+    """A merchandiser creates a rule and changes it through MerchandisingService; the marketing key
+    sees it in force and both versions in the history, read with its own key (the scope "rules",
+    which "insights" grants: server/auth.py)."""
+    merchandiser = (("authorization", f"Bearer {world.keys['merchandiser']}"),)
+    with grpc.insecure_channel(world.grpc_target) as channel:
+        stub = merchandising_pb2_grpc.MerchandisingServiceStub(channel)
+        spec = merchandising_pb2.RuleSpec(
+            name="nova first",
+            placements=["home", "product"],
+            channels=[common_pb2.CHANNEL_WEB],
+            condition='item.brand == "nova"',
+            action=merchandising_pb2.RULE_ACTION_PIN,
+            position=1,
+            enabled=True,
+        )
+        rule = stub.CreateRule(merchandising_pb2.CreateRuleRequest(spec=spec), metadata=merchandiser).rule
+        spec.action, spec.weight, spec.position = merchandising_pb2.RULE_ACTION_BOOST, 2.0, 0
+        stub.UpdateRule(
+            merchandising_pb2.UpdateRuleRequest(rule_id=rule.rule_id, spec=spec), metadata=merchandiser
+        )
+        api = Api(world.grpc_target)
+        dashboard, _ = serve_dashboard("127.0.0.1", 0, api, rules_over_rpc(api.channel))
+        try:
+            url = f"http://127.0.0.1:{dashboard.port}/"
+            assert _sign_in(tab, url, world.keys["marketing"]).status == 200
+            rows = tab.locator("#rules-table tr.rule")
+            assert rows.count() == 1
+            row = rows.first.inner_text()
+            assert "nova first" in row and 'item.brand == "nova"' in row and "boost by 2" in row
+            assert "home, product" in row and "WEB" in row
+            history = tab.inner_text("#rules-history")
+            assert history.index('boost by 2 when item.brand == "nova"') < history.index(
+                'pin at 1 when item.brand == "nova"'
+            )  # newest first
+            assert "merchandiser" in history
+        finally:
+            dashboard.shutdown()
+            dashboard.server_close()
+            api.close()
+            stub.DeleteRule(merchandising_pb2.DeleteRuleRequest(rule_id=rule.rule_id), metadata=merchandiser)

@@ -13,6 +13,7 @@ from models.storage.postgres.changes import PostgresChanges
 from models.storage.postgres.events import PostgresEvents
 from models.storage.postgres.identity import PostgresIdentity
 from models.storage.postgres.insights import PostgresInsights
+from models.storage.postgres.merchandising import PostgresMerchandising
 from models.storage.postgres.privacy import PostgresPrivacy
 from models.storage.postgres.serving import PostgresServing
 
@@ -25,6 +26,7 @@ class PostgresStorage(
     PostgresInsights,
     PostgresServing,
     PostgresChanges,
+    PostgresMerchandising,
     Storage,
 ):
     """Every storage concern over one PostgreSQL database; the mixins share `PostgresBase`'s pool."""

@@ -8,6 +8,7 @@ from models.storage.sqlite.changes import SqliteChanges
 from models.storage.sqlite.events import SqliteEvents
 from models.storage.sqlite.identity import SqliteIdentity
 from models.storage.sqlite.insights import SqliteInsights
+from models.storage.sqlite.merchandising import SqliteMerchandising
 from models.storage.sqlite.privacy import SqlitePrivacy
 from models.storage.sqlite.serving import SqliteServing
 
@@ -20,6 +21,7 @@ class SqliteStorage(
     SqliteInsights,
     SqliteServing,
     SqliteChanges,
+    SqliteMerchandising,
     Storage,
 ):
     """Every storage concern over one SQLite file; the mixins share `SqliteBase`'s connections."""

@@ -163,6 +163,35 @@ def _m7_feed_and_leases(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# Plain portable DDL (TEXT, BIGINT, DOUBLE PRECISION): the PostgreSQL backend runs the same statements.
+_MERCHANDISING_DDL = (
+    "CREATE TABLE IF NOT EXISTS merchandising_rules ("
+    " rule_id TEXT PRIMARY KEY, spec TEXT NOT NULL, version BIGINT NOT NULL,"
+    " created_at DOUBLE PRECISION NOT NULL, updated_by TEXT NOT NULL,"
+    " updated_at DOUBLE PRECISION NOT NULL, deleted BIGINT NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS merchandising_rule_history ("
+    " rule_id TEXT NOT NULL, version BIGINT NOT NULL, change TEXT NOT NULL, spec TEXT NOT NULL,"
+    " changed_by TEXT NOT NULL, changed_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (rule_id, version))",
+    "CREATE INDEX IF NOT EXISTS merchandising_rule_history_at ON merchandising_rule_history (changed_at)",
+    # placement plans and experiments (kind "placement" / "experiment"), as JSON, with their history
+    "CREATE TABLE IF NOT EXISTS merchandising_configs ("
+    " kind TEXT NOT NULL, key TEXT NOT NULL, spec TEXT NOT NULL, version BIGINT NOT NULL,"
+    " updated_by TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (kind, key))",
+    "CREATE TABLE IF NOT EXISTS merchandising_config_history ("
+    " kind TEXT NOT NULL, key TEXT NOT NULL, version BIGINT NOT NULL, change TEXT NOT NULL,"
+    " spec TEXT NOT NULL, changed_by TEXT NOT NULL, changed_at DOUBLE PRECISION NOT NULL,"
+    " PRIMARY KEY (kind, key, version))",
+    "INSERT INTO meta (key, value) VALUES ('merchandising_version', '0') ON CONFLICT (key) DO NOTHING",
+)
+
+
+_M8_MERCHANDISING = Portable(
+    "Merchandising rules, placement plans and experiments, with their history (issue 12), and the"
+    " counter every serving process follows",
+    _MERCHANDISING_DDL,
+)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None] | Portable, ...] = (
     _m1_base,
     _m2_identity_graph,
@@ -171,6 +200,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None] | Portable, ...] = (
     _m5_no_readable_pii,
     _m6_item_first_seen,
     _m7_feed_and_leases,
+    _M8_MERCHANDISING,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

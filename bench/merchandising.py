@@ -1,0 +1,168 @@
+"""What merchandising rules and diversity cost a Recommend, in process (issue 12 target: ≤ 0.1 ms with
+five rules in force on a 20k-item catalogue).
+
+Three `Seenext` instances on one data folder (see `measure`): no rules and diversity off ("before"),
+five rules and the default diversity ("after"), and the five plus a sixth rule; every query is timed
+on each in turn, and the cost is the median of the paired differences. The five rules read the item
+only (exclude a category, boost a brand, bury the dearest, pin one item, reserve a fifth of the list
+for items on offer); a sixth rule that reads the request's context ("the brand of something they
+bought") is timed apart, because it is evaluated per candidate on every request.
+
+    .venv/bin/python -m bench.merchandising [--items 20000] [--customers 2000] [--calls 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.conditions import Conditions
+from bench.recommend_inprocess import cycle, known_customers, seed, settings_for
+from bench.world import settings_for as world_settings
+from models.demo import generator
+from models.domain import Identifier
+from models.merchandising.rules import RuleSpec
+from models.service import Seenext
+from models.serving.recommender import RecommendQuery
+
+
+@dataclass(frozen=True)
+class MerchandisingFigures:
+    items: int
+    calls: int
+    before_p50_us: float  # no rules, diversity off
+    after_p50_us: float  # five item-only rules and the default diversity
+    cost_us: float  # median of (after - before), paired per query
+    context_rule_cost_us: float  # a sixth rule that reads `context`, beyond the five
+    matches_seconds: float  # creating the five rules: each evaluates its condition over the catalogue
+
+
+def five_rules(service: Seenext) -> list[RuleSpec]:
+    """Rules a merchandiser would write, sized to touch the catalogue: its commonest category and brand,
+    one item pinned, items on offer promoted."""
+    items = service.all_items()
+    category = Counter(i.category for i in items).most_common(1)[0][0]
+    brand = Counter(i.brand for i in items if i.brand).most_common(2)[-1][0]
+    return [
+        RuleSpec("no " + category, f'item.category == "{category}"', "exclude"),
+        RuleSpec("push " + brand, f'item.brand == "{brand}"', "boost", weight=3.0),
+        RuleSpec("dear last", "item.price > 500.0", "bury", weight=4.0),
+        RuleSpec("pin one", f'item.id == "{items[len(items) // 2].item_id}"', "pin", position=3),
+        RuleSpec("offers", "item.on_offer", "reserve", share=0.2),
+    ]
+
+
+CONTEXT_RULE = RuleSpec("their brands", "item.brand in context.owned_brands", "boost", weight=2.0)
+
+
+def measure(
+    data_dir: Path, customers: Sequence[str], k: int = 10, calls: int = 1_000
+) -> MerchandisingFigures:
+    """Three services on one data folder, each holding its own rules in force (a service reloads on its
+    own change; none runs the background watcher here): none and no diversity, the five rules and the
+    default diversity, and the five plus a context rule. Each query is timed on the three in turn
+    (order rotated), so the machine's load hits them alike; the cost is the median of the paired
+    differences."""
+    # Exploration off in all: every item of a freshly seeded world is "new", and walking that list
+    # costs milliseconds that vary from call to call, hiding the fraction of one measured here.
+    quiet = {"retrain_every_hours": 0, "exploration_share": 0.0}
+    plain = Seenext(world_settings(data_dir, diversity_near_duplicates=0, **quiet))
+    ruled = Seenext(world_settings(data_dir, **quiet))
+    context = Seenext(world_settings(data_dir, **quiet))
+    services = (plain, ruled, context)
+    try:
+        for rule in context.merchandising_rules():  # a reused folder: start from no rules
+            context.delete_rule(rule.rule_id, "bench")
+        specs = five_rules(context)
+        started = time.perf_counter()
+        # each change computes the new rules' item-only matches over the catalogue before it returns
+        ids = [context.create_rule(spec, "bench").rule_id for spec in specs]
+        matches_seconds = time.perf_counter() - started
+        extra = context.create_rule(CONTEXT_RULE, "bench").rule_id
+        context.reload_rules()
+        ruled.set_rule_enabled(extra, False, "bench")  # ruled: the five
+        ruled.reload_rules()
+        for rule_id in ids:
+            plain.set_rule_enabled(rule_id, False, "bench")  # plain: none
+        plain.reload_rules()
+        for service in services:
+            service.warm()
+        queries = [
+            RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", c), placement="home", k=k)
+            for c in customers
+        ]
+        for q in queries:  # warm-up
+            for service in services:
+                service.recommend(q)
+        gc.collect()
+        timings: list[list[float]] = [[], [], []]
+        for n, q in enumerate(cycle(queries, calls)):
+            for i in ((0, 1, 2), (1, 2, 0), (2, 0, 1))[n % 3]:
+                started_ns = time.perf_counter_ns()
+                services[i].recommend(q)
+                timings[i].append((time.perf_counter_ns() - started_ns) / 1000.0)
+        before, after, with_context = timings
+        return MerchandisingFigures(
+            len(ruled.all_items()),
+            calls,
+            statistics.median(before),
+            statistics.median(after),
+            statistics.median(a - b for a, b in zip(after, before, strict=True)),
+            statistics.median(c - a for c, a in zip(with_context, after, strict=True)),
+            matches_seconds,
+        )
+    finally:
+        for service in services:
+            service.close()
+
+
+def lines(f: MerchandisingFigures) -> list[str]:
+    return [
+        f"Recommend (WEB home, known customers, {f.items:,} items),"
+        f" {f.calls:,} calls on each service, interleaved:",
+        f"  no rules, no diversity          p50 {f.before_p50_us:8.0f} us",
+        f"  five rules + default diversity  p50 {f.after_p50_us:8.0f} us",
+        f"  cost of rules and diversity     {f.cost_us / 1000:8.3f} ms  (median of paired differences;"
+        " target <= 0.1 ms)",
+        f"  a sixth rule reading context    {f.context_rule_cost_us / 1000:8.3f} ms more",
+        f"  creating the five rules (each evaluates its condition over the catalogue):"
+        f" {f.matches_seconds:.2f} s",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--customers", type=int, default=2_000)
+    parser.add_argument("--days", type=int, default=120)
+    parser.add_argument("--calls", type=int, default=1_000)
+    parser.add_argument("--k", type=int, default=10)
+    args = parser.parse_args(argv)
+    conditions = Conditions.now()
+    with tempfile.TemporaryDirectory(prefix="seenext-merch-") as tmp:
+        data_dir = Path(tmp)
+        retailer = generator.generate(
+            generator.DemoConfig(customers=args.customers, items=args.items, days=args.days, seed=42)
+        )
+        with Seenext(settings_for(data_dir, 3, 48)) as service:
+            seed(service, retailer)
+            service.train()
+            customers = known_customers(service, retailer, 300)
+        figures = measure(data_dir, customers, args.k, args.calls)
+    conditions.finish()
+    for line in conditions.lines():
+        print(line)
+    print("\n".join(lines(figures)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
