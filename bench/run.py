@@ -81,8 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--database-url",
         default="",
-        help="postgresql://… of a server to run the TrackBatch measurement on (fresh databases are made "
-        "and dropped there); default: SQLite files",
+        help="postgresql://… of a server to run the TrackBatch measurements on (fresh databases are made "
+        "and dropped there); default: `track` on SQLite files, `track-postgres` on a throwaway "
+        "PostgreSQL 15 cluster with fsync on (tests/postgres.py)",
     )
     args = parser.parse_args(argv)
     scale = TOY if args.toy else Scale()
@@ -110,7 +111,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-STEPS = ("retrain", "latency", "throughput", "merchandising", "track", "memory", "fleet_qps")
+STEPS = (
+    "retrain",
+    "latency",
+    "throughput",
+    "merchandising",
+    "track",
+    "track-postgres",
+    "memory",
+    "fleet_qps",
+)
 
 
 def run_all(
@@ -135,17 +145,19 @@ def run_all(
 
     data = work / "world"
     overrides = {"epochs": scale.epochs} if scale.epochs else {}
-    if not (data / "seenext.db").exists():
-        step(f"world: demo retailer with {scale.items:,} items and {scale.customers:,} customers")
-        results.world = world.build(data, scale.items, scale.customers)
-    if "retrain" in steps or not (data / "models" / "CURRENT").exists():
-        step("retrain on the world's item events, and a bare fit")
-        results.retrain = retrain.measure(data, **overrides)
-    service = Seenext(world.settings_for(data))
-    try:
-        customers = world.known_customers(service, scale.sample)
-    finally:
-        service.close()
+    customers: list[str] = []
+    if set(steps) - {"track", "track-postgres"}:  # the TrackBatch steps make their own fresh stores
+        if not (data / "seenext.db").exists():
+            step(f"world: demo retailer with {scale.items:,} items and {scale.customers:,} customers")
+            results.world = world.build(data, scale.items, scale.customers)
+        if "retrain" in steps or not (data / "models" / "CURRENT").exists():
+            step("retrain on the world's item events, and a bare fit")
+            results.retrain = retrain.measure(data, **overrides)
+        service = Seenext(world.settings_for(data))
+        try:
+            customers = world.known_customers(service, scale.sample)
+        finally:
+            service.close()
     if "latency" in steps:
         step(f"Recommend and the no-op at concurrency 1 and {scale.concurrency_high}")
         results.latency, results.personalised_share = recommend.latency_runs(
@@ -170,6 +182,9 @@ def run_all(
     if "track" in steps:
         step(f"TrackBatch of {scale.track_events:,} events ({'PostgreSQL' if database_url else 'SQLite'})")
         results.track = track.measure(work, scale.track_events, scale.track_batch, database_url)
+    if "track-postgres" in steps:
+        step(f"TrackBatch of {scale.track_events:,} events (PostgreSQL)")
+        results.track_postgres = _track_postgres(work, scale, database_url)
     if "memory" in steps:
         step(f"serving memory with {scale.memory_customers:,} customers")
         results.memory = memory.measure(data, customers, scale.memory_customers, scale.k)
@@ -189,6 +204,21 @@ def run_all(
     results.seconds = time.perf_counter() - t0
     step("done")
     return results
+
+
+def _track_postgres(work: Path, scale: Scale, database_url: str) -> track.TrackFigures:
+    """TrackBatch on PostgreSQL (issue 11's target is for both backends): on the server of
+    --database-url, else on a throwaway cluster as durable as a production one (fsync and synchronous
+    commit on), started here and removed afterwards."""
+    if database_url:
+        return track.measure(work, scale.track_events, scale.track_batch, database_url)
+    from tests.postgres import Cluster  # the tests' throwaway cluster (PostgreSQL 15 binaries)
+
+    cluster = Cluster(durable=True)
+    try:
+        return track.measure(work, scale.track_events, scale.track_batch, cluster.database())
+    finally:
+        cluster.stop()
 
 
 if __name__ == "__main__":

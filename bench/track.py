@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bench.serving import ServerProcess
 from bench.world import settings_for
@@ -47,6 +48,8 @@ class TrackFigures:
     bare_seconds: float
     sync_full: bool
     backend: str = "sqlite"  # or "postgresql"
+    grpc_server_cpu_seconds: float = 0.0  # the serving process's CPU while the batches went through
+    bare_cpu_seconds: float = 0.0  # this process's CPU during the bare insert (the database's is not in it)
 
     @property
     def grpc_eps(self) -> float:
@@ -59,6 +62,17 @@ class TrackFigures:
     @property
     def bare_eps(self) -> float:
         return self.events / self.bare_seconds
+
+    @property
+    def ratio(self) -> float:
+        """TrackBatch through gRPC / the bare insert, events/s: what the service adds, in one number that
+        the machine's load moves less than either figure."""
+        return self.grpc_eps / self.bare_eps
+
+    @property
+    def server_us_per_event(self) -> float:
+        """The serving process's CPU per event (decode, convert, validate, resolve, insert, commit)."""
+        return self.grpc_server_cpu_seconds / self.events * 1e6
 
 
 def demo_events(n: int, seed: int = 11) -> list[Event]:
@@ -80,7 +94,10 @@ def measure(work_dir: Path, events: int = 200_000, batch: int = 1000, database_u
         with ServerProcess(grpc_dir, **_url_setting(grpc_url)) as server:
             ctx = mp.get_context("spawn")
             with ctx.Pool(1) as pool:
+                pool.apply(_ping, (server.target,))  # the client's imports and connection, before the clock
+                server_cpu0 = sum(server.cpu_seconds().values())
                 seconds, cpu, accepted = pool.apply(_send_all, (server.target, payloads, server.metadata))
+                server_cpu = sum(server.cpu_seconds().values()) - server_cpu0
         if accepted != len(evs):
             raise RuntimeError(f"TrackBatch accepted {accepted} of {len(evs)} events")
         rows = _stored_rows(grpc_dir, grpc_url)
@@ -96,7 +113,7 @@ def measure(work_dir: Path, events: int = 200_000, batch: int = 1000, database_u
             service.close()
 
     with _fresh_store(work_dir, "bare", database_url) as (bare_dir, bare_url):
-        bare_seconds = _bare_insert(rows, bare_dir, bare_url, batch)
+        bare_seconds, bare_cpu = _bare_insert(rows, bare_dir, bare_url, batch)
     return TrackFigures(
         len(evs),
         batch,
@@ -106,6 +123,8 @@ def measure(work_dir: Path, events: int = 200_000, batch: int = 1000, database_u
         bare_seconds,
         sync_full=True,
         backend="postgresql" if database_url else "sqlite",
+        grpc_server_cpu_seconds=server_cpu,
+        bare_cpu_seconds=bare_cpu,
     )
 
 
@@ -122,14 +141,13 @@ def _fresh_store(work_dir: Path, name: str, database_url: str) -> Iterator[tuple
         yield folder, ""
         return
     import psycopg  # only on PostgreSQL (the backend's own dependency)
-    from psycopg.conninfo import make_conninfo
 
     database = f"seenext_bench_{name}_{os.getpid()}"
     with psycopg.connect(database_url, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{database}"')
         admin.execute(f'CREATE DATABASE "{database}"')
     try:
-        yield folder, make_conninfo(database_url, dbname=database)
+        yield folder, urlsplit(database_url)._replace(path=f"/{database}").geturl()
     finally:
         with psycopg.connect(database_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
@@ -160,6 +178,13 @@ def _serialise(events: Sequence[Event], batch: int) -> list[bytes]:
         events_pb2.TrackBatchRequest(events=[msg(e) for e in events[i : i + batch]]).SerializeToString()
         for i in range(0, len(events), batch)
     ]
+
+
+def _ping(target: str) -> None:
+    import grpc
+
+    with grpc.insecure_channel(target) as ch:
+        grpc.channel_ready_future(ch).result(timeout=30)
 
 
 def _send_all(
@@ -200,9 +225,12 @@ def _stored_rows(folder: Path, database_url: str) -> list[tuple[Any, ...]]:
         src.close()
 
 
-def _bare_insert(rows: Sequence[tuple[Any, ...]], folder: Path, database_url: str, batch: int) -> float:
+def _bare_insert(
+    rows: Sequence[tuple[Any, ...]], folder: Path, database_url: str, batch: int
+) -> tuple[float, float]:
     """The rows the service stored, inserted again into a fresh store with the same schema (and, on
-    SQLite, the same pragmas): one transaction per batch, as the service commits one per TrackBatch."""
+    SQLite, the same pragmas): one transaction per batch, as the service commits one per TrackBatch.
+    (seconds, this process's CPU seconds)."""
     if database_url:
         import psycopg
         from psycopg.types.json import Jsonb
@@ -211,19 +239,19 @@ def _bare_insert(rows: Sequence[tuple[Any, ...]], folder: Path, database_url: st
         sql = f"INSERT INTO events ({_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})"
         rows = [tuple(Jsonb(v) if isinstance(v, dict) else v for v in r) for r in rows]  # a jsonb column
         with psycopg.connect(database_url) as pg:
-            started = time.perf_counter()
+            cpu0, started = time.process_time(), time.perf_counter()
             for i in range(0, len(rows), batch):
                 with pg.transaction(), pg.cursor() as cur:
                     cur.executemany(sql, rows[i : i + batch])
-            return time.perf_counter() - started
+            return time.perf_counter() - started, time.process_time() - cpu0
     conn = dbmod.connect(folder / "bare.db", sync_full=True)
     migrations.migrate(conn)
     sql = f"INSERT INTO events ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
-    started = time.perf_counter()
+    cpu0, started = time.process_time(), time.perf_counter()
     for i in range(0, len(rows), batch):
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(sql, rows[i : i + batch])
         conn.execute("COMMIT")
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu0
     conn.close()
-    return seconds
+    return seconds, cpu

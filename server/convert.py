@@ -96,20 +96,45 @@ def identifier_msg(ident: Identifier) -> common_pb2.Identifier:
     return common_pb2.Identifier(kind=f"IDENTIFIER_KIND_{ident.kind}", value=ident.value)
 
 
+def _names(enum: Any, prefix: str) -> dict[int, str]:
+    """Every number of an enum -> its name as `enum_name` gives it (looked up per event: a dict is ~10x
+    cheaper than the cached call)."""
+    return {v.number: enum_name(enum, v.number, prefix) for v in enum.DESCRIPTOR.values}
+
+
+_KIND_NAMES = _names(common_pb2.IdentifierKind, "IDENTIFIER_KIND_")
+_CHANNEL_NAMES = _names(common_pb2.Channel, "CHANNEL_")
+_TYPE_NAMES = _names(common_pb2.EventType, "EVENT_TYPE_")
+
+
 def event(msg: events_pb2.Event) -> Event:
+    """A TrackBatch runs this per event (~11 us before issue 11): positional arguments, enum names from
+    dicts (a number the contract does not know goes through `enum_name`, and validation refuses it), and
+    no copy of an empty attributes map."""
+    kind_names = _KIND_NAMES
+    idents = tuple(
+        [
+            Identifier(
+                kind_names.get(i.kind) or enum_name(common_pb2.IdentifierKind, i.kind, "IDENTIFIER_KIND_"),
+                i.value,
+            )
+            for i in msg.identifiers
+        ]
+    )
+    attributes = msg.attributes
     return Event(
-        event_id=msg.event_id,
-        identifiers=tuple(identifier(i) for i in msg.identifiers),
-        channel=channel(msg.channel),
-        type=enum_name(common_pb2.EventType, msg.type, "EVENT_TYPE_"),
-        item_id=msg.item_id,
-        quantity=msg.quantity,
-        price=msg.price,
-        store_id=msg.store_id,
-        order_id=msg.order_id,
-        recommendation_id=msg.recommendation_id,
-        occurred_at=time_or_none(msg.occurred_at, msg.HasField("occurred_at")),
-        attributes=dict(msg.attributes),
+        msg.event_id,
+        idents,
+        _CHANNEL_NAMES.get(msg.channel) or channel(msg.channel),
+        _TYPE_NAMES.get(msg.type) or enum_name(common_pb2.EventType, msg.type, "EVENT_TYPE_"),
+        msg.item_id,
+        msg.quantity,
+        msg.price,
+        msg.store_id,
+        msg.order_id,
+        msg.recommendation_id,
+        time_or_none(msg.occurred_at, True) if msg.HasField("occurred_at") else None,
+        dict(attributes) if attributes else {},
     )
 
 

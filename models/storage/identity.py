@@ -5,17 +5,37 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class IdentifierRow:
-    """An identifier node as stored: `key` is the hash for e-mail and phone, else the normalised value."""
+class IdentifierRow(NamedTuple):
+    """An identifier node as stored: `key` is the hash for e-mail and phone, else the normalised value.
+    (A named tuple: a batch reads hundreds at once.)"""
 
     kind: str
     key: str
     customer_id: str
     shared: bool  # seen with several persons: links and recognises no one
     links: int  # times this device joined two persons (or brought a person new identifiers)
+
+
+class NewIdentifier(NamedTuple):
+    """An identifier to add (`insert_identifiers`): not shared, no links yet."""
+
+    kind: str
+    key: str
+    customer_id: str
+    display: str  # what a response may show: empty for e-mail and phone (held as hashes only)
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerFacts:
+    """What the identity graph weighs about a customer before linking: when it was first seen (None:
+    no such customer row) and its identifiers of the kinds asked for that are not marked shared."""
+
+    created_at: float | None
+    keys: tuple[tuple[str, str], ...]  # (kind, key)
 
 
 @dataclass(slots=True)
@@ -47,6 +67,11 @@ class IdentityStorage(ABC):
         """The stored identifiers of one kind among `keys` (a batch's identifiers at once)."""
 
     @abstractmethod
+    def identifier_rows_of(self, nodes: Sequence[tuple[str, str]]) -> list[IdentifierRow]:
+        """The stored identifiers among (kind, key) pairs of any kinds: a whole batch's in one (chunked)
+        read."""
+
+    @abstractmethod
     def customer_identifier_keys(self, customer_id: str, kinds: Collection[str]) -> list[tuple[str, str]]:
         """(kind, key) of the customer's identifiers of these kinds that are not marked shared."""
 
@@ -58,12 +83,24 @@ class IdentityStorage(ABC):
         `display` is what a response may show: empty for e-mail and phone, which are held as hashes only."""
 
     @abstractmethod
+    def insert_identifiers(self, rows: Sequence[NewIdentifier]) -> None:
+        """`insert_identifier` for many, in order, as one statement (a batch's new identifiers)."""
+
+    @abstractmethod
     def add_identifier_link(self, kind: str, key: str) -> None:
         """Counts one more person-level link made through this identifier."""
 
     @abstractmethod
+    def add_identifier_links(self, nodes: Sequence[tuple[str, str]]) -> None:
+        """`add_identifier_link` for each (kind, key): one that appears n times gains n links."""
+
+    @abstractmethod
     def mark_identifier_shared(self, kind: str, key: str) -> None:
         """Marks the identifier as used by several persons."""
+
+    @abstractmethod
+    def mark_identifiers_shared(self, nodes: Sequence[tuple[str, str]]) -> None:
+        """`mark_identifier_shared` for each (kind, key)."""
 
     @abstractmethod
     def identifier_views(self, customer_id: str) -> list[IdentifierView]:
@@ -76,8 +113,17 @@ class IdentityStorage(ABC):
         """Adds the customer; one already stored is left as it is."""
 
     @abstractmethod
+    def create_customers(self, rows: Sequence[tuple[str, float]]) -> None:
+        """`create_customer` for each (customer_id, created_at), in order: the first row of an id wins."""
+
+    @abstractmethod
     def customer_created_at(self, customer_id: str) -> float | None:
         """When the customer was first seen; None if unknown."""
+
+    @abstractmethod
+    def customer_facts(self, customer_ids: Sequence[str], kinds: Collection[str]) -> dict[str, CustomerFacts]:
+        """`customer_created_at` and `customer_identifier_keys` of many customers in two (chunked)
+        reads; every id asked for has an entry (created_at None when it is not a customer)."""
 
     @abstractmethod
     def merge_customers(self, loser: str, survivor: str, created_at: float, merged_at: float) -> None:

@@ -4,7 +4,7 @@ row holds (JSON text for the mappings and lists, integers for the flags)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from models.domain import Item, Offer
@@ -13,25 +13,13 @@ from models.storage.serving import CustomerRecord, ItemEvent, Tally
 
 
 def event_values(rows: Sequence[EventRow]) -> list[tuple[Any, ...]]:
-    """The insert values of events, in the order of `EVENT_COLUMNS`."""
-    return [
-        (
-            r.event_id,
-            r.customer_id,
-            r.channel,
-            r.type,
-            r.item_id,
-            r.quantity,
-            r.price,
-            r.store_id,
-            r.order_id,
-            r.recommendation_id,
-            r.occurred_at,
-            r.received_at,
-            json.dumps(dict(r.attributes), sort_keys=True) if r.attributes else None,
-        )
-        for r in rows
-    ]
+    """The insert values of events, in the order of `EVENT_COLUMNS`: the rows themselves (an EventRow is
+    a tuple in that order), with the attributes as JSON text."""
+    return [r if r.attributes is None else (*r[:12], _json_or_none(r.attributes)) for r in rows]
+
+
+def _json_or_none(attributes: Mapping[str, str]) -> str | None:
+    return json.dumps(dict(attributes), sort_keys=True) if attributes else None
 
 
 EVENT_COLUMNS = (

@@ -104,8 +104,18 @@ def test_two_process_throughput_and_open_loop(
 
 def test_trackbatch_beside_bare_sqlite(tmp_path: Path) -> None:
     t = track.measure(tmp_path, events=1500, batch=500)
-    assert t.events == 1500 and t.batch == 500
+    assert t.events == 1500 and t.batch == 500 and t.backend == "sqlite"
     assert _finite_positive(t.grpc_eps, t.store_eps, t.bare_eps, t.grpc_client_cpu_seconds)
+    assert _finite_positive(t.ratio, t.server_us_per_event, t.bare_cpu_seconds)
+
+
+def test_trackbatch_beside_bare_postgres(tmp_path: Path, postgres_url: str) -> None:
+    """`make bench`'s track-postgres step: the same three paths on PostgreSQL, in the report too."""
+    t = track.measure(tmp_path, events=1500, batch=500, database_url=postgres_url)
+    assert t.events == 1500 and t.backend == "postgresql"
+    assert _finite_positive(t.grpc_eps, t.store_eps, t.bare_eps, t.ratio, t.server_us_per_event)
+    results = report.Results(Conditions.now(), "python -m bench.run --toy", "now", track_postgres=t)
+    assert "TrackBatch events/s (gRPC, batches of 500, PostgreSQL)" in report.markdown(results)
 
 
 def test_memory_of_a_widened_model(

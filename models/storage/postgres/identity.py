@@ -6,7 +6,7 @@ import json
 from collections.abc import Collection, Mapping, Sequence
 
 from models.storage.changes import STATE, customer_subject, node_subject
-from models.storage.identity import IdentifierRow, IdentifierView
+from models.storage.identity import CustomerFacts, IdentifierRow, IdentifierView, NewIdentifier
 from models.storage.postgres.base import Conn, PostgresBase
 from models.storage.postgres.changes import append_changes
 
@@ -38,6 +38,22 @@ class PostgresIdentity(PostgresBase):
             for key, owner, shared, links in rows
         ]
 
+    def identifier_rows_of(self, nodes: Sequence[tuple[str, str]]) -> list[IdentifierRow]:
+        # One statement whatever the kinds: inside a write transaction every read is a round trip.
+        wanted = list(dict.fromkeys(nodes))
+        if not wanted:
+            return []
+        rows = self._rows(
+            "SELECT i.kind, i.value_key, i.customer_id, i.shared, i.links FROM identifiers i"
+            " JOIN unnest(%s::text[], %s::text[]) AS w(kind, value_key)"
+            " ON i.kind = w.kind AND i.value_key = w.value_key",
+            ([k for k, _ in wanted], [v for _, v in wanted]),
+        )
+        return [
+            IdentifierRow(kind, key, owner, bool(shared), int(links or 0))
+            for kind, key, owner, shared, links in rows
+        ]
+
     def customer_identifier_keys(self, customer_id: str, kinds: Collection[str]) -> list[tuple[str, str]]:
         wanted = sorted(kinds)
         if not wanted:
@@ -61,6 +77,57 @@ class PostgresIdentity(PostgresBase):
             )
             # it recognises someone now
             append_changes(self, conn, self._notes, STATE, [node_subject(kind, key)])
+
+    def insert_identifiers(self, rows: Sequence[NewIdentifier]) -> None:
+        if not rows:
+            return
+        with self._write() as conn:
+            # One statement for the batch (column arrays, in order): a pipelined INSERT per identifier
+            # cost ~0.5 ms of client time each.
+            self._run(
+                conn,
+                "INSERT INTO identifiers (kind, value_key, customer_id, display, created_at, shared, links)"
+                " SELECT kind, value_key, customer_id, display, created_at, 0, 0 FROM unnest(%s::text[],"
+                " %s::text[], %s::text[], %s::text[], %s::float8[]) WITH ORDINALITY"
+                " AS b(kind, value_key, customer_id, display, created_at, n)"
+                " ORDER BY n ON CONFLICT (kind, value_key) DO NOTHING",
+                (
+                    [r.kind for r in rows],
+                    [r.key for r in rows],
+                    [r.customer_id for r in rows],
+                    [r.display for r in rows],
+                    [float(r.created_at) for r in rows],
+                ),
+            )
+            append_changes(self, conn, self._notes, STATE, [node_subject(r.kind, r.key) for r in rows])
+
+    def add_identifier_links(self, nodes: Sequence[tuple[str, str]]) -> None:
+        if not nodes:
+            return
+        counts: dict[tuple[str, str], int] = {}
+        for node in nodes:
+            counts[node] = counts.get(node, 0) + 1
+        with self._write() as conn:
+            self._run(
+                conn,
+                "UPDATE identifiers i SET links = i.links + b.n"
+                " FROM unnest(%s::text[], %s::text[], %s::int[]) AS b(kind, value_key, n)"
+                " WHERE i.kind = b.kind AND i.value_key = b.value_key",
+                ([k for k, _ in counts], [v for _, v in counts], list(counts.values())),
+            )
+
+    def mark_identifiers_shared(self, nodes: Sequence[tuple[str, str]]) -> None:
+        if not nodes:
+            return
+        with self._write() as conn:
+            self._run(
+                conn,
+                "UPDATE identifiers i SET shared = 1"
+                " FROM unnest(%s::text[], %s::text[]) AS b(kind, value_key)"
+                " WHERE i.kind = b.kind AND i.value_key = b.value_key",
+                ([k for k, _ in nodes], [v for _, v in nodes]),
+            )
+            append_changes(self, conn, self._notes, STATE, [node_subject(k, v) for k, v in nodes])
 
     def add_identifier_link(self, kind: str, key: str) -> None:
         with self._write() as conn:
@@ -97,6 +164,38 @@ class PostgresIdentity(PostgresBase):
                 (customer_id, created_at),
             )
             append_changes(self, conn, self._notes, STATE, [customer_subject(customer_id)])
+
+    def create_customers(self, rows: Sequence[tuple[str, float]]) -> None:
+        if not rows:
+            return
+        with self._write() as conn:
+            self._run(
+                conn,
+                "INSERT INTO customers (customer_id, created_at) SELECT customer_id, created_at"
+                " FROM unnest(%s::text[], %s::float8[]) WITH ORDINALITY AS b(customer_id, created_at, n)"
+                " ORDER BY n ON CONFLICT (customer_id) DO NOTHING",
+                ([c for c, _ in rows], [float(t) for _, t in rows]),
+            )
+            append_changes(self, conn, self._notes, STATE, [customer_subject(c) for c, _ in rows])
+
+    def customer_facts(self, customer_ids: Sequence[str], kinds: Collection[str]) -> dict[str, CustomerFacts]:
+        ids = list(dict.fromkeys(customer_ids))
+        if not ids:
+            return {}
+        created: dict[str, float | None] = dict.fromkeys(ids)
+        keys: dict[str, list[tuple[str, str]]] = {c: [] for c in ids}
+        # One round trip: the customers' rows and their identifiers, tagged.
+        for tag, c, k, v, at in self._rows(
+            "SELECT 'c', customer_id, NULL, NULL, created_at FROM customers WHERE customer_id = ANY(%s)"
+            " UNION ALL SELECT 'i', customer_id, kind, value_key, NULL FROM identifiers"
+            " WHERE customer_id = ANY(%s) AND shared = 0 AND kind = ANY(%s)",
+            (ids, ids, sorted(kinds)),
+        ):
+            if tag == "c":
+                created[c] = None if at is None else float(at)
+            else:
+                keys[c].append((str(k), str(v)))
+        return {c: CustomerFacts(created[c], tuple(keys[c])) for c in ids}
 
     def customer_created_at(self, customer_id: str) -> float | None:
         row = self._one("SELECT created_at FROM customers WHERE customer_id = %s", (customer_id,))

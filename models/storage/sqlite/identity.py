@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 from models.storage.base import chunks
 from models.storage.changes import STATE, customer_subject, node_subject
-from models.storage.identity import IdentifierRow, IdentifierView
+from models.storage.identity import CustomerFacts, IdentifierRow, IdentifierView, NewIdentifier
 from models.storage.sqlite.base import SqliteBase
 from models.storage.sqlite.changes import append_changes
 
@@ -48,6 +48,13 @@ class SqliteIdentity(SqliteBase):
             )
         return out
 
+    def identifier_rows_of(self, nodes: Sequence[tuple[str, str]]) -> list[IdentifierRow]:
+        # One IN list per kind: the primary key (kind, value_key) answers each from the index.
+        by_kind: dict[str, list[str]] = {}
+        for kind, key in nodes:
+            by_kind.setdefault(kind, []).append(key)
+        return [row for kind, keys in by_kind.items() for row in self.identifier_rows(kind, keys)]
+
     def customer_identifier_keys(self, customer_id: str, kinds: Collection[str]) -> list[tuple[str, str]]:
         wanted = sorted(kinds)
         if not wanted:
@@ -70,6 +77,30 @@ class SqliteIdentity(SqliteBase):
                 (kind, key, customer_id, display, created_at),
             )
             append_changes(conn, self._notes, STATE, [node_subject(kind, key)])  # it recognises someone now
+
+    def insert_identifiers(self, rows: Sequence[NewIdentifier]) -> None:
+        if not rows:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO identifiers"
+                " (kind, value_key, customer_id, display, created_at, shared, links)"
+                " VALUES (?, ?, ?, ?, ?, 0, 0)",
+                rows,
+            )
+            append_changes(conn, self._notes, STATE, [node_subject(r.kind, r.key) for r in rows])
+
+    def add_identifier_links(self, nodes: Sequence[tuple[str, str]]) -> None:
+        if nodes:
+            with self._write() as conn:
+                conn.executemany("UPDATE identifiers SET links=links+1 WHERE kind=? AND value_key=?", nodes)
+
+    def mark_identifiers_shared(self, nodes: Sequence[tuple[str, str]]) -> None:
+        if not nodes:
+            return
+        with self._write() as conn:
+            conn.executemany("UPDATE identifiers SET shared=1 WHERE kind=? AND value_key=?", nodes)
+            append_changes(conn, self._notes, STATE, [node_subject(k, v) for k, v in nodes])
 
     def add_identifier_link(self, kind: str, key: str) -> None:
         with self._write() as conn:
@@ -97,6 +128,34 @@ class SqliteIdentity(SqliteBase):
                 (customer_id, created_at),
             )
             append_changes(conn, self._notes, STATE, [customer_subject(customer_id)])
+
+    def create_customers(self, rows: Sequence[tuple[str, float]]) -> None:
+        if not rows:
+            return
+        with self._write() as conn:
+            conn.executemany("INSERT OR IGNORE INTO customers (customer_id, created_at) VALUES (?, ?)", rows)
+            append_changes(conn, self._notes, STATE, [customer_subject(c) for c, _ in rows])
+
+    def customer_facts(self, customer_ids: Sequence[str], kinds: Collection[str]) -> dict[str, CustomerFacts]:
+        ids = list(dict.fromkeys(customer_ids))
+        created: dict[str, float | None] = dict.fromkeys(ids)
+        keys: dict[str, list[tuple[str, str]]] = {c: [] for c in ids}
+        wanted = sorted(kinds)
+        conn = self._read()
+        for chunk in chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            for c, at in conn.execute(
+                f"SELECT customer_id, created_at FROM customers WHERE customer_id IN ({marks})", chunk
+            ):
+                created[c] = None if at is None else float(at)
+            if wanted:
+                for c, k, v in conn.execute(
+                    f"SELECT customer_id, kind, value_key FROM identifiers WHERE customer_id IN ({marks})"
+                    f" AND shared=0 AND kind IN ({','.join('?' * len(wanted))})",
+                    [*chunk, *wanted],
+                ):
+                    keys[c].append((str(k), str(v)))
+        return {c: CustomerFacts(created[c], tuple(keys[c])) for c in ids}
 
     def customer_created_at(self, customer_id: str) -> float | None:
         row = (

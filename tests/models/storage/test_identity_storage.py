@@ -10,8 +10,9 @@ import pytest
 from models.errors import FailedPrecondition
 from models.identity import pii
 from models.storage import Storage
+from models.storage.changes import customer_subject, node_subject
 from models.storage.events import EventRow
-from models.storage.identity import IdentifierRow
+from models.storage.identity import CustomerFacts, IdentifierRow, NewIdentifier
 from tests.conftest import Database
 
 STRONG = ("CUSTOMER_ID", "EMAIL", "PHONE", "LOYALTY_CARD")
@@ -81,6 +82,77 @@ def test_customers_are_created_once(storage: Storage) -> None:
     storage.create_customer("c1", 5.0)
     storage.create_customer("c1", 9.0)
     assert storage.customer_created_at("c1") == 5.0
+
+
+def test_a_batch_of_identifier_nodes_of_several_kinds_is_read_at_once(storage: Storage) -> None:
+    with storage.transaction():
+        for n in range(700):
+            storage.insert_identifier("DEVICE_ID", f"d{n}", f"c{n % 3}", f"d{n}", 10.0)
+        storage.insert_identifier("EMAIL", "d1", "c9", "", 10.0)  # same key, other kind
+    asked = [("DEVICE_ID", f"d{n}") for n in range(0, 1400, 2)] + [("EMAIL", "d1"), ("EMAIL", "d2")]
+    found = storage.identifier_rows_of([*asked, ("DEVICE_ID", "d0")])  # a repeat
+    assert sorted((r.kind, r.key) for r in found) == sorted(
+        [("DEVICE_ID", f"d{n}") for n in range(0, 700, 2)] + [("EMAIL", "d1")]
+    )
+    assert IdentifierRow("EMAIL", "d1", "c9", False, 0) in found
+    assert storage.identifier_rows_of([]) == []
+
+
+def test_batch_writes_do_what_the_single_ones_do(storage: Storage, database: Database) -> None:
+    storage.insert_identifier("DEVICE_ID", "tablet", "dad", "tablet", 1.0)
+    head = storage.feed_head()
+    with storage.transaction():
+        storage.create_customers([("c1", 5.0), ("c2", 6.0), ("c1", 9.0)])  # the first row of an id wins
+        storage.insert_identifiers(
+            [
+                NewIdentifier("EMAIL", "h:1", "c1", "", 5.0),
+                NewIdentifier("DEVICE_ID", "tablet", "mum", "tablet", 5.0),  # stored: left as it is
+                NewIdentifier("DEVICE_ID", "phone", "c2", "phone", 6.0),
+            ]
+        )
+        tablet, phone = ("DEVICE_ID", "tablet"), ("DEVICE_ID", "phone")
+        storage.add_identifier_links([tablet, phone, tablet])
+        storage.mark_identifiers_shared([("DEVICE_ID", "tablet")])
+    assert storage.customer_created_at("c1") == 5.0 and storage.customer_created_at("c2") == 6.0
+    assert storage.identifier_row("EMAIL", "h:1") == IdentifierRow("EMAIL", "h:1", "c1", False, 0)
+    assert storage.identifier_row(*tablet) == IdentifierRow(*tablet, "dad", True, 2)
+    assert storage.identifier_row(*phone) == IdentifierRow(*phone, "c2", False, 1)
+    # the change feed: each customer created, identifier added and identifier marked shared, once
+    subjects = {c.subject for c in storage.changes_after(head)}
+    assert subjects == {
+        customer_subject("c1"),
+        customer_subject("c2"),
+        node_subject("EMAIL", "h:1"),
+        node_subject("DEVICE_ID", "tablet"),
+        node_subject("DEVICE_ID", "phone"),
+    }
+    with storage.transaction():  # empty batches write nothing
+        storage.create_customers([])
+        storage.insert_identifiers([])
+        storage.add_identifier_links([])
+        storage.mark_identifiers_shared([])
+    assert storage.feed_head() == max(c.seq for c in storage.changes_after(head))
+
+
+def test_customer_facts_of_many_customers_at_once(storage: Storage) -> None:
+    with storage.transaction():
+        storage.create_customers([(f"c{n}", float(n)) for n in range(600)])
+        storage.insert_identifier("CUSTOMER_ID", "c1", "c1", "c1", 1.0)
+        storage.insert_identifier("EMAIL", "h:1", "c1", "", 2.0)
+        storage.insert_identifier("DEVICE_ID", "phone", "c1", "phone", 3.0)  # weak: not asked for
+        storage.insert_identifier("LOYALTY_CARD", "card", "c1", "card", 3.0)
+        storage.mark_identifier_shared("LOYALTY_CARD", "card")  # shared: left out
+        storage.insert_identifier("EMAIL", "h:2", "ghost", "", 4.0)  # identifiers, no customer row
+    ids = [f"c{n}" for n in range(600)] + ["ghost", "nobody", "c1"]
+    facts = storage.customer_facts(ids, STRONG)
+    assert set(facts) == set(ids)
+    assert facts["c1"].created_at == 1.0
+    assert sorted(facts["c1"].keys) == [("CUSTOMER_ID", "c1"), ("EMAIL", "h:1")]
+    assert facts["c599"] == CustomerFacts(599.0, ())
+    assert facts["ghost"] == CustomerFacts(None, (("EMAIL", "h:2"),))
+    assert facts["nobody"] == CustomerFacts(None, ())
+    assert storage.customer_facts([], STRONG) == {}
+    assert storage.customer_facts(["c1"], ())["c1"] == CustomerFacts(1.0, ())
 
 
 def test_a_merge_repoints_every_row_and_records_the_alias(storage: Storage, database: Database) -> None:
