@@ -433,13 +433,13 @@ class Request:
                     keyed.sort()
                     order = [i for _, _, i in keyed]
             else:
-                score = {i: 1.0 / (1 + n) for n, i in enumerate(order)}
+                scores = {i: 1.0 / (1 + n) for n, i in enumerate(order)}
                 for c in p.boosts:
                     factor = c.spec.weight if c.spec.action == r.BOOST else 1.0 / c.spec.weight
                     matches = self._matcher(c)
                     for i in [i for i in order if matches(i)]:
-                        score[i] *= factor
-                order.sort(key=lambda i: -score[i])
+                        scores[i] *= factor
+                order.sort(key=lambda i: -scores[i])
         order = diversify(order, k, snapshot, diversity)
         chosen = order[:k]
         rest = order[k:]

@@ -17,7 +17,10 @@ ALWAYS = ' && context.channel == "WEB"'
 
 REORDERS = [
     [RuleSpec("b", 'item.brand == "shell"', r.BOOST, weight=3.0)],
-    [RuleSpec("b", 'item.brand == "shell"', r.BOOST, weight=3.0), RuleSpec("d", "item.price > 100.0", r.BURY, weight=4.0)],
+    [
+        RuleSpec("b", 'item.brand == "shell"', r.BOOST, weight=3.0),
+        RuleSpec("d", "item.price > 100.0", r.BURY, weight=4.0),
+    ],
     [
         RuleSpec("b", 'item.category == "audio"', r.BOOST, weight=1.5),
         RuleSpec("b2", 'item.brand == "nova"', r.BOOST, weight=2.0),
