@@ -114,6 +114,9 @@ class ItemMatches:
     views: Mapping[str, dict[str, Any]]
     ordered: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # by_rule's ids, sorted once
     by_source: Mapping[str, frozenset[str]] = field(default_factory=dict)  # condition text -> matches
+    prepared: dict[int, tuple[Sequence[CompiledRule], _Prepared]] = field(
+        default_factory=dict, compare=False, repr=False
+    )  # see `prepared`
 
 
 @dataclass(frozen=True)
@@ -255,6 +258,73 @@ def _matching(rule: CompiledRule, views: Mapping[str, dict[str, Any]], fields: f
     }
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """What one request's rules need that depends only on the rules and the catalogue's matches: worked
+    out once per (rules of a placement and channel) x item-only matches, not per request."""
+
+    sets: Mapping[str, AbstractSet[str]]  # item-only rule -> the items it matches
+    filters: list[CompiledRule]
+    reorders: list[CompiledRule]
+    excluded: AbstractSet[str]  # every item-only exclusion's items
+    required: list[AbstractSet[str]]  # every item-only include-only rule's items
+    context_filters: list[CompiledRule]
+    # boost and bury: item -> its factors in rule order (None when a boost or bury reads `context`)
+    factors: Mapping[str, tuple[float, ...]] | None
+    boosts: list[CompiledRule]
+    reserves: list[CompiledRule]
+    pins: list[CompiledRule]  # by position
+
+
+def _prepare(rules: Sequence[CompiledRule], matches: ItemMatches) -> _Prepared:
+    sets: dict[str, AbstractSet[str]] = {
+        c.rule_id: matches.by_rule.get(c.rule_id, frozenset()) for c in rules if not c.condition.uses_context
+    }
+    filters = [c for c in rules if c.spec.action in r.FILTERS]
+    reorders = [c for c in rules if c.spec.action not in r.FILTERS]
+    excluded = [sets[c.rule_id] for c in filters if c.spec.action == r.EXCLUDE and c.rule_id in sets]
+    boosts = [c for c in reorders if c.spec.action in (r.BOOST, r.BURY)]
+    factors: dict[str, tuple[float, ...]] | None = None
+    if all(c.rule_id in sets for c in boosts):
+        factors = {}
+        for c in boosts:
+            factor = c.spec.weight if c.spec.action == r.BOOST else 1.0 / c.spec.weight
+            for i in sets[c.rule_id]:
+                factors[i] = (*factors.get(i, ()), factor)
+    return _Prepared(
+        sets=sets,
+        filters=filters,
+        reorders=reorders,
+        excluded=(
+            excluded[0] if len(excluded) == 1 else frozenset().union(*excluded) if excluded else frozenset()
+        ),
+        required=[sets[c.rule_id] for c in filters if c.spec.action == r.INCLUDE_ONLY and c.rule_id in sets],
+        context_filters=[c for c in filters if c.rule_id not in sets],
+        factors=factors,
+        boosts=boosts,
+        reserves=[c for c in reorders if c.spec.action == r.RESERVE],
+        pins=sorted((c for c in reorders if c.spec.action == r.PIN), key=lambda c: c.spec.position),
+    )
+
+
+# per ItemMatches object (held in its `prepared` field): the rules tuple's id -> (the tuple, prepared);
+# `RulesInForce.for_request` hands out the same tuple for a placement and channel, so its id is the key
+_PREPARED_MAX = 1_000
+
+
+def prepared(rules: Sequence[CompiledRule], matches: ItemMatches) -> _Prepared:
+    """The item-only work of these rules over these matches, cached on the matches."""
+    cache = matches.prepared
+    hit = cache.get(id(rules))
+    if hit is not None and hit[0] is rules:
+        return hit[1]
+    found = _prepare(rules, matches)
+    if len(cache) >= _PREPARED_MAX:  # rules tuples come from requests' placements: bounded
+        cache.clear()
+    cache[id(rules)] = (rules, found)
+    return found
+
+
 class Request:
     """The rules of one request, with what they need to evaluate conditions."""
 
@@ -266,28 +336,14 @@ class Request:
         self.context = context
         self._ctx_act: Any = None
         self._memo: dict[tuple[str, str], bool] = {}
-        self._sets = {
-            c.rule_id: matches.by_rule.get(c.rule_id, frozenset())
-            for c in rules
-            if not c.condition.uses_context
-        }
-        self.filters = [c for c in rules if c.spec.action in r.FILTERS]
-        self.reorders = [c for c in rules if c.spec.action not in r.FILTERS]
+        p = self._prepared = prepared(rules, matches)
+        self._sets = p.sets
+        self.filters = p.filters
+        self.reorders = p.reorders
         # item-only filters as sets: what a candidate is checked against while the ranking fills
-        excluded = [
-            self._sets[c.rule_id]
-            for c in self.filters
-            if c.spec.action == r.EXCLUDE and c.rule_id in self._sets
-        ]
-        self._excluded: AbstractSet[str] = (
-            excluded[0] if len(excluded) == 1 else frozenset().union(*excluded) if excluded else frozenset()
-        )
-        self._required = [
-            self._sets[c.rule_id]
-            for c in self.filters
-            if c.spec.action == r.INCLUDE_ONLY and c.rule_id in self._sets
-        ]
-        self._context_filters = [c for c in self.filters if c.rule_id not in self._sets]
+        self._excluded = p.excluded
+        self._required = p.required
+        self._context_filters = p.context_filters
 
     def match(self, rule: CompiledRule, item_id: str) -> bool:
         found = self._sets.get(rule.rule_id)
@@ -329,7 +385,25 @@ class Request:
         for required in self._required:
             if item_id not in required:
                 return False
-        return all((c.spec.action == r.EXCLUDE) != self.match(c, item_id) for c in self._context_filters)
+        if self._context_filters:
+            return all((c.spec.action == r.EXCLUDE) != self.match(c, item_id) for c in self._context_filters)
+        return True
+
+    def filter_with(self, first: Callable[[str], bool]) -> Callable[[str], bool]:
+        """`first` (the channel's filter) and these filters in one predicate, the cheap set membership of
+        the item-only exclusions tried first (the ranking calls it for every candidate it walks)."""
+        excluded = self._excluded
+        if not self._required and not self._context_filters:
+            return lambda item_id: item_id not in excluded and first(item_id)
+        passes = self.passes
+        return lambda item_id: passes(item_id) and first(item_id)
+
+    def _matcher(self, rule: CompiledRule) -> Callable[[str], bool]:
+        """`match` for one rule: set membership for an item-only one."""
+        found = self._sets.get(rule.rule_id)
+        if found is not None:
+            return found.__contains__
+        return lambda item_id: self.match(rule, item_id)
 
     def arrange(
         self,
@@ -341,28 +415,38 @@ class Request:
     ) -> list[str]:
         """The k items to serve, in order, from the pool (the list and the next candidates, best first)."""
         order = list(pool)
-        boosts = [c for c in self.reorders if c.spec.action in (r.BOOST, r.BURY)]
-        if boosts:
-            score = {i: 1.0 / (1 + n) for n, i in enumerate(order)}
-            for c in boosts:
-                factor = c.spec.weight if c.spec.action == r.BOOST else 1.0 / c.spec.weight
-                found = self._sets.get(c.rule_id)
-                hits = (
-                    [i for i in order if i in found]
-                    if found is not None
-                    else [i for i in order if self.match(c, i)]
-                )
-                for i in hits:
-                    score[i] *= factor
-            order.sort(key=lambda i: -score[i])
+        p = self._prepared
+        if p.boosts:
+            factors = p.factors
+            if factors is not None:  # item-only boosts and buries: each item's factors, looked up once
+                keyed: list[tuple[float, int, str]] = []
+                moved = False
+                for n, i in enumerate(order):
+                    score = 1.0 / (1 + n)
+                    fs = factors.get(i)
+                    if fs is not None:
+                        moved = True
+                        for f in fs:  # in rule order, as one multiplication per rule
+                            score *= f
+                    keyed.append((-score, n, i))
+                if moved:  # (-score, place): the stable sort by score
+                    keyed.sort()
+                    order = [i for _, _, i in keyed]
+            else:
+                scores = {i: 1.0 / (1 + n) for n, i in enumerate(order)}
+                for c in p.boosts:
+                    factor = c.spec.weight if c.spec.action == r.BOOST else 1.0 / c.spec.weight
+                    matches = self._matcher(c)
+                    for i in [i for i in order if matches(i)]:
+                        scores[i] *= factor
+                order.sort(key=lambda i: -scores[i])
         order = diversify(order, k, snapshot, diversity)
         chosen = order[:k]
         rest = order[k:]
         placed: set[str] = set()
-        for c in self.reorders:
-            if c.spec.action == r.RESERVE:
-                chosen, rest = self._reserve(c, chosen, rest, k, eligible, placed)
-        for c in sorted((c for c in self.reorders if c.spec.action == r.PIN), key=lambda c: c.spec.position):
+        for c in p.reserves:
+            chosen, rest = self._reserve(c, chosen, rest, k, eligible, placed)
+        for c in p.pins:
             chosen = self._pin(c, chosen, rest, k, eligible, placed)
         return chosen[:k]
 
@@ -382,18 +466,20 @@ class Request:
         placed: set[str],
     ) -> tuple[list[str], list[str]]:
         want = min(k, math.ceil(rule.spec.share * k))
-        have = sum(1 for i in chosen if self.match(rule, i))
+        match = self._matcher(rule)
+        hits = [i for i in chosen if match(i)]
+        have = len(hits)
         if have >= want:
-            placed.update(i for i in chosen if self.match(rule, i))
+            placed.update(hits)
             return chosen, rest
         taken = set(chosen) | set(rest)
-        extra = [i for i in rest if self.match(rule, i)]
+        extra = [i for i in rest if match(i)]
         extra += list(_take(self._outside(rule, taken, eligible), want - have - len(extra)))
         extra = extra[: want - have]
         out = list(chosen)
         for new in extra:  # each takes the last place a non-matching, not placed item holds
             for n in range(len(out) - 1, -1, -1):
-                if out[n] not in placed and not self.match(rule, out[n]):
+                if out[n] not in placed and not match(out[n]):
                     out[n] = new
                     break
             else:
@@ -402,7 +488,7 @@ class Request:
         # reserved items keep the ranking's order among the others: sorted by where the pool had them
         where = {i: n for n, i in enumerate([*chosen, *rest])}
         out.sort(key=lambda i: where.get(i, len(where)))
-        placed.update(i for i in out if self.match(rule, i))
+        placed.update(i for i in out if match(i))
         return out, [i for i in rest if i not in out]
 
     def _pin(
@@ -414,7 +500,8 @@ class Request:
         eligible: Callable[[str], bool],
         placed: set[str],
     ) -> list[str]:
-        best = next((i for i in [*chosen, *rest] if i not in placed and self.match(rule, i)), None)
+        match = self._matcher(rule)
+        best = next((i for i in [*chosen, *rest] if i not in placed and match(i)), None)
         if best is None:
             best = next(iter(self._outside(rule, set(chosen) | set(rest), eligible)), None)
         if best is None:

@@ -265,7 +265,7 @@ class Recommender:
             self._rules_of(q, rules, snapshot, state, purchases, variant_rules) if rules is not None else None
         )
         if merch is not None and merch.filters:
-            passes = _both(passes, merch.passes)
+            passes = merch.filter_with(passes)  # one predicate, exclusions first (models/merchandising)
 
         ranked = ranking.ranking(plan, ranking_state, self.complements, allowed, passes)
         chosen = ranking.take(ranked, k, passes, *ranking.exploring(plan, ranking_state, allowed))
@@ -549,8 +549,8 @@ def _arranged(
     pool = list(chosen)
     held = {c.item_id for c in pool}
     want = len(pool) + max(k, POOL_EXTRA)
-    for cand in ranked:
-        if cand.item_id not in held and passes(cand.item_id):
+    for cand in ranked:  # `ranked` yields only what `passes` lets through: not asked twice
+        if cand.item_id not in held:
             pool.append(cand)
             held.add(cand.item_id)
             if len(pool) >= want:
