@@ -52,6 +52,9 @@ class Results:
     retrain: RetrainFigures | None = None
     latency: Sequence[Run] = ()
     personalised_share: float = 0.0
+    # the same pair at one in flight on the same world stored in PostgreSQL (bench/run.py)
+    latency_postgres: Sequence[Run] = ()
+    postgres_note: str = ""  # why there is no PostgreSQL pair, when there is none
     throughput: Sequence[Run] = ()
     track: TrackFigures | None = None
     memory: MemoryFigures | None = None
@@ -60,23 +63,28 @@ class Results:
     warmup: float = 0.0
 
 
-def targets(r: Results) -> list[Target]:
+def _latency_targets(runs: Sequence[Run], backend: str) -> list[Target]:
     out = []
     by_c: dict[int, dict[str, Run]] = {}
-    for run in r.latency:
+    for run in runs:
         by_c.setdefault(run.result.concurrency, {})[run.label] = run
     for c, pair in sorted(by_c.items()):
         rec, noop = pair.get("Recommend"), pair.get("Health/Check (no-op)")
         if rec and noop:
             out.append(
                 Target(
-                    f"Recommend p50 / no-op p50 at concurrency {c}",
+                    f"Recommend p50 / no-op p50 at concurrency {c} ({backend})",
                     rec.result.latency.p50_ms / noop.result.latency.p50_ms,
                     1.5,
                     True,
                     "x",
                 )
             )
+    return out
+
+
+def targets(r: Results) -> list[Target]:
+    out = _latency_targets(r.latency, "SQLite") + _latency_targets(r.latency_postgres, "PostgreSQL")
     for run in r.throughput:
         if run.server_processes == 2 and run.result.mode == "closed":
             out.append(
@@ -224,6 +232,18 @@ def markdown(r: Results) -> str:
             "",
             *_metrics_cost(r.latency),
         ]
+    if r.latency_postgres or r.postgres_note:
+        lines += [
+            "## Recommend beside the transport floor on PostgreSQL (one in flight)",
+            "",
+            "The same world seeded into a throwaway PostgreSQL 15 cluster on this machine (fsync on); one",
+            "`seenext serve` process with SEENEXT_DATABASE_URL set, customer states in memory as on SQLite.",
+            "",
+        ]
+        if r.latency_postgres:
+            lines += [_RUN_HEADER, *[_run_row(x) for x in r.latency_postgres], ""]
+        if r.postgres_note:
+            lines += [r.postgres_note, ""]
     if r.throughput:
         lines += [
             "## Recommend throughput: one and two serving processes (SO_REUSEPORT)",
