@@ -189,7 +189,7 @@ def postgres_latency(scale: Scale, work: Path, database_url: str) -> tuple[list[
     try:
         with track._fresh_store(work, "latency_postgres", database_url) as (folder, conninfo):
             # the setting takes a URL: the fresh database on the same server
-            url = database_url.rsplit("/", 1)[0] + "/" + conninfo_to_dict(conninfo)["dbname"]
+            url = database_url.rsplit("/", 1)[0] + "/" + str(conninfo_to_dict(conninfo)["dbname"])
             data = folder / "world"
             data.mkdir(parents=True, exist_ok=True)
             world.build(data, scale.items, scale.customers, database_url=url)

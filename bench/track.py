@@ -129,7 +129,7 @@ def _fresh_store(work_dir: Path, name: str, database_url: str) -> Iterator[tuple
         admin.execute(f'DROP DATABASE IF EXISTS "{database}"')
         admin.execute(f'CREATE DATABASE "{database}"')
     try:
-        yield folder, make_conninfo(**{**conninfo_to_dict(database_url), "dbname": database})
+        yield folder, make_conninfo("", **{**conninfo_to_dict(database_url), "dbname": database})
     finally:
         with psycopg.connect(database_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -396,7 +396,8 @@ def _head(scores: np.ndarray, want: int) -> np.ndarray:
         if not np.isnan(bound):  # NaN sorts last in a partition: then the plain cut below decides
             wide = np.flatnonzero(scores >= bound)
             among = scores[wide]
-            return wide[among >= np.partition(among, len(among) - want)[len(among) - want]]
+            head: np.ndarray = wide[among >= np.partition(among, len(among) - want)[len(among) - want]]
+            return head
     return np.flatnonzero(scores >= np.partition(scores, n - want)[n - want])
 
 
