@@ -79,14 +79,16 @@ def latency_runs(
     concurrencies: Sequence[int] = (1, 8),
     client_processes: int = 2,
     with_metrics: bool = True,
+    database_url: str = "",
 ) -> tuple[list[Run], float]:
     """One serving process: no-op and Recommend at each concurrency, back to back; then, with
-    `with_metrics`, both at one in flight on a server with SEENEXT_METRICS_PORT set.
+    `with_metrics`, both at one in flight on a server with SEENEXT_METRICS_PORT set. `database_url`:
+    the servers' store (empty: the SQLite file in `data_dir`).
 
     Returns (runs, personalised share)."""
     payloads = requests(customers, k)
     runs = []
-    with ServerProcess(data_dir) as server:
+    with ServerProcess(data_dir, database_url=database_url) as server:
         personalised = check_answers(server.target, customers, k, server.metadata)
         for c in concurrencies:
             for label, method, body in (
@@ -107,7 +109,7 @@ def latency_runs(
                 server.check_alive()
                 runs.append(Run(label, 1, result))
     if with_metrics:  # the same pair at one in flight with the Prometheus endpoint on: what counting costs
-        with ServerProcess(data_dir, metrics_port=free_port()) as server:
+        with ServerProcess(data_dir, metrics_port=free_port(), database_url=database_url) as server:
             for label, method, body in (
                 ("Health/Check (no-op), metrics on", HEALTH, [HEALTH_REQUEST]),
                 ("Recommend, metrics on", RECOMMEND, payloads),

@@ -57,6 +57,9 @@ class Results:
     retrain: RetrainFigures | None = None
     latency: Sequence[Run] = ()
     personalised_share: float = 0.0
+    # the same pair at one in flight on the same world stored in PostgreSQL (bench/run.py)
+    latency_postgres: Sequence[Run] = ()
+    postgres_note: str = ""  # why there is no PostgreSQL pair, when there is none
     throughput: Sequence[Run] = ()
     track: TrackFigures | None = None
     track_postgres: TrackFigures | None = None  # the same measurement on a throwaway PostgreSQL
@@ -68,27 +71,33 @@ class Results:
     warmup: float = 0.0
 
 
-def targets(r: Results) -> list[Target]:
-    return _latency_targets(r) + _other_targets(r)
-
-
-def _latency_targets(r: Results) -> list[Target]:
+def _latency_targets(runs: Sequence[Run], backend: str) -> list[Target]:
     out = []
     by_c: dict[int, dict[str, Run]] = {}
-    for run in r.latency:
+    for run in runs:
         by_c.setdefault(run.result.concurrency, {})[run.label] = run
     for c, pair in sorted(by_c.items()):
         rec, noop = pair.get("Recommend"), pair.get("Health/Check (no-op)")
         if rec and noop:
             out.append(
                 Target(
-                    f"Recommend p50 / no-op p50 at concurrency {c}",
+                    f"Recommend p50 / no-op p50 at concurrency {c} ({backend})",
                     rec.result.latency.p50_ms / noop.result.latency.p50_ms,
                     1.5,
                     True,
                     "x",
                 )
             )
+    return out
+
+
+def targets(r: Results) -> list[Target]:
+    out = _latency_targets(r.latency, "SQLite") + _latency_targets(r.latency_postgres, "PostgreSQL")
+    return out + _throughput_targets(r) + _other_targets(r)
+
+
+def _throughput_targets(r: Results) -> list[Target]:
+    out = []
     for run in r.throughput:
         if run.server_processes == 2 and run.result.mode == "closed":
             out.append(
@@ -254,6 +263,29 @@ def cpu_ceiling(r: Results) -> tuple[float, float, float] | None:
     return None
 
 
+def _merchandising_and_fleet_sections(r: Results) -> list[str]:
+    lines: list[str] = []
+    if r.merchandising:
+        lines += [
+            "## Merchandising rules and diversity, in process (bench/merchandising.py)",
+            "",
+            "```",
+            *merchandising_lines(r.merchandising),
+            "```",
+            "",
+        ]
+    if r.fleet_qps:
+        lines += [
+            "## Two replicas on one PostgreSQL (bench/fleet_qps.py)",
+            "",
+            "```",
+            *fleet_qps_lines(r.fleet_qps),
+            "```",
+            "",
+        ]
+    return lines
+
+
 def markdown(r: Results) -> str:
     lines = [
         "# Benchmarks",
@@ -294,6 +326,18 @@ def markdown(r: Results) -> str:
             "",
             *_metrics_cost(r.latency),
         ]
+    if r.latency_postgres or r.postgres_note:
+        lines += [
+            "## Recommend beside the transport floor on PostgreSQL (one in flight)",
+            "",
+            "The same world seeded into a throwaway PostgreSQL 15 cluster on this machine (fsync on); one",
+            "`seenext serve` process with SEENEXT_DATABASE_URL set, customer states in memory as on SQLite.",
+            "",
+        ]
+        if r.latency_postgres:
+            lines += [_RUN_HEADER, *[_run_row(x) for x in r.latency_postgres], ""]
+        if r.postgres_note:
+            lines += [r.postgres_note, ""]
     if r.throughput:
         lines += [
             "## Recommend throughput: one and two serving processes (SO_REUSEPORT)",
@@ -322,24 +366,7 @@ def markdown(r: Results) -> str:
                 ),
                 "",
             ]
-    if r.merchandising:
-        lines += [
-            "## Merchandising rules and diversity, in process (bench/merchandising.py)",
-            "",
-            "```",
-            *merchandising_lines(r.merchandising),
-            "```",
-            "",
-        ]
-    if r.fleet_qps:
-        lines += [
-            "## Two replicas on one PostgreSQL (bench/fleet_qps.py)",
-            "",
-            "```",
-            *fleet_qps_lines(r.fleet_qps),
-            "```",
-            "",
-        ]
+    lines += _merchandising_and_fleet_sections(r)
     for t in (r.track, r.track_postgres):
         if t:
             lines += _track_section(t)

@@ -81,9 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--database-url",
         default="",
-        help="postgresql://… of a server to run the TrackBatch measurements on (fresh databases are made "
-        "and dropped there); default: `track` on SQLite files, `track-postgres` on a throwaway "
-        "PostgreSQL 15 cluster with fsync on (tests/postgres.py)",
+        help="postgresql://… of a server to run the TrackBatch and the PostgreSQL latency measurements on "
+        "(fresh databases are made and dropped there); default: `track` on SQLite files, `track-postgres` "
+        "and the PostgreSQL latency pair on a throwaway PostgreSQL 15 cluster (tests/postgres.py)",
     )
     args = parser.parse_args(argv)
     scale = TOY if args.toy else Scale()
@@ -163,6 +163,8 @@ def run_all(
         results.latency, results.personalised_share = recommend.latency_runs(
             data, customers, scale.k, scale.duration, scale.warmup, concurrencies=(1, scale.concurrency_high)
         )
+        step("Recommend and the no-op at concurrency 1 on PostgreSQL (the same world, seeded there)")
+        results.latency_postgres, results.postgres_note = postgres_latency(scale, work, database_url)
     if "throughput" in steps:
         step("Recommend throughput with 1 and 2 serving processes")
         results.throughput = recommend.throughput_runs(
@@ -219,6 +221,47 @@ def _track_postgres(work: Path, scale: Scale, database_url: str) -> track.TrackF
         return track.measure(work, scale.track_events, scale.track_batch, cluster.database())
     finally:
         cluster.stop()
+
+
+def postgres_latency(scale: Scale, work: Path, database_url: str) -> tuple[list[recommend.Run], str]:
+    """The no-op and Recommend at one in flight on the benchmark world seeded into a fresh PostgreSQL
+    database: on `database_url`'s server, else on a throwaway cluster (tests/postgres.py). Returns the
+    runs, or none and why."""
+    cluster = None
+    if not database_url:
+        from tests.postgres import Cluster  # the benchmark's throwaway cluster, as bench/track_postgres
+
+        try:
+            cluster = Cluster(durable=True)
+        except RuntimeError as e:
+            return [], f"Not measured: {e}"
+        database_url = cluster.admin_url
+    try:
+        with track._fresh_store(work, "latency_postgres", database_url) as (folder, conninfo):
+            url = conninfo  # the fresh database's URL on the same server (the setting takes a URL)
+            data = folder / "world"
+            data.mkdir(parents=True, exist_ok=True)
+            world.build(data, scale.items, scale.customers, database_url=url)
+            overrides: dict[str, object] = {"database_url": url}
+            if scale.epochs:
+                overrides["epochs"] = scale.epochs
+            with Seenext(world.settings_for(data, **overrides)) as service:
+                service.train()
+                customers = world.known_customers(service, scale.sample)
+            runs, _ = recommend.latency_runs(
+                data,
+                customers,
+                scale.k,
+                scale.duration,
+                scale.warmup,
+                concurrencies=(1,),
+                with_metrics=False,
+                database_url=url,
+            )
+            return runs, ""
+    finally:
+        if cluster is not None:
+            cluster.stop()
 
 
 if __name__ == "__main__":

@@ -34,14 +34,17 @@ def settings_for(data_dir: Path, **overrides: object) -> Settings:
     return Settings(**base)  # type: ignore[arg-type]
 
 
-def build(data_dir: Path, items: int, customers: int, days: int = 400, seed: int = 42) -> WorldFigures:
-    """Generates the demo retailer and seeds it into `data_dir` (which must be empty)."""
+def build(
+    data_dir: Path, items: int, customers: int, days: int = 400, seed: int = 42, **settings: object
+) -> WorldFigures:
+    """Generates the demo retailer and seeds it into `data_dir` (which must be empty); `settings` are
+    overrides, e.g. `database_url` for an empty PostgreSQL database."""
     started = time.perf_counter()
     retailer = generator.generate(
         generator.DemoConfig(customers=customers, items=items, days=days, seed=seed)
     )
     generated = time.perf_counter()
-    service = Seenext(settings_for(data_dir))
+    service = Seenext(settings_for(data_dir, **settings))
     try:
         counts = generator.seed(service, retailer)
         seeded = time.perf_counter()

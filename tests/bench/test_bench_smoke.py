@@ -152,3 +152,21 @@ def test_two_replicas_on_one_postgres(tmp_path: Path, postgres_cluster: Cluster)
     assert math.isfinite(f.ratio) and f.ratio > 0
     text = "\n".join(fleet_qps.lines(f))
     assert "QPS per server CPU-second" in text and text.splitlines()[-1].startswith(("PASS", "MISS"))
+
+
+def test_recommend_beside_the_noop_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    """`make bench`'s PostgreSQL pair: the world seeded into a fresh database there, one server on it."""
+    from dataclasses import replace
+
+    from bench.run import TOY, postgres_latency
+
+    scale = replace(TOY, items=200, customers=60, sample=20, duration=0.4, warmup=0.1, epochs=1)
+    runs, note = postgres_latency(scale, tmp_path, postgres_url)
+    assert note == ""
+    assert [r.label for r in runs] == ["Health/Check (no-op)", "Recommend"]
+    for r in runs:
+        assert r.result.concurrency == 1
+        _well_formed(r.result)
+    results = report.Results(Conditions.now(), "python -m bench.run --toy", "now", latency_postgres=runs)
+    [line] = [t.line() for t in report.targets(results)]
+    assert "(PostgreSQL)" in line and line.startswith(("PASS", "MISS"))
