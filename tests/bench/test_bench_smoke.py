@@ -147,7 +147,9 @@ def test_two_replicas_on_one_postgres(tmp_path: Path, postgres_cluster: Cluster)
     assert [a.replicas for a in f.arms] == [1, 2] and f.items == 200 and f.events > 0
     for arm in f.arms:
         assert arm.errors == 0 and len(arm.replica_cpu) == 2
-        assert _finite_positive(arm.qps, arm.serving_cpu, arm.qps_per_cpu, arm.postgres_cpu)
+        assert _finite_positive(arm.qps, arm.serving_cpu, arm.qps_per_cpu)
+        # the database's CPU is context: in a 0.4 s window with everything in memory it may read 0 ticks
+        assert math.isfinite(arm.postgres_cpu) and arm.postgres_cpu >= 0
     assert f.of(2)[0].replica_cpu[1] > 0  # B served in arm two
     assert math.isfinite(f.ratio) and f.ratio > 0
     text = "\n".join(fleet_qps.lines(f))
