@@ -9,6 +9,7 @@ from typing import Any
 
 from models.domain import Item, Offer
 from models.storage.events import EventRow
+from models.storage.merchandising import StoredConfig, StoredConfigChange, StoredRule, StoredRuleChange
 from models.storage.serving import CustomerRecord, ItemEvent, Tally
 
 
@@ -110,3 +111,29 @@ def customer_record(rows: Sequence[tuple[Any, ...]]) -> CustomerRecord:
         consents,
         frozenset(mailed),
     )
+
+
+# The columns an insights read may ask of the events table by name (both backends check against it).
+READABLE_EVENT_COLUMNS = frozenset({"seq", *(c.strip() for c in EVENT_COLUMNS.split(","))})
+
+# Merchandising rows, in the column order both backends select them.
+RULE_COLUMNS = "rule_id, spec, version, created_at, updated_by, updated_at, deleted"
+RULE_CHANGE_COLUMNS = "rule_id, version, change, spec, changed_by, changed_at"
+CONFIG_COLUMNS = "kind, key, spec, version, updated_by, updated_at"
+CONFIG_CHANGE_COLUMNS = "kind, key, version, change, spec, changed_by, changed_at"
+
+
+def stored_rule(r: Sequence[Any]) -> StoredRule:
+    return StoredRule(str(r[0]), str(r[1]), int(r[2]), float(r[3]), str(r[4]), float(r[5]), bool(r[6]))
+
+
+def stored_rule_change(r: Sequence[Any]) -> StoredRuleChange:
+    return StoredRuleChange(str(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4]), float(r[5]))
+
+
+def stored_config(r: Sequence[Any]) -> StoredConfig:
+    return StoredConfig(str(r[0]), str(r[1]), str(r[2]), int(r[3]), str(r[4]), float(r[5]))
+
+
+def stored_config_change(r: Sequence[Any]) -> StoredConfigChange:
+    return StoredConfigChange(str(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4]), str(r[5]), float(r[6]))

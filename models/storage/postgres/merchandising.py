@@ -7,11 +7,17 @@ from typing import Any
 
 from models.storage.merchandising import StoredConfig, StoredConfigChange, StoredRule, StoredRuleChange
 from models.storage.postgres.base import PostgresBase
+from models.storage.rows import (
+    CONFIG_CHANGE_COLUMNS,
+    CONFIG_COLUMNS,
+    RULE_CHANGE_COLUMNS,
+    RULE_COLUMNS,
+    stored_config,
+    stored_config_change,
+    stored_rule,
+    stored_rule_change,
+)
 
-_RULE_COLUMNS = "rule_id, spec, version, created_at, updated_by, updated_at, deleted"
-_CHANGE_COLUMNS = "rule_id, version, change, spec, changed_by, changed_at"
-_CONFIG_COLUMNS = "kind, key, spec, version, updated_by, updated_at"
-_CONFIG_CHANGE_COLUMNS = "kind, key, version, change, spec, changed_by, changed_at"
 _BUMP = "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = 'merchandising_version'"
 
 
@@ -23,19 +29,19 @@ class PostgresMerchandising(PostgresBase):
     def merchandising_rules(self, include_deleted: bool = False) -> list[StoredRule]:
         where = "" if include_deleted else " WHERE deleted = 0"
         rows = self._rows(
-            f"SELECT {_RULE_COLUMNS} FROM merchandising_rules{where} ORDER BY created_at, rule_id"
+            f"SELECT {RULE_COLUMNS} FROM merchandising_rules{where} ORDER BY created_at, rule_id"
         )
-        return [_rule(r) for r in rows]
+        return [stored_rule(r) for r in rows]
 
     def merchandising_rule(self, rule_id: str) -> StoredRule | None:
-        row = self._one(f"SELECT {_RULE_COLUMNS} FROM merchandising_rules WHERE rule_id = %s", (rule_id,))
-        return None if row is None else _rule(row)
+        row = self._one(f"SELECT {RULE_COLUMNS} FROM merchandising_rules WHERE rule_id = %s", (rule_id,))
+        return None if row is None else stored_rule(row)
 
     def save_merchandising_rule(self, rule: StoredRule, change: str) -> int:
         with self._write() as conn:
             self._run(
                 conn,
-                f"INSERT INTO merchandising_rules ({_RULE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                f"INSERT INTO merchandising_rules ({RULE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (rule_id) DO UPDATE SET spec = excluded.spec, version = excluded.version,"
                 " updated_by = excluded.updated_by, updated_at = excluded.updated_at,"
                 " deleted = excluded.deleted",
@@ -51,7 +57,8 @@ class PostgresMerchandising(PostgresBase):
             )
             self._run(
                 conn,
-                f"INSERT INTO merchandising_rule_history ({_CHANGE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)",
+                f"INSERT INTO merchandising_rule_history ({RULE_CHANGE_COLUMNS})"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
                 (rule.rule_id, rule.version, change, rule.spec, rule.updated_by, rule.updated_at),
             )
             self._run(conn, _BUMP)
@@ -59,41 +66,39 @@ class PostgresMerchandising(PostgresBase):
         return int(row[0]) if row is not None else 0
 
     def merchandising_history(self, rule_id: str = "") -> list[StoredRuleChange]:
-        sql = f"SELECT {_CHANGE_COLUMNS} FROM merchandising_rule_history"
+        sql = f"SELECT {RULE_CHANGE_COLUMNS} FROM merchandising_rule_history"
         args: tuple[Any, ...] = ()
         if rule_id:
             sql += " WHERE rule_id = %s"
             args = (rule_id,)
         rows = self._rows(sql + " ORDER BY changed_at, rule_id, version", args)
-        return [
-            StoredRuleChange(str(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4]), float(r[5])) for r in rows
-        ]
+        return [stored_rule_change(r) for r in rows]
 
     def merchandising_configs(self, kind: str) -> list[StoredConfig]:
         rows = self._rows(
-            f"SELECT {_CONFIG_COLUMNS} FROM merchandising_configs WHERE kind = %s ORDER BY key", (kind,)
+            f"SELECT {CONFIG_COLUMNS} FROM merchandising_configs WHERE kind = %s ORDER BY key", (kind,)
         )
-        return [_config(r) for r in rows]
+        return [stored_config(r) for r in rows]
 
     def merchandising_config(self, kind: str, key: str) -> StoredConfig | None:
         row = self._one(
-            f"SELECT {_CONFIG_COLUMNS} FROM merchandising_configs WHERE kind = %s AND key = %s", (kind, key)
+            f"SELECT {CONFIG_COLUMNS} FROM merchandising_configs WHERE kind = %s AND key = %s", (kind, key)
         )
-        return None if row is None else _config(row)
+        return None if row is None else stored_config(row)
 
     def save_merchandising_config(self, config: StoredConfig, change: str) -> int:
         c = config
         with self._write() as conn:
             self._run(
                 conn,
-                f"INSERT INTO merchandising_configs ({_CONFIG_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
+                f"INSERT INTO merchandising_configs ({CONFIG_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (kind, key) DO UPDATE SET spec = excluded.spec, version = excluded.version,"
                 " updated_by = excluded.updated_by, updated_at = excluded.updated_at",
                 (c.kind, c.key, c.spec, c.version, c.updated_by, c.updated_at),
             )
             self._run(
                 conn,
-                f"INSERT INTO merchandising_config_history ({_CONFIG_CHANGE_COLUMNS})"
+                f"INSERT INTO merchandising_config_history ({CONFIG_CHANGE_COLUMNS})"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 (c.kind, c.key, c.version, change, c.spec, c.updated_by, c.updated_at),
             )
@@ -102,21 +107,10 @@ class PostgresMerchandising(PostgresBase):
         return int(row[0]) if row is not None else 0
 
     def merchandising_config_history(self, kind: str, key: str = "") -> list[StoredConfigChange]:
-        sql = f"SELECT {_CONFIG_CHANGE_COLUMNS} FROM merchandising_config_history WHERE kind = %s"
+        sql = f"SELECT {CONFIG_CHANGE_COLUMNS} FROM merchandising_config_history WHERE kind = %s"
         args: tuple[Any, ...] = (kind,)
         if key:
             sql += " AND key = %s"
             args = (kind, key)
         rows = self._rows(sql + " ORDER BY changed_at, key, version", args)
-        return [
-            StoredConfigChange(str(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4]), str(r[5]), float(r[6]))
-            for r in rows
-        ]
-
-
-def _config(r: tuple[Any, ...]) -> StoredConfig:
-    return StoredConfig(str(r[0]), str(r[1]), str(r[2]), int(r[3]), str(r[4]), float(r[5]))
-
-
-def _rule(r: tuple[Any, ...]) -> StoredRule:
-    return StoredRule(str(r[0]), str(r[1]), int(r[2]), float(r[3]), str(r[4]), float(r[5]), bool(r[6]))
+        return [stored_config_change(r) for r in rows]

@@ -7,27 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from models.storage.insights import CustomerActivity, EventRow, PurchaseRow, ServedRow, TimelineRow
+from models.storage.rows import READABLE_EVENT_COLUMNS
 from models.storage.sqlite.base import SqliteBase
 
 _EMAIL_TYPES = ("EMAIL_SENT", "EMAIL_OPEN", "EMAIL_CLICK")
-_EVENT_COLUMNS = frozenset(
-    {
-        "seq",
-        "event_id",
-        "customer_id",
-        "channel",
-        "type",
-        "item_id",
-        "quantity",
-        "price",
-        "store_id",
-        "order_id",
-        "recommendation_id",
-        "occurred_at",
-        "received_at",
-        "attributes",
-    }
-)
 
 
 class SqliteInsights(SqliteBase):
@@ -184,7 +167,7 @@ class SqliteInsights(SqliteBase):
         return [(i, float(g)) for i, g in rows if g is not None]
 
     def item_events(self, columns: Sequence[str]) -> list[tuple[Any, ...]]:
-        unknown = [c for c in columns if c not in _EVENT_COLUMNS]
+        unknown = [c for c in columns if c not in READABLE_EVENT_COLUMNS]
         if unknown:
             raise ValueError(f"no event column {unknown[0]!r}")
         return (
