@@ -5,6 +5,9 @@ must reach the other within a second: a purchase is excluded, a Forget is honour
 not recognised and gets nothing personalised). Merges running at once on both replicas make one
 customer; kill -9 of a replica in the middle of TrackBatch loses no acknowledged event.
 
+The world is seeded as a retailer seeds it: the first replica starts on an empty store and gets the
+catalogue (no `active`, no `repeatable`), the history and a Train through the generated stubs.
+
 Parametrised by backend: one PostgreSQL database both replicas use (a fresh database on the session's
 throwaway cluster, tests/postgres.py), and one SQLite file both processes open (the same
 cross-process problem on one host).
@@ -27,19 +30,23 @@ from pathlib import Path
 import grpc
 import pytest
 
-from models.service import Seenext
-from models.settings import Settings, variable
+from models.settings import variable
 from protos.seenext.v1 import (
+    catalog_pb2,
+    catalog_pb2_grpc,
     common_pb2,
     events_pb2,
     events_pb2_grpc,
     identity_pb2,
     identity_pb2_grpc,
+    model_pb2,
+    model_pb2_grpc,
     privacy_pb2,
     privacy_pb2_grpc,
     recommendation_pb2,
     recommendation_pb2_grpc,
 )
+from server import convert
 from tests.conftest import tiny_events, tiny_items
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,17 +126,63 @@ def stop(replica: Replica) -> None:
             replica.proc.wait()
 
 
+def retailer_items() -> list[catalog_pb2.Item]:
+    """tests/conftest.py's tiny catalogue as an ERP sends it: id, title, category, brand, price and stock;
+    no `active`, no `repeatable` (what is bought again is learned from the history)."""
+    return [
+        catalog_pb2.Item(
+            item_id=it.item_id,
+            title=it.title,
+            category=it.category,
+            brand=it.brand,
+            price=it.price,
+            stock=[catalog_pb2.Stock(store_id=s, quantity=q) for s, q in it.stock.items()],
+        )
+        for it in tiny_items()
+    ]
+
+
+def retailer_events() -> list[events_pb2.Event]:
+    """tests/conftest.py's tiny history (views on the web shop, purchases online and at a till) as the
+    retailer's systems send it through TrackBatch."""
+    out = []
+    for e in tiny_events():
+        msg = events_pb2.Event(
+            event_id=e.event_id,
+            identifiers=[customer(i.value) for i in e.identifiers],
+            channel=convert.channel_value(e.channel),
+            type=convert.event_type_value(e.type),
+            item_id=e.item_id,
+            store_id=e.store_id,
+            order_id=e.order_id,
+            price=e.price,
+        )
+        if e.occurred_at is not None:
+            msg.occurred_at.FromNanoseconds(int(e.occurred_at * 1e9))
+        out.append(msg)
+    return out
+
+
+def seed_through_the_api(replica: Replica) -> None:
+    """An empty store filled the retailer's way: UpsertItems, TrackBatch, Train, all through the stubs of
+    the first replica (the second starts afterwards and loads the model the first trained)."""
+    catalog = catalog_pb2_grpc.CatalogServiceStub(replica.channel)
+    items = retailer_items()
+    assert catalog.UpsertItems(catalog_pb2.UpsertItemsRequest(items=items), timeout=30).upserted == len(items)
+    events = retailer_events()
+    reply = replica.events().TrackBatch(events_pb2.TrackBatchRequest(events=events), timeout=60)
+    assert (reply.accepted, len(reply.rejected)) == (len(events), 0)
+    model_pb2_grpc.ModelServiceStub(replica.channel).Train(model_pb2.TrainRequest(), timeout=120)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Replica, Replica]]:
     # PostgreSQL: a fresh database on the session's throwaway cluster (tests/postgres.py)
     url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else ""
     env = backend_env(tmp_path, url)
-    with Seenext(Settings.from_env(env)) as seed:  # the tiny world, trained, before the replicas start
-        seed.upsert_items(tiny_items())
-        assert not seed.track_batch(tiny_events()).rejected
-        seed.train()
-    a = start_replica(env)
+    a = start_replica(env)  # an empty store: SERVING with nothing to serve yet
     try:
+        seed_through_the_api(a)
         b = start_replica(env)
     except BaseException:
         stop(a)
