@@ -37,7 +37,7 @@ from models.insights.reminders import DueReminders, Reminder
 from models.learning import schedule, trainer
 from models.merchandising.diversity import DiversityPolicy
 from models.merchandising.experiments import Experiment, ExperimentSpec
-from models.merchandising.merchandiser import Merchandiser, Placement
+from models.merchandising.merchandiser import ExperimentChange, Merchandiser, Placement, PlacementChange
 from models.merchandising.placements import PlacementPlan
 from models.merchandising.rules import Rule, RuleChange, RuleSpec
 from models.privacy.consent import ConsentDefaults
@@ -594,6 +594,14 @@ class Seenext:
     def rule_history(self, rule_id: str = "") -> list[RuleChange]:
         """Every change of one rule ("" = of every rule), oldest first: who, when, the rule as it became."""
         return self._merchandiser.history(rule_id)
+
+    def placement_history(self, placement: str = "") -> list[PlacementChange]:
+        """Every change of one placement's plan ("" = of every placement), oldest first."""
+        return self._merchandiser.placement_history(placement)
+
+    def experiment_history(self, experiment_id: str = "") -> list[ExperimentChange]:
+        """Every change of one experiment ("" = of every experiment), oldest first."""
+        return self._merchandiser.experiment_history(experiment_id)
 
     def rules_version(self) -> int:
         """The counter that moves with every rule change (what serving processes follow)."""

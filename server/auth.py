@@ -47,7 +47,8 @@ SCOPES: dict[str, str] = {
     "status": "ModelService: GetModelStatus, ListModels",
     "train": "ModelService: Train, RollbackModel",
     "merchandising": "MerchandisingService: business rules, placements, experiments (change, preview, read)",
-    "rules": "MerchandisingService: ListRules, GetRuleHistory, ListPlacements, ListExperiments (read only)",
+    "rules": "MerchandisingService: ListRules, GetRuleHistory, ListPlacements, ListExperiments, "
+    "GetPlacementHistory, GetExperimentHistory (read only)",
 }
 # Scopes that already show a customer's identifiers (GetProfile, Export): a key holding one may see them
 # in Identify's reply too and link any customer (the call centre checks who is on the line, the CRM and
@@ -80,6 +81,8 @@ _METHOD_SCOPES = {
     "/seenext.v1.MerchandisingService/GetRuleHistory": "rules",
     "/seenext.v1.MerchandisingService/ListPlacements": "rules",
     "/seenext.v1.MerchandisingService/ListExperiments": "rules",
+    "/seenext.v1.MerchandisingService/GetPlacementHistory": "rules",
+    "/seenext.v1.MerchandisingService/GetExperimentHistory": "rules",
 }
 # A scope that grants another one too: "insights" covered DueReminders before "reminders" existed, and
 # keys files written then keep working; who reads the reports (marketing) or changes the rules

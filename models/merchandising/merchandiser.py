@@ -44,6 +44,23 @@ class Placement:
     updated_at: float = 0.0
 
 
+@dataclass(frozen=True)
+class PlacementChange:
+    """One change of a placement's plan: "set" (the plan as set) or "reset" (back to the plan in code);
+    the placement's version, who and when are the change's."""
+
+    change: str
+    placement: Placement
+
+
+@dataclass(frozen=True)
+class ExperimentChange:
+    """One change of an experiment ("created", "started", "stopped"), the experiment as it left it."""
+
+    change: str
+    experiment: Experiment
+
+
 class Merchandiser:
     def __init__(self, storage: Storage, catalog: Catalog, refresh_seconds: float = 0.4) -> None:
         self.storage = storage
@@ -215,6 +232,32 @@ class Merchandiser:
         return [
             RuleChange(c.rule_id, c.version, c.change, c.changed_by, c.changed_at, RuleSpec.from_json(c.spec))
             for c in self.storage.merchandising_history(rule_id)
+        ]
+
+    def placement_history(self, placement: str = "") -> list[PlacementChange]:
+        """Every change of one placement's plan ("" = of every placement), oldest first."""
+        if placement:
+            check_text(placement, "placement", MAX_NAME)
+        out = []
+        for c in self.storage.merchandising_config_history(PLACEMENT, placement):
+            plan = PlacementPlan.from_json(c.key, c.spec) if c.spec else default_plan(c.key)
+            out.append(
+                PlacementChange(c.change, Placement(plan, not c.spec, c.version, c.changed_by, c.changed_at))
+            )
+        return out
+
+    def experiment_history(self, experiment_id: str = "") -> list[ExperimentChange]:
+        """Every change of one experiment ("" = of every experiment), oldest first."""
+        if experiment_id:
+            check_text(experiment_id, "experiment_id", MAX_ID_LENGTH)
+            if self.storage.merchandising_config(EXPERIMENT, experiment_id) is None:
+                raise NotFound(f"experiment_id: no experiment {experiment_id!r}")
+        return [
+            ExperimentChange(
+                c.change,
+                Experiment(c.key, ExperimentSpec.from_json(c.spec), c.version, c.changed_by, c.changed_at),
+            )
+            for c in self.storage.merchandising_config_history(EXPERIMENT, experiment_id)
         ]
 
     def version(self) -> int:

@@ -270,3 +270,25 @@ class MerchandisingServicer(merchandising_pb2_grpc.MerchandisingServiceServicer)
     ) -> merchandising_pb2.SetExperimentEnabledResponse:
         changed = self.service.set_experiment_enabled(request.experiment_id, request.enabled, caller_name())
         return merchandising_pb2.SetExperimentEnabledResponse(experiment=experiment_msg(changed))
+
+    def GetPlacementHistory(
+        self, request: merchandising_pb2.GetPlacementHistoryRequest, context: grpc.ServicerContext
+    ) -> merchandising_pb2.GetPlacementHistoryResponse:
+        changes = self.service.placement_history(request.placement)
+        return merchandising_pb2.GetPlacementHistoryResponse(
+            changes=[
+                merchandising_pb2.PlacementChange(change=c.change, plan=placement_msg(c.placement))
+                for c in changes
+            ]
+        )
+
+    def GetExperimentHistory(
+        self, request: merchandising_pb2.GetExperimentHistoryRequest, context: grpc.ServicerContext
+    ) -> merchandising_pb2.GetExperimentHistoryResponse:
+        changes = self.service.experiment_history(request.experiment_id)
+        return merchandising_pb2.GetExperimentHistoryResponse(
+            changes=[
+                merchandising_pb2.ExperimentChange(change=c.change, experiment=experiment_msg(c.experiment))
+                for c in changes
+            ]
+        )

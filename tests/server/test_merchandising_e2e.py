@@ -44,6 +44,7 @@ KEYS = {
     "admin": ("admin-secret-0123456789", ["*"]),
     "merchandiser": ("merchandiser-secret-0123456789", ["merchandising"]),
     "web-shop": ("web-shop-secret-0123456789", ["track", "recommend", "catalog", "consent"]),
+    "marketing": ("marketing-secret-0123456789", ["insights"]),
 }
 CHANNELS = ("WEB", "APP", "EMAIL", "POS", "CALL_CENTER", "ADS")
 A = merchandising_pb2
@@ -478,6 +479,16 @@ def test_a_placement_plan_is_data_changed_through_the_api(
             A.ResetPlacementRequest(placement="home"), metadata=md("merchandiser")
         ).plan
     assert reset.is_default and sum(category(i) == "case" for i in ask(channel)) == 2
+    history = rules.GetPlacementHistory(
+        A.GetPlacementHistoryRequest(placement="home"), metadata=md("marketing")
+    ).changes  # read-only: the marketing key's `insights` scope grants `rules`
+    assert [(c.change, c.plan.version, c.plan.updated_by, c.plan.is_default) for c in history] == [
+        ("set", 1, "merchandiser", False), ("reset", 2, "merchandiser", True)
+    ]  # fmt: skip
+    assert history[0].plan.diversity.category_share == 0.0 and history[0].plan.updated_at.seconds > 0
+    assert not rules.GetPlacementHistory(
+        A.GetPlacementHistoryRequest(placement="cart"), metadata=md("marketing")
+    ).changes
 
 
 def test_a_variants_customers_get_the_variants_rules_and_the_report_splits_them(
@@ -542,6 +553,18 @@ def test_a_variants_customers_get_the_variants_rules_and_the_report_splits_them(
         )
     # stopped: the variant's rule is an ordinary rule again, in force for every customer (the roll-out)
     assert len(control) >= 2 and all(ask(channel, c)[0] == "audio-3" for c in sorted(control)[1:])
+    history = rules.GetExperimentHistory(
+        A.GetExperimentHistoryRequest(experiment_id=experiment.experiment_id), metadata=md("marketing")
+    ).changes
+    assert [(c.change, c.experiment.version, c.experiment.spec.enabled) for c in history] == [
+        ("created", 1, True), ("stopped", 2, False)
+    ]  # fmt: skip
+    assert {c.experiment.updated_by for c in history} == {"merchandiser"}
+    with pytest.raises(grpc.RpcError) as err:
+        rules.GetExperimentHistory(
+            A.GetExperimentHistoryRequest(experiment_id="nope"), metadata=md("marketing")
+        )
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND and err.value.details().startswith("experiment_id:")
 
 
 def serve(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
