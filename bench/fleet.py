@@ -66,13 +66,17 @@ def latency(data: Path, customers: Sequence[str], k: int, duration: float, warmu
 
 def freshness(data: Path, customers: Sequence[str], k: int, trials: int) -> list[float]:
     """Seconds from a Track acknowledged by replica A to its effect on replica B, one per trial."""
+    with ServerProcess(data) as a, ServerProcess(data) as b:
+        return freshness_between(a, b, customers, k, trials)
+
+
+def freshness_between(
+    a: ServerProcess, b: ServerProcess, customers: Sequence[str], k: int, trials: int
+) -> list[float]:
+    """The trials on two running replicas: for each customer, the first item B shows is bought on A;
+    the time from A's acknowledgement until B stops offering it (B asked back to back)."""
     seconds: list[float] = []
-    with (
-        ServerProcess(data) as a,
-        ServerProcess(data) as b,
-        grpc.insecure_channel(a.target) as cha,
-        grpc.insecure_channel(b.target) as chb,
-    ):
+    with grpc.insecure_channel(a.target) as cha, grpc.insecure_channel(b.target) as chb:
         track = events_pb2_grpc.EventServiceStub(cha)
         on_a = recommendation_pb2_grpc.RecommendationServiceStub(cha)
         on_b = recommendation_pb2_grpc.RecommendationServiceStub(chb)

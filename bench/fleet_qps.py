@@ -16,6 +16,10 @@ two/one of that figure >= 0.90. This machine's two cores cannot show linear QPS 
 generator beside the servers, so the figure is CPU per call, not QPS. B runs in arm one too (idle:
 it follows the event log); its CPU there is reported, not charged to the one replica.
 
+Then freshness across the two replicas (issue 11: p99 <= 1 s): for each of `freshness_trials` known
+customers, the first item B shows them is bought on A; the time from A's acknowledgement until B no
+longer offers it (bench/fleet.py's method, here on PostgreSQL).
+
     .venv/bin/python -m bench.fleet_qps [--toy] [--duration 5] [--rounds 3] [--concurrency 4]
 """
 
@@ -32,7 +36,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from bench.conditions import Conditions
+from bench.fleet import freshness_between
 from bench.load import LoadResult, run_load
 from bench.recommend import RECOMMEND, requests
 from bench.serving import ServerProcess
@@ -43,6 +50,7 @@ from tests.postgres import Cluster
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 TARGET = 0.90  # two replicas' QPS per server CPU-second / one replica's
+FRESHNESS_TARGET_MS = 1000.0  # p99 from an acknowledged Track on A to its effect on B
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,11 @@ class FleetQpsFigures:
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
     arms: list[Arm] = field(default_factory=list)
+    freshness_ms: list[float] = field(default_factory=list)  # Track on A -> its effect on B, per trial
+
+    @property
+    def freshness_p99_ms(self) -> float:
+        return float(np.percentile(self.freshness_ms, 99)) if self.freshness_ms else 0.0
 
     def of(self, replicas: int) -> list[Arm]:
         return [a for a in self.arms if a.replicas == replicas]
@@ -210,6 +223,7 @@ def measure(
     warmup: float = 1.0,
     rounds: int = 3,
     concurrency: int = 4,
+    freshness_trials: int = 200,
     epochs: int | None = None,
     durable: bool = False,
     cluster: Cluster | None = None,
@@ -247,6 +261,8 @@ def measure(
                     figures.arms.append(
                         _arm(replicas, (a, b), cluster, payloads, concurrency, duration, warmup)
                     )
+            _step(f"freshness across the replicas: {freshness_trials} purchases on A, watched on B")
+            figures.freshness_ms = [s * 1000.0 for s in freshness_between(a, b, known, 10, freshness_trials)]
         figures.load_after = os.getloadavg()
         return figures
     finally:
@@ -290,6 +306,17 @@ def lines(f: FleetQpsFigures) -> list[str]:
         f"{verdict}: two replicas' QPS per server CPU-second / one replica's = {ratio:.2f} "
         f"(medians; target >= {TARGET:.2f})",
     ]
+    if f.freshness_ms:
+        fresh = np.array(f.freshness_ms)
+        verdict = "PASS" if f.freshness_p99_ms <= FRESHNESS_TARGET_MS else "MISS"
+        out += [
+            "",
+            f"freshness, a PURCHASE tracked on A until B no longer offers it ({len(fresh)} trials, the "
+            "change "
+            f"feed polled every 0.1 s): p50 {np.percentile(fresh, 50):.0f} ms, p99 "
+            f"{f.freshness_p99_ms:.0f} ms, max {fresh.max():.0f} ms",
+            f"{verdict}: freshness p99 {f.freshness_p99_ms:.0f} ms (target <= {FRESHNESS_TARGET_MS:.0f} ms)",
+        ]
     return out
 
 
@@ -306,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.toy:
             figures = measure(
                 Path(tmp), items=300, customers=150, sample=50, duration=0.5, warmup=0.2, rounds=1,
-                concurrency=args.concurrency, epochs=2, durable=args.durable,
+                concurrency=args.concurrency, epochs=2, durable=args.durable, freshness_trials=10,
             )  # fmt: skip
         else:
             figures = measure(

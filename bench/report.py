@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.conditions import Conditions
+from bench.fleet_qps import FRESHNESS_TARGET_MS, FleetQpsFigures
 from bench.fleet_qps import TARGET as FLEET_TARGET
-from bench.fleet_qps import FleetQpsFigures
 from bench.fleet_qps import lines as fleet_qps_lines
 from bench.memory import MemoryFigures
 from bench.merchandising import MerchandisingFigures
@@ -153,6 +153,16 @@ def _other_targets(r: Results) -> list[Target]:
                 "x",
             )
         )
+    if r.fleet_qps and r.fleet_qps.freshness_ms:
+        out.append(
+            Target(
+                "freshness across replicas on one PostgreSQL: p99 Track on A -> effect on B",
+                r.fleet_qps.freshness_p99_ms,
+                FRESHNESS_TARGET_MS,
+                True,
+                " ms",
+            )
+        )
     return out
 
 
@@ -276,7 +286,7 @@ def _merchandising_and_fleet_sections(r: Results) -> list[str]:
         ]
     if r.fleet_qps:
         lines += [
-            "## Two replicas on one PostgreSQL (bench/fleet_qps.py)",
+            "## Two replicas on one PostgreSQL: CPU per call and freshness (bench/fleet_qps.py)",
             "",
             "```",
             *fleet_qps_lines(r.fleet_qps),

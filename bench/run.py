@@ -39,6 +39,7 @@ class Scale:
     memory_customers: int = 1_000_000
     fleet_customers: int = 5_000  # the PostgreSQL world of the two-replica measurement (same items)
     fleet_rounds: int = 3  # one replica, two replicas, alternately, this many times
+    freshness_trials: int = 200  # purchases on replica A watched on replica B (same PostgreSQL)
     epochs: int | None = None  # None: the product default (Settings.epochs)
 
 
@@ -56,6 +57,7 @@ TOY = Scale(
     memory_customers=20_000,
     fleet_customers=150,
     fleet_rounds=1,
+    freshness_trials=10,
     epochs=2,
 )
 
@@ -191,7 +193,7 @@ def run_all(
         step(f"serving memory with {scale.memory_customers:,} customers")
         results.memory = memory.measure(data, customers, scale.memory_customers, scale.k)
     if "fleet_qps" in steps:
-        step("Recommend CPU per call: one and two replicas on one PostgreSQL")
+        step("Recommend CPU per call and freshness: one and two replicas on one PostgreSQL")
         results.fleet_qps = fleet_qps.measure(
             work,
             items=scale.items,
@@ -200,6 +202,7 @@ def run_all(
             duration=scale.duration,
             warmup=scale.warmup,
             rounds=scale.fleet_rounds,
+            freshness_trials=scale.freshness_trials,
             epochs=scale.epochs,
         )
     results.conditions.finish()

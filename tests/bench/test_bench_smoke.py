@@ -142,7 +142,7 @@ def test_report_has_every_target(toy_world: tuple[Path, world.WorldFigures, retr
 def test_two_replicas_on_one_postgres(tmp_path: Path, postgres_cluster: Cluster) -> None:
     f = fleet_qps.measure(
         tmp_path, items=200, customers=60, sample=20, duration=0.4, warmup=0.1, rounds=1, epochs=1,
-        cluster=postgres_cluster,
+        cluster=postgres_cluster, freshness_trials=5,
     )  # fmt: skip
     assert [a.replicas for a in f.arms] == [1, 2] and f.items == 200 and f.events > 0
     for arm in f.arms:
@@ -152,8 +152,11 @@ def test_two_replicas_on_one_postgres(tmp_path: Path, postgres_cluster: Cluster)
         assert math.isfinite(arm.postgres_cpu) and arm.postgres_cpu >= 0
     assert f.of(2)[0].replica_cpu[1] > 0  # B served in arm two
     assert math.isfinite(f.ratio) and f.ratio > 0
+    # a purchase on A is seen on B: every trial ends (bench/fleet.py raises after 10 s), in under 10 s
+    assert f.freshness_ms and all(0 < ms < 10_000 for ms in f.freshness_ms)
     text = "\n".join(fleet_qps.lines(f))
-    assert "QPS per server CPU-second" in text and text.splitlines()[-1].startswith(("PASS", "MISS"))
+    assert "QPS per server CPU-second" in text and "freshness" in text
+    assert text.splitlines()[-1].startswith(("PASS", "MISS"))
 
 
 def test_recommend_beside_the_noop_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
