@@ -226,6 +226,7 @@ _CATS = (
 )
 _CAT_INDEX = {c.name: k for k, c in enumerate(_CATS)}
 _MAINS = ("phones", "laptops", "coffee_machines")  # what accessories are bought for
+_P_REPLACE = 0.04  # customers who replace a durable within the period (lost, broken)
 _LINES = (
     "Classic",
     "Loft",
@@ -642,6 +643,11 @@ class _Walk:
         self.w, self.cat, self.k, self.p, self.who, self.out = world, world.cat, k, person, person.who, out
         self.r = random.Random(person.seed)
         self.orders, self.owned = 0, set[int]()
+        # A phone, laptop or coffee machine is replaced after years, longer than the demo's history: one
+        # of each kind per customer, but for the few who lose or break one and buy another in the
+        # period. What the service learns about durables comes from this (docs/learning.md).
+        self.durable_kinds = set[int]()
+        self.replaces = self.r.random() < _P_REPLACE
         kinds: dict[str, list[Identifier]] = {}
         for ident in self.who.identifiers:
             kinds.setdefault(ident.kind, []).append(ident)
@@ -745,7 +751,7 @@ class _Walk:
         self.emit(t + 20, "EMAIL", "EMAIL_CLICK", click, item, attrs={"campaign": campaign})
         ids = self.logged[dev] if r.random() < 0.5 else self.anon[dev]
         self.emit(t + 25, "WEB", "VIEW", ids, item, attrs={"utm_source": "newsletter", "campaign": campaign})
-        if r.random() < 0.3 and (self.cat.repeatable[item] or item not in self.owned):
+        if r.random() < 0.3 and self.buyable(item):
             self.buy(t + 200, "WEB", [item], dev=dev, logged=ids is self.logged[dev])
 
     def buy(
@@ -761,7 +767,7 @@ class _Walk:
         """One order. Online: login if needed, add to cart, pay. A main item (phone, laptop, coffee
         machine) usually brings an accessory for it, in the same basket or days later."""
         r = self.r
-        lines = [i for i in dict.fromkeys(items) if self.cat.repeatable[i] or i not in self.owned]
+        lines = [i for i in dict.fromkeys(items) if self.buyable(i)]
         follow: list[int] = []
         for i in lines:
             if self.cat.main[i] and i in self.cat.accessories and r.random() < 0.85:
@@ -790,6 +796,8 @@ class _Walk:
             self.emit(t, channel, "PURCHASE", ids, i, q, store, order, attrs)
             if not self.cat.repeatable[i]:
                 self.owned.add(i)
+                if self.cat.main[i]:
+                    self.durable_kinds.add(int(self.cat.cat[i]))
                 if r.random() < 0.02:
                     self.emit(t + r.uniform(3, 20) * DAY, channel, "RETURN", ids, i, 1, store, order)
         if follow and not same:
@@ -805,14 +813,22 @@ class _Walk:
             return self.p.explore
         return self.p.taste[favs[0 if r.random() < 0.5 else 1 if r.random() < 0.6 else 2]]
 
+    def buyable(self, i: int) -> bool:
+        """Not an item they own (but what is bought again), nor a second phone, laptop or coffee
+        machine (but for the few who replace one)."""
+        if self.cat.repeatable[i]:
+            return True
+        if i in self.owned:
+            return False
+        return not self.cat.main[i] or self.replaces or int(self.cat.cat[i]) not in self.durable_kinds
+
     def wanted(self, items: list[int]) -> list[int]:
-        """What a customer would put in the basket: nothing durable they own, and a phone, laptop or
-        coffee machine only now and then (they are considered, not bought on a whim)."""
+        """What a customer would put in the basket: what they may buy, and a phone, laptop or coffee
+        machine only now and then (they are considered, not bought on a whim)."""
         return [
             i
             for i in items
-            if self.cat.repeatable[i]
-            or (i not in self.owned and (not self.cat.main[i] or self.r.random() < 0.4))
+            if self.buyable(i) and (self.cat.repeatable[i] or not self.cat.main[i] or self.r.random() < 0.4)
         ]
 
     def pick(self, items: list[int], n: int) -> list[int]:
