@@ -301,7 +301,8 @@ def banner(keys: ApiKeys | None, settings: Settings) -> tuple[str, str]:
     entries = [(k["name"], k["key"], k["scopes"]) for k in json.loads(keys.path.read_text())["keys"]]
     admin = next((key for name, key, scopes in entries if "*" in scopes), entries[0][1])
     web = next((key for name, key, scopes in entries if name == "web-shop"), admin)
-    lines = [f"  {name:<11} {key}  {' '.join(scopes)}" for name, key, scopes in entries]
+    width = max(len(name) for name, _, _ in entries)
+    lines = [f"  {name:<{width}}  {key}  {' '.join(scopes)}" for name, key, scopes in entries]
     text = (
         f"\nDevelopment API keys (from {keys.path};"
         " set SEENEXT_KEYS_FILE for your own, SEENEXT_AUTH=0 for none):\n"
