@@ -17,13 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from models.demo import generator
 from models.demo.traffic import Behaviour, simulate
 from models.settings import Settings
+from protos.seenext.v1 import merchandising_pb2, merchandising_pb2_grpc
 from server.app import create_server
 from server.dashboard.figures import Api
 from server.dashboard.httpd import DashboardServer, serve_dashboard
-from server.dashboard.rules import RulesSource, no_rules
+from server.dashboard.rules import RulesSource, no_rules, rules_over_rpc
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -62,8 +65,11 @@ def demo_world(
     days: int = 60,
     rules_source: RulesSource = no_rules,
     behaviour: Behaviour | None = None,
+    rules_over_grpc: bool = False,
 ) -> Iterator[World]:
-    """A keyed gRPC server over a small demo retailer with simulated traffic, and the dashboard."""
+    """A keyed gRPC server over a small demo retailer with simulated traffic, and the dashboard.
+    `rules_over_grpc`: the rules section reads MerchandisingService as `seenext dashboard` does
+    (instead of `rules_source`)."""
     settings = Settings(
         data_dir=data_dir,
         port=0,
@@ -94,7 +100,8 @@ def demo_world(
         )
         keys = {k["name"]: k["key"] for k in json.loads(settings.keys_path.read_text())["keys"]}
         api = Api(f"127.0.0.1:{running.port}")
-        dashboard, _ = serve_dashboard("127.0.0.1", 0, api, rules_source)
+        source = rules_over_rpc(api.channel) if rules_over_grpc else rules_source
+        dashboard, _ = serve_dashboard("127.0.0.1", 0, api, source)
         try:
             yield World(running.port, dashboard, keys)
         finally:
@@ -124,6 +131,28 @@ def chromium(user_data_dir: Path) -> Iterator[Any]:
             browser.close()
 
 
+def merchandise(world: World) -> None:
+    """What a merchandiser would have done by then, through MerchandisingService with the merchandiser
+    key: a promotion's reserved places, a brand boosted then softened, an exclusion switched off."""
+    pb = merchandising_pb2
+    stub = merchandising_pb2_grpc.MerchandisingServiceStub(grpc.insecure_channel(world.grpc_target))
+    md = (("authorization", f"Bearer {world.keys['merchandiser']}"),)
+    specs = [
+        pb.RuleSpec(name="Spring offers on the home page", placements=["home"], condition="item.on_offer",
+                    action=pb.RULE_ACTION_RESERVE, share=0.25, enabled=True),
+        pb.RuleSpec(name="Kestrel week", condition='item.brand == "Kestrel"', action=pb.RULE_ACTION_BOOST,
+                    weight=2.0, enabled=True),
+        pb.RuleSpec(name="No flowers in the newsletter", placements=["newsletter"],
+                    condition='item.category == "flowers"', action=pb.RULE_ACTION_EXCLUDE, enabled=True),
+    ]  # fmt: skip
+    created = [stub.CreateRule(pb.CreateRuleRequest(spec=s), metadata=md).rule for s in specs]
+    softer = pb.RuleSpec()
+    softer.CopyFrom(specs[1])
+    softer.weight = 1.5
+    stub.UpdateRule(pb.UpdateRuleRequest(rule_id=created[1].rule_id, spec=softer), metadata=md)
+    stub.SetRuleEnabled(pb.SetRuleEnabledRequest(rule_id=created[2].rule_id, enabled=False), metadata=md)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--customers", type=int, default=600)
@@ -132,9 +161,12 @@ def main() -> None:
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory() as tmp,
-        demo_world(Path(tmp) / "data", args.customers, args.items, 90, behaviour=Behaviour()) as world,
+        demo_world(
+            Path(tmp) / "data", args.customers, args.items, 90, behaviour=Behaviour(), rules_over_grpc=True
+        ) as world,
         chromium(Path(tmp) / "profile") as browser,
     ):
+        merchandise(world)
         tab = browser.new_page()
         tab.goto(world.url)
         tab.screenshot(path=str(args.out / "dashboard-sign-in.png"))
@@ -142,7 +174,7 @@ def main() -> None:
         tab.click("button[type=submit]")
         tab.wait_for_selector("#channels")
         tab.screenshot(path=str(args.out / "dashboard-page.png"), full_page=True)
-        for section in ("channels", "funnels", "model"):
+        for section in ("channels", "funnels", "model", "rules"):
             tab.locator(f"#{section}").screenshot(path=str(args.out / f"dashboard-{section}.png"))
     print("\n".join(str(p) for p in sorted(args.out.glob("dashboard-*.png"))))
 
