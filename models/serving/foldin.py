@@ -169,4 +169,5 @@ def _with_repurchase(
         tuning.repurchase_weight,
         tuning.repurchase_half_life_days,
         spread=functools.partial(repurchase.score_spread, space, user) if user is not None else None,
+        appeal=space.scoring[:, -1],  # the item biases: purchases of one occasion by their appeal to all
     )

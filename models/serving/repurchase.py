@@ -8,6 +8,17 @@ the model's score scale. With scores = scoring @ u, that is sqrt(u' C u) for the
 the scoring rows: C is computed once per item space, so a request pays O(d^2), not O(items).
 Age is measured from the model's reference time (the newest event it was trained on) or the
 customer's newest purchase if later, so imported history behaves as on its last day.
+The order among the customer's own purchases is the purchase evidence's, not the model's: each due
+purchase is scored from one common level (the model's best score among them) plus its boost, so
+"bought yesterday" stays ahead of "bought once half a year ago" whatever the model thinks of either.
+The model's user-specific score of an item the customer bought is in-sample — training pulled it up
+because of that very purchase — and says how well the embedding fits it, not how likely a rebuy is:
+on the H&M sample, ordering one basket's articles by it found fewer of the next weeks' rebuys than a
+random order (MAP@12 0.0112 vs 0.0115 over six validation windows; see docs/evaluation.md). Purchases
+of one day are one occasion (ages count whole days), and purchases of one occasion bought as often
+are ordered by the item's appeal to everyone (the model's item bias: how much all customers buy it),
+which is not fitted to this customer (after the boost: 0.0130 against 0.0121 for the customer's
+score over the windows, 0.0080 against 0.0066 on the final weeks).
 Which purchases are due again is the request's decision (models/serving/rebuying.py: learned from
 what customers buy again and after how long, the catalogue's `repeatable` flag overriding); one-offs
 and items bought too recently are left alone: the exclusion rules drop them anyway.
@@ -59,9 +70,12 @@ def blend(
     weight: float,
     half_life_days: float,
     spread: Callable[[], float | None] | None = None,
+    appeal: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The scores with each bought item that is due again boosted (a copy; the input is not changed).
-    `spread`, when given, yields the scores' standard deviation more cheaply (None: measure them)."""
+    """The scores with each bought item that is due again lifted above the model's (a copy; the input
+    is not changed). `spread`, when given, yields the scores' standard deviation more cheaply (None:
+    measure them); `appeal`, per row, the items' score for everyone (the model's item biases), which
+    orders purchases of one day bought as often (None: the model's score for this customer does)."""
     if weight <= 0 or not bought:
         return scores
     items = repeatable.items if isinstance(repeatable, CatalogSnapshot) else None
@@ -77,7 +91,7 @@ def blend(
                 continue
         elif not repeatable.get(item_id, False):  # type: ignore[union-attr]
             continue
-        age = max(ref - last, 0.0) / DAY
+        age = math.floor(max(ref - last, 0.0) / DAY)  # whole days: one day's purchases are one occasion
         rows.append(row)
         boosts.append(0.5 ** (age / half_life_days) * (1.0 + math.log(max(n, 1))))
     if not rows:
@@ -86,6 +100,29 @@ def blend(
     if sd is None:
         finite = scores[np.isfinite(scores)]
         sd = float(finite.std()) if len(finite) > 1 else 1.0
+    evidence = np.asarray(boosts, dtype=np.float64)
+    tie = appeal[rows] if appeal is not None else scores[rows]
+    evidence *= 1.0 + TIE_SHARE * _ranks(tie)  # level evidence: the more appealing item first
+    own = scores[rows]
+    own = own[np.isfinite(own)]
+    level = float(own.max()) if len(own) else 0.0  # each purchase ends at least `boost` above its own score
     out = scores.copy()
-    out[rows] += weight * (sd or 1.0) * np.asarray(boosts, dtype=scores.dtype)
+    out[rows] = level + weight * (sd or 1.0) * evidence
     return out
+
+
+# Evidence within this share of each other counts as level (one occasion, bought as often): only
+# then does the tie-break decide. Far below a day's decay (0.2 % at a 365-day half-life).
+TIE_SHARE = 1e-6
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Each value's rank among them scaled to [0, 1] (the highest 1; equal values by position,
+    a value that is not finite lowest)."""
+    finite = np.where(np.isfinite(values), values, -np.inf)
+    if len(finite) < 2:
+        return np.zeros(len(finite))
+    order = np.argsort(finite, kind="stable")
+    ranks = np.empty(len(finite))
+    ranks[order] = np.arange(len(finite))
+    return ranks / (len(finite) - 1)
