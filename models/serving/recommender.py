@@ -435,9 +435,10 @@ class Recommender:
         applicable = rules.for_request(q.placement, q.channel, variant_rules)
         if not applicable:
             return None
-        context: dict[str, object] = {}
-        if any(c.condition.uses_context for c in applicable):
-            context = merchandising.context_view(
+        return merchandising.request_for(
+            applicable,
+            rules.matches(snapshot),
+            lambda: merchandising.context_view(
                 snapshot,
                 channel=q.channel,
                 placement=q.placement,
@@ -445,8 +446,8 @@ class Recommender:
                 basket=q.basket_item_ids,
                 page=q.item_ids,
                 known=state.known,
-            )
-        return merchandising.Request(applicable, rules.matches(snapshot), context)
+            ),
+        )
 
     def _looked_at(
         self, state: CustomerState, model: RankingModel | None, snapshot: CatalogSnapshot, now: float
