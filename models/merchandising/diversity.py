@@ -57,15 +57,22 @@ def _near_duplicates(
     is no accessory is never held back and counts towards no cap (the same list, a third of the work)."""
     places = [n for n, i in enumerate(order) if i in accessories]
     # an accessory is held back only after `near` others of its item were kept, within the first k
-    if len(places) <= near or places[near] >= k:
+    start = places[near] if len(places) > near else k
+    if start >= k:
         return list(order)
+    # the items before the first accessory that could be held back are kept as they are: only the
+    # accessories among them count
     per_target: dict[tuple[str, str], int] = {}
-    kept: list[str] = []
+    for n in places[:near]:
+        for t in accessories[order[n]]:
+            per_target[t] = per_target.get(t, 0) + 1
+    kept = list(order[:start])
     later: list[str] = []
-    for n, item_id in enumerate(order):
+    for n in range(start, len(order)):
         if len(kept) >= k:  # the list is full: the rest keep their order, nothing is held back any more
             kept.extend(order[n:])
             break
+        item_id = order[n]
         targets = accessories.get(item_id)
         if targets is not None:
             if item_id not in held and (

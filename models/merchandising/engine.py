@@ -588,13 +588,19 @@ def _arrange_item_only(
     return chosen[:k]
 
 
+_BY_PLACE = [-1.0 / (1 + n) for n in range(64)]  # an unmoved candidate's sort key by its place
+
+
 def _boosted(pool: Sequence[str], factors: Mapping[str, tuple[float, ...]]) -> list[str]:
     """The pool by 1 / (1 + place) times each boost's factor and divided by each bury's, in rule order
     (the same multiplications as the per-candidate path: equal scores stay equal), stable."""
     moved = [n for n, i in enumerate(pool) if i in factors]
     if not moved:
         return list(pool)
-    keyed = [(-1.0 / (1 + n), n, i) for n, i in enumerate(pool)]
+    size = len(pool)
+    if size > len(_BY_PLACE):
+        _BY_PLACE.extend(-1.0 / (1 + n) for n in range(len(_BY_PLACE), size))
+    keyed = list(zip(_BY_PLACE[:size], range(size), pool, strict=True))
     for n in moved:
         score = 1.0 / (1 + n)
         for f in factors[pool[n]]:
@@ -635,12 +641,13 @@ def _reserved(
     # the catalogue in the order they were taken (the per-candidate path's stable sort by pool place)
     kept = set(out)
     ranked = [i for i in chosen if i in kept]
-    ranked += [i for i in rest if i in kept]
+    from_rest = [i for i in rest if i in kept]
+    ranked += from_rest
     if len(ranked) < len(out):
         taken = {*chosen, *rest}
         ranked += [i for i in out if i not in taken]
     placed.update(i for i in ranked if i in matched)
-    return ranked, [i for i in rest if i not in kept]
+    return ranked, [i for i in rest if i not in kept] if from_rest else rest
 
 
 def _reserve_extra(
@@ -681,7 +688,14 @@ def _pinned(
     """`Request._pin` over the rule's set: a pin usually names one item, so the set is walked rather
     than the pool when it is the smaller."""
     best = None
-    if len(matched) < len(chosen) + len(rest):
+    if len(matched) == 1:  # `item.id == ...`: that item, in the pool or else when the request allows it
+        (only,) = matched
+        if only in placed:
+            return chosen
+        best = only if only in chosen or only in rest or eligible(only) else None
+        if best is None:
+            return chosen
+    elif len(matched) < len(chosen) + len(rest):
         found = [i for i in matched if i not in placed]
         if found:
             if len(found) == 1:
