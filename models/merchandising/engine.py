@@ -9,6 +9,10 @@ gives reserved places to the items of a promotion and puts pinned items at their
 a reservation needs that the pool lacks come from the catalogue's matching items, when the request
 lets them through.
 
+When every reordering rule reads the item alone, `arrange` works on the rules' sets in one pass per
+step (`_arrange_item_only`); a rule reading `context` takes the per-candidate path
+(`Request.arrange_per_candidate`), which gives the same lists for the same matches.
+
 A condition over the item alone is evaluated once per catalogue version (and hour: `item.age_days`
 moves) for every item (`ItemMatches`); one that reads `context` is evaluated per candidate, per request.
 """
