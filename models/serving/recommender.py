@@ -547,17 +547,14 @@ def _arranged(
         ids = [c.item_id for c in chosen]
         if diversify(ids, k, snapshot, diversity) == ids:
             return chosen
-    pool = list(chosen)
-    held = {c.item_id for c in pool}
-    want = len(pool) + max(k, POOL_EXTRA)
+    by_id = {c.item_id: c for c in chosen}  # the pool, in order (a dict keeps it)
+    want = len(by_id) + max(k, POOL_EXTRA)
     for cand in ranked:  # `ranked` yields only what `passes` lets through: not asked twice
-        if cand.item_id not in held:
-            pool.append(cand)
-            held.add(cand.item_id)
-            if len(pool) >= want:
+        if cand.item_id not in by_id:
+            by_id[cand.item_id] = cand
+            if len(by_id) >= want:
                 break
-    by_id = {c.item_id: c for c in pool}
-    ids = [c.item_id for c in pool]
+    ids = list(by_id)
     if merch is not None:
         order = merch.arrange(ids, k, snapshot, diversity, lambda i: allowed(i) and passes(i))
     else:
