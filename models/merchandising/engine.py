@@ -9,6 +9,10 @@ gives reserved places to the items of a promotion and puts pinned items at their
 a reservation needs that the pool lacks come from the catalogue's matching items, when the request
 lets them through.
 
+When every reordering rule reads the item alone, `arrange` works on the rules' sets in one pass per
+step (`_arrange_item_only`); a rule reading `context` takes the per-candidate path
+(`Request.arrange_per_candidate`), which gives the same lists for the same matches.
+
 A condition over the item alone is evaluated once per catalogue version (and hour: `item.age_days`
 moves) for every item (`ItemMatches`); one that reads `context` is evaluated per candidate, per request.
 """
@@ -27,7 +31,7 @@ from models.catalog import CatalogSnapshot
 from models.domain import DAY, Item
 from models.merchandising import rules as r
 from models.merchandising.cel_engine import activation
-from models.merchandising.diversity import DiversityPolicy, diversify
+from models.merchandising.diversity import DiversityPolicy, diversify, every_cap
 from models.merchandising.experiments import Experiment
 from models.merchandising.placements import PlacementPlan
 from models.merchandising.rules import CompiledRule
@@ -114,9 +118,9 @@ class ItemMatches:
     views: Mapping[str, dict[str, Any]]
     ordered: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # by_rule's ids, sorted once
     by_source: Mapping[str, frozenset[str]] = field(default_factory=dict)  # condition text -> matches
-    prepared: dict[int, tuple[Sequence[CompiledRule], _Prepared]] = field(
+    prepared: dict[int, tuple[Sequence[CompiledRule], _Prepared, Request | None]] = field(
         default_factory=dict, compare=False, repr=False
-    )  # see `prepared`
+    )  # see `prepared` and `request_for`
 
 
 @dataclass(frozen=True)
@@ -274,6 +278,8 @@ class _Prepared:
     boosts: list[CompiledRule]
     reserves: list[CompiledRule]
     pins: list[CompiledRule]  # by position
+    # every boost, bury, reservation and pin reads the item alone: `arrange` works on their sets
+    item_only: bool = False
 
 
 def _prepare(rules: Sequence[CompiledRule], matches: ItemMatches) -> _Prepared:
@@ -304,6 +310,7 @@ def _prepare(rules: Sequence[CompiledRule], matches: ItemMatches) -> _Prepared:
         boosts=boosts,
         reserves=[c for c in reorders if c.spec.action == r.RESERVE],
         pins=sorted((c for c in reorders if c.spec.action == r.PIN), key=lambda c: c.spec.position),
+        item_only=all(c.rule_id in sets for c in reorders),
     )
 
 
@@ -321,8 +328,25 @@ def prepared(rules: Sequence[CompiledRule], matches: ItemMatches) -> _Prepared:
     found = _prepare(rules, matches)
     if len(cache) >= _PREPARED_MAX:  # rules tuples come from requests' placements: bounded
         cache.clear()
-    cache[id(rules)] = (rules, found)
+    cache[id(rules)] = (rules, found, None)
     return found
+
+
+def request_for(
+    rules: Sequence[CompiledRule], matches: ItemMatches, context: Callable[[], Mapping[str, Any]]
+) -> Request:
+    """The rules of one request, ready to apply. When none of them reads `context`, a Request holds
+    nothing of the request's own (no context, no memo of context conditions), so one built on the
+    first request serves every later one of these rules and matches; `context` is called only when a
+    rule reads it."""
+    hit = matches.prepared.get(id(rules))
+    if hit is not None and hit[0] is rules and hit[2] is not None:
+        return hit[2]
+    if any(c.condition.uses_context for c in rules):
+        return Request(rules, matches, context())
+    shared = Request(rules, matches, {})
+    matches.prepared[id(rules)] = (rules, shared._prepared, shared)
+    return shared
 
 
 class Request:
@@ -414,6 +438,21 @@ class Request:
         eligible: Callable[[str], bool],
     ) -> list[str]:
         """The k items to serve, in order, from the pool (the list and the next candidates, best first)."""
+        p = self._prepared
+        if p.item_only:
+            return _arrange_item_only(p, self.matches.ordered, pool, k, snapshot, diversity, eligible)
+        return self.arrange_per_candidate(pool, k, snapshot, diversity, eligible)
+
+    def arrange_per_candidate(
+        self,
+        pool: Sequence[str],
+        k: int,
+        snapshot: CatalogSnapshot,
+        diversity: DiversityPolicy,
+        eligible: Callable[[str], bool],
+    ) -> list[str]:
+        """`arrange` asking each rule about each candidate: the path of rules that read `context` (and
+        the reference the item-only path is tested against)."""
         order = list(pool)
         p = self._prepared
         if p.boosts:
@@ -440,7 +479,7 @@ class Request:
                     for i in [i for i in order if matches(i)]:
                         scores[i] *= factor
                 order.sort(key=lambda i: -scores[i])
-        order = diversify(order, k, snapshot, diversity)
+        order = every_cap(order, k, snapshot, diversity)
         chosen = order[:k]
         rest = order[k:]
         placed: set[str] = set()
@@ -521,3 +560,161 @@ def _take(it: Iterable[str], n: int) -> list[str]:
         if len(out) >= n:
             break
     return out
+
+
+def _arrange_item_only(
+    p: _Prepared,
+    ordered: Mapping[str, tuple[str, ...]],
+    pool: Sequence[str],
+    k: int,
+    snapshot: CatalogSnapshot,
+    diversity: DiversityPolicy,
+    eligible: Callable[[str], bool],
+) -> list[str]:
+    """`Request.arrange_per_candidate` when every reordering rule reads the item alone: the same list,
+    with each rule a set and each step one pass over the pool that touches only the items a rule
+    concerns (the per-request cost of rules and diversity, issue 12's target)."""
+    order = _boosted(pool, p.factors) if p.boosts and p.factors else list(pool)
+    order = diversify(order, k, snapshot, diversity)
+    chosen = order[:k]
+    rest = order[k:]
+    if not p.reserves and not p.pins:
+        return chosen
+    placed: set[str] = set()
+    for c in p.reserves:
+        chosen, rest = _reserved(
+            p.sets[c.rule_id], ordered.get(c.rule_id, ()), c.spec.share, chosen, rest, k, eligible, placed
+        )
+    for c in p.pins:
+        chosen = _pinned(
+            p.sets[c.rule_id], ordered.get(c.rule_id, ()), c.spec.position, chosen, rest, k, eligible, placed
+        )
+    return chosen[:k]
+
+
+_BY_PLACE = [-1.0 / (1 + n) for n in range(64)]  # an unmoved candidate's sort key by its place
+
+
+def _boosted(pool: Sequence[str], factors: Mapping[str, tuple[float, ...]]) -> list[str]:
+    """The pool by 1 / (1 + place) times each boost's factor and divided by each bury's, in rule order
+    (the same multiplications as the per-candidate path: equal scores stay equal), stable."""
+    moved = [n for n, i in enumerate(pool) if i in factors]
+    if not moved:
+        return list(pool)
+    size = len(pool)
+    if size > len(_BY_PLACE):
+        _BY_PLACE.extend(-1.0 / (1 + n) for n in range(len(_BY_PLACE), size))
+    keyed = list(zip(_BY_PLACE[:size], range(size), pool, strict=True))
+    for n in moved:
+        score = 1.0 / (1 + n)
+        for f in factors[pool[n]]:
+            score *= f
+        keyed[n] = (-score, n, pool[n])
+    keyed.sort()
+    return [i for _, _, i in keyed]
+
+
+def _reserved(
+    matched: AbstractSet[str],
+    ordered: Sequence[str],
+    share: float,
+    chosen: list[str],
+    rest: list[str],
+    k: int,
+    eligible: Callable[[str], bool],
+    placed: set[str],
+) -> tuple[list[str], list[str]]:
+    """`Request._reserve` over the rule's set."""
+    want = min(k, math.ceil(share * k))
+    hits = [i for i in chosen if i in matched]
+    have = len(hits)
+    if have >= want:
+        placed.update(hits)
+        return chosen, rest
+    extra = _reserve_extra(matched, ordered, want - have, chosen, rest, eligible)
+    out = list(chosen)
+    for new in extra:  # each takes the last place a non-matching, not placed item holds
+        for n in range(len(out) - 1, -1, -1):
+            if out[n] not in placed and out[n] not in matched:
+                out[n] = new
+                break
+        else:
+            if len(out) < k:
+                out.append(new)
+    # reserved items keep the ranking's order among the others: in the pool's order, then those from
+    # the catalogue in the order they were taken (the per-candidate path's stable sort by pool place)
+    kept = set(out)
+    ranked = [i for i in chosen if i in kept]
+    from_rest = [i for i in rest if i in kept]
+    ranked += from_rest
+    if len(ranked) < len(out):
+        taken = {*chosen, *rest}
+        ranked += [i for i in out if i not in taken]
+    placed.update(i for i in ranked if i in matched)
+    return ranked, [i for i in rest if i not in kept] if from_rest else rest
+
+
+def _reserve_extra(
+    matched: AbstractSet[str],
+    ordered: Sequence[str],
+    need: int,
+    chosen: list[str],
+    rest: list[str],
+    eligible: Callable[[str], bool],
+) -> list[str]:
+    """The `need` items a reservation brings in: the pool's rest first, then the catalogue's matching
+    items the pool lacks, in id order."""
+    extra: list[str] = []
+    for i in rest:
+        if i in matched:
+            extra.append(i)
+            if len(extra) >= need:
+                return extra
+    taken = {*chosen, *rest}
+    for i in ordered:
+        if i not in taken and eligible(i):
+            extra.append(i)
+            if len(extra) >= need:
+                break
+    return extra
+
+
+def _pinned(
+    matched: AbstractSet[str],
+    ordered: Sequence[str],
+    position: int,
+    chosen: list[str],
+    rest: list[str],
+    k: int,
+    eligible: Callable[[str], bool],
+    placed: set[str],
+) -> list[str]:
+    """`Request._pin` over the rule's set: a pin usually names one item, so the set is walked rather
+    than the pool when it is the smaller."""
+    best = None
+    if len(matched) == 1:  # `item.id == ...`: that item, in the pool or else when the request allows it
+        (only,) = matched
+        if only in placed:
+            return chosen
+        best = only if only in chosen or only in rest or eligible(only) else None
+        if best is None:
+            return chosen
+    elif len(matched) < len(chosen) + len(rest):
+        found = [i for i in matched if i not in placed]
+        if found:
+            if len(found) == 1:
+                only = found[0]
+                best = only if only in chosen or only in rest else None
+            else:
+                best = next((i for i in (*chosen, *rest) if i in matched and i not in placed), None)
+    else:
+        best = next((i for i in (*chosen, *rest) if i not in placed and i in matched), None)
+    if best is None:
+        taken = {*chosen, *rest}
+        best = next((i for i in ordered if i not in taken and eligible(i)), None)
+    if best is None:
+        return chosen
+    out = [i for i in chosen if i != best]
+    out.insert(min(position - 1, len(out)), best)
+    placed.add(best)
+    return out[:k] if len(out) > k else out

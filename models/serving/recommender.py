@@ -435,9 +435,10 @@ class Recommender:
         applicable = rules.for_request(q.placement, q.channel, variant_rules)
         if not applicable:
             return None
-        context: dict[str, object] = {}
-        if any(c.condition.uses_context for c in applicable):
-            context = merchandising.context_view(
+        return merchandising.request_for(
+            applicable,
+            rules.matches(snapshot),
+            lambda: merchandising.context_view(
                 snapshot,
                 channel=q.channel,
                 placement=q.placement,
@@ -445,8 +446,8 @@ class Recommender:
                 basket=q.basket_item_ids,
                 page=q.item_ids,
                 known=state.known,
-            )
-        return merchandising.Request(applicable, rules.matches(snapshot), context)
+            ),
+        )
 
     def _looked_at(
         self, state: CustomerState, model: RankingModel | None, snapshot: CatalogSnapshot, now: float
@@ -546,17 +547,14 @@ def _arranged(
         ids = [c.item_id for c in chosen]
         if diversify(ids, k, snapshot, diversity) == ids:
             return chosen
-    pool = list(chosen)
-    held = {c.item_id for c in pool}
-    want = len(pool) + max(k, POOL_EXTRA)
+    by_id = {c.item_id: c for c in chosen}  # the pool, in order (a dict keeps it)
+    want = len(by_id) + max(k, POOL_EXTRA)
     for cand in ranked:  # `ranked` yields only what `passes` lets through: not asked twice
-        if cand.item_id not in held:
-            pool.append(cand)
-            held.add(cand.item_id)
-            if len(pool) >= want:
+        if cand.item_id not in by_id:
+            by_id[cand.item_id] = cand
+            if len(by_id) >= want:
                 break
-    by_id = {c.item_id: c for c in pool}
-    ids = [c.item_id for c in pool]
+    ids = list(by_id)
     if merch is not None:
         order = merch.arrange(ids, k, snapshot, diversity, lambda i: allowed(i) and passes(i))
     else:
