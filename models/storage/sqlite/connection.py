@@ -98,7 +98,7 @@ class _Reader:
     on a thread of their own; holding their readers in a list kept every one open with its page and
     statement caches, ~20 more connections and ~2 MB more per fuzz round (docs/reliability.md)."""
 
-    __slots__ = ("conn", "__weakref__")
+    __slots__ = ("__weakref__", "conn")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
