@@ -10,8 +10,9 @@ carry up to 64 MB) leave pymalloc arenas behind, pinned by a few objects that ou
 rounds while the bytes in live Python objects stayed at 48-49 MB. Measured over 20 rounds, the
 server steps up for three rounds and is flat after (208-213 MB from round 4 to round 20). A leak
 grows every round instead: the SQLite reader connections of finished threads (fixed) added ~3.6 MB
-a round, 193 -> 265 MB over 20 rounds, and fail this test from any warm-up; so does a cache that
-keeps every request (checked by hand with a list in server/errors.py that kept each request body).
+a round, 193 -> 265 MB over 20 rounds; put back, they fail this test after three warm-up rounds
+(+18.7 % over eight rounds), and so does a cache keeping 2 KB per request (+15.9 %); both were
+injected by a wrapper around the server for the check, not committed.
 `PYTHONMALLOC=malloc` would give the pinned arenas back (+6.6 % after one warm-up round) but made
 decoding a batch and building its objects ~1.8 times as costly in CPU, so the server keeps pymalloc.
 
