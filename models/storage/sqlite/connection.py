@@ -102,7 +102,9 @@ class _Reader:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        weakref.finalize(self, conn.close)
+        # Not at interpreter exit: daemon threads may still be inside a query on their reader then,
+        # and closing it under them could wait for good (a SIGTERM stop that never ended).
+        weakref.finalize(self, conn.close).atexit = False
 
 
 class Connections:
