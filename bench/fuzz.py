@@ -122,7 +122,8 @@ def render(where: str, tally: dict[str, Any], results: dict[str, Any], kill_outp
         )
     if tally:
         m = tally.get("memory", {})
-        rounds = f", plus {m['rounds'] + 1} memory rounds of {tally['memory_examples']} each" if m else ""
+        n = m["rounds"] + m.get("warmup_rounds", 1) if m else 0
+        rounds = f", plus {n} memory rounds of {tally['memory_examples']} each" if m else ""
         lines += [
             "",
             f"Calls per RPC: {tally['examples']:,} generated requests and {tally['examples']:,} raw bodies"
@@ -184,9 +185,12 @@ def table(tally: dict[str, Any]) -> list[str]:
 def memory(m: dict[str, Any]) -> list[str]:
     if not m:
         return ["Memory: not measured (the memory test did not run)."]
+    warmup = [m.get("rss_start_kb", 0), *m.get("rss_warmup_kb", [])]
     return [
-        f"Server memory (VmRSS of the server process): {m['rss_before_kb'] / 1024:.0f} MB after a warm-up "
-        f"round, {m['rss_after_kb'] / 1024:.0f} MB after {m['rounds']} more rounds of "
+        f"Server memory (VmRSS of the server process): {m['rss_before_kb'] / 1024:.0f} MB after "
+        f"{m.get('warmup_rounds', 1)} warm-up round(s) (from the start: "
+        f"{', '.join(f'{kb / 1024:.0f}' for kb in warmup)} MB), "
+        f"{m['rss_after_kb'] / 1024:.0f} MB after {m['rounds']} more rounds of "
         f"{m['calls_per_round']:,} calls ({m['growth']:+.1%}: the target, within 10 %, is "
         f"{'met' if m['growth'] <= 0.10 else 'missed'}); peak {m['hwm_kb'] / 1024:.0f} MB; "
         f"after each round: {', '.join(f'{kb / 1024:.0f}' for kb in m.get('rss_per_round_kb', []))} MB; "

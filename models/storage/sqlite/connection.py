@@ -17,6 +17,7 @@ import os
 import sqlite3
 import stat
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -88,8 +89,26 @@ def make_private(path: Path) -> None:
                 log.warning("%s is readable by others and not ours to make private", file)
 
 
+class _Reader:
+    """A thread's reader connection, held by that thread's `threading.local` alone (sqlite3
+    connections take no weak references, this holder does): when the thread ends, its local is
+    dropped and the holder with it, which closes the connection at once (left to itself, a
+    connection waits for the cycle collector: it and its statement cache refer to each other).
+    The background refreshes (popularity, exploration, catalogue and merchandising checks) each run
+    on a thread of their own; holding their readers in a list kept every one open with its page and
+    statement caches, ~20 more connections and ~2 MB more per fuzz round (docs/reliability.md)."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        # Not at interpreter exit: daemon threads may still be inside a query on their reader then,
+        # and closing it under them could wait for good (a SIGTERM stop that never ended).
+        weakref.finalize(self, conn.close).atexit = False
+
+
 class Connections:
-    """One writer connection behind a lock, and one reader connection per thread."""
+    """One writer connection behind a lock, and one reader connection per live thread."""
 
     # Test hook: the pages the database may grow to (PRAGMA max_page_count, set on the writer at the
     # next write transaction), so a test can fill the "disk" without mounting a small filesystem.
@@ -112,19 +131,20 @@ class Connections:
         self._applied_limit: int | None = None
         self.write_lock = threading.RLock()
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        # Weak: only to close the live threads' readers on close(); a dead thread's reader is gone.
+        self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
         self._readers_lock = threading.Lock()
 
     def reader(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+        held: _Reader | None = getattr(self._local, "reader", None)
+        if held is None:
             conn = connect(self.path, self._sync_full)
             conn.execute("PRAGMA query_only=ON")
             self._on_connect(conn)
-            self._local.conn = conn
+            held = self._local.reader = _Reader(conn)
             with self._readers_lock:
-                self._readers.append(conn)
-        return conn
+                self._readers.add(held)
+        return held.conn
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -170,7 +190,7 @@ class Connections:
 
     def close(self) -> None:
         with self._readers_lock:
-            for conn in self._readers:
-                conn.close()
+            for held in list(self._readers):
+                held.conn.close()
             self._readers.clear()
         self.writer.close()
