@@ -132,10 +132,18 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.child:  # the parent of `--processes N` prints the one banner
         header, text = auth_banner(running.keys, settings)
         print(_banner(settings.host, running.port, header) + text, flush=True)
-    stop.wait()
+    _until_set(stop)
     log.info("stopping: draining calls in flight")
     running.stop(grace=5.0)
     return 0
+
+
+def _until_set(stop: threading.Event) -> None:
+    """Waits for SIGTERM/SIGINT's handler to set `stop`. In short waits: the kernel may deliver the
+    signal to one of grpc's threads, and then a main thread blocked in one untimed wait is never woken
+    to run the Python handler (seen as a server that ignored SIGTERM under load)."""
+    while not stop.wait(0.2):
+        pass
 
 
 def _serve_many(settings: Settings) -> int:
@@ -293,7 +301,7 @@ def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> int:
         f"  or curl -H 'x-api-key: <key>' http://{host}:{server.port}/\nStop with Ctrl-C.\n",
         flush=True,
     )
-    stop.wait()
+    _until_set(stop)
     server.shutdown()
     api.close()
     return 0
