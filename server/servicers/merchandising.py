@@ -218,13 +218,19 @@ class MerchandisingServicer(merchandising_pb2_grpc.MerchandisingServiceServicer)
         which = request.WhichOneof("rule")
         if which is None:
             raise InvalidArgument("rule_id", "is required (a stored rule), or give spec (a new rule)")
-        query = convert.recommend_query(request.request)
-        if which == "spec":
-            without, with_rule = self.service.preview_rule(query, spec=spec(request.spec))
-        else:
-            if not request.rule_id:
-                raise InvalidArgument("rule_id", "is required")
-            without, with_rule = self.service.preview_rule(query, rule_id=request.rule_id)
+        if which == "rule_id" and not request.rule_id:
+            raise InvalidArgument("rule_id", "is required")
+        rule = spec(request.spec) if which == "spec" else None
+        try:  # the query's fields are named as in a RecommendRequest: here they sit under `request`
+            query = convert.recommend_query(request.request)
+            if rule is not None:
+                without, with_rule = self.service.preview_rule(query, spec=rule)
+            else:
+                without, with_rule = self.service.preview_rule(query, rule_id=request.rule_id)
+        except InvalidArgument as exc:
+            if exc.field.startswith(("spec", "rule_id")):
+                raise
+            raise InvalidArgument(f"request.{exc.field}", str(exc)[len(exc.field) + 2 :]) from None
         return merchandising_pb2.PreviewRuleResponse(
             without_rule=_items(without), with_rule=_items(with_rule)
         )

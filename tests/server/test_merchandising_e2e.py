@@ -339,6 +339,19 @@ def test_preview_shows_the_list_with_and_without_the_rule(
         A.SetRuleEnabledRequest(rule_id=stored.rule_id, enabled=True), metadata=md("merchandiser")
     )
     assert ask(channel, "fan-1")[0] == "audio-3"
+    # the request's fields are named where they sit in PreviewRuleRequest
+    for bad, field in (
+        (recommendation_pb2.RecommendRequest(who=who("fan-1"), k=8), "request.channel:"),
+        (recommendation_pb2.RecommendRequest(channel=common_pb2.CHANNEL_WEB, k=-1), "request.k:"),
+        (
+            recommendation_pb2.RecommendRequest(channel=common_pb2.CHANNEL_WEB, who=common_pb2.Identifier()),
+            "request.who.",
+        ),
+    ):
+        with pytest.raises(grpc.RpcError) as err:
+            rules.PreviewRule(A.PreviewRuleRequest(spec=spec, request=bad), metadata=md("merchandiser"))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details().startswith(field), err.value.details()
 
 
 def test_every_change_is_versioned_with_who_and_when(
