@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any, cast
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -138,7 +138,7 @@ def events(msgs: Iterable[events_pb2.Event]) -> list[Event]:
     known = _IDENTIFIERS
     make_identifier = _identifier
     channels, types = _CHANNEL_NAMES, _TYPE_NAMES
-    out = []
+    out: list[Event] = []
     append = out.append
     for msg in msgs:
         idents = []
