@@ -244,7 +244,7 @@ def _bare_insert(
                 with pg.transaction(), pg.cursor() as cur:
                     cur.executemany(sql, rows[i : i + batch])
             return time.perf_counter() - started, time.process_time() - cpu0
-    conn = dbmod.connect(folder / "bare.db", sync_full=True)
+    conn = dbmod.connect(folder / "bare.db", sync_full=True, writer=True)  # the service writer's pragmas
     migrations.migrate(conn)
     sql = f"INSERT INTO events ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
     cpu0, started = time.process_time(), time.perf_counter()

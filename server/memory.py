@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import threading
 
+# Objects a young generation holds before the collector runs (Python's default: 700). See `tune_collector`.
+COLLECTOR_THRESHOLD = 20_000
 LARGE_REQUEST = 1 << 20  # bytes: a request this large is followed by a trim (a trim costs ~1 ms)
 LONG_CALL = 0.05  # seconds: a call this long is followed by a trim too (its ~1 ms is 2 % or less of it)
 _M_ARENA_MAX = -8  # glibc's mallopt parameters
@@ -50,6 +53,20 @@ def limit_arenas(arenas: int = 2) -> None:
     if _LIBC is not None:
         _LIBC.mallopt(_M_ARENA_MAX, arenas)
         _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
+def tune_collector() -> None:
+    """Freezes what the process holds at start (modules, the service) out of the cyclic collector's
+    passes, and lets the young generation grow to COLLECTOR_THRESHOLD objects before a pass.
+
+    Why (issue 11): a TrackBatch of 1,000 events keeps ~15,000 small objects alive for the length of
+    the call; with the default threshold of 700 the collector ran ~20 times per call, promoted those
+    objects to the old generation, and every few calls that triggered a full pass over everything the
+    process holds. In process, over 18,000 demo events, collection took 15-17 us of ~58 us of CPU per
+    event; with this, under 1 us. A young pass over 20,000 objects takes ~3 ms; cyclic garbage waits a
+    little longer for it, which bounds what it adds to memory to a few MB."""
+    gc.freeze()
+    gc.set_threshold(COLLECTOR_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def note_request_size(size: int) -> None:

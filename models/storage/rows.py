@@ -19,8 +19,15 @@ def event_values(rows: Sequence[EventRow]) -> list[tuple[Any, ...]]:
     return [r if r.attributes is None else (*r[:12], _json_or_none(r.attributes)) for r in rows]
 
 
+# json.dumps(..., sort_keys=True) builds an encoder per call (~1.5 us, half an event's attributes'
+# cost in a TrackBatch); this one is built once and gives the same text.
+_SORTED_JSON = json.JSONEncoder(sort_keys=True).encode
+
+
 def _json_or_none(attributes: Mapping[str, str]) -> str | None:
-    return json.dumps(dict(attributes), sort_keys=True) if attributes else None
+    if not attributes:
+        return None
+    return _SORTED_JSON(attributes if type(attributes) is dict else dict(attributes))
 
 
 EVENT_COLUMNS = (

@@ -126,6 +126,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         running = create_server(settings)
     except (ValueError, OSError, SeenextError) as exc:  # a bad keys file, PII key or TLS file: say which
         raise SystemExit(f"seenext: cannot start: {exc}") from None
+    from server import memory
+
+    memory.tune_collector()  # a serving process's own collector settings (server/memory.py)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

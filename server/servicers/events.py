@@ -25,7 +25,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
     def TrackBatch(
         self, request: events_pb2.TrackBatchRequest, context: grpc.ServicerContext
     ) -> events_pb2.TrackBatchResponse:
-        result = self.service.track_batch([convert.event(e) for e in request.events])
+        result = self.service.track_batch(convert.events(request.events))
         return events_pb2.TrackBatchResponse(
             accepted=result.accepted,
             duplicates=result.duplicates,

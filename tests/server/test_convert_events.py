@@ -77,3 +77,11 @@ def test_unknown_numbers_and_bad_times_reach_validation_as_such() -> None:
     )
     assert odd.occurred_at is not None and math.isnan(odd.occurred_at)
     assert far.occurred_at == float(10**12)
+
+
+def test_a_batch_converts_each_event_as_alone_and_shares_repeated_identifiers() -> None:
+    msgs = messages() * 2  # every identifier twice, the unknown kind 55 included
+    batch = convert.events(msgs)
+    assert [repr(e) for e in batch] == [repr(reference(m)) for m in msgs]
+    assert batch[0].identifiers[0] is batch[4].identifiers[0]  # one domain value per identifier sent
+    assert batch[2].identifiers[0].kind == "<unknown 55>"  # validation refuses it, naming the field

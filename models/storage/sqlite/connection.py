@@ -58,12 +58,29 @@ def storage_fault(exc: sqlite3.Error, path: Path | None = None) -> SeenextError 
     return Unavailable(f"storage unavailable: {reason} ({name}); nothing of this write was kept, retry later")
 
 
-def connect(path: Path, sync_full: bool = True) -> sqlite3.Connection:
+# The writer's own settings (issue 11: TrackBatch). A larger page cache keeps the events table's five
+# indexes' hot pages in memory between batches instead of re-reading them from the OS (SQLite's
+# default is 2 MiB), and a checkpoint every 10,000 WAL pages (~40 MiB; SQLite's default is 1,000)
+# writes each hot index page back to the main file once per many batches instead of once per two or
+# three. Neither touches durability: every commit still appends to the WAL and fsyncs it
+# (synchronous=FULL), and Forget still checkpoints and truncates the WAL itself (privacy.py). Measured
+# on a bare executemany of 200,000 demo events in batches of 1,000: 25-27 -> 18-19 us of CPU per row,
+# most of it system time (page reads and writes). The cost: the writer's cache may hold 16 MiB, and
+# the WAL file may grow to ~40 MiB on disk.
+WRITER_CACHE_KIB = 16 * 1024
+WAL_CHECKPOINT_PAGES = 10_000
+
+
+def connect(path: Path, sync_full: bool = True, writer: bool = False) -> sqlite3.Connection:
+    """A connection with the product's pragmas; `writer`: the one writer's (see WRITER_CACHE_KIB)."""
     conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={'FULL' if sync_full else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys=OFF")
     conn.execute("PRAGMA busy_timeout=30000")
+    if writer:
+        conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
     return conn
 
 
@@ -125,7 +142,7 @@ class Connections:
         self.path = path
         self._sync_full = sync_full
         self._on_connect = on_connect or (lambda conn: None)
-        self.writer = connect(path, sync_full)
+        self.writer = connect(path, sync_full, writer=True)
         self._on_connect(self.writer)
         self._default_pages = int(self.writer.execute("PRAGMA max_page_count").fetchone()[0])
         self._applied_limit: int | None = None

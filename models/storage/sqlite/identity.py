@@ -149,9 +149,12 @@ class SqliteIdentity(SqliteBase):
             ):
                 created[c] = None if at is None else float(at)
             if wanted:
+                # `+kind`: without statistics SQLite chose the primary key (kind, value_key) for the kind
+                # list, reading every identifier of the strong kinds per batch (12 ms per TrackBatch at
+                # 16,000 identifiers, growing with the store) instead of the customer_id index (0.4 ms).
                 for c, k, v in conn.execute(
                     f"SELECT customer_id, kind, value_key FROM identifiers WHERE customer_id IN ({marks})"
-                    f" AND shared=0 AND kind IN ({','.join('?' * len(wanted))})",
+                    f" AND shared=0 AND +kind IN ({','.join('?' * len(wanted))})",
                     [*chunk, *wanted],
                 ):
                     keys[c].append((str(k), str(v)))
