@@ -250,20 +250,8 @@ def _fill_recommended(msg: common_pb2.RecommendedItem, r: Recommended) -> None:
         msg.title = r.title
     if r.category:
         msg.category = r.category
-    o = r.offer
-    if o is not None:
-        offer = msg.offer
-        offer.price = o.price  # set even when 0: the offer is present
-        if o.promo_price:
-            offer.promo_price = o.promo_price
-        if o.offer_id:
-            offer.offer_id = o.offer_id
-        if o.currency:
-            offer.currency = o.currency
-        if o.valid_from is not None:
-            _set_time(offer.valid_from, o.valid_from)
-        if o.valid_until is not None:
-            _set_time(offer.valid_until, o.valid_until)
+    if r.offer is not None:
+        _fill_offer(msg.offer, r.offer)
     for x in r.reasons:
         reason = msg.reasons.add(code=x.code)
         if x.text:
@@ -272,3 +260,17 @@ def _fill_recommended(msg: common_pb2.RecommendedItem, r: Recommended) -> None:
             reason.related_item_id = x.related_item_id
         if x.related_at is not None:
             _set_time(reason.related_at, x.related_at)
+
+
+def _fill_offer(msg: common_pb2.Offer, o: Offer) -> None:
+    msg.price = o.price  # set even when 0: the offer is present in the reply
+    if o.promo_price:
+        msg.promo_price = o.promo_price
+    if o.offer_id:
+        msg.offer_id = o.offer_id
+    if o.currency:
+        msg.currency = o.currency
+    if o.valid_from is not None:
+        _set_time(msg.valid_from, o.valid_from)
+    if o.valid_until is not None:
+        _set_time(msg.valid_until, o.valid_until)
