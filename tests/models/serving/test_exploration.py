@@ -112,6 +112,24 @@ def test_take_gives_new_items_the_last_places_only() -> None:
     assert [c.item_id for c in take(ranked, 3, everything)] == ["r0", "r1", "r2"]  # no share: as before
 
 
+def test_take_of_a_checked_ranking_asks_the_channel_only_about_the_new_items() -> None:
+    """`checked`: the ranking already passed the channel's filter (`ranking(..., passes)`), so only the
+    new items are asked; the list is the one an unchecked take gives on the same filtered ranking."""
+    ranked = [cand(f"r{n}") for n in range(10)]
+    new = [cand("n1", EXPLORATION, 4), cand("n2", EXPLORATION, 4)]
+    asked: list[str] = []
+
+    def passes(item_id: str) -> bool:
+        asked.append(item_id)
+        return item_id not in ("r3", "n1")
+
+    filtered = [c for c in ranked if passes(c.item_id)]
+    asked.clear()
+    got = [c.item_id for c in take(filtered, 5, passes, new, 1, checked=True)]
+    assert asked == ["n1", "n2"]
+    assert got == [c.item_id for c in take(filtered, 5, passes, new, 1)] == ["r0", "r1", "r2", "r4", "n2"]
+
+
 def test_a_new_item_scores_below_every_ranked_item() -> None:
     plan = channel_rules.plan_for("home")
     assert plan[-1].name == EXPLORATION
