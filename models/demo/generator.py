@@ -795,9 +795,7 @@ class _Walk:
             q = qty if self.cat.repeatable[i] else 1
             self.emit(t, channel, "PURCHASE", ids, i, q, store, order, attrs)
             if not self.cat.repeatable[i]:
-                self.owned.add(i)
-                if self.cat.main[i]:
-                    self.durable_kinds.add(int(self.cat.cat[i]))
+                self.own(i)
                 if r.random() < 0.02:
                     self.emit(t + r.uniform(3, 20) * DAY, channel, "RETURN", ids, i, 1, store, order)
         if follow and not same:
@@ -812,6 +810,11 @@ class _Walk:
         if r.random() < 0.15:
             return self.p.explore
         return self.p.taste[favs[0 if r.random() < 0.5 else 1 if r.random() < 0.6 else 2]]
+
+    def own(self, i: int) -> None:
+        self.owned.add(i)
+        if self.cat.main[i]:
+            self.durable_kinds.add(int(self.cat.cat[i]))
 
     def buyable(self, i: int) -> bool:
         """Not an item they own (but what is bought again), nor a second phone, laptop or coffee
