@@ -97,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_text = shlex.join(sys.argv[1:] if argv is None else list(argv))
     command = f"python -m bench.run {args_text}" if args_text else "make bench"  # make bench runs it bare
     work = args.work or Path(tempfile.mkdtemp(prefix="seenext-bench-"))
+    work.mkdir(parents=True, exist_ok=True)  # a --work folder named for the first time
     try:
         results = run_all(scale, work, command, steps=args.only, database_url=args.database_url)
     finally:
