@@ -31,7 +31,7 @@ def open_channel(
         with open(ca_file, "rb") as fh:
             credentials = grpc.ssl_channel_credentials(root_certificates=fh.read())
     elif key:
-        if not _loopback(target):
+        if not is_loopback(target):
             raise ValueError(
                 f"target {target!r} is not this machine: an API key goes to a remote server over TLS"
                 " only (tls_ca_file or SEENEXT_TLS_CA_FILE)"
@@ -47,7 +47,7 @@ def open_channel(
     return grpc.secure_channel(target, credentials)
 
 
-def _loopback(target: str) -> bool:
+def is_loopback(target: str) -> bool:
     """Whether a gRPC target names this machine: localhost, a loopback address or a name resolving to one."""
     if target.startswith("unix:"):
         return True

@@ -8,7 +8,6 @@ decides who may see them — an unknown key is refused (401), a key without the 
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -16,6 +15,7 @@ from typing import TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from clients.connection import is_loopback
 from protos.seenext.v1 import insights_pb2, insights_pb2_grpc, model_pb2, model_pb2_grpc
 
 _Req = TypeVar("_Req")
@@ -89,7 +89,7 @@ class Api:
             with open(tls_ca_file, "rb") as fh:
                 credentials = grpc.ssl_channel_credentials(root_certificates=fh.read())
             self._channel = grpc.secure_channel(target, credentials)
-        elif _loopback(target):
+        elif is_loopback(target):  # the same rule as the Python clients' channels
             self._channel = grpc.insecure_channel(target)
         else:  # the visitors' keys would cross the network in the clear
             raise ValueError(
@@ -177,20 +177,3 @@ def _timestamp(seconds: float | None) -> Timestamp | None:
     ts = Timestamp()
     ts.FromNanoseconds(round(seconds * 1e9))
     return ts
-
-
-def _loopback(target: str) -> bool:
-    """Whether a gRPC target names this machine (by address or `localhost`; no name lookups)."""
-    if target.startswith("unix:"):
-        return True
-    host = target.removeprefix("dns:///").removeprefix("ipv4:").removeprefix("ipv6:")
-    if host.startswith("["):
-        host = host[1 : host.find("]")]
-    elif host.count(":") == 1:
-        host = host.partition(":")[0]
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
