@@ -157,25 +157,10 @@ def _serialise(events: Sequence[Event], batch: int) -> list[bytes]:
     from protos.seenext.v1 import events_pb2
     from server import convert
 
-    def msg(ev: Event) -> events_pb2.Event:
-        m = events_pb2.Event(
-            event_id=ev.event_id,
-            identifiers=[convert.identifier_msg(i) for i in ev.identifiers],
-            item_id=ev.item_id,
-            quantity=ev.quantity,
-            price=ev.price,
-            store_id=ev.store_id,
-            order_id=ev.order_id,
-            attributes=ev.attributes,
-        )
-        m.channel = convert.channel_value(ev.channel)  # type: ignore[assignment]  # enum fields take ints
-        m.type = convert.event_type_value(ev.type)  # type: ignore[assignment]
-        if ev.occurred_at is not None:
-            m.occurred_at.FromNanoseconds(int(ev.occurred_at * 1e9))
-        return m
-
     return [
-        events_pb2.TrackBatchRequest(events=[msg(e) for e in events[i : i + batch]]).SerializeToString()
+        events_pb2.TrackBatchRequest(
+            events=[convert.event_msg(e) for e in events[i : i + batch]]
+        ).SerializeToString()
         for i in range(0, len(events), batch)
     ]
 

@@ -70,21 +70,7 @@ def over_grpc(events: list[Event], runs: int) -> None:
     from protos.seenext.v1 import events_pb2, events_pb2_grpc
     from server import convert
 
-    msgs = [
-        events_pb2.Event(
-            event_id=e.event_id,
-            identifiers=[convert.identifier_msg(i) for i in e.identifiers],
-            channel=convert.channel_value(e.channel),
-            type=convert.event_type_value(e.type),
-            item_id=e.item_id,
-            store_id=e.store_id,
-            order_id=e.order_id,
-            price=e.price,
-            occurred_at=convert.timestamp(e.occurred_at),
-            attributes=e.attributes,
-        )
-        for e in events
-    ]
+    msgs = [convert.event_msg(e) for e in events]
     requests = [events_pb2.TrackBatchRequest(events=msgs[i : i + BATCH]) for i in range(0, len(msgs), BATCH)]
     secret = "bench-key-0123456789abcdef"
     rates = []

@@ -145,22 +145,7 @@ def retailer_items() -> list[catalog_pb2.Item]:
 def retailer_events() -> list[events_pb2.Event]:
     """tests/conftest.py's tiny history (views on the web shop, purchases online and at a till) as the
     retailer's systems send it through TrackBatch."""
-    out = []
-    for e in tiny_events():
-        msg = events_pb2.Event(
-            event_id=e.event_id,
-            identifiers=[customer(i.value) for i in e.identifiers],
-            channel=convert.channel_value(e.channel),
-            type=convert.event_type_value(e.type),
-            item_id=e.item_id,
-            store_id=e.store_id,
-            order_id=e.order_id,
-            price=e.price,
-        )
-        if e.occurred_at is not None:
-            msg.occurred_at.FromNanoseconds(int(e.occurred_at * 1e9))
-        out.append(msg)
-    return out
+    return [convert.event_msg(e) for e in tiny_events()]
 
 
 def seed_through_the_api(replica: Replica) -> None:

@@ -6,7 +6,6 @@ import threading
 
 import grpc
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -49,27 +48,11 @@ def loaded(channel: grpc.Channel) -> grpc.Channel:
     catalog_pb2_grpc.CatalogServiceStub(channel).UpsertItems(
         catalog_pb2.UpsertItemsRequest(items=[convert.item_msg(i) for i in tiny_items()])
     )
-    events = [_event_msg(e) for e in tiny_events()]
+    events = [convert.event_msg(e) for e in tiny_events()]
     reply = events_pb2_grpc.EventServiceStub(channel).TrackBatch(events_pb2.TrackBatchRequest(events=events))
     assert reply.accepted == len(events) and not reply.rejected
     model_pb2_grpc.ModelServiceStub(channel).Train(model_pb2.TrainRequest())
     return channel
-
-
-def _event_msg(e: object) -> events_pb2.Event:
-    ts = Timestamp()
-    ts.FromNanoseconds(int(e.occurred_at * 1e9))  # type: ignore[attr-defined]
-    return events_pb2.Event(
-        event_id=e.event_id,
-        identifiers=[convert.identifier_msg(i) for i in e.identifiers],  # type: ignore[attr-defined]
-        channel=convert.channel_value(e.channel),
-        type=convert.event_type_value(e.type),  # type: ignore[attr-defined]
-        item_id=e.item_id,
-        store_id=e.store_id,
-        order_id=e.order_id,
-        price=e.price,
-        occurred_at=ts,  # type: ignore[attr-defined]
-    )
 
 
 def recommend(ch: grpc.Channel, **kw: object) -> recommendation_pb2.RecommendResponse:
