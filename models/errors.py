@@ -23,6 +23,11 @@ class InvalidArgument(SeenextError):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")
         self.field = field
+        self.problem = problem
+
+    def within(self, parent: str) -> InvalidArgument:
+        """The same error for a message checked where it sits inside another (`request.k`, not `k`)."""
+        return InvalidArgument(f"{parent}.{self.field}", self.problem)
 
 
 class NotFound(SeenextError):

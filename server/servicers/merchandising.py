@@ -230,7 +230,7 @@ class MerchandisingServicer(merchandising_pb2_grpc.MerchandisingServiceServicer)
         except InvalidArgument as exc:
             if exc.field.startswith(("spec", "rule_id")):
                 raise
-            raise InvalidArgument(f"request.{exc.field}", str(exc)[len(exc.field) + 2 :]) from None
+            raise exc.within("request") from None
         return merchandising_pb2.PreviewRuleResponse(
             without_rule=_items(without), with_rule=_items(with_rule)
         )
