@@ -25,8 +25,7 @@ import numpy as np
 
 from bench import retrain, world
 from bench.conditions import Conditions
-from bench.load import run_load
-from bench.recommend import HEALTH, HEALTH_REQUEST, RECOMMEND, requests
+from bench.recommend import noop_and_recommend, requests
 from bench.serving import ServerProcess
 from models.service import Seenext
 from protos.seenext.v1 import (
@@ -44,21 +43,8 @@ def latency(data: Path, customers: Sequence[str], k: int, duration: float, warmu
     payloads = requests(customers, k)
     for label, cache in (("before", 0), ("after", 20_000)):
         with ServerProcess(data, state_cache_size=cache) as server:
-            for name, method, body in (
-                ("noop", HEALTH, [HEALTH_REQUEST]),
-                ("recommend", RECOMMEND, payloads),
-            ):
-                result = run_load(
-                    server.target,
-                    method,
-                    body,
-                    duration=duration,
-                    warmup=warmup,
-                    concurrency=1,
-                    client_processes=1,
-                    metadata=server.metadata,
-                )
-                server.check_alive()
+            noop, recommend = noop_and_recommend(server, payloads, duration, warmup)
+            for name, (_, result) in (("noop", noop), ("recommend", recommend)):
                 out[f"{label}_{name}_p50_ms"] = result.latency.p50_ms
                 out[f"{label}_{name}_p99_ms"] = result.latency.p99_ms
     return out

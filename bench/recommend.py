@@ -91,43 +91,43 @@ def latency_runs(
     with ServerProcess(data_dir, database_url=database_url) as server:
         personalised = check_answers(server.target, customers, k, server.metadata)
         for c in concurrencies:
-            for label, method, body in (
-                ("Health/Check (no-op)", HEALTH, [HEALTH_REQUEST]),
-                ("Recommend", RECOMMEND, payloads),
-            ):
-                result = run_load(
-                    server.target,
-                    method,
-                    body,
-                    duration=duration,
-                    warmup=warmup,
-                    concurrency=c,
-                    client_processes=client_processes,
-                    server_cpu=server.cpu_seconds,
-                    metadata=server.metadata,
-                )
-                server.check_alive()
+            for label, result in noop_and_recommend(server, payloads, duration, warmup, c, client_processes):
                 runs.append(Run(label, 1, result))
     if with_metrics:  # the same pair at one in flight with the Prometheus endpoint on: what counting costs
         with ServerProcess(data_dir, metrics_port=free_port(), database_url=database_url) as server:
-            for label, method, body in (
-                ("Health/Check (no-op), metrics on", HEALTH, [HEALTH_REQUEST]),
-                ("Recommend, metrics on", RECOMMEND, payloads),
-            ):
-                result = run_load(
-                    server.target,
-                    method,
-                    body,
-                    duration=duration,
-                    warmup=warmup,
-                    concurrency=1,
-                    client_processes=1,
-                    server_cpu=server.cpu_seconds,
-                    metadata=server.metadata,
-                )
-                server.check_alive()
-                runs.append(Run(label, 1, result))
+            for label, result in noop_and_recommend(server, payloads, duration, warmup):
+                runs.append(Run(f"{label}, metrics on", 1, result))
     return runs, personalised
+
+
+def noop_and_recommend(
+    server: ServerProcess,
+    payloads: Sequence[bytes],
+    duration: float,
+    warmup: float,
+    concurrency: int = 1,
+    client_processes: int = 1,
+) -> list[tuple[str, LoadResult]]:
+    """The no-op (Health/Check) then Recommend on one server, back to back, under the same load."""
+    out = []
+    for label, method, body in (
+        ("Health/Check (no-op)", HEALTH, [HEALTH_REQUEST]),
+        ("Recommend", RECOMMEND, payloads),
+    ):
+        result = run_load(
+            server.target,
+            method,
+            body,
+            duration=duration,
+            warmup=warmup,
+            concurrency=concurrency,
+            client_processes=client_processes,
+            server_cpu=server.cpu_seconds,
+            metadata=server.metadata,
+        )
+        server.check_alive()
+        out.append((label, result))
+    return out
 
 
 def throughput_runs(
