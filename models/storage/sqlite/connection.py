@@ -87,12 +87,17 @@ def connect(path: Path, sync_full: bool = True, writer: bool = False) -> sqlite3
 def make_private(path: Path) -> None:
     """The data folder 0700; the database (made empty if new) and its -wal and -shm files 0600.
 
-    A folder this user does not own (e.g. SEENEXT_DATA_DIR=/tmp) is left as it is, with a warning:
-    the files in it are private anyway."""
+    A folder this user does not own, or a shared one with the sticky bit (e.g. SEENEXT_DATA_DIR=/tmp),
+    is left as it is, with a warning: the files in it are private anyway. (Run as root, closing /tmp
+    to 0700 locked every other user out of it: PostgreSQL's server, running as `postgres`, could no
+    longer reach its own folders there.)"""
     folder = path.parent
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if stat.S_IMODE(folder.stat().st_mode) & 0o077:
+    mode = folder.stat().st_mode
+    if stat.S_IMODE(mode) & 0o077:
         try:
+            if mode & stat.S_ISVTX:
+                raise PermissionError(f"{folder} is a shared folder (sticky bit)")
             folder.chmod(0o700)
         except PermissionError:
             log.warning("data folder %s is readable by others and not ours to make private", folder)

@@ -131,6 +131,21 @@ def test_a_data_folder_that_is_not_ours_is_left_as_it_is(
     assert _mode(folder / "seenext.db") == 0o600  # created private, no chmod needed
 
 
+def test_a_shared_folder_like_tmp_is_never_closed(
+    tmp_path: Path, shell_umask: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SEENEXT_DATA_DIR=/tmp as root made /tmp 0700: every other user (PostgreSQL's server among them)
+    was locked out of it. A folder with the sticky bit keeps its mode; the store in it is private."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    folder.chmod(0o1777)
+    with caplog.at_level(logging.WARNING), Seenext(Settings(data_dir=folder)) as service:
+        assert service.count_events() == 0
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o1777
+    assert "not ours to make private" in caplog.text
+    assert _mode(folder / "seenext.db") == 0o600
+
+
 def test_a_training_on_a_full_disk_is_resource_exhausted_and_leaves_no_half_written_version(
     trained: Seenext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
