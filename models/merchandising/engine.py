@@ -413,6 +413,13 @@ class Request:
             return all((c.spec.action == r.EXCLUDE) != self.match(c, item_id) for c in self._context_filters)
         return True
 
+    def exclusions_only(self) -> AbstractSet[str] | None:
+        """The items the rules exclude, when item-only exclusions are all their filters (then a
+        caller checks this set itself, in its own predicate); None when another filter applies."""
+        if self._required or self._context_filters:
+            return None
+        return self._excluded
+
     def filter_with(self, first: Callable[[str], bool]) -> Callable[[str], bool]:
         """`first` (the channel's filter) and these filters in one predicate, the cheap set membership of
         the item-only exclusions tried first (the ranking calls it for every candidate it walks)."""

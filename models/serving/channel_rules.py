@@ -218,19 +218,21 @@ def base_filter(
     a filled catalogue, and items without a price in force in a catalogue whose items mostly have one
     (a shop cannot sell them; a catalogue without prices, like MovieLens, filters nothing on that
     account)."""
-    has_catalog = bool(snapshot.items)
+    items = snapshot.items  # locals: the ranking asks this for every candidate it walks
+    has_catalog = bool(items)
+    keeps_prices = snapshot.keeps_prices
     now = time.time()
     completing = {a for i in buying for a in snapshot.accessories_of.get(i, ())} if resting else set()
 
     def allowed(item_id: str) -> bool:
         if item_id in excluded:
             return False
-        item = snapshot.items.get(item_id)
+        item = items.get(item_id)
         if item is None:
             return not has_catalog
         if resting and item.category in resting and not item.repeatable and item_id not in completing:
             return False
-        if snapshot.keeps_prices and effective_price(item, now) <= 0:
+        if keeps_prices and (item.price if item.offer is None else effective_price(item, now)) <= 0:
             return False
         return item.active
 
@@ -253,23 +255,30 @@ def channel_filter(
     snapshot: CatalogSnapshot,
     caller: CallerFilter,
     mailed: AbstractSet[str] = frozenset(),
+    ruled_out: AbstractSet[str] = frozenset(),
 ) -> Callable[[str], bool]:
-    """What this channel (and the caller) lets through; a predicate on item ids, never a reordering."""
+    """What this channel (and the caller) lets through; a predicate on item ids, never a reordering.
+    `ruled_out`: items merchandising rules exclude here."""
     stock_place = stock_location(rule, store_id)
+    # locals: the ranking asks this for every candidate it walks
+    items, keeps_stock = snapshot.items, snapshot.keeps_stock
+    excluded, in_stock_only = caller.exclude_item_ids, caller.in_stock_only
+    categories, max_price = caller.categories, caller.max_price
 
     def allowed(item_id: str) -> bool:
-        if item_id in mailed or item_id in caller.exclude_item_ids:
+        if item_id in mailed or item_id in excluded or item_id in ruled_out:
             return False
-        item = snapshot.items.get(item_id)
+        item = items.get(item_id)
         if item is None:
-            return not snapshot.items  # only an empty catalogue lets unknown items through
-        if stock_place is not None and not snapshot.in_stock(item_id, stock_place):
+            return not items  # only an empty catalogue lets unknown items through
+        stock = item.stock  # CatalogSnapshot.in_stock, on the item already at hand
+        if stock_place is not None and (stock or keeps_stock) and stock.get(stock_place, 0) <= 0:
             return False
-        if caller.in_stock_only and not snapshot.in_stock(item_id, store_id):
+        if in_stock_only and (stock or keeps_stock) and stock.get(store_id, 0) <= 0:
             return False
-        if caller.categories and item.category not in caller.categories:
+        if categories and item.category not in categories:
             return False
-        return not (caller.max_price and effective_price(item) > caller.max_price)
+        return not (max_price and effective_price(item) > max_price)
 
     return allowed
 
@@ -302,5 +311,7 @@ def live_offer(item: Item, now: float | None = None) -> Offer:
 
 
 def effective_price(item: Item, now: float | None = None) -> float:
+    if item.offer is None:  # most items: their own price, without building an Offer (every candidate asks)
+        return item.price
     offer = live_offer(item, now)
     return offer.promo_price if offer.promo_price > 0 else (offer.price or item.price)

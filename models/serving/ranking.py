@@ -103,6 +103,18 @@ def ranking(
     for tier, source in enumerate(plan):
         if source.name == EXPLORATION:  # not ranked: `take` gives it the last places (`exploring`)
             continue
+        if source.name == "personalised" and not source.limit and state.affinity is not None:
+            # `_personalised` walked inline, a Candidate made only for what passes: the source most
+            # requests walk furthest (past k when rules or diversity widen the pool)
+            aff = state.affinity
+            basis, reason = aff.basis, _personal_reason(aff)
+            for item_id, score in learned_first(aff.space, aff.scores):
+                if item_id in seen or not allowed(item_id):
+                    continue
+                seen.add(item_id)
+                if passes is None or passes(item_id):
+                    yield Candidate(item_id, score, basis, tier, reason)
+            continue
         shown = considered = 0
         for cand in _source(source.name, tier, state, complements):
             if cand.item_id in seen or not allowed(cand.item_id):
@@ -326,11 +338,19 @@ def _personalised(tier: int, state: RankingState) -> Iterator[Candidate]:
     aff = state.affinity
     if aff is None:
         return
+    reason = _personal_reason(aff)
+    for item_id, s in learned_first(aff.space, aff.scores):
+        yield Candidate(item_id, s, aff.basis, tier, reason)
+
+
+def _personal_reason(aff: Affinity) -> Reason:
+    """The one Reason of every item of the personalised source (a Reason is never changed in place:
+    `Recommender.decorate` copies it to add the sentence; one per candidate walked was a tenth of what
+    rules and diversity cost a request)."""
     # "Similar to the X you looked at" only names an item they looked at (not one bought or in the
     # basket: the anchor is chosen by looked_at.anchor); without one, the plain personal reason.
     code = "similar_to_viewed" if aff.basis == "similar_items" and aff.anchor else "personalised"
-    for item_id, s in learned_first(aff.space, aff.scores):
-        yield Candidate(item_id, s, aff.basis, tier, Reason(code, related_item_id=aff.anchor))
+    return Reason(code, related_item_id=aff.anchor)
 
 
 def learned_first(space: ItemSpace, scores: np.ndarray) -> Iterator[tuple[str, float]]:
@@ -364,22 +384,31 @@ def descending(ids: np.ndarray, scores: np.ndarray, first: int = 64) -> Iterator
     """
     n = len(scores)
     want = min(n, max(first, 1))
-    done: set[int] = set()
+    done: set[int] = set()  # rows of the heads before this one (none for the first)
     while n:
         if want < n:
             part = _head(scores, want)
             order = part[np.argsort(-scores[part], kind="stable")]
         else:
             order = np.argsort(-scores, kind="stable")
-        for r in order.tolist():
-            if r not in done:
-                done.add(r)
-                yield str(ids[r]), float(scores[r])
+        # ids and scores as Python objects a chunk at a time (not one numpy index per row); a caller
+        # seldom walks far, so a whole-array order is not converted at once
+        for start in range(0, len(order), _CHUNK):
+            rows = order[start : start + _CHUNK]
+            if not done:  # the first head: (id, score) pairs straight from zip, no Python step per row
+                yield from zip(ids[rows].tolist(), scores[rows].tolist(), strict=True)
+                continue
+            pairs = zip(ids[rows].tolist(), scores[rows].tolist(), strict=True)
+            for r, (item_id, score) in zip(rows.tolist(), pairs, strict=True):
+                if r not in done:
+                    yield item_id, score
         if want >= n:
             return
+        done.update(order.tolist())
         want = min(n, want * 8)
 
 
+_CHUNK = 128  # rows of a head turned into Python objects at a time (`descending`)
 SAMPLED = 16  # _head narrows by a strided sample of about SAMPLED x want scores
 
 

@@ -22,6 +22,7 @@ those items ("similar_items"); anyone else gets what is popular ("popular").
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import time
@@ -257,15 +258,20 @@ class Recommender:
         else:
             plan = (channel_rules.Source("popular"),)
         mailed = channel_rules.held_back(rule, state)
-        passes = channel_rules.channel_filter(rule, q.store_id, snapshot, _caller_filter(q), mailed)
-        allowed = channel_rules.base_filter(
-            snapshot, excluded, owned.resting.keys(), [*q.basket_item_ids, *q.item_ids]
-        )
         merch = (
             self._rules_of(q, rules, snapshot, state, purchases, variant_rules) if rules is not None else None
         )
-        if merch is not None and merch.filters:
+        # the rules' exclusions of items, when those are all their filters, go into the channel's filter
+        # as one more set (the ranking asks it for every candidate); any other rule filter wraps it
+        ruled_out = merch.exclusions_only() if merch is not None else frozenset()
+        passes = channel_rules.channel_filter(
+            rule, q.store_id, snapshot, _caller_filter(q), mailed, ruled_out or frozenset()
+        )
+        if ruled_out is None and merch is not None:
             passes = merch.filter_with(passes)  # one predicate, exclusions first (models/merchandising)
+        allowed = channel_rules.base_filter(
+            snapshot, excluded, owned.resting.keys(), [*q.basket_item_ids, *q.item_ids]
+        )
 
         ranked = ranking.ranking(plan, ranking_state, self.complements, allowed, passes)
         new, slots = ranking.exploring(plan, ranking_state, allowed)
@@ -502,9 +508,11 @@ class Recommender:
         if item is not None:
             r.title, r.category = item.title, item.category
             r.offer = channel_rules.live_offer(item)
-        if q.explain:
-            for reason in r.reasons:
-                reason.text = reason.text or reasons.sentence(reason, snapshot, q.channel)
+        if q.explain:  # a copy with its sentence: sources share one Reason among their candidates
+            r.reasons = [
+                x if x.text else dataclasses.replace(x, text=reasons.sentence(x, snapshot, q.channel))
+                for x in r.reasons
+            ]
         return r
 
 
