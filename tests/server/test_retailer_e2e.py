@@ -174,7 +174,14 @@ def test_coffee_comes_back_when_it_is_due(channel: grpc.Channel) -> None:
     """Issue 9 point 3: coffee bought every 30 days is offered again once due (31 days on), not three days
     after the last bag. Unflagged, it used to be excluded for ever."""
     load_rebuy_world(channel)
-    assert recommended(channel, "regular", common_pb2.CHANNEL_WEB)[0] == "coffee-1"
+    reply = recommendation_pb2_grpc.RecommendationServiceStub(channel).Recommend(
+        recommendation_pb2.RecommendRequest(
+            who=who("regular"), channel=common_pb2.CHANNEL_WEB, k=8, explain=True
+        )
+    )
+    # the whole answer on failure: once in a CI run on PostgreSQL case-3 came first (not reproduced since)
+    got = [(i.item_id, round(i.score, 4), [r.code for r in i.reasons]) for i in reply.items]
+    assert got and got[0][0] == "coffee-1", (reply.strategy, reply.model_version, got)
     assert "coffee-1" in recommended(channel, "regular", common_pb2.CHANNEL_POS, store_id="store-1")
     assert "coffee-1" not in recommended(channel, "stocked", common_pb2.CHANNEL_WEB, k=20)
 
