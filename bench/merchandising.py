@@ -10,6 +10,12 @@ bought") is timed apart, because it is evaluated per candidate on every request.
 on its own thread is recorded beside its wall time: on a machine shared with other work the paired CPU
 difference moves far less than the wall one.
 
+The calls run as `seenext serve` runs them (`serving_runtime`): BLAS on the calling thread
+(server/runtime.py) and the serving process's collector settings (server/memory.py: what the process
+holds at start frozen, a young generation of 20,000 objects). With Python's default collector a young
+pass ran every one or two Recommends here, and the arranged list's extra objects drew more of them, so
+the default settings charged the rules for collections a serving process does not make.
+
     .venv/bin/python -m bench.merchandising [--items 20000] [--customers 2000] [--calls 1000]
 """
 
@@ -22,9 +28,12 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from threadpoolctl import threadpool_limits
 
 from bench.conditions import Conditions
 from bench.recommend_inprocess import cycle, known_customers, seed, settings_for
@@ -34,6 +43,7 @@ from models.domain import Identifier
 from models.merchandising.rules import RuleSpec
 from models.service import Seenext
 from models.serving.recommender import RecommendQuery
+from server import memory
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,21 @@ def five_rules(service: Seenext) -> list[RuleSpec]:
         RuleSpec("pin one", f'item.id == "{items[len(items) // 2].item_id}"', "pin", position=3),
         RuleSpec("offers", "item.on_offer", "reserve", share=0.2),
     ]
+
+
+@contextmanager
+def serving_runtime() -> Iterator[None]:
+    """The process settings `seenext serve` takes traffic with (server/cli/main.py: one BLAS thread,
+    `memory.tune_collector` after the service is built), undone afterwards: `make bench` runs its
+    other measurements in this process."""
+    threshold = gc.get_threshold()
+    with threadpool_limits(limits=1, user_api="blas"):
+        memory.tune_collector()
+        try:
+            yield
+        finally:
+            gc.unfreeze()
+            gc.set_threshold(*threshold)
 
 
 CONTEXT_RULE = RuleSpec("their brands", "item.brand in context.owned_brands", "boost", weight=2.0)
@@ -109,13 +134,14 @@ def measure(
         gc.collect()
         timings: list[list[float]] = [[], [], []]
         cpu: list[list[float]] = [[], [], []]
-        for n, q in enumerate(cycle(queries, calls)):
-            for i in ((0, 1, 2), (1, 2, 0), (2, 0, 1))[n % 3]:
-                started_cpu = time.thread_time_ns()
-                started_ns = time.perf_counter_ns()
-                services[i].recommend(q)
-                timings[i].append((time.perf_counter_ns() - started_ns) / 1000.0)
-                cpu[i].append((time.thread_time_ns() - started_cpu) / 1000.0)
+        with serving_runtime():
+            for n, q in enumerate(cycle(queries, calls)):
+                for i in ((0, 1, 2), (1, 2, 0), (2, 0, 1))[n % 3]:
+                    started_cpu = time.thread_time_ns()
+                    started_ns = time.perf_counter_ns()
+                    services[i].recommend(q)
+                    timings[i].append((time.perf_counter_ns() - started_ns) / 1000.0)
+                    cpu[i].append((time.thread_time_ns() - started_cpu) / 1000.0)
         before, after, with_context = timings
         return MerchandisingFigures(
             len(ruled.all_items()),

@@ -6,12 +6,14 @@ itself: servers start and stop, load workers report, every figure is present and
 
 from __future__ import annotations
 
+import gc
 import math
+import shutil
 from pathlib import Path
 
 import pytest
 
-from bench import fleet_qps, memory, recommend, report, retrain, track, world
+from bench import fleet_qps, memory, merchandising, recommend, report, retrain, track, world
 from bench.conditions import Conditions
 from bench.load import LoadResult
 from models.service import Seenext
@@ -175,3 +177,19 @@ def test_recommend_beside_the_noop_on_postgresql(tmp_path: Path, postgres_url: s
     results = report.Results(Conditions.now(), "python -m bench.run --toy", "now", latency_postgres=runs)
     [line] = [t.line() for t in report.targets(results)]
     assert "(PostgreSQL)" in line and line.startswith(("PASS", "MISS"))
+
+
+def test_merchandising_cost_runs_as_a_server_and_puts_the_process_back(
+    tmp_path: Path, toy_world: tuple[Path, world.WorldFigures, retrain.RetrainFigures], customers: list[str]
+) -> None:
+    """The rules' cost is measured with the serving process's collector settings (bench/merchandising.py);
+    `make bench` runs its other steps in the same process, which get Python's own back. The folder is a
+    copy: the measurement leaves its (switched-off) rules in the store."""
+    folder = tmp_path / "world"
+    shutil.copytree(toy_world[0], folder)
+    threshold = gc.get_threshold()
+    f = merchandising.measure(folder, customers, k=5, calls=30)
+    assert f.calls == 30 and f.items >= 200
+    assert _finite_positive(f.before_p50_us, f.after_p50_us, f.matches_seconds)
+    assert all(math.isfinite(v) for v in (f.cost_us, f.context_rule_cost_us, f.cpu_cost_us))
+    assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0
