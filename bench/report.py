@@ -328,7 +328,9 @@ def markdown(r: Results) -> str:
             (
                 f"Known customers drawn with a fixed seed; {r.personalised_share:.0%} of a checked sample "
                 "were answered from their own model vector (strategy includes `personalised`) with "
-                f"{r.k} distinct items. Each run: {r.warmup:g}s warm-up, then {r.duration:g}s measured."
+                f"{r.k} distinct items. Each run: {r.warmup:g}s warm-up, then {r.duration:g}s measured; "
+                "the latency pairs start once every sampled customer's state is in the server's memory "
+                "(one Recommend each, as a serving process holds its working set)."
             ),
             "",
             _RUN_HEADER,

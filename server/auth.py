@@ -169,26 +169,39 @@ class ApiKeys:
 
     def check(self, method: str, metadata: Any) -> tuple[grpc.StatusCode, str] | None:
         """None if the call may go ahead, else the status and a message saying what to do."""
-        if method.strip("/").split("/")[0] in OPEN_SERVICES:
-            return None
+        return self.authorise(method, metadata)[1]
+
+    def authorise(
+        self, method: str, metadata: Any
+    ) -> tuple[ApiKey | None, tuple[grpc.StatusCode, str] | None]:
+        """(the key the metadata names if it is one of ours, the refusal or None): the key is looked up
+        once per call (it was twice: once to check, once to serve as)."""
         header = next((v for k, v in metadata or () if k == "authorization"), None)
+        scheme, _, secret = str(header or "").strip().partition(" ")
+        secret = secret.strip()
+        key = self.find(secret) if scheme.lower() == "bearer" and secret else None
+        if method.strip("/").split("/")[0] in OPEN_SERVICES:
+            return key, None
         if header is None:
-            return grpc.StatusCode.UNAUTHENTICATED, (
-                f"{method} needs an API key: send the metadata 'authorization: Bearer <key>'"
+            return None, (
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"{method} needs an API key: send the metadata 'authorization: Bearer <key>'",
             )
-        scheme, _, secret = str(header).strip().partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            return grpc.StatusCode.UNAUTHENTICATED, "authorization: expected 'Bearer <key>'"
-        key = self.find(secret.strip())
+        if scheme.lower() != "bearer" or not secret:
+            return None, (grpc.StatusCode.UNAUTHENTICATED, "authorization: expected 'Bearer <key>'")
         if key is None:
-            return grpc.StatusCode.UNAUTHENTICATED, "authorization: this API key is not known to the server"
+            return None, (
+                grpc.StatusCode.UNAUTHENTICATED,
+                "authorization: this API key is not known to the server",
+            )
         needed = scope_of(method)
         implied = {s for held in key.scopes for s in _IMPLIED.get(held, ())}
         if "*" in key.scopes or needed in key.scopes or needed in implied:
-            return None
-        return grpc.StatusCode.PERMISSION_DENIED, (
+            return key, None
+        return key, (
+            grpc.StatusCode.PERMISSION_DENIED,
             f"the API key {key.name!r} lacks the scope {needed!r} that {method.strip('/')} needs "
-            f"(it has: {', '.join(sorted(key.scopes)) or 'none'})"
+            f"(it has: {', '.join(sorted(key.scopes)) or 'none'})",
         )
 
 
@@ -320,6 +333,9 @@ class AuthInterceptor(Interceptor):
 
     def __init__(self, keys: ApiKeys) -> None:
         self.keys = keys
+        # (method, key) -> (the handler wrapped, it wrapped to serve as the key): the same for every call
+        # of a method with a key, so built once (methods and keys are few; refusals are not kept)
+        self._serving: dict[tuple[str, ApiKey | None], tuple[Handler, Handler]] = {}
 
     def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
@@ -327,10 +343,15 @@ class AuthInterceptor(Interceptor):
         handler = continuation(details)
         if handler is None:
             return None
-        refused = self.keys.check(details.method, details.invocation_metadata)
-        if refused is None:
-            return _serving_as(handler, self.keys.caller(details.invocation_metadata))
-        return _refusing(handler, *refused)
+        key, refused = self.keys.authorise(details.method, details.invocation_metadata)
+        if refused is not None:
+            return _refusing(handler, *refused)
+        cached = self._serving.get((details.method, key))
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        serving = _serving_as(handler, key)
+        self._serving[(details.method, key)] = (handler, serving)
+        return serving
 
 
 def _serving_as(handler: Handler, key: ApiKey | None) -> Handler:

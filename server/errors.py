@@ -40,6 +40,7 @@ Deserializer: TypeAlias = Callable[[bytes], Any]
 log = logging.getLogger(__name__)
 
 UNDECODABLE_EVERY = 10.0  # seconds between two log lines about undecodable bodies
+_MAX_WRAPPED = 1_000  # methods whose wrapped handler is kept (a server has a few dozen)
 # A file write that failed because of the disk, not because of a bug.
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
 
@@ -169,6 +170,11 @@ def _stream_response(
 
 
 class ErrorInterceptor(Interceptor):
+    def __init__(self) -> None:
+        # method -> (its handler, that handler wrapped): the wrapping is the same for every call of a
+        # method, so it is built once (a handler registered anew is wrapped anew)
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
+
     def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
     ) -> Handler | None:
@@ -176,6 +182,15 @@ class ErrorInterceptor(Interceptor):
         if handler is None:
             return None
         method = details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, method)
+        if len(self._wrapped) < _MAX_WRAPPED:
+            self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: Handler, method: str) -> Handler:
         args = (_tolerant(handler.request_deserializer, method), handler.response_serializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from models.privacy.consent import Decisions
 from models.storage.serving import CustomerRecord, ItemEvent, StateWindow, Tally
@@ -45,15 +46,30 @@ class CustomerState:
         return self.customer_id is not None
 
     def kept(self) -> dict[str, float]:
-        """item -> last purchase time, of what the customer bought more often than they returned."""
+        """item -> last purchase time, of what the customer bought more often than they returned.
+
+        Worked out once per state: a request asks three times (exclusions, ranking, rules), and a
+        customer with a long history has hundreds of purchases. The same dict each time: read only."""
+        return self._kept
+
+    def bought(self) -> list[tuple[str, float, int]]:
+        """(item, last purchase time, times bought) of every purchase (returns do not count here).
+        Worked out once per state (exclusions and the repurchase blend both ask); read only."""
+        return self._bought
+
+    @cached_property
+    def _kept(self) -> dict[str, float]:
+        returns = self.returns
+        if not returns:
+            return {item_id: bought.last for item_id, bought in self.purchases.items() if bought.times > 0}
         return {
             item_id: bought.last
             for item_id, bought in self.purchases.items()
-            if bought.times > self.returns.get(item_id, Tally(0.0, 0)).times
+            if bought.times > (r.times if (r := returns.get(item_id)) is not None else 0)
         }
 
-    def bought(self) -> list[tuple[str, float, int]]:
-        """(item, last purchase time, times bought) of every purchase (returns do not count here)."""
+    @cached_property
+    def _bought(self) -> list[tuple[str, float, int]]:
         return [(i, t.last, t.times) for i, t in self.purchases.items() if i]
 
     def events_after(self, at: float) -> list[ItemEvent]:

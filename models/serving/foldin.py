@@ -157,7 +157,8 @@ def _with_repurchase(
     tuning: Tuning,
     user: np.ndarray | None = None,
 ) -> np.ndarray:
-    """`scores` (= space.scoring @ user) with the customer's repeatable purchases blended in."""
+    """`scores` (= space.scoring @ user, a temporary of the caller's: changed in place) with the
+    customer's repeatable purchases blended in."""
     if tuning.repurchase_weight <= 0:
         return scores
     return repurchase.blend(
@@ -170,4 +171,5 @@ def _with_repurchase(
         tuning.repurchase_half_life_days,
         spread=functools.partial(repurchase.score_spread, space, user) if user is not None else None,
         appeal=space.scoring[:, -1],  # the item biases: purchases of one occasion by their appeal to all
+        in_place=True,
     )

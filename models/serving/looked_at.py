@@ -101,21 +101,31 @@ def ranked(
         age_days = max(at - event.at, 0.0) / DAY
         decay = 0.5 ** (age_days / half_life_days) if half_life_days > 0 else 1.0
         sig.score = max(sig.score, strength * decay)
-    chosen: dict[str, float] = {}  # category -> its newest purchase
+    if not items:
+        return []
+    newest = {item_id: max(sig.last.values()) for item_id, sig in items.items()}
+    categories = {item_id: category_of(item_id) for item_id in items}
+    # category -> its newest purchase, for the candidates' categories; a purchase older than every
+    # candidate's newest look cannot end one, so only the few newer ones are looked up (a long history
+    # has hundreds of purchases, and a catalogue lookup each cost more than the rest of the source)
+    wanted = set(categories.values()) - {""}
+    oldest = min(newest.values())
+    chosen: dict[str, float] = {}
     for item_id, tally in state.purchases.items():
+        if tally.last < oldest:
+            continue
         category = category_of(item_id)
-        if category:
+        if category in wanted:
             chosen[category] = max(chosen.get(category, tally.last), tally.last)
     out = []
     for item_id, sig in items.items():
-        newest = max(sig.last.values())
         bought = state.purchases.get(item_id)
-        if bought is not None and bought.last >= newest:  # bought since (the window may not show it)
+        if bought is not None and bought.last >= newest[item_id]:  # bought since (the window may not show it)
             continue
-        if chosen.get(category_of(item_id), -math.inf) >= newest:  # another of its kind chosen since
+        if chosen.get(categories[item_id], -math.inf) >= newest[item_id]:  # another of its kind chosen since
             continue
         out.append(LookedAt(item_id, sig.score, *_reason(sig)))
-    out.sort(key=lambda x: (-x.score, -max(items[x.item_id].last.values()), x.item_id))
+    out.sort(key=lambda x: (-x.score, -newest[x.item_id], x.item_id))
     return out
 
 

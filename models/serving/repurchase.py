@@ -71,11 +71,17 @@ def blend(
     half_life_days: float,
     spread: Callable[[], float | None] | None = None,
     appeal: np.ndarray | None = None,
+    in_place: bool = False,
 ) -> np.ndarray:
-    """The scores with each bought item that is due again lifted above the model's (a copy; the input
-    is not changed). `spread`, when given, yields the scores' standard deviation more cheaply (None:
-    measure them); `appeal`, per row, the items' score for everyone (the model's item biases), which
-    orders purchases of one day bought as often (None: the model's score for this customer does)."""
+    """The scores with each bought item that is due again lifted above the model's (a copy, unless
+    `in_place`: the caller's own temporary). `spread`, when given, yields the scores' standard deviation
+    more cheaply (None: measure them); `appeal`, per row, the items' score for everyone (the model's item
+    biases), which orders purchases of one day bought as often (None: the model's score for this
+    customer does).
+
+    A customer has a handful of purchases (a median of 5 in the benchmark world): the per-purchase
+    figures are worked out on Python floats, which give the same IEEE results as numpy's float64 ones
+    at a fraction of the cost of a dozen numpy calls on arrays of five (62 -> ~30 us a request)."""
     if weight <= 0 or not bought:
         return scores
     items = repeatable.items if isinstance(repeatable, CatalogSnapshot) else None
@@ -100,14 +106,15 @@ def blend(
     if sd is None:
         finite = scores[np.isfinite(scores)]
         sd = float(finite.std()) if len(finite) > 1 else 1.0
-    evidence = np.asarray(boosts, dtype=np.float64)
-    tie = appeal[rows] if appeal is not None else scores[rows]
-    evidence *= 1.0 + TIE_SHARE * _ranks(tie)  # level evidence: the more appealing item first
-    own = scores[rows]
-    own = own[np.isfinite(own)]
-    level = float(own.max()) if len(own) else 0.0  # each purchase ends at least `boost` above its own score
-    out = scores.copy()
-    out[rows] = level + weight * (sd or 1.0) * evidence
+    own: list[float] = scores[rows].tolist()
+    tie = appeal[rows].tolist() if appeal is not None else own
+    # level evidence: the more appealing item first
+    evidence = [b * (1.0 + TIE_SHARE * r) for b, r in zip(boosts, _ranks(tie), strict=True)]
+    finite_own = [x for x in own if math.isfinite(x)]
+    level = max(finite_own) if finite_own else 0.0  # each purchase ends at least `boost` above its own score
+    lift = weight * (sd or 1.0)
+    out = scores if in_place else scores.copy()
+    out[rows] = [level + lift * e for e in evidence]
     return out
 
 
@@ -116,13 +123,14 @@ def blend(
 TIE_SHARE = 1e-6
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
+def _ranks(values: Sequence[float]) -> list[float]:
     """Each value's rank among them scaled to [0, 1] (the highest 1; equal values by position,
     a value that is not finite lowest)."""
-    finite = np.where(np.isfinite(values), values, -np.inf)
-    if len(finite) < 2:
-        return np.zeros(len(finite))
-    order = np.argsort(finite, kind="stable")
-    ranks = np.empty(len(finite))
-    ranks[order] = np.arange(len(finite))
-    return ranks / (len(finite) - 1)
+    finite = [v if math.isfinite(v) else -math.inf for v in values]
+    n = len(finite)
+    if n < 2:
+        return [0.0] * n
+    ranks = [0.0] * n
+    for position, i in enumerate(sorted(range(n), key=finite.__getitem__)):  # stable: ties by position
+        ranks[i] = position / (n - 1)
+    return ranks

@@ -430,3 +430,30 @@ def test_the_email_key_runs_every_command_of_the_email_client(world: Running) ->
             list(EmailClient(ch).reminders(start, start + dt.timedelta(days=7)))  # raises when refused
     with open_channel(f"127.0.0.1:{world.port}", api_key=dev_key("email")) as ch:
         assert list(EmailClient(ch).offers(["u2"], k=2))
+
+
+class _Details(grpc.HandlerCallDetails):
+    def __init__(self, method: str, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.method = method
+        self.invocation_metadata = metadata
+
+
+def test_each_call_is_served_as_its_own_key_though_the_wrapping_is_built_once() -> None:
+    keys = auth.ApiKeys([("a", key_of("a"), ["*"]), ("b", key_of("b"), ["recommend"])])
+    interceptor = auth.AuthInterceptor(keys)
+    inner = grpc.unary_unary_rpc_method_handler(lambda request, context: auth.current_key())
+    method = "/seenext.v1.RecommendationService/Recommend"
+
+    def served_as(metadata: tuple[tuple[str, str], ...]) -> Any:
+        handler = interceptor.intercept_service(lambda details: inner, _Details(method, metadata))
+        assert handler is not None
+        return handler
+
+    first = served_as((("authorization", f"Bearer {key_of('a')}"),))
+    assert served_as((("authorization", f"Bearer {key_of('a')}"),)) is first  # built once per method and key
+    names = [
+        served_as((("authorization", f"Bearer {key_of(n)}"),)).unary_unary(None, None).name for n in "aba"
+    ]
+    assert names == ["a", "b", "a"]
+    refused = served_as((("authorization", "Bearer not-a-key-of-ours-0000"),))
+    assert refused is not first

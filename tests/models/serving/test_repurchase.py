@@ -7,6 +7,8 @@ and the model's score for this customer, in-sample for what they bought, never r
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from models.domain import DAY
@@ -69,6 +71,18 @@ def test_every_due_purchase_rises_at_least_by_its_boost_and_nothing_else_moves()
 
 
 def test_ranks_scale_to_the_unit_interval_and_put_what_is_not_finite_last() -> None:
-    ranks = repurchase._ranks(np.array([0.3, np.nan, 0.9, -1.0]))
-    assert ranks.tolist() == [2 / 3, 0.0, 1.0, 1 / 3]
-    assert repurchase._ranks(np.array([7.0])).tolist() == [0.0]
+    assert repurchase._ranks([0.3, math.nan, 0.9, -1.0]) == [2 / 3, 0.0, 1.0, 1 / 3]
+    assert repurchase._ranks([7.0]) == [0.0]
+    assert repurchase._ranks([0.5, -math.inf, 0.5]) == [0.5, 0.0, 1.0]  # equal values by position
+
+
+def test_in_place_changes_the_callers_temporary_and_answers_as_a_copy_would() -> None:
+    scores = np.array([4.0, 1.0, -2.0, 0.0, 3.5], dtype=np.float32)
+    bought = [("b", 90 * DAY, 2), ("c", 10 * DAY, 1)]
+    copied = repurchase.blend(scores, INDEX, bought, DUE, 100 * DAY, weight=2.0, half_life_days=30.0)
+    temporary = scores.copy()
+    changed = repurchase.blend(
+        temporary, INDEX, bought, DUE, 100 * DAY, weight=2.0, half_life_days=30.0, in_place=True
+    )
+    assert changed is temporary
+    assert changed.tolist() == copied.tolist() != scores.tolist()
