@@ -117,7 +117,7 @@ class EventStore:
                     if owner != r.customer_id:
                         rows[i] = r._replace(customer_id=owner)
             resolver.flush()
-            self.storage.insert_events(rows)
+            self.storage.insert_new_events(rows)  # new: `existing` was read under this transaction
         return BatchResult(accepted=len(rows), duplicates=duplicates, rejected=rejected)
 
     # -- reads --------------------------------------------------------------------------------

@@ -36,6 +36,10 @@ class SqliteEvents(SqliteBase):
             append_changes(conn, self._notes, STATE, map(customer_subject, sorted(changed)))
             return inserted
 
+    def insert_new_events(self, rows: Sequence[EventRow]) -> int:
+        # Nothing faster than the insert above here: OR IGNORE costs nothing when no id is stored.
+        return self.insert_events(rows)
+
     def event_customer(self, event_id: str) -> str | None:
         row = self._read().execute("SELECT customer_id FROM events WHERE event_id=?", (event_id,)).fetchone()
         return None if row is None else str(row[0])
