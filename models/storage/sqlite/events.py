@@ -13,6 +13,7 @@ from models.storage.sqlite.changes import append_changes
 
 # OR IGNORE: the unique index on event_id makes a second insert of an event a no-op.
 _INSERT = f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_NEW = _INSERT.replace("INSERT OR IGNORE", "INSERT", 1)
 
 
 class SqliteEvents(SqliteBase):
@@ -27,18 +28,22 @@ class SqliteEvents(SqliteBase):
         return found
 
     def insert_events(self, rows: Sequence[EventRow]) -> int:
+        return self._insert(_INSERT, rows)
+
+    def _insert(self, sql: str, rows: Sequence[EventRow]) -> int:
         values = event_values(rows)
         if not values:
             return 0
         changed = {r.customer_id for r in rows if r.type not in QUIET_EVENT_TYPES}
         with self._write() as conn:
-            inserted = int(conn.executemany(_INSERT, values).rowcount)
+            inserted = int(conn.executemany(sql, values).rowcount)
             append_changes(conn, self._notes, STATE, map(customer_subject, sorted(changed)))
             return inserted
 
     def insert_new_events(self, rows: Sequence[EventRow]) -> int:
-        # Nothing faster than the insert above here: OR IGNORE costs nothing when no id is stored.
-        return self.insert_events(rows)
+        # The insert above without OR IGNORE (which costs nothing when no id is stored): a stored id
+        # fails the write here as on PostgreSQL.
+        return self._insert(_INSERT_NEW, rows)
 
     def event_customer(self, event_id: str) -> str | None:
         row = self._read().execute("SELECT customer_id FROM events WHERE event_id=?", (event_id,)).fetchone()
