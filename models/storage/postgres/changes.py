@@ -30,9 +30,9 @@ def append_changes(
     """One feed row per subject, in the caller's transaction; told to this process once it commits."""
     rows = notes.note(kind, subjects)
     if len(rows) == 1:
-        storage._run(conn, _INSERT, (time.time(), *rows[0]))
+        storage._send(conn, _INSERT, (time.time(), *rows[0]))
     elif rows:
-        storage._run(conn, _INSERT_MANY, (time.time(), [k for k, _ in rows], [s for _, s in rows]))
+        storage._send(conn, _INSERT_MANY, (time.time(), [k for k, _ in rows], [s for _, s in rows]))
 
 
 class PostgresChanges(PostgresBase):

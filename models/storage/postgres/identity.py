@@ -69,7 +69,7 @@ class PostgresIdentity(PostgresBase):
         self, kind: str, key: str, customer_id: str, display: str, created_at: float
     ) -> None:
         with self._write() as conn:
-            self._run(
+            self._send(
                 conn,
                 "INSERT INTO identifiers (kind, value_key, customer_id, display, created_at, shared, links)"
                 " VALUES (%s, %s, %s, %s, %s, 0, 0) ON CONFLICT (kind, value_key) DO NOTHING",
@@ -84,7 +84,7 @@ class PostgresIdentity(PostgresBase):
         with self._write() as conn:
             # One statement for the batch (column arrays, in order): a pipelined INSERT per identifier
             # cost ~0.5 ms of client time each.
-            self._run(
+            self._send(
                 conn,
                 "INSERT INTO identifiers (kind, value_key, customer_id, display, created_at, shared, links)"
                 " SELECT kind, value_key, customer_id, display, created_at, 0, 0 FROM unnest(%s::text[],"
@@ -108,7 +108,7 @@ class PostgresIdentity(PostgresBase):
         for node in nodes:
             counts[node] = counts.get(node, 0) + 1
         with self._write() as conn:
-            self._run(
+            self._send(
                 conn,
                 "UPDATE identifiers i SET links = i.links + b.n"
                 " FROM unnest(%s::text[], %s::text[], %s::int[]) AS b(kind, value_key, n)"
@@ -120,7 +120,7 @@ class PostgresIdentity(PostgresBase):
         if not nodes:
             return
         with self._write() as conn:
-            self._run(
+            self._send(
                 conn,
                 "UPDATE identifiers i SET shared = 1"
                 " FROM unnest(%s::text[], %s::text[]) AS b(kind, value_key)"
@@ -131,7 +131,7 @@ class PostgresIdentity(PostgresBase):
 
     def add_identifier_link(self, kind: str, key: str) -> None:
         with self._write() as conn:
-            self._run(
+            self._send(
                 conn,
                 "UPDATE identifiers SET links = links + 1 WHERE kind = %s AND value_key = %s",
                 (kind, key),
@@ -139,7 +139,7 @@ class PostgresIdentity(PostgresBase):
 
     def mark_identifier_shared(self, kind: str, key: str) -> None:
         with self._write() as conn:
-            self._run(
+            self._send(
                 conn, "UPDATE identifiers SET shared = 1 WHERE kind = %s AND value_key = %s", (kind, key)
             )
             # it recognises no one now
@@ -157,7 +157,7 @@ class PostgresIdentity(PostgresBase):
 
     def create_customer(self, customer_id: str, created_at: float) -> None:
         with self._write() as conn:
-            self._run(
+            self._send(
                 conn,
                 "INSERT INTO customers (customer_id, created_at) VALUES (%s, %s)"
                 " ON CONFLICT (customer_id) DO NOTHING",
@@ -169,7 +169,7 @@ class PostgresIdentity(PostgresBase):
         if not rows:
             return
         with self._write() as conn:
-            self._run(
+            self._send(
                 conn,
                 "INSERT INTO customers (customer_id, created_at) SELECT customer_id, created_at"
                 " FROM unnest(%s::text[], %s::float8[]) WITH ORDINALITY AS b(customer_id, created_at, n)"
@@ -204,10 +204,10 @@ class PostgresIdentity(PostgresBase):
     def merge_customers(self, loser: str, survivor: str, created_at: float, merged_at: float) -> None:
         args = (survivor, loser)
         with self._write() as conn:
-            self._run(conn, "UPDATE events SET customer_id = %s WHERE customer_id = %s", args)
-            self._run(conn, "UPDATE identifiers SET customer_id = %s WHERE customer_id = %s", args)
+            self._send(conn, "UPDATE events SET customer_id = %s WHERE customer_id = %s", args)
+            self._send(conn, "UPDATE identifiers SET customer_id = %s WHERE customer_id = %s", args)
             # Consent: where both sides decided on the same channel and purpose, the newer decision stands.
-            self._run(
+            self._send(
                 conn,
                 "INSERT INTO consent (customer_id, channel, purpose, granted, updated_at)"
                 " SELECT %s, channel, purpose, granted, updated_at FROM consent WHERE customer_id = %s"
@@ -215,19 +215,19 @@ class PostgresIdentity(PostgresBase):
                 " updated_at = excluded.updated_at WHERE excluded.updated_at > consent.updated_at",
                 args,
             )
-            self._run(conn, "DELETE FROM consent WHERE customer_id = %s", (loser,))
+            self._send(conn, "DELETE FROM consent WHERE customer_id = %s", (loser,))
             for table in self._customer_tables():
                 if table not in _OWN_TABLES:
                     self._repoint(conn, table, loser, survivor)
-            self._run(
+            self._send(
                 conn,
                 "INSERT INTO customers (customer_id, created_at) VALUES (%s, %s)"
                 " ON CONFLICT (customer_id) DO UPDATE SET created_at = excluded.created_at",
                 (survivor, created_at),
             )
-            self._run(conn, "DELETE FROM customers WHERE customer_id = %s", (loser,))
-            self._run(conn, "UPDATE customer_merges SET customer_id = %s WHERE customer_id = %s", args)
-            self._run(
+            self._send(conn, "DELETE FROM customers WHERE customer_id = %s", (loser,))
+            self._send(conn, "UPDATE customer_merges SET customer_id = %s WHERE customer_id = %s", args)
+            self._send(
                 conn,
                 "INSERT INTO customer_merges (merged_id, customer_id, merged_at) VALUES (%s, %s, %s)"
                 " ON CONFLICT (merged_id) DO UPDATE SET customer_id = excluded.customer_id,"
@@ -243,13 +243,13 @@ class PostgresIdentity(PostgresBase):
         unique key holding customer_id) give way to the loser's, then the loser's rows move."""
         for key in self._unique_keys[table]:
             same = "".join(f' AND l."{c}" IS NOT DISTINCT FROM s."{c}"' for c in key if c != "customer_id")
-            self._run(
+            self._send(
                 conn,
                 f'DELETE FROM "{table}" s WHERE s.customer_id = %s AND EXISTS'
                 f' (SELECT 1 FROM "{table}" l WHERE l.customer_id = %s{same})',
                 (survivor, loser),
             )
-        self._run(conn, f'UPDATE "{table}" SET customer_id = %s WHERE customer_id = %s', (survivor, loser))
+        self._send(conn, f'UPDATE "{table}" SET customer_id = %s WHERE customer_id = %s', (survivor, loser))
 
     def customer_aliases(self, customer_id: str) -> list[str]:
         rows = self._rows(
