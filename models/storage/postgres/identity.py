@@ -206,19 +206,7 @@ class PostgresIdentity(PostgresBase):
         with self._write() as conn:
             self._send(conn, "UPDATE events SET customer_id = %s WHERE customer_id = %s", args)
             self._send(conn, "UPDATE identifiers SET customer_id = %s WHERE customer_id = %s", args)
-            # Consent: where both sides decided on the same channel and purpose, the newer decision stands.
-            self._send(
-                conn,
-                "INSERT INTO consent (customer_id, channel, purpose, granted, updated_at)"
-                " SELECT %s, channel, purpose, granted, updated_at FROM consent WHERE customer_id = %s"
-                " ON CONFLICT (customer_id, channel, purpose) DO UPDATE SET granted = excluded.granted,"
-                " updated_at = excluded.updated_at WHERE excluded.updated_at > consent.updated_at",
-                args,
-            )
-            self._send(conn, "DELETE FROM consent WHERE customer_id = %s", (loser,))
-            for table in self._customer_tables():
-                if table not in _OWN_TABLES:
-                    self._repoint(conn, table, loser, survivor)
+            self._merge_consent_and_others(conn, loser, survivor)
             self._send(
                 conn,
                 "INSERT INTO customers (customer_id, created_at) VALUES (%s, %s)"
@@ -237,6 +225,73 @@ class PostgresIdentity(PostgresBase):
             append_changes(
                 self, conn, self._notes, STATE, [customer_subject(loser), customer_subject(survivor)]
             )
+
+    def merge_customers_many(self, merges: Sequence[tuple[str, str, float]], merged_at: float) -> None:
+        if len(merges) <= 1:
+            for loser, survivor, created_at in merges:
+                self.merge_customers(loser, survivor, created_at, merged_at)
+            return
+        # What merging pair by pair would leave: every loser's rows with the root its chain of merges
+        # ends at (a loser is merged once, then is no root), each root's created_at from the last merge
+        # into it. Consent and the other tables keep their per-pair rules (the newer decision, the
+        # loser's row on a collision), pair by pair in order; the tables where a merge only re-points
+        # take one statement for all (~8 merges of a demo batch: ~60 statements fewer, issue 11).
+        parent = {loser: survivor for loser, survivor, _ in merges}
+
+        def root(c: str) -> str:
+            while c in parent:
+                c = parent[c]
+            return c
+
+        losers = [loser for loser, _, _ in merges]
+        roots = [root(loser) for loser in losers]
+        born = {survivor: created_at for _, survivor, created_at in merges}  # the last one into each
+        kept = list(dict.fromkeys(roots))
+        pairs = (losers, roots)
+        with self._write() as conn:
+            for loser, survivor, _ in merges:
+                self._merge_consent_and_others(conn, loser, survivor)
+            for table in ("events", "identifiers", "customer_merges"):
+                self._send(
+                    conn,
+                    f"UPDATE {table} t SET customer_id = m.root FROM unnest(%s::text[], %s::text[])"
+                    " AS m(loser, root) WHERE t.customer_id = m.loser",
+                    pairs,
+                )
+            self._send(
+                conn,
+                "INSERT INTO customers (customer_id, created_at)"
+                " SELECT * FROM unnest(%s::text[], %s::float8[])"
+                " ON CONFLICT (customer_id) DO UPDATE SET created_at = excluded.created_at",
+                (kept, [float(born[r]) for r in kept]),
+            )
+            self._send(conn, "DELETE FROM customers WHERE customer_id = ANY(%s::text[])", (losers,))
+            self._send(
+                conn,
+                "INSERT INTO customer_merges (merged_id, customer_id, merged_at)"
+                " SELECT loser, root, %s FROM unnest(%s::text[], %s::text[]) AS m(loser, root)"
+                " ON CONFLICT (merged_id) DO UPDATE SET customer_id = excluded.customer_id,"
+                " merged_at = excluded.merged_at",
+                (merged_at, *pairs),
+            )
+            subjects = [customer_subject(c) for loser, survivor, _ in merges for c in (loser, survivor)]
+            append_changes(self, conn, self._notes, STATE, subjects)
+
+    def _merge_consent_and_others(self, conn: Conn, loser: str, survivor: str) -> None:
+        """The loser's consent (where both sides decided on the same channel and purpose, the newer
+        decision stands) and its rows of the tables a merge does not name, to the survivor."""
+        self._send(
+            conn,
+            "INSERT INTO consent (customer_id, channel, purpose, granted, updated_at)"
+            " SELECT %s, channel, purpose, granted, updated_at FROM consent WHERE customer_id = %s"
+            " ON CONFLICT (customer_id, channel, purpose) DO UPDATE SET granted = excluded.granted,"
+            " updated_at = excluded.updated_at WHERE excluded.updated_at > consent.updated_at",
+            (survivor, loser),
+        )
+        self._send(conn, "DELETE FROM consent WHERE customer_id = %s", (loser,))
+        for table in self._customer_tables():
+            if table not in _OWN_TABLES:
+                self._repoint(conn, table, loser, survivor)
 
     def _repoint(self, conn: Conn, table: str, loser: str, survivor: str) -> None:
         """SQLite's `UPDATE OR REPLACE`: the survivor's rows a re-pointed row would collide with (on a
