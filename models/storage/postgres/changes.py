@@ -20,7 +20,7 @@ _INSERT = "INSERT INTO changes (changed_at, kind, subject) VALUES (%s, %s, %s)"
 # of customers and identifiers, and executemany costs a pipelined statement's client time per row.
 _INSERT_MANY = (
     "INSERT INTO changes (changed_at, kind, subject) SELECT %s, kind, subject"
-    " FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS c(kind, subject, n) ORDER BY n"
+    " FROM unnest(%b::text[], %b::text[]) WITH ORDINALITY AS c(kind, subject, n) ORDER BY n"
 )
 
 

@@ -50,7 +50,7 @@ class PostgresEvents(PostgresBase):
     def stored_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         if not event_ids:
             return set()
-        rows = self._rows("SELECT event_id FROM events WHERE event_id = ANY(%s)", (list(event_ids),))
+        rows = self._rows("SELECT event_id FROM events WHERE event_id = ANY(%b)", (list(event_ids),))
         return {str(r[0]) for r in rows}
 
     def insert_events(self, rows: Sequence[EventRow]) -> int:
