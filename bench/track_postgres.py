@@ -8,8 +8,8 @@ identifiers each, so identity resolution is real work). Figures, `events` in bat
 
 - grpc: TrackBatch RPCs from a client process, one call in flight, to a `seenext serve` process;
 - service: `Seenext.track_batch` in process (validation, idempotency, identity graph, insert);
-- insert_events, COPY and pipelined executemany: the storage call alone, on the rows the service
-  stored (how models/storage/postgres/events.py chose COPY);
+- insert_new_events three ways: the storage call alone, on the rows the service stored (how
+  models/storage/postgres/events.py chose binary COPY over one INSERT … unnest and pipelined rows);
 - bare executemany and bare COPY: psycopg straight into `events`, one transaction per batch, no
   ON CONFLICT, no lock: what the database does with these rows when nothing else is asked of it.
 
@@ -77,9 +77,9 @@ def measure(events: int = 50_000, batch: int = 1_000) -> dict[str, float]:
         rows = _stored_rows(url)
 
         for way, name in (
-            ("unnest", "insert_events: one INSERT … SELECT FROM unnest(arrays) (the product's)"),
-            ("copy", "insert_events: COPY to a temp table, INSERT … SELECT"),
-            ("rows", "insert_events: one INSERT per row, pipelined executemany"),
+            ("copy", "insert_new_events: binary COPY into events (the product's)"),
+            ("unnest", "insert_new_events: one INSERT … SELECT FROM unnest(arrays) ON CONFLICT"),
+            ("rows", "insert_new_events: one INSERT per row ON CONFLICT, pipelined executemany"),
         ):
             _step(name)
             figures[name] = len(rows) / _timed_insert_events(cluster.database(), rows, batch, way)
@@ -107,7 +107,7 @@ def _timed_insert_events(url: str, rows: list[EventRow], batch: int, way: str) -
     try:
         started = time.perf_counter()
         for i in range(0, len(rows), batch):
-            storage.insert_events(rows[i : i + batch])
+            storage.insert_new_events(rows[i : i + batch])
         return time.perf_counter() - started
     finally:
         pg_events.WAY = kept

@@ -85,6 +85,9 @@ class EventStore:
             resolver = self.graph.resolver(now, deferred=True)  # its writes: a few statements, below
             resolver.prefetch(nodes for ev, nodes in valid if ev.event_id not in existing)
             customer = resolver.customer
+            # The row made by tuple.__new__: a named tuple's own __new__ is a Python function, ~0.2 us
+            # more per event (issue 11); the fields are the same, in the same order.
+            make_row = tuple.__new__
             for ev, nodes in valid:
                 event_id = ev.event_id
                 if event_id in existing or event_id in seen:
@@ -93,20 +96,23 @@ class EventStore:
                 seen.add(event_id)
                 at = ev.occurred_at
                 rows.append(
-                    EventRow(
-                        event_id,
-                        customer(nodes),
-                        ev.channel,
-                        ev.type,
-                        ev.item_id,
-                        ev.quantity or 1,
-                        ev.price,
-                        ev.store_id,
-                        ev.order_id,
-                        ev.recommendation_id,
-                        at if at is not None else now,
-                        now,
-                        ev.attributes or None,
+                    make_row(
+                        EventRow,
+                        (
+                            event_id,
+                            customer(nodes),
+                            ev.channel,
+                            ev.type,
+                            ev.item_id,
+                            ev.quantity or 1,
+                            ev.price,
+                            ev.store_id,
+                            ev.order_id,
+                            ev.recommendation_id,
+                            at if at is not None else now,
+                            now,
+                            ev.attributes or None,
+                        ),
                     )
                 )
             if resolver.merges:  # a later event of the batch joined customers named by earlier rows
@@ -117,7 +123,7 @@ class EventStore:
                     if owner != r.customer_id:
                         rows[i] = r._replace(customer_id=owner)
             resolver.flush()
-            self.storage.insert_events(rows)
+            self.storage.insert_new_events(rows)  # new: `existing` was read under this transaction
         return BatchResult(accepted=len(rows), duplicates=duplicates, rejected=rejected)
 
     # -- reads --------------------------------------------------------------------------------

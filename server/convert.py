@@ -159,12 +159,14 @@ def _identifier(key: tuple[int, str]) -> Identifier:
 
 
 def events(msgs: Iterable[events_pb2.Event]) -> list[Event]:
-    """A TrackBatch's events, ~5 us each (issue 11): positional arguments, enum names from dicts (a
+    """A TrackBatch's events, ~4 us each (issue 11): positional arguments, enum names from dicts (a
     number the contract does not know goes through `enum_name`, and validation refuses it), identifiers
-    shared across events, no copy of an empty attributes map, names bound once per batch."""
+    shared across events, the time read in place, no copy of an empty attributes map, names bound once
+    per batch."""
     known = _IDENTIFIERS
     make_identifier = _identifier
     channels, types = _CHANNEL_NAMES, _TYPE_NAMES
+    first, last, last_time = _FIRST_SECOND, _LAST_SECOND, _LAST_TIME
     out: list[Event] = []
     append = out.append
     for msg in msgs:
@@ -174,6 +176,16 @@ def events(msgs: Iterable[events_pb2.Event]) -> list[Event]:
             idents.append(known.get(key) or make_identifier(key))
         attributes = msg.attributes
         channel_number, type_number = msg.channel, msg.type
+        # The time read once (each read of a sub-message field makes a wrapper); HasField only for a
+        # zero one, which may be unset or 1970-01-01 exactly.
+        ts = msg.occurred_at
+        seconds, nanos = ts.seconds, ts.nanos
+        if not (seconds or nanos or msg.HasField("occurred_at")):
+            at = None
+        elif 0 <= nanos <= 999_999_999 and first <= seconds <= last:
+            at = min(seconds + nanos / 1e9, last_time)
+        else:
+            at = time_or_none(ts, True)  # out of the Timestamp type's range: as validation expects it
         append(
             Event(
                 msg.event_id,
@@ -186,8 +198,8 @@ def events(msgs: Iterable[events_pb2.Event]) -> list[Event]:
                 msg.store_id,
                 msg.order_id,
                 msg.recommendation_id,
-                time_or_none(msg.occurred_at, True) if msg.HasField("occurred_at") else None,
-                dict(attributes) if attributes else {},
+                at,
+                dict(attributes.items()) if attributes else {},  # items(): ~0.5 us less than the map
             )
         )
     return out

@@ -87,6 +87,13 @@ class EventStorage(ABC):
         """Appends the rows, skipping any whose event_id is already stored; returns how many were added."""
 
     @abstractmethod
+    def insert_new_events(self, rows: Sequence[EventRow]) -> int:
+        """Appends rows whose event_ids `stored_event_ids` found unstored in this same write transaction
+        (so no writer can have stored them since), no two alike: the bulk path of a batch (PostgreSQL:
+        COPY). Returns how many were added. A stored id must not be passed: PostgreSQL fails the write
+        (and the transaction) on it, SQLite skips it."""
+
+    @abstractmethod
     def event_customer(self, event_id: str) -> str | None:
         """The customer an event was stored for; None if no such event."""
 

@@ -131,6 +131,11 @@ class IdentityStorage(ABC):
         newer consent decision where both decided; `survivor` gets `created_at`; records the alias."""
 
     @abstractmethod
+    def merge_customers_many(self, merges: Sequence[tuple[str, str, float]], merged_at: float) -> None:
+        """`merge_customers` of each (loser, survivor, created_at), in order, as merging them one after
+        the other would leave the rows (a survivor may be a later pair's loser)."""
+
+    @abstractmethod
     def customer_aliases(self, customer_id: str) -> list[str]:
         """Ids merged into this customer, oldest merge first."""
 

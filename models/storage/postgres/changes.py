@@ -20,7 +20,7 @@ _INSERT = "INSERT INTO changes (changed_at, kind, subject) VALUES (%s, %s, %s)"
 # of customers and identifiers, and executemany costs a pipelined statement's client time per row.
 _INSERT_MANY = (
     "INSERT INTO changes (changed_at, kind, subject) SELECT %s, kind, subject"
-    " FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS c(kind, subject, n) ORDER BY n"
+    " FROM unnest(%b::text[], %b::text[]) WITH ORDINALITY AS c(kind, subject, n) ORDER BY n"
 )
 
 
@@ -30,9 +30,9 @@ def append_changes(
     """One feed row per subject, in the caller's transaction; told to this process once it commits."""
     rows = notes.note(kind, subjects)
     if len(rows) == 1:
-        storage._run(conn, _INSERT, (time.time(), *rows[0]))
+        storage._send(conn, _INSERT, (time.time(), *rows[0]))
     elif rows:
-        storage._run(conn, _INSERT_MANY, (time.time(), [k for k, _ in rows], [s for _, s in rows]))
+        storage._send(conn, _INSERT_MANY, (time.time(), [k for k, _ in rows], [s for _, s in rows]))
 
 
 class PostgresChanges(PostgresBase):

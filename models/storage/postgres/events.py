@@ -1,98 +1,82 @@
 """PostgreSQL: the events part of the storage interface (models/storage/events.py).
 
-Bulk ingest is one INSERT … SELECT FROM unnest(one array per column) … ON CONFLICT (event_id) DO
-NOTHING per batch (see _INSERT for why this one of the three ways measured).
+Bulk ingest (TrackBatch) is one binary COPY into `events` per batch of new events (`insert_new_events`,
+see _COPY for why); `insert_events`, which must skip stored ids itself, is one INSERT … SELECT FROM
+unnest(one array per column) … ON CONFLICT (event_id) DO NOTHING.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from models.storage.changes import QUIET_EVENT_TYPES, STATE, customer_subject
 from models.storage.events import EventRow, InteractionColumns, PurchaseCount
-from models.storage.postgres.base import LOCK_WRITERS, PostgresBase
+from models.storage.postgres.base import Conn, PostgresBase
 from models.storage.postgres.changes import append_changes
 from models.storage.rows import EVENT_COLUMNS, event_values
 
-# ON CONFLICT: the unique index on event_id makes a second insert of an event a no-op, in this
-# process or any other. One statement for the whole batch: each column as one array parameter, sent
-# in binary (%b: no quoting), unnested in the batch's order (its `seq` order). Unlike COPY it runs
-# inside the transaction's pipeline, and it was the fastest of the three ways bench/track_postgres.py
-# measures (20,000 demo events, durable server: unnest 25,600/s, COPY to a temp table 18,300/s, one
-# pipelined INSERT per row 11,500/s).
+# insert_events: ON CONFLICT, the unique index on event_id makes a second insert of an event a no-op,
+# in this process or any other. One statement for the whole batch: each column as one array parameter,
+# sent in binary (%b: no quoting), unnested in the batch's order (its `seq` order).
 _INSERT = (
     f"INSERT INTO events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM unnest("
     "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::float8[], %b::text[],"
     " %b::text[], %b::text[], %b::float8[], %b::float8[], %b::text[]) WITH ORDINALITY"
     f" AS batch ({EVENT_COLUMNS}, n) ORDER BY n ON CONFLICT (event_id) DO NOTHING"
 )
-# The ways measured against it (bench/track_postgres.py): one pipelined INSERT per row, and COPY into
-# a temporary table then one INSERT … SELECT (COPY cannot run inside a pipeline).
+# insert_new_events (TrackBatch's path): binary COPY straight into `events`, in the batch's order. Its
+# rows are new by contract (the caller read `stored_event_ids` in the same transaction, under the
+# writers' lock, so no other writer can add one of them before the commit), so nothing needs ON
+# CONFLICT; the unique index still refuses a duplicate, and the whole transaction with it. Measured
+# (bench/track_postgres.py, 30,000 demo events, durable server, load ~4.5): the unnest INSERT above
+# cost 6.8 us of client CPU and 26-28 us of the server's per event, this COPY 1.4 us and 18-20 us
+# (psycopg formats binary COPY rows in C; its array dumper is Python, one call per element).
+_COPY = f"COPY events ({EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_COPY_TYPES = (
+    "text", "text", "text", "text", "text", "int8", "float8", "text", "text", "text", "float8", "float8",
+    "text",
+)  # fmt: skip
+# One pipelined INSERT per row: a way bench/track_postgres.py measures beside the two above.
 _INSERT_ROW = (
     f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (event_id) DO NOTHING"
 )
-_STAGE = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS events_in (n BIGINT, event_id TEXT, customer_id TEXT,"
-    " channel TEXT, type TEXT, item_id TEXT, quantity BIGINT, price DOUBLE PRECISION, store_id TEXT,"
-    " order_id TEXT, recommendation_id TEXT, occurred_at DOUBLE PRECISION, received_at DOUBLE PRECISION,"
-    " attributes TEXT) ON COMMIT DELETE ROWS"
-)
-_COPY = f"COPY events_in (n, {EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-_COPY_TYPES = [
-    "int8", "text", "text", "text", "text", "text", "int8", "float8", "text", "text", "text",
-    "float8", "float8", "text",
-]  # fmt: skip
-_MOVE = (
-    f"INSERT INTO events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM events_in ORDER BY n"
-    " ON CONFLICT (event_id) DO NOTHING"
-)
-# How insert_events writes: "unnest" (the product's), or "rows" / "copy" (benchmarks only).
-WAY = "unnest"
+# How insert_new_events writes: "copy" (the product's), or "unnest" / "rows" (benchmarks only).
+WAY = "copy"
 
 
 class PostgresEvents(PostgresBase):
     def stored_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         if not event_ids:
             return set()
-        rows = self._rows("SELECT event_id FROM events WHERE event_id = ANY(%s)", (list(event_ids),))
+        rows = self._rows("SELECT event_id FROM events WHERE event_id = ANY(%b)", (list(event_ids),))
         return {str(r[0]) for r in rows}
 
     def insert_events(self, rows: Sequence[EventRow]) -> int:
         values = event_values(rows)
         if not values:
             return 0
-        changed = sorted({r.customer_id for r in rows if r.type not in QUIET_EVENT_TYPES})
-        if WAY == "copy":
-            added = self._copy(values)  # a transaction of its own (benchmarks only): the feed rows after it
-            with self._write() as conn:
-                append_changes(self, conn, self._notes, STATE, map(customer_subject, changed))
-            return added
         with self._write() as conn:
-            if WAY == "rows":
+            added = self._count(self._run(conn, _INSERT, _columns(values)))
+            _note_customers(self, conn, rows)
+            return added
+
+    def insert_new_events(self, rows: Sequence[EventRow]) -> int:
+        values = event_values(rows)
+        if not values:
+            return 0
+        with self._write() as conn:
+            if WAY == "copy":
+                added = self._copy_in(conn, _COPY, _COPY_TYPES, _typed(values))
+            elif WAY == "rows":
                 cur = conn.cursor()
                 self._trace(_INSERT_ROW)
                 cur.executemany(_INSERT_ROW, values)
                 added = self._count(cur)
             else:
                 added = self._count(self._run(conn, _INSERT, _columns(values)))
-            append_changes(self, conn, self._notes, STATE, map(customer_subject, changed))
-            return added
-
-    def _copy(self, values: list[tuple[object, ...]]) -> int:
-        """COPY cannot run in a pipeline: a transaction of its own (benchmarks only: it is not part of
-        the thread's transaction)."""
-        with self._reading_outside() as conn, conn.transaction(), conn.cursor() as cur:
-            self._run(conn, LOCK_WRITERS)
-            self._run(conn, _STAGE)
-            with cur.copy(_COPY) as copy:
-                copy.set_types(_COPY_TYPES)
-                for n, value in enumerate(values):
-                    copy.write_row((n, *value))
-            cur.execute(_MOVE)
-            added = max(cur.rowcount, 0)
-            cur.execute("DELETE FROM events_in")
+            _note_customers(self, conn, rows)
             return added
 
     def event_customer(self, event_id: str) -> str | None:
@@ -129,6 +113,22 @@ class PostgresEvents(PostgresBase):
             (customer_id,),
         )
         return [PurchaseCount(i, t, float(last), int(n)) for i, t, last, n in rows]
+
+
+def _note_customers(storage: PostgresBase, conn: Conn, rows: Sequence[EventRow]) -> None:
+    """The feed rows of the customers whose cached state the events change."""
+    changed = sorted({r.customer_id for r in rows if r.type not in QUIET_EVENT_TYPES})
+    append_changes(storage, conn, storage._notes, STATE, map(customer_subject, changed))
+
+
+def _typed(values: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """The rows with each value of the Python type its binary COPY column takes: a price of 10 is sent
+    as 10.0, a quantity of 2.0 as 2 (a caller's domain values may hold either)."""
+    for v in values:
+        if type(v[5]) is int and type(v[6]) is float and type(v[10]) is float and type(v[11]) is float:
+            yield v
+        else:
+            yield (*v[:5], int(v[5]), float(v[6]), *v[7:10], float(v[10]), float(v[11]), v[12])
 
 
 def _columns(values: list[tuple[Any, ...]]) -> list[list[Any]]:

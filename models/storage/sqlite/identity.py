@@ -168,6 +168,11 @@ class SqliteIdentity(SqliteBase):
         )
         return None if row is None or row[0] is None else float(row[0])
 
+    def merge_customers_many(self, merges: Sequence[tuple[str, str, float]], merged_at: float) -> None:
+        # Pair by pair: a statement here is a call into the library, not a message to a server.
+        for loser, survivor, created_at in merges:
+            self.merge_customers(loser, survivor, created_at, merged_at)
+
     def merge_customers(self, loser: str, survivor: str, created_at: float, merged_at: float) -> None:
         args = (survivor, loser)
         with self._write() as conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 
 from models.storage import Storage
@@ -57,6 +58,41 @@ def test_a_batch_mixing_whole_and_decimal_numbers_is_stored_as_sent(storage: Sto
         ("a", 10.0, 2, 5.0),
         ("b", 9.5, 1, 6.5),
     ]
+
+
+def test_new_events_are_stored_in_order_between_the_transactions_other_writes(storage: Storage) -> None:
+    # TrackBatch's bulk path (PostgreSQL: a binary COPY, which leaves the transaction's pipeline and
+    # enters it again): writes queued before and after it, and reads, are one transaction with it.
+    rows = [row("b", price=10, quantity=2, at=5), row("a", price=9.5, at=6.5, attributes={"k": "v"})]
+    with storage.transaction():
+        storage.create_customers([("c1", 1.0)])
+        assert storage.stored_event_ids(["a", "b"]) == set()
+        assert storage.insert_new_events(rows) == 2
+        storage.create_customers([("c2", 2.0)])
+        assert storage.event_count() == 2  # the transaction reads its own writes
+    assert storage.insert_new_events([]) == 0
+    assert storage.item_events(["event_id", "price", "quantity", "occurred_at", "attributes"]) == [
+        ("b", 10.0, 2, 5.0, None),
+        ("a", 9.5, 1, 6.5, '{"k": "v"}'),
+    ]  # in the order sent (seq)
+    assert storage.customer_created_at("c1") == 1.0 and storage.customer_created_at("c2") == 2.0
+
+
+def test_a_new_event_that_is_stored_already_is_never_stored_twice(
+    storage: Storage, database: Database
+) -> None:
+    # PostgreSQL's COPY fails the whole transaction on it; SQLite's insert skips it.
+    storage.insert_events([row("a")])
+    if database.backend == "postgres":
+        with pytest.raises(psycopg.errors.UniqueViolation), storage.transaction():
+            storage.create_customers([("c9", 1.0)])
+            storage.insert_new_events([row("b"), row("a", customer="other")])
+        assert storage.stored_event_ids(["a", "b"]) == {"a"}
+        assert storage.customer_created_at("c9") is None  # nothing of the failed transaction was kept
+        assert storage.insert_new_events([row("b")]) == 1  # and the storage goes on working
+    else:
+        assert storage.insert_new_events([row("b"), row("a", customer="other")]) == 1
+    assert storage.stored_event_ids(["a", "b"]) == {"a", "b"} and storage.event_customer("a") == "c1"
 
 
 def test_stored_ids_of_a_list_longer_than_one_query(storage: Storage) -> None:

@@ -214,6 +214,81 @@ def test_a_merge_repoints_every_row_and_records_the_alias(storage: Storage, data
     assert storage.customer_aliases("anon") == []
 
 
+def _merge_world(storage: Storage, database: Database, ns: str) -> None:
+    """Customers, identifiers, events, an alias, consent, attributes and recommendations, their ids
+    prefixed by `ns` (two such worlds share one database)."""
+
+    def n(c: str) -> str:
+        return f"{ns}{c}"
+
+    with storage.transaction():
+        for customer, born in (("old", 0.5), ("anon", 1.0), ("bob", 5.0), ("dev", 3.0), ("older", 0.1)):
+            storage.create_customer(n(customer), born)
+        storage.insert_identifier("DEVICE_ID", n("d1"), n("anon"), "d1", 1.0)
+        storage.insert_identifier("CUSTOMER_ID", n("bob"), n("bob"), "bob", 5.0)
+        storage.insert_identifier("DEVICE_ID", n("d2"), n("dev"), "d2", 3.0)
+        storage.insert_events([event(n("e1"), n("anon")), event(n("e2"), n("bob")), event(n("e3"), n("dev"))])
+        storage.insert_events([event(n("e4"), n("old"))])
+        storage.set_customer_attributes(
+            [(n("anon"), {"segment": "gold"}), (n("dev"), {"segment": "tin"})], 1.0
+        )
+        storage.merge_customers(n("older"), n("old"), 0.1, 40.0)  # an alias from before
+    consent = (
+        "INSERT INTO consent (customer_id, channel, purpose, granted, updated_at) VALUES (?, ?, ?, ?, ?)"
+    )
+    for who, channel, granted, at in (
+        ("anon", "EMAIL", 1, 20.0),
+        ("bob", "EMAIL", 0, 10.0),
+        ("dev", "EMAIL", 0, 30.0),
+        ("anon", "WEB", 0, 1.0),
+        ("dev", "WEB", 1, 1.0),  # a tie with anon's: the earlier survivor's stands
+    ):
+        database.sql(consent, n(who), channel, "marketing", granted, at)
+    for r, who in (("r1", "anon"), ("r2", "dev")):
+        database.sql(
+            "INSERT INTO recommendations (recommendation_id, customer_id) VALUES (?, ?)", n(r), n(who)
+        )
+
+
+def _merge_snapshot(database: Database, ns: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of the world `ns`, its prefix taken off."""
+    queries = {
+        "events": "SELECT event_id, customer_id FROM events",
+        "identifiers": "SELECT kind, value_key, customer_id FROM identifiers",
+        "customers": "SELECT customer_id, created_at FROM customers",
+        "aliases": "SELECT merged_id, customer_id, merged_at FROM customer_merges",
+        "consent": "SELECT customer_id, channel, purpose, granted, updated_at FROM consent",
+        "attributes": "SELECT customer_id, attributes FROM customer_attributes",
+        "recommendations": "SELECT recommendation_id, customer_id FROM recommendations",
+    }
+    out = {}
+    for name, sql in queries.items():
+        rows = database.sql(f"{sql} WHERE customer_id LIKE ?", f"{ns}%")
+        out[name] = sorted(tuple(v.removeprefix(ns) if isinstance(v, str) else v for v in r) for r in rows)
+    return out
+
+
+def test_merges_of_a_batch_at_once_leave_what_merging_pair_by_pair_leaves(
+    storage: Storage, database: Database
+) -> None:
+    # (loser, survivor, created_at) in order: a chain (old -> anon -> bob -> acct, which has no row)
+    # and a second loser into bob, as a TrackBatch's resolver queues them.
+    merges = [("old", "anon", 0.5), ("anon", "bob", 0.5), ("dev", "bob", 0.5), ("bob", "acct", 0.4)]
+    for ns in ("p:", "m:"):
+        _merge_world(storage, database, ns)
+    with storage.transaction():
+        for loser, survivor, born in merges:
+            storage.merge_customers(f"p:{loser}", f"p:{survivor}", born, 60.0)
+    with storage.transaction():
+        storage.merge_customers_many([(f"m:{a}", f"m:{b}", born) for a, b, born in merges], 60.0)
+    pairwise, at_once = _merge_snapshot(database, "p:"), _merge_snapshot(database, "m:")
+    assert at_once == pairwise
+    assert {c for _, c in at_once["events"]} == {"acct"} and at_once["customers"] == [("acct", 0.4)]
+    assert sorted(m for m, _, _ in at_once["aliases"]) == ["anon", "bob", "dev", "old", "older"]
+    assert ("acct", "EMAIL", "marketing", 0, 30.0) in at_once["consent"]  # the newest decision
+    storage.merge_customers_many([], 70.0)  # nothing to do
+
+
 def test_a_merge_into_a_customer_without_a_row_creates_it(storage: Storage) -> None:
     storage.create_customer("a", 3.0)
     storage.merge_customers("a", "acct", 3.0, 4.0)
