@@ -166,3 +166,19 @@ def test_one_recommend_reads_the_customer_once_and_an_anonymous_one_not_at_all(t
     with trained.count_statements() as sent:
         rec = trained.recommend(anonymous)
     assert sent == [] and rec.items and not rec.recognised
+
+
+def test_sentences_are_added_to_copies_of_the_shared_reason(trained: Seenext) -> None:
+    """The personalised source gives all of a request's items one `Reason` object (models/serving/ranking.py);
+    the sentence an explained answer carries is written into a copy, so the ranking's reason stays as it
+    was and the items' reasons are separate objects: changing one changes no other."""
+    rec = trained.recommend(
+        RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", "u2"), k=3, explain=True)
+    )
+    reasons = [r.reasons[0] for r in rec.items]
+    assert all(x.code == "personalised" and x.text for x in reasons)
+    assert len({id(x) for x in reasons}) == len(reasons)
+    reasons[0].text = "changed"
+    assert all(x.text != "changed" for x in reasons[1:])
+    plain = trained.recommend(RecommendQuery(channel="WEB", who=Identifier("CUSTOMER_ID", "u2"), k=3))
+    assert [r.reasons[0].text for r in plain.items] == ["", "", ""]
