@@ -328,6 +328,9 @@ def banner(keys: ApiKeys | None, settings: Settings) -> tuple[str, str]:
     return f"-H 'authorization: Bearer {admin}' ", text
 
 
+_MAX_SERVING = 10_000  # (method, key) wrappings kept: a few dozen methods x a few keys per keys file
+
+
 class AuthInterceptor(Interceptor):
     """Refuses a call before its servicer runs unless its key holds the RPC's scope."""
 
@@ -350,7 +353,8 @@ class AuthInterceptor(Interceptor):
         if cached is not None and cached[0] is handler:
             return cached[1]
         serving = _serving_as(handler, key)
-        self._serving[(details.method, key)] = (handler, serving)
+        if len(self._serving) < _MAX_SERVING:  # a keys file reloaded anew brings new key objects
+            self._serving[(details.method, key)] = (handler, serving)
         return serving
 
 
