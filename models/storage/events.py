@@ -83,10 +83,6 @@ class EventStorage(ABC):
         """The ids of the list that the log already holds (a retried batch's duplicates)."""
 
     @abstractmethod
-    def insert_events(self, rows: Sequence[EventRow]) -> int:
-        """Appends the rows, skipping any whose event_id is already stored; returns how many were added."""
-
-    @abstractmethod
     def insert_new_events(self, rows: Sequence[EventRow]) -> int:
         """Appends rows whose event_ids `stored_event_ids` found unstored in this same write transaction
         (so no writer can have stored them since), no two alike: the bulk path of a batch (PostgreSQL:

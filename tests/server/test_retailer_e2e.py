@@ -360,7 +360,7 @@ def test_history_stored_with_future_dates_does_not_freeze_a_live_cart(
     storage = open_storage(settings.db_path, settings.sync_full, database_url=settings.database_url)
     with storage.transaction():
         storage.create_customer("c0", now)
-    storage.insert_events(
+    storage.insert_new_events(
         [
             EventRow(
                 event_id=f"old-{n}",

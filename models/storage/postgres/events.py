@@ -1,8 +1,8 @@
 """PostgreSQL: the events part of the storage interface (models/storage/events.py).
 
 Bulk ingest (TrackBatch) is one binary COPY into `events` per batch of new events (`insert_new_events`,
-see _COPY for why); `insert_events`, which must skip stored ids itself, is one INSERT … SELECT FROM
-unnest(one array per column) … ON CONFLICT (event_id) DO NOTHING.
+see _COPY for why). bench/track_postgres.py measures it beside one INSERT … SELECT FROM unnest(one array
+per column) and one INSERT per row (`WAY`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from models.storage.postgres.base import Conn, PostgresBase
 from models.storage.postgres.changes import append_changes
 from models.storage.rows import EVENT_COLUMNS, event_values
 
-# insert_events: ON CONFLICT, the unique index on event_id makes a second insert of an event a no-op,
-# in this process or any other. One statement for the whole batch: each column as one array parameter,
-# sent in binary (%b: no quoting), unnested in the batch's order (its `seq` order).
+# One statement for the whole batch (a way the benchmark measures): each column as one array parameter,
+# sent in binary (%b: no quoting), unnested in the batch's order (its `seq` order); ON CONFLICT, the
+# unique index on event_id makes a second insert of an event a no-op.
 _INSERT = (
     f"INSERT INTO events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM unnest("
     "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::float8[], %b::text[],"
@@ -52,15 +52,6 @@ class PostgresEvents(PostgresBase):
             return set()
         rows = self._rows("SELECT event_id FROM events WHERE event_id = ANY(%b)", (list(event_ids),))
         return {str(r[0]) for r in rows}
-
-    def insert_events(self, rows: Sequence[EventRow]) -> int:
-        values = event_values(rows)
-        if not values:
-            return 0
-        with self._write() as conn:
-            added = self._count(self._run(conn, _INSERT, _columns(values)))
-            _note_customers(self, conn, rows)
-            return added
 
     def insert_new_events(self, rows: Sequence[EventRow]) -> int:
         values = event_values(rows)

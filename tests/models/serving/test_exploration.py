@@ -248,7 +248,7 @@ def test_the_first_upsert_is_kept_and_customers_are_counted(storage: Storage) ->
     storage.upsert_items([Item("imported", price=2.0), Item("new", price=1.0)], NOW - DAY)  # whole upsert
     assert storage.first_seen() == {"old": NOW - 100 * DAY, "imported": NOW - 100 * DAY, "new": NOW - DAY}
     storage.upsert_items([Item("late", price=1.0)], NOW - DAY)
-    storage.insert_events(
+    storage.insert_new_events(
         [
             row(1, "u1", "new", NOW - 3600),
             row(2, "u1", "new", NOW - 1800, "PURCHASE"),
@@ -285,7 +285,7 @@ def test_exploration_reads_the_store_once_per_model_version(storage: Storage) ->
     explore = Exploration(storage, ExplorationPolicy(), {"VIEW": 1.0, "IMPRESSION": 0.0})
     snap = CatalogSnapshot.build(storage.all_items(), storage.catalog_version(), storage.first_seen())
     assert explore.new_items(snap, model("v1", NOW - DAY), NOW) == (NewItem("n", NOW - DAY),)
-    storage.insert_events([row(1, "u1", "n", NOW - 60), row(2, "u2", "n", NOW - 30, "IMPRESSION")])
+    storage.insert_new_events([row(1, "u1", "n", NOW - 60), row(2, "u2", "n", NOW - 30, "IMPRESSION")])
     with storage.count_statements() as sent:  # viewed since: the model serving has not learned it yet
         assert explore.new_items(snap, model("v1", NOW - DAY), NOW + 1) == (NewItem("n", NOW - DAY),)
     assert sent == []

@@ -180,7 +180,7 @@ def test_a_merge_repoints_every_row_and_records_the_alias(storage: Storage, data
             storage.create_customer(customer, born)
         storage.insert_identifier("DEVICE_ID", "d1", "anon", "d1", 1.0)
         storage.insert_identifier("CUSTOMER_ID", "bob", "bob", "bob", 5.0)
-        storage.insert_events([event("e1", "anon"), event("e2", "bob")])
+        storage.insert_new_events([event("e1", "anon"), event("e2", "bob")])
         storage.set_customer_attributes([("anon", {"segment": "gold"})], 1.0)
     consent = (
         "INSERT INTO consent (customer_id, channel, purpose, granted, updated_at) VALUES (?, ?, ?, ?, ?)"
@@ -227,8 +227,10 @@ def _merge_world(storage: Storage, database: Database, ns: str) -> None:
         storage.insert_identifier("DEVICE_ID", n("d1"), n("anon"), "d1", 1.0)
         storage.insert_identifier("CUSTOMER_ID", n("bob"), n("bob"), "bob", 5.0)
         storage.insert_identifier("DEVICE_ID", n("d2"), n("dev"), "d2", 3.0)
-        storage.insert_events([event(n("e1"), n("anon")), event(n("e2"), n("bob")), event(n("e3"), n("dev"))])
-        storage.insert_events([event(n("e4"), n("old"))])
+        storage.insert_new_events(
+            [event(n("e1"), n("anon")), event(n("e2"), n("bob")), event(n("e3"), n("dev"))]
+        )
+        storage.insert_new_events([event(n("e4"), n("old"))])
         storage.set_customer_attributes(
             [(n("anon"), {"segment": "gold"}), (n("dev"), {"segment": "tin"})], 1.0
         )

@@ -44,7 +44,7 @@ def test_a_lost_connection_is_unavailable_and_the_next_call_reconnects(
     db = Database("postgres", tmp_path / "unused.db", postgres_url)
     storage = db.open()
     try:
-        storage.insert_events([event("a")])
+        storage.insert_new_events([event("a")])
         assert storage.event_count() == 1
         with psycopg.connect(
             postgres_url, autocommit=True
@@ -54,8 +54,8 @@ def test_a_lost_connection_is_unavailable_and_the_next_call_reconnects(
                 " WHERE datname = current_database() AND pid != pg_backend_pid()"
             )
         with pytest.raises(Unavailable, match="storage unavailable"):
-            storage.insert_events([event("b")])
-        assert storage.insert_events([event("b")]) == 1  # nothing of the failed write was kept
+            storage.insert_new_events([event("b")])
+        assert storage.insert_new_events([event("b")]) == 1  # nothing of the failed write was kept
         assert storage.event_count() == 2
     finally:
         storage.close()

@@ -56,7 +56,9 @@ def test_consent_rows_and_decisions_for_a_list(storage: Storage) -> None:
 
 
 def test_erase_deletes_every_row_of_the_ids_and_export_reads_them_first(storage: Storage) -> None:
-    storage.insert_events([event("e1", "ann", "PURCHASE", "a", 5.0), event("e2", "bob", "VIEW", "b", 6.0)])
+    storage.insert_new_events(
+        [event("e1", "ann", "PURCHASE", "a", 5.0), event("e2", "bob", "VIEW", "b", 6.0)]
+    )
     storage.set_consent("ann", "ALL", "marketing", True, 10.0)
     exported = list(
         storage.customer_rows(["ann"], skip=("customers", "identifiers", "consent", "customer_merges"))
@@ -101,7 +103,7 @@ def columns(database: Database, table: str) -> list[str]:
 
 
 def test_reads_of_reports_and_reminders(storage: Storage) -> None:
-    storage.insert_events(
+    storage.insert_new_events(
         [
             event("v1", "ann", "VIEW", "a", 1 * DAY),
             event("p1", "ann", "PURCHASE", "a", 2 * DAY, price=3.0, quantity=2),
