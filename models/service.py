@@ -544,7 +544,8 @@ class Seenext:
             self._complements.refresh(artifact.version)
             self._rebuying.refresh(artifact.version)
             log.info("training took %.1fs in all", time.perf_counter() - started)
-        return self.model_info()
+        # the version trained here, whatever serves by now (another process may have published since)
+        return self.model_info(artifact.version)
 
     def model_info(self, version: str | None = None) -> ModelInfo:
         if version is None:

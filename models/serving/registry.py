@@ -138,6 +138,14 @@ class ModelRegistry:
         if seen == self._seen and not stale:
             return False
         with self._lock:
+            # read again under the lock: a publish or rollback of this process may have written CURRENT
+            # and swapped its model in since the reads above, and acting on them would put the older
+            # model back to serve (and make Train answer with the older version) until the next poll
+            pointer = self._pointer()
+            seen = self._files(pointer)
+            stale = self._holds_forgotten(self._current)
+            if seen == self._seen and not stale:
+                return False
             serving = self._current
             target = pointer if pointer is not None else (serving.version if stale and serving else None)
             if target is None:

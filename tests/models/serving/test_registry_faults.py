@@ -20,6 +20,7 @@ from models.errors import FailedPrecondition
 from models.learning import trainer
 from models.learning.artifact import DamagedArtifact, ModelArtifact
 from models.service import Seenext
+from models.serving.registry import ModelRegistry
 from models.settings import Settings
 
 
@@ -199,3 +200,36 @@ def test_model_versions_are_private_whatever_the_umask(trained: Seenext) -> None
     modes = {p.name: p.stat().st_mode & 0o777 for p in (folder, *folder.iterdir())}
     assert modes == {version: 0o700, "model.npz": 0o600, "manifest.json": 0o600}
     assert trained.settings.models_dir.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_poll_that_read_current_before_this_process_swapped_never_serves_the_older_model(
+    two_versions: tuple[str, str], settings: Settings
+) -> None:
+    """The watch thread read CURRENT, then this process published (or rolled back) before the poll took
+    the lock: the poll must not swap the model it read about back in. It did, for one poll period, and
+    a Train answered with the version it had replaced (test_grpc's model swap failed on PostgreSQL)."""
+    older, newer = two_versions
+    registry = ModelRegistry(settings.models_dir)
+    registry.refresh()
+    assert registry.current is not None and registry.current.version == newer
+    other = ModelRegistry(settings.models_dir)  # another process rolls back to the older version
+    other.rollback(older)
+
+    read, go = threading.Event(), threading.Event()
+    real = registry._holds_forgotten
+
+    def pause_after_the_first_read(model: object) -> bool:  # called right after CURRENT is read
+        if not read.is_set():
+            read.set()
+            assert go.wait(10)
+        return real(model)  # type: ignore[arg-type]
+
+    registry._holds_forgotten = pause_after_the_first_read  # type: ignore[method-assign]
+    poll = threading.Thread(target=registry.refresh)
+    poll.start()
+    assert read.wait(10)  # the poll has read CURRENT = older
+    registry.rollback(newer)  # this process's operator chooses the newer one again
+    go.set()
+    poll.join(10)
+    assert registry.current is not None and registry.current.version == newer
+    assert (settings.models_dir / "CURRENT").read_text().strip() == newer
