@@ -38,15 +38,20 @@ class LearnedTable(Generic[T]):
         self._table: T | None = None
         self._lock = threading.Lock()
         self._refreshing = False
+        # bumped by every table stored: a background rebuild stores its table only if none was stored
+        # since it began (a training's `refresh` must not be replaced by a rebuild from older data)
+        self._generation = 0
 
     def get(self, key: str = "") -> T:
         """The table; built now the first time, in the background when stale or for a new key."""
         table = self._table
         if table is None:
             with self._lock:
-                if self._table is None:
-                    self._table = self._build(key)
-                return self._table
+                table = self._table  # another thread may have built it while this one waited
+                if table is None:
+                    table = self._build(key)
+                    self._store(table)
+                return table
         if table.key != key or time.time() - table.built_at > self.ttl:
             self._refresh_later(key)
         return table
@@ -54,18 +59,27 @@ class LearnedTable(Generic[T]):
     def refresh(self, key: str = "") -> T:
         """Rebuilds now (after a training, so the first request on the new model sees it)."""
         table = self._build(key)
-        self._table = table
+        with self._lock:
+            self._store(table)
         return table
+
+    def _store(self, table: T) -> None:
+        self._table = table
+        self._generation += 1
 
     def _refresh_later(self, key: str) -> None:
         with self._lock:
             if self._refreshing:
                 return
             self._refreshing = True
+            began = self._generation
 
         def run() -> None:
             try:
-                self._table = self._build(key)
+                table = self._build(key)
+                with self._lock:
+                    if self._generation == began:  # else a newer table was stored meanwhile: keep it
+                        self._store(table)
             except Exception:  # serving keeps the previous table; the failure is logged, not hidden
                 log.exception("could not refresh the %s table", self.name)
             finally:
