@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,6 @@ def tiny_items() -> list[Item]:
                 category="flowers",
                 brand="bloom",
                 price=30 + n,
-                repeatable=True,
                 stock={"": 50},
             )
         )
@@ -81,6 +80,12 @@ def tiny_items() -> list[Item]:
             )
         )
     return items
+
+
+def flag_repeatable(service: Seenext, category: str) -> None:
+    """The catalogue flags a category's items repeatable (an override: the tiny world itself carries no
+    flag, as a retailer's catalogue seldom does)."""
+    service.upsert_items([replace(i, repeatable=True) for i in tiny_items() if i.category == category])
 
 
 def tiny_events() -> list[Event]:

@@ -9,7 +9,7 @@ from models.domain import Event, Identifier
 from models.service import Seenext
 from models.serving import foldin, repurchase
 from models.serving.recommender import RecommendQuery
-from tests.conftest import DAY, NOW
+from tests.conftest import DAY, NOW, flag_repeatable
 
 PHONE_CUSTOMERS = ["u0", "u3", "u6", "u9"]
 
@@ -99,7 +99,9 @@ def test_repurchase_boosts_repeatable_items_by_recency() -> None:
 
 
 def test_a_repeatable_item_bought_is_offered_again_first(trained: Seenext) -> None:
-    """Flowers are repeatable: u1 bought flowers-2 and flowers-3, so they lead u1's list."""
+    """Flowers flagged repeatable by the catalogue (the override of what is learned): u1 bought flowers-2
+    and flowers-3, so they lead u1's list."""
+    flag_repeatable(trained, "flowers")
     _, items = top(trained, "u1", k=3)
     assert set(items[:2]) == {"flowers-2", "flowers-3"}
 

@@ -12,6 +12,7 @@ from models.domain import Event, Identifier
 from models.errors import InvalidArgument
 from models.service import Seenext
 from models.serving.recommender import RecommendQuery, in_holdout
+from tests.conftest import flag_repeatable
 
 
 def ask(svc: Seenext, customer: str | None = None, **kw: object) -> list[str]:
@@ -31,6 +32,7 @@ def test_known_customer_gets_personalised_items_of_their_taste(trained: Seenext)
 def test_bought_durables_are_excluded_consumables_are_not(trained: Seenext) -> None:
     laptops = ask(trained, "u2", k=10)
     assert not {"laptop-3", "laptop-4"} & set(laptops)  # u2 bought these in the fixture
+    flag_repeatable(trained, "flowers")  # the catalogue's flag: bought again, whatever was learned
     flowers = ask(trained, "u1", k=10, categories=["flowers"])
     assert "flowers-2" in flowers  # u1 bought flowers-2, but flowers are repeatable
 
