@@ -17,7 +17,7 @@ def event_values(rows: Sequence[EventRow]) -> list[tuple[Any, ...]]:
     """The insert values of events, in the order of `EVENT_COLUMNS`: the rows themselves (an EventRow is
     a tuple in that order), with the attributes as JSON text (a row may hold that text already)."""
     return [
-        r if r.attributes is None or type(r.attributes) is str else (*r[:12], _json_or_none(r.attributes))
+        r if r.attributes is None or isinstance(r.attributes, str) else (*r[:12], _json_or_none(r.attributes))
         for r in rows
     ]
 
