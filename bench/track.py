@@ -218,21 +218,34 @@ def _ping(target: str) -> None:
 
 
 def _send_all(
-    target: str, payloads: list[bytes], metadata: tuple[tuple[str, str], ...], inflight: int = 1
+    target: str,
+    payloads: list[bytes],
+    metadata: tuple[tuple[str, str], ...],
+    inflight: int = 1,
+    connections: int = 1,
 ) -> tuple[float, float, int]:
     """In a client process: every batch once, in order, `inflight` calls at once (a new one sent as soon
-    as one is answered). (seconds, cpu, accepted)."""
+    as one is answered), over `connections` connections taken in turn (one is what one channel makes;
+    a server of several processes gets each connection in one of them). (seconds, cpu, accepted)."""
     import threading
 
     import grpc
 
     from protos.seenext.v1 import events_pb2
 
-    with grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]) as ch:
-        call = ch.unary_unary(
-            "/seenext.v1.EventService/TrackBatch", None, events_pb2.TrackBatchResponse.FromString
-        )
-        grpc.channel_ready_future(ch).result(timeout=30)
+    options = [("grpc.max_send_message_length", 64 * 1024 * 1024)]
+    if connections > 1:
+        options.append(("grpc.use_local_subchannel_pool", 1))  # a connection of its own per channel
+    channels = [grpc.insecure_channel(target, options=options) for _ in range(max(1, connections))]
+    try:
+        calls = [
+            ch.unary_unary(
+                "/seenext.v1.EventService/TrackBatch", None, events_pb2.TrackBatchResponse.FromString
+            )
+            for ch in channels
+        ]
+        for ch in channels:
+            grpc.channel_ready_future(ch).result(timeout=30)
         accepted = 0
 
         def answered(reply: Any) -> int:
@@ -242,19 +255,22 @@ def _send_all(
 
         cpu0, started = time.process_time(), time.perf_counter()
         if inflight <= 1:
-            for p in payloads:
-                accepted += answered(call(p, timeout=120, metadata=metadata))
+            for n, p in enumerate(payloads):
+                accepted += answered(calls[n % len(calls)](p, timeout=120, metadata=metadata))
         else:
             # A new call as soon as any is answered (the slot is freed by the answer's callback).
             slots = threading.Semaphore(inflight)
             futures = []
-            for p in payloads:
+            for n, p in enumerate(payloads):
                 slots.acquire()
-                future = call.future(p, timeout=120, metadata=metadata)
+                future = calls[n % len(calls)].future(p, timeout=120, metadata=metadata)
                 future.add_done_callback(lambda _: slots.release())
                 futures.append(future)
             accepted = sum(answered(f.result()) for f in futures)
         return time.perf_counter() - started, time.process_time() - cpu0, accepted
+    finally:
+        for ch in channels:
+            ch.close()
 
 
 def _stored_rows(folder: Path, database_url: str) -> list[tuple[Any, ...]]:
