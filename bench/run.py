@@ -36,6 +36,9 @@ class Scale:
     merchandising_calls: int = 1_000  # Recommend calls timed per configuration and round
     track_events: int = 200_000
     track_batch: int = 1_000
+    track_inflight: int = (
+        2  # TrackBatch calls in flight of the second figure (one in flight is always measured)
+    )
     memory_customers: int = 1_000_000
     fleet_customers: int = 5_000  # the PostgreSQL world of the two-replica measurement (same items)
     fleet_rounds: int = 3  # one replica, two replicas, alternately, this many times
@@ -87,8 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(fresh databases are made and dropped there); default: `track` on SQLite files, `track-postgres` "
         "and the PostgreSQL latency pair on a throwaway PostgreSQL 15 cluster (tests/postgres.py)",
     )
+    parser.add_argument(
+        "--track-inflight",
+        type=int,
+        help="TrackBatch calls in flight of the second TrackBatch figure (default 2; 1: only one in flight)",
+    )
     args = parser.parse_args(argv)
     scale = TOY if args.toy else Scale()
+    if args.track_inflight:
+        scale = replace(scale, track_inflight=args.track_inflight)
     if args.duration:
         scale = replace(scale, duration=args.duration)
     if args.epochs:
@@ -186,7 +196,9 @@ def run_all(
         )
     if "track" in steps:
         step(f"TrackBatch of {scale.track_events:,} events ({'PostgreSQL' if database_url else 'SQLite'})")
-        results.track = track.measure(work, scale.track_events, scale.track_batch, database_url)
+        results.track = track.measure(
+            work, scale.track_events, scale.track_batch, database_url, scale.track_inflight
+        )
     if "track-postgres" in steps:
         step(f"TrackBatch of {scale.track_events:,} events (PostgreSQL)")
         results.track_postgres = _track_postgres(work, scale, database_url)
@@ -217,12 +229,14 @@ def _track_postgres(work: Path, scale: Scale, database_url: str) -> track.TrackF
     --database-url, else on a throwaway cluster as durable as a production one (fsync and synchronous
     commit on), started here and removed afterwards."""
     if database_url:
-        return track.measure(work, scale.track_events, scale.track_batch, database_url)
+        return track.measure(work, scale.track_events, scale.track_batch, database_url, scale.track_inflight)
     from tests.postgres import Cluster  # the tests' throwaway cluster (PostgreSQL 15 binaries)
 
     cluster = Cluster(durable=True)
     try:
-        return track.measure(work, scale.track_events, scale.track_batch, cluster.database())
+        return track.measure(
+            work, scale.track_events, scale.track_batch, cluster.database(), scale.track_inflight
+        )
     finally:
         cluster.stop()
 

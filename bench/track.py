@@ -1,7 +1,10 @@
 """TrackBatch events/s through gRPC, beside the same work without gRPC and without the service.
 
-Three figures over the same events, each into a fresh store with the product's schema and indexes:
+Four figures over the same events, each into a fresh store with the product's schema and indexes:
 - `TrackBatch` RPCs of `batch` events from a client process, one call in flight, to a server process;
+- the same RPCs with `inflight` calls in flight (2 by default: a retailer's bulk importer sends several
+  batches at once, and the machine has two cores), into a fresh store of their own: the server
+  converts and validates one batch while the database inserts and commits another;
 - `EventStore.track_batch` in process (validation, idempotency check, identity resolution, insert);
 - a bare `executemany` INSERT of the very rows the service stored, one transaction per batch.
 The events are the demo retailer's (several identifiers each, so identity resolution is real work).
@@ -50,6 +53,10 @@ class TrackFigures:
     backend: str = "sqlite"  # or "postgresql"
     grpc_server_cpu_seconds: float = 0.0  # the serving process's CPU while the batches went through
     bare_cpu_seconds: float = 0.0  # this process's CPU during the bare insert (the database's is not in it)
+    # The same RPCs with `inflight` calls in flight at once (0: not measured).
+    inflight: int = 0
+    inflight_seconds: float = 0.0
+    inflight_server_cpu_seconds: float = 0.0
 
     @property
     def grpc_eps(self) -> float:
@@ -74,6 +81,15 @@ class TrackFigures:
         """The serving process's CPU per event (decode, convert, validate, resolve, insert, commit)."""
         return self.grpc_server_cpu_seconds / self.events * 1e6
 
+    @property
+    def inflight_eps(self) -> float:
+        """events/s through gRPC with `inflight` calls in flight (nan when not measured)."""
+        return self.events / self.inflight_seconds if self.inflight_seconds else float("nan")
+
+    @property
+    def inflight_server_us_per_event(self) -> float:
+        return self.inflight_server_cpu_seconds / self.events * 1e6
+
 
 def demo_events(n: int, seed: int = 11) -> list[Event]:
     """The first `n` events (in time order) of a demo retailer big enough to have them."""
@@ -85,22 +101,29 @@ def demo_events(n: int, seed: int = 11) -> list[Event]:
         customers *= 2
 
 
-def measure(work_dir: Path, events: int = 200_000, batch: int = 1000, database_url: str = "") -> TrackFigures:
-    """`database_url`: empty for SQLite files in `work_dir`, or postgresql://… (a server the caller runs)."""
+def measure(
+    work_dir: Path, events: int = 200_000, batch: int = 1000, database_url: str = "", inflight: int = 2
+) -> TrackFigures:
+    """`database_url`: empty for SQLite files in `work_dir`, or postgresql://… (a server the caller runs).
+    `inflight`: calls in flight of the second gRPC figure (0 or 1: not measured)."""
     evs = demo_events(events)
     payloads = _serialise(evs, batch)
 
     with _fresh_store(work_dir, "grpc", database_url) as (grpc_dir, grpc_url):
-        with ServerProcess(grpc_dir, **_url_setting(grpc_url)) as server:
-            ctx = mp.get_context("spawn")
-            with ctx.Pool(1) as pool:
-                pool.apply(_ping, (server.target,))  # the client's imports and connection, before the clock
-                server_cpu0 = sum(server.cpu_seconds().values())
-                seconds, cpu, accepted = pool.apply(_send_all, (server.target, payloads, server.metadata))
-                server_cpu = sum(server.cpu_seconds().values()) - server_cpu0
-        if accepted != len(evs):
-            raise RuntimeError(f"TrackBatch accepted {accepted} of {len(evs)} events")
+        seconds, cpu, server_cpu = _through_grpc(grpc_dir, grpc_url, payloads, len(evs), 1)
         rows = _stored_rows(grpc_dir, grpc_url)
+
+    inflight_seconds = inflight_server_cpu = 0.0
+    if inflight > 1:
+        with _fresh_store(work_dir, "inflight", database_url) as (many_dir, many_url):
+            inflight_seconds, _, inflight_server_cpu = _through_grpc(
+                many_dir, many_url, payloads, len(evs), inflight
+            )
+            # No event lost or stored twice (which customer an event lands on may differ: batches in
+            # flight at once may commit in another order, and the identity graph's guard is ordered).
+            ids = sorted(r[0] for r in _stored_rows(many_dir, many_url))
+            if ids != sorted(r[0] for r in rows):
+                raise RuntimeError(f"{inflight} calls in flight stored other events than one at a time")
 
     with _fresh_store(work_dir, "store", database_url) as (store_dir, store_url):
         service = Seenext(settings_for(store_dir, **_url_setting(store_url)))
@@ -125,7 +148,29 @@ def measure(work_dir: Path, events: int = 200_000, batch: int = 1000, database_u
         backend="postgresql" if database_url else "sqlite",
         grpc_server_cpu_seconds=server_cpu,
         bare_cpu_seconds=bare_cpu,
+        inflight=inflight if inflight > 1 else 0,
+        inflight_seconds=inflight_seconds,
+        inflight_server_cpu_seconds=inflight_server_cpu,
     )
+
+
+def _through_grpc(
+    folder: Path, url: str, payloads: list[bytes], events: int, inflight: int
+) -> tuple[float, float, float]:
+    """Every payload through a fresh server process from a client process, `inflight` calls at once.
+    (seconds, client CPU seconds, server CPU seconds)."""
+    with ServerProcess(folder, **_url_setting(url)) as server:
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(1) as pool:
+            pool.apply(_ping, (server.target,))  # the client's imports and connection, before the clock
+            server_cpu0 = sum(server.cpu_seconds().values())
+            seconds, cpu, accepted = pool.apply(
+                _send_all, (server.target, payloads, server.metadata, inflight)
+            )
+            server_cpu = sum(server.cpu_seconds().values()) - server_cpu0
+    if accepted != events:
+        raise RuntimeError(f"TrackBatch accepted {accepted} of {events} events ({inflight} in flight)")
+    return seconds, cpu, server_cpu
 
 
 def _url_setting(url: str) -> dict[str, Any]:
@@ -173,26 +218,59 @@ def _ping(target: str) -> None:
 
 
 def _send_all(
-    target: str, payloads: list[bytes], metadata: tuple[tuple[str, str], ...]
+    target: str,
+    payloads: list[bytes],
+    metadata: tuple[tuple[str, str], ...],
+    inflight: int = 1,
+    connections: int = 1,
 ) -> tuple[float, float, int]:
-    """In a client process: every batch once, in order, one call in flight. (seconds, cpu, accepted)."""
+    """In a client process: every batch once, in order, `inflight` calls at once (a new one sent as soon
+    as one is answered), over `connections` connections taken in turn (one is what one channel makes;
+    a server of several processes gets each connection in one of them). (seconds, cpu, accepted)."""
+    import threading
+
     import grpc
 
     from protos.seenext.v1 import events_pb2
 
-    with grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]) as ch:
-        call = ch.unary_unary(
-            "/seenext.v1.EventService/TrackBatch", None, events_pb2.TrackBatchResponse.FromString
-        )
-        grpc.channel_ready_future(ch).result(timeout=30)
+    options = [("grpc.max_send_message_length", 64 * 1024 * 1024)]
+    if connections > 1:
+        options.append(("grpc.use_local_subchannel_pool", 1))  # a connection of its own per channel
+    channels = [grpc.insecure_channel(target, options=options) for _ in range(max(1, connections))]
+    try:
+        calls = [
+            ch.unary_unary(
+                "/seenext.v1.EventService/TrackBatch", None, events_pb2.TrackBatchResponse.FromString
+            )
+            for ch in channels
+        ]
+        for ch in channels:
+            grpc.channel_ready_future(ch).result(timeout=30)
         accepted = 0
-        cpu0, started = time.process_time(), time.perf_counter()
-        for p in payloads:
-            reply = call(p, timeout=120, metadata=metadata)
+
+        def answered(reply: Any) -> int:
             if reply.rejected:
                 raise RuntimeError(f"TrackBatch rejected {len(reply.rejected)}: {reply.rejected[0]}")
-            accepted += reply.accepted
+            return int(reply.accepted)
+
+        cpu0, started = time.process_time(), time.perf_counter()
+        if inflight <= 1:
+            for n, p in enumerate(payloads):
+                accepted += answered(calls[n % len(calls)](p, timeout=120, metadata=metadata))
+        else:
+            # A new call as soon as any is answered (the slot is freed by the answer's callback).
+            slots = threading.Semaphore(inflight)
+            futures = []
+            for n, p in enumerate(payloads):
+                slots.acquire()
+                future = calls[n % len(calls)].future(p, timeout=120, metadata=metadata)
+                future.add_done_callback(lambda _: slots.release())
+                futures.append(future)
+            accepted = sum(answered(f.result()) for f in futures)
         return time.perf_counter() - started, time.process_time() - cpu0, accepted
+    finally:
+        for ch in channels:
+            ch.close()
 
 
 def _stored_rows(folder: Path, database_url: str) -> list[tuple[Any, ...]]:

@@ -7,13 +7,16 @@ Every figure gets a fresh database on it; the events are the demo retailer's (tr
 identifiers each, so identity resolution is real work). Figures, `events` in batches of `batch`:
 
 - grpc: TrackBatch RPCs from a client process, one call in flight, to a `seenext serve` process;
+  and again into a fresh database with `inflight` calls in flight (a bulk importer's way); with
+  `--processes N` (N > 1) once more, to `SEENEXT_PROCESSES=N` over `inflight` connections (each
+  process converts its own calls: no interpreter lock shared with the call holding the writers' lock);
 - service: `Seenext.track_batch` in process (validation, idempotency, identity graph, insert);
 - insert_new_events three ways: the storage call alone, on the rows the service stored (how
   models/storage/postgres/events.py chose binary COPY over one INSERT … unnest and pipelined rows);
 - bare executemany and bare COPY: psycopg straight into `events`, one transaction per batch, no
   ON CONFLICT, no lock: what the database does with these rows when nothing else is asked of it.
 
-    .venv/bin/python -m bench.track_postgres [--events 50000] [--batch 1000]
+    .venv/bin/python -m bench.track_postgres [--events 50000] [--batch 1000] [--inflight 2] [--processes 2]
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ def _step(name: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
 
 
-def measure(events: int = 50_000, batch: int = 1_000) -> dict[str, float]:
+def measure(
+    events: int = 50_000, batch: int = 1_000, inflight: int = 2, processes: int = 1
+) -> dict[str, float]:
     """events/s of every figure (see the module docstring)."""
     evs = demo_events(events)
     work = Path(tempfile.mkdtemp(prefix="track-pg-"))
@@ -63,6 +68,33 @@ def measure(events: int = 50_000, batch: int = 1_000) -> dict[str, float]:
         if accepted != len(evs):
             raise RuntimeError(f"TrackBatch accepted {accepted} of {len(evs)} events")
         figures["grpc TrackBatch"] = len(evs) / seconds
+        if inflight > 1:
+            _step(f"TrackBatch through a server process, {inflight} calls in flight")
+            (work / "inflight").mkdir()
+            with (
+                ServerProcess(work / "inflight", database_url=cluster.database()) as server,
+                mp.get_context("spawn").Pool(1) as pool,
+            ):
+                seconds, _, accepted = pool.apply(
+                    _send_all, (server.target, payloads, server.metadata, inflight)
+                )
+            if accepted != len(evs):
+                raise RuntimeError(f"TrackBatch accepted {accepted} of {len(evs)} events")
+            figures[f"grpc TrackBatch, {inflight} calls in flight"] = len(evs) / seconds
+        if inflight > 1 and processes > 1:
+            _step(f"TrackBatch, {inflight} calls in flight on {inflight} connections, {processes} processes")
+            (work / "processes").mkdir()
+            with (
+                ServerProcess(work / "processes", processes, database_url=cluster.database()) as server,
+                mp.get_context("spawn").Pool(1) as pool,
+            ):
+                seconds, _, accepted = pool.apply(
+                    _send_all, (server.target, payloads, server.metadata, inflight, inflight)
+                )
+            if accepted != len(evs):
+                raise RuntimeError(f"TrackBatch accepted {accepted} of {len(evs)} events")
+            name = f"grpc TrackBatch, {inflight} in flight on {inflight} connections, {processes} processes"
+            figures[name] = len(evs) / seconds
 
         url = cluster.database()
         _step("Seenext.track_batch in process")
@@ -151,9 +183,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--inflight", type=int, default=2, help="calls in flight of the second gRPC figure")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="serving processes of a third gRPC figure (2 or more: measured)",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a stopped run still removes its cluster
-    figures = measure(args.events, args.batch)
+    figures = measure(args.events, args.batch, args.inflight, args.processes)
     print(f"\nPostgreSQL 15, durable (fsync on), {args.events:,} demo events in batches of {args.batch:,}\n")
     print("| path | events/s |\n| --- | ---: |")
     for name, eps in figures.items():

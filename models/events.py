@@ -17,6 +17,7 @@ from models.errors import InvalidArgument
 from models.identity.graph import IdentityGraph, Node
 from models.storage import Storage
 from models.storage.events import EventRow
+from models.storage.rows import attributes_json
 from models.validation import MAX_ID_LENGTH, check_event, event_passes
 
 
@@ -62,7 +63,10 @@ class EventStore:
         latest = now + self.future_tolerance
         nodes_of = self.graph.nodes
         rejected: list[Rejection] = []
-        valid: list[tuple[Event, tuple[Node, ...]]] = []
+        # (event, its identifier nodes, its attributes as stored): everything of an event that needs no
+        # read of the store is made here, before the transaction takes the writers' lock, so a batch in
+        # flight beside this one is not kept waiting for it (issue 11: calls in flight at once).
+        valid: list[tuple[Event, tuple[Node, ...], str | None]] = []
         for i, ev in enumerate(events):
             try:
                 # Field names are built only for an event that fails a check (issue 11).
@@ -76,19 +80,19 @@ class EventStore:
                 echo = ev.event_id if len(ev.event_id) <= MAX_ID_LENGTH else ""
                 rejected.append(Rejection(i, echo, exc.field, exc.message))
                 continue
-            valid.append((ev, nodes))
+            valid.append((ev, nodes, attributes_json(ev.attributes) if ev.attributes else None))
         duplicates = 0
         rows: list[EventRow] = []
         with self.storage.transaction():
-            existing = self.storage.stored_event_ids([ev.event_id for ev, _ in valid])
+            existing = self.storage.stored_event_ids([ev.event_id for ev, _, _ in valid])
             seen: set[str] = set()
             resolver = self.graph.resolver(now, deferred=True)  # its writes: a few statements, below
-            resolver.prefetch(nodes for ev, nodes in valid if ev.event_id not in existing)
+            resolver.prefetch(nodes for ev, nodes, _ in valid if ev.event_id not in existing)
             customer = resolver.customer
             # The row made by tuple.__new__: a named tuple's own __new__ is a Python function, ~0.2 us
             # more per event (issue 11); the fields are the same, in the same order.
             make_row = tuple.__new__
-            for ev, nodes in valid:
+            for ev, nodes, attributes in valid:
                 event_id = ev.event_id
                 if event_id in existing or event_id in seen:
                     duplicates += 1
@@ -111,7 +115,7 @@ class EventStore:
                             ev.recommendation_id,
                             at if at is not None else now,
                             now,
-                            ev.attributes or None,
+                            attributes,
                         ),
                     )
                 )

@@ -26,7 +26,9 @@ class EventRow(NamedTuple):
     recommendation_id: str
     occurred_at: float
     received_at: float
-    attributes: Mapping[str, str] | None
+    # The event's attributes, or their JSON text already made by `models.storage.rows.attributes_json`
+    # (TrackBatch encodes them before it takes the writers' lock, so the lock is not held for it).
+    attributes: Mapping[str, str] | str | None
 
 
 class StoredEvent(NamedTuple):
@@ -44,7 +46,9 @@ class StoredEvent(NamedTuple):
     recommendation_id: str
     occurred_at: float
     received_at: float
-    attributes: Mapping[str, str] | None
+    # The event's attributes, or their JSON text already made by `models.storage.rows.attributes_json`
+    # (TrackBatch encodes them before it takes the writers' lock, so the lock is not held for it).
+    attributes: Mapping[str, str] | str | None
     seq: int
 
 

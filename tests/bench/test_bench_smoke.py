@@ -109,6 +109,7 @@ def test_trackbatch_beside_bare_sqlite(tmp_path: Path) -> None:
     assert t.events == 1500 and t.batch == 500 and t.backend == "sqlite"
     assert _finite_positive(t.grpc_eps, t.store_eps, t.bare_eps, t.grpc_client_cpu_seconds)
     assert _finite_positive(t.ratio, t.server_us_per_event, t.bare_cpu_seconds)
+    assert t.inflight == 2 and _finite_positive(t.inflight_eps, t.inflight_server_us_per_event)
 
 
 def test_trackbatch_beside_bare_postgres(tmp_path: Path, postgres_url: str) -> None:
@@ -117,7 +118,11 @@ def test_trackbatch_beside_bare_postgres(tmp_path: Path, postgres_url: str) -> N
     assert t.events == 1500 and t.backend == "postgresql"
     assert _finite_positive(t.grpc_eps, t.store_eps, t.bare_eps, t.ratio, t.server_us_per_event)
     results = report.Results(Conditions.now(), "python -m bench.run --toy", "now", track_postgres=t)
-    assert "TrackBatch events/s (gRPC, batches of 500, PostgreSQL)" in report.markdown(results)
+    assert t.inflight == 2 and _finite_positive(t.inflight_eps, t.inflight_server_us_per_event)
+    text = report.markdown(results)
+    assert "TrackBatch events/s (gRPC, batches of 500, PostgreSQL)" in text
+    assert "TrackBatch events/s (gRPC, batches of 500, 2 calls in flight, PostgreSQL)" in text
+    assert "| TrackBatch RPC from a client process, 2 calls in flight |" in text
 
 
 def test_memory_of_a_widened_model(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from models.domain import Event, Identifier
 from models.errors import InvalidArgument
 from models.service import Seenext
+from models.settings import Settings
+from tests.conftest import stored_rows
 
 WHO = (Identifier("CUSTOMER_ID", "c1"),)
 
@@ -89,3 +93,18 @@ def test_interaction_log_has_only_item_events(service: Seenext) -> None:
     service.track_batch([ev("a", "VIEW", "i1"), ev("b", "VISIT", ""), ev("c", "PURCHASE", "i2")])
     log = service.interaction_log()
     assert sorted(log.item_id.tolist()) == ["i1", "i2"]
+
+
+@pytest.mark.both_backends
+def test_a_batch_stores_attributes_as_sorted_json_text_and_none_as_null(settings: Settings) -> None:
+    """TrackBatch encodes attributes before it takes the writers' lock: the stored text is still the
+    one JSON text of the mapping, keys sorted, whatever order they came in; no attributes, NULL."""
+    service = Seenext(settings)
+    try:
+        attrs = {"zeta": "1", "alpha": "é ✓", "mid": '"quoted"'}
+        result = service.track_batch([ev("with", attributes=attrs), ev("without"), ev("with", attributes={})])
+        assert (result.accepted, result.duplicates) == (2, 1)
+    finally:
+        service.close()
+    stored = dict(stored_rows(settings, "SELECT event_id, attributes FROM events"))
+    assert stored == {"with": json.dumps(attrs, sort_keys=True), "without": None}

@@ -54,8 +54,9 @@ class PostgresIdentity(PostgresBase):
             " ON i.kind = w.kind AND i.value_key = w.value_key",
             ([k for k, _ in wanted], [v for _, v in wanted]),
         )
+        make = tuple.__new__  # a named tuple's own __new__ is a Python function (see EventRow)
         return [
-            IdentifierRow(kind, key, owner, bool(shared), int(links or 0))
+            make(IdentifierRow, (kind, key, owner, bool(shared), int(links or 0)))
             for kind, key, owner, shared, links in rows
         ]
 

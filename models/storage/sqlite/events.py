@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
+from functools import lru_cache
+from itertools import chain
 
 from models.storage.base import chunks
 from models.storage.changes import QUIET_EVENT_TYPES, STATE, customer_subject
@@ -12,7 +15,19 @@ from models.storage.sqlite.base import SqliteBase
 from models.storage.sqlite.changes import append_changes
 
 # OR IGNORE: the unique index on event_id makes a second insert of an event a no-op.
-_INSERT = f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES "
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# Rows per INSERT statement (TrackBatch's): one statement of many rows rather than executemany's one per
+# row. Measured on 40,000 demo rows in batches of 1,000 (2026-11-28): 6.9 against 9.6 us of CPU per row;
+# and the sqlite3 module lets go of the interpreter lock once per statement instead of once per row, so a
+# second TrackBatch converting its events in another thread no longer takes the lock back from this
+# insert a thousand times a batch (issue 11: calls in flight at once).
+_ROWS_PER_INSERT = 250
+
+
+@lru_cache(maxsize=8)
+def _insert_rows(n: int) -> str:
+    return _INSERT + ", ".join([_ROW] * n)
 
 
 class SqliteEvents(SqliteBase):
@@ -35,7 +50,12 @@ class SqliteEvents(SqliteBase):
             return 0
         changed = {r.customer_id for r in rows if r.type not in QUIET_EVENT_TYPES}
         with self._write() as conn:
-            inserted = int(conn.executemany(_INSERT, values).rowcount)
+            # Within SQLite's limit of parameters per statement (32,766 since 3.32, 999 before).
+            per = max(1, min(_ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 13))
+            inserted = 0
+            for start in range(0, len(values), per):
+                part = values[start : start + per]
+                inserted += conn.execute(_insert_rows(len(part)), list(chain.from_iterable(part))).rowcount
             append_changes(conn, self._notes, STATE, map(customer_subject, sorted(changed)))
             return inserted
 

@@ -36,10 +36,11 @@ class SqliteIdentity(SqliteBase):
     def identifier_rows(self, kind: str, keys: Sequence[str]) -> list[IdentifierRow]:
         out: list[IdentifierRow] = []
         conn = self._read()
+        make = tuple.__new__  # a named tuple's own __new__ is a Python function (see EventRow)
         for chunk in chunks(list(dict.fromkeys(keys))):
             marks = ",".join("?" * len(chunk))
             out.extend(
-                IdentifierRow(kind, key, owner, bool(shared), int(links or 0))
+                make(IdentifierRow, (kind, key, owner, bool(shared), int(links or 0)))
                 for key, owner, shared, links in conn.execute(
                     "SELECT value_key, customer_id, shared, links FROM identifiers"
                     f" WHERE kind=? AND value_key IN ({marks})",
