@@ -31,27 +31,6 @@ class EventRow(NamedTuple):
     attributes: Mapping[str, str] | str | None
 
 
-class StoredEvent(NamedTuple):
-    """An event read back, with `seq`: its place in the log (the tie-break between equal times)."""
-
-    event_id: str
-    customer_id: str
-    channel: str
-    type: str
-    item_id: str
-    quantity: int
-    price: float
-    store_id: str
-    order_id: str
-    recommendation_id: str
-    occurred_at: float
-    received_at: float
-    # The event's attributes, or their JSON text already made by `models.storage.rows.attributes_json`
-    # (TrackBatch encodes them before it takes the writers' lock, so the lock is not held for it).
-    attributes: Mapping[str, str] | str | None
-    seq: int
-
-
 class PurchaseCount(NamedTuple):
     """A customer's PURCHASE or RETURN events of one item: the newest time and how many."""
 
