@@ -36,9 +36,8 @@ class Scale:
     merchandising_calls: int = 1_000  # Recommend calls timed per configuration and round
     track_events: int = 200_000
     track_batch: int = 1_000
-    track_inflight: int = (
-        2  # TrackBatch calls in flight of the second figure (one in flight is always measured)
-    )
+    # TrackBatch calls in flight of the second figure (one in flight is always measured)
+    track_inflight: int = 2
     memory_customers: int = 1_000_000
     fleet_customers: int = 5_000  # the PostgreSQL world of the two-replica measurement (same items)
     fleet_rounds: int = 3  # one replica, two replicas, alternately, this many times

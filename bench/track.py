@@ -155,17 +155,23 @@ def measure(
 
 
 def _through_grpc(
-    folder: Path, url: str, payloads: list[bytes], events: int, inflight: int
+    folder: Path,
+    url: str,
+    payloads: list[bytes],
+    events: int,
+    inflight: int,
+    processes: int = 1,
+    connections: int = 1,
 ) -> tuple[float, float, float]:
-    """Every payload through a fresh server process from a client process, `inflight` calls at once.
-    (seconds, client CPU seconds, server CPU seconds)."""
-    with ServerProcess(folder, **_url_setting(url)) as server:
+    """Every payload through a fresh server of `processes` processes from a client process, `inflight`
+    calls at once over `connections` connections. (seconds, client CPU seconds, server CPU seconds)."""
+    with ServerProcess(folder, processes, **_url_setting(url)) as server:
         ctx = mp.get_context("spawn")
         with ctx.Pool(1) as pool:
             pool.apply(_ping, (server.target,))  # the client's imports and connection, before the clock
             server_cpu0 = sum(server.cpu_seconds().values())
             seconds, cpu, accepted = pool.apply(
-                _send_all, (server.target, payloads, server.metadata, inflight)
+                _send_all, (server.target, payloads, server.metadata, inflight, connections)
             )
             server_cpu = sum(server.cpu_seconds().values()) - server_cpu0
     if accepted != events:
