@@ -80,7 +80,7 @@ class EventStore:
                 echo = ev.event_id if len(ev.event_id) <= MAX_ID_LENGTH else ""
                 rejected.append(Rejection(i, echo, exc.field, exc.message))
                 continue
-            valid.append((ev, nodes, attributes_json(ev.attributes) if ev.attributes else None))
+            valid.append((ev, nodes, attributes_json(ev.attributes)))
         duplicates = 0
         rows: list[EventRow] = []
         with self.storage.transaction():

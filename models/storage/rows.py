@@ -17,15 +17,11 @@ def event_values(rows: Sequence[EventRow]) -> list[tuple[Any, ...]]:
     """The insert values of events, in the order of `EVENT_COLUMNS`: the rows themselves (an EventRow is
     a tuple in that order), with the attributes as JSON text (a row may hold that text already)."""
     return [
-        r if r.attributes is None or isinstance(r.attributes, str) else (*r[:12], _json_or_none(r.attributes))
+        r
+        if r.attributes is None or isinstance(r.attributes, str)
+        else (*r[:12], attributes_json(r.attributes))
         for r in rows
     ]
-
-
-def attributes_json(attributes: Mapping[str, str]) -> str | None:
-    """An event's attributes as the events table stores them (None for none): what `event_values` makes
-    of a row holding the mapping, for a caller that encodes them ahead of the insert."""
-    return _json_or_none(attributes)
 
 
 # json.dumps(..., sort_keys=True) builds an encoder per call (~1.5 us, half an event's attributes'
@@ -33,7 +29,9 @@ def attributes_json(attributes: Mapping[str, str]) -> str | None:
 _SORTED_JSON = json.JSONEncoder(sort_keys=True).encode
 
 
-def _json_or_none(attributes: Mapping[str, str]) -> str | None:
+def attributes_json(attributes: Mapping[str, str]) -> str | None:
+    """An event's attributes as the events table stores them: sorted JSON text, None for none (also for
+    a caller that encodes them ahead of the insert, as TrackBatch does)."""
     if not attributes:
         return None
     return _SORTED_JSON(attributes if type(attributes) is dict else dict(attributes))
