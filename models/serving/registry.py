@@ -132,15 +132,10 @@ class ModelRegistry:
     def refresh(self) -> bool:
         """Serves the version CURRENT names if it is not serving yet, or re-reads the serving one when its
         files changed or it holds a customer whose erasure is pending. True if the model changed."""
-        pointer = self._pointer()
-        seen = self._files(pointer)
-        stale = self._holds_forgotten(self._current)
-        if seen == self._seen and not stale:
-            return False
         with self._lock:
-            # read again under the lock: a publish or rollback of this process may have written CURRENT
-            # and swapped its model in since the reads above, and acting on them would put the older
-            # model back to serve (and make Train answer with the older version) until the next poll
+            # read under the lock: a publish or rollback of this process writes CURRENT and swaps its
+            # model in under it, and a poll acting on a read made before that would put the older model
+            # back to serve (and make Train answer with the older version) until the next poll
             pointer = self._pointer()
             seen = self._files(pointer)
             stale = self._holds_forgotten(self._current)

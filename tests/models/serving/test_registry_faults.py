@@ -205,8 +205,8 @@ def test_model_versions_are_private_whatever_the_umask(trained: Seenext) -> None
 def test_a_poll_that_read_current_before_this_process_swapped_never_serves_the_older_model(
     two_versions: tuple[str, str], settings: Settings
 ) -> None:
-    """The watch thread read CURRENT, then this process published (or rolled back) before the poll took
-    the lock: the poll must not swap the model it read about back in. It did, for one poll period, and
+    """The watch thread read CURRENT, then this process rolled back (or published) before the poll acted
+    on the read: the poll must not swap the model it read about back in. It did, for one poll period, and
     a Train answered with the version it had replaced (test_grpc's model swap failed on PostgreSQL)."""
     older, newer = two_versions
     registry = ModelRegistry(settings.models_dir)
@@ -228,8 +228,15 @@ def test_a_poll_that_read_current_before_this_process_swapped_never_serves_the_o
     poll = threading.Thread(target=registry.refresh)
     poll.start()
     assert read.wait(10)  # the poll has read CURRENT = older
-    registry.rollback(newer)  # this process's operator chooses the newer one again
+    # this process's operator chooses the newer one again, while the poll holds its read: the rollback
+    # either waits for the poll to finish or (when the poll read outside the registry's lock) is done
+    # before the poll acts; a second is ample for the latter
+    roll = threading.Thread(target=registry.rollback, args=(newer,))
+    roll.start()
+    roll.join(1.0)
     go.set()
     poll.join(10)
+    roll.join(10)
+    assert not poll.is_alive() and not roll.is_alive()
     assert registry.current is not None and registry.current.version == newer
     assert (settings.models_dir / "CURRENT").read_text().strip() == newer
