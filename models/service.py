@@ -54,6 +54,7 @@ from models.serving.popularity import Popularity
 from models.serving.rebuying import Rebuying, RebuyPolicy
 from models.serving.recommender import Recommendation, Recommended, Recommender, RecommendQuery
 from models.serving.registry import ModelRegistry, new_version
+from models.serving.score_cache import ScoreCache
 from models.serving.served import ServedLog
 from models.serving.state_cache import CustomerStates
 from models.settings import Settings
@@ -146,6 +147,7 @@ class Seenext:
             on_forget=self._forget_in_memory,
         )
         self._merchandiser = Merchandiser(self._storage, self._catalog, settings.rules_refresh_seconds)
+        self._scores = ScoreCache(settings.score_cache_mb * 2**20)
         diversity = DiversityPolicy(
             settings.diversity_category_share,
             settings.diversity_attribute,
@@ -176,6 +178,7 @@ class Seenext:
             exploration=self._exploration,
             states=self._states,
             rules=self._merchandiser.in_force,
+            score_cache=self._scores,
             # a product page shows items like the one on it: one category there is the point
             diversity={
                 "": diversity,
@@ -208,6 +211,7 @@ class Seenext:
     def _forget_in_memory(self, subjects: set[str]) -> None:
         """A Forget on another replica: the serving model drops those vectors now, and the watch looks
         for the rewritten version at once (models/serving/registry.py)."""
+        self._scores.clear()  # what was derived from their vector goes with it
         model = self._registry.current
         if model is not None:
             model.forget(subjects)
@@ -486,6 +490,7 @@ class Seenext:
                 self._served.flush()
                 result, ids = self._privacy.erase(customer_id)  # also records the ids as pending
             result.model_versions = self._privacy.finish_erasures(self._registry)
+            self._scores.clear()  # scores derived from the forgotten vector leave memory with it
             if ids:
                 self._served.flush()  # a Recommend that was in flight may have logged them after the erase
                 result.recommendations += self._privacy.delete_recommendations(ids)

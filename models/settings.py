@@ -114,6 +114,11 @@ class Settings:
     state_cache_size: int = _opt(
         20_000, "customer states a serving process keeps in memory (LRU); 0 = read the store on every request"
     )
+    score_cache_mb: int = _opt(
+        32,
+        "MB of customers' scores over every item a serving process keeps for their next request with"
+        " the same vector (a page's other placements, the till's next scan); 0 = computed every time",
+    )
     feed_poll_seconds: float = _opt(
         0.1, "how often a serving process reads the change feed (what other replicas wrote)"
     )

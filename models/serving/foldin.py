@@ -27,6 +27,7 @@ from models.learning.dataset import EVENT_WEIGHTS, parse_event_weights
 from models.serving import repurchase
 from models.serving.customer_state import CustomerState
 from models.serving.embeddings import ItemSpace, RankingModel
+from models.serving.score_cache import ScoreCache
 from models.settings import Settings
 
 MAX_FRESH = 50  # newest fresh events a request reads and folds in
@@ -105,16 +106,18 @@ def known_customer_scores(
     user: np.ndarray,
     snapshot: CatalogSnapshot | Mapping[str, bool],  # or: item -> comes back now (rebuying)
     tuning: Tuning,
+    cache: ScoreCache | None = None,
 ) -> np.ndarray:
     """Scores of a customer the model knows (`user`: their vector with its bias column): folded
-    towards their events after the model's data, their own repeatable purchases blended in."""
+    towards their events after the model's data, their own repeatable purchases blended in. `cache`
+    keeps the product of the folded vector for their next request (models/serving/score_cache.py)."""
     ref = reference_time(model)
     fresh = state.events_after(ref)[:MAX_FRESH]
     found = fresh_direction(space, fresh, tuning) if fresh else None
     if found is not None:
         direction, weight, _ = found
         user = folded_vector(user, direction, weight, tuning.prior, model.typical_user_norm)
-    return _with_repurchase(space.scoring @ user, space, state, snapshot, ref, tuning, user)
+    return _with_repurchase(_product(model, space, user, cache), space, state, snapshot, ref, tuning, user)
 
 
 def newcomer_scores(
@@ -124,6 +127,7 @@ def newcomer_scores(
     context_items: Sequence[str],
     snapshot: CatalogSnapshot | Mapping[str, bool],
     tuning: Tuning,
+    cache: ScoreCache | None = None,
 ) -> tuple[np.ndarray, str] | None:
     """Scores of a customer newer than the model, folded in from their first events (and the page's items)."""
     ref = reference_time(model)
@@ -137,8 +141,17 @@ def newcomer_scores(
         return None
     direction, _, anchor = found
     user = folded_vector(None, direction, 0.0, tuning.prior, model.typical_user_norm)
-    scores = _with_repurchase(space.scoring @ user, space, state, snapshot, ref, tuning, user)
+    scores = _with_repurchase(_product(model, space, user, cache), space, state, snapshot, ref, tuning, user)
     return scores, anchor
+
+
+def _product(model: RankingModel, space: ItemSpace, user: np.ndarray, cache: ScoreCache | None) -> np.ndarray:
+    """`space.scoring @ user`, an array of the caller's own: kept from an earlier request of the same
+    vector when `cache` has it."""
+    if cache is None:
+        scores: np.ndarray = space.scoring @ user
+        return scores
+    return cache.product(space.scoring, user, model.version, space.catalog_version)
 
 
 def state_window_start(model: RankingModel) -> float:

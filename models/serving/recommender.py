@@ -50,6 +50,7 @@ from models.serving.ranking import Affinity, Candidate, RankingState
 from models.serving.reasons import Reason
 from models.serving.rebuying import FLAGS_ONLY, Rebuying
 from models.serving.registry import ModelRegistry
+from models.serving.score_cache import ScoreCache
 from models.serving.served import Served, ServedLog
 from models.serving.state_cache import CustomerStates
 from models.storage import Storage
@@ -122,6 +123,7 @@ class Recommender:
         states: CustomerStates | None = None,
         rules: Callable[[], RulesInForce] | None = None,
         diversity: Mapping[str, DiversityPolicy] | None = None,
+        score_cache: ScoreCache | None = None,
     ) -> None:
         self.storage = storage
         # the customer states: from memory while the change feed is followed, else read per request
@@ -136,6 +138,9 @@ class Recommender:
         self.complements = complements
         self.policy = policy or channel_rules.Policy()
         self.tuning = tuning or foldin.Tuning()
+        # a customer's product over every item, kept while their vector is the same (the page's other
+        # placements, the till's next scan): models/serving/score_cache.py
+        self.score_cache = score_cache
         self.consent_defaults = consent_defaults or ConsentDefaults()
         self.rebuying = rebuying  # None: the catalogue's flags only (an unflagged item is a one-off)
         self.exploration = exploration  # None: no new items tried (models/serving/exploration.py)
@@ -415,13 +420,15 @@ class Recommender:
                 else np.mean([model.user_vector(r) for r in rows], axis=0)
             )
             # fresh events fold in; own purchases due again blend in (models/serving/foldin.py)
-            scores = foldin.known_customer_scores(model, space, state, user, due, self.tuning)
+            scores = foldin.known_customer_scores(
+                model, space, state, user, due, self.tuning, self.score_cache
+            )
             return Affinity(space, scores, "personalised")
         session = list(q.item_ids) + list(q.basket_item_ids)
         # the item "Similar to the X you looked at" names: never one bought or in the basket
         seen = looked_at.anchor(state.recent, q.item_ids, {*q.basket_item_ids, *state.purchases}, space.index)
         if state.known:  # known to the store but newer than the model: folded in from their first events
-            folded = foldin.newcomer_scores(model, space, state, session, due, self.tuning)
+            folded = foldin.newcomer_scores(model, space, state, session, due, self.tuning, self.score_cache)
             if folded is not None:
                 return Affinity(space, folded[0], "similar_items", seen)
         rows = [space.index[i] for i in dict.fromkeys(session) if i in space.index]
