@@ -146,8 +146,8 @@ def newcomer_scores(
 
 
 def _product(model: RankingModel, space: ItemSpace, user: np.ndarray, cache: ScoreCache | None) -> np.ndarray:
-    """`space.scoring @ user`, an array of the caller's own: kept from an earlier request of the same
-    vector when `cache` has it."""
+    """`space.scoring @ user`: the caller's own temporary, or a read-only product `cache` keeps for
+    every request of this vector."""
     if cache is None:
         scores: np.ndarray = space.scoring @ user
         return scores
@@ -170,8 +170,9 @@ def _with_repurchase(
     tuning: Tuning,
     user: np.ndarray | None = None,
 ) -> np.ndarray:
-    """`scores` (= space.scoring @ user, a temporary of the caller's: changed in place) with the
-    customer's repeatable purchases blended in."""
+    """`scores` (= space.scoring @ user: changed in place when it is the caller's own temporary, copied
+    when it is a read-only product the score cache keeps) with the customer's repeatable purchases
+    blended in."""
     if tuning.repurchase_weight <= 0:
         return scores
     return repurchase.blend(
@@ -184,5 +185,5 @@ def _with_repurchase(
         tuning.repurchase_half_life_days,
         spread=functools.partial(repurchase.score_spread, space, user) if user is not None else None,
         appeal=space.scoring[:, -1],  # the item biases: purchases of one occasion by their appeal to all
-        in_place=True,
+        in_place=bool(scores.flags.writeable),  # read-only: kept for other requests (score_cache.py)
     )

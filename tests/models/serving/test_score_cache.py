@@ -13,10 +13,11 @@ import pytest
 
 from models.domain import Event, Identifier
 from models.service import Seenext
+from models.serving import repurchase
 from models.serving.recommender import RecommendQuery
 from models.serving.score_cache import ScoreCache
 from models.settings import Settings
-from tests.conftest import N_USERS
+from tests.conftest import N_USERS, flag_repeatable
 
 RNG = np.random.default_rng(7)
 SCORING = np.asfortranarray(RNG.normal(size=(500, 9)).astype(np.float32))
@@ -26,17 +27,25 @@ def vector(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=9).astype(np.float32)
 
 
-def test_a_kept_product_is_the_product_and_the_caller_may_change_its_copy() -> None:
+def test_a_kept_product_is_the_product_shared_read_only() -> None:
     cache = ScoreCache(2**20)
     u = vector(1)
     first = cache.product(SCORING, u, "v1", 3)
     np.testing.assert_array_equal(first, SCORING @ u)
-    first[:] = -1.0  # the caller's own array (the repurchase blend changes it in place)
     again = cache.product(SCORING, u.copy(), "v1", 3)
-    np.testing.assert_array_equal(again, SCORING @ u)
-    assert (cache.hits, cache.misses) == (1, 1)
-    again[:] = -2.0
+    assert again is first and (cache.hits, cache.misses) == (1, 1)
+    with pytest.raises(ValueError):  # shared by every request of this vector: nobody changes it
+        again[0] = -1.0
+    # what the repurchase blend does with it: a copy of its own when it lifts a purchase
+    blended = repurchase.blend(again, {"a": 0}, [("a", 0.0, 2)], {"a": True}, 0.0, 1.0, 30.0)
+    assert blended is not again and blended[0] > again[0]
     np.testing.assert_array_equal(cache.product(SCORING, u, "v1", 3), SCORING @ u)
+
+
+def test_off_or_too_large_to_keep_the_caller_gets_its_own_temporary() -> None:
+    for cache in (ScoreCache(0), ScoreCache(100)):
+        scores = cache.product(SCORING, vector(1), "v1", 0)
+        assert scores.flags.writeable and len(cache) == 0
 
 
 def test_another_vector_model_or_catalogue_is_computed_afresh() -> None:
@@ -65,14 +74,6 @@ def test_it_keeps_the_most_recently_used_within_its_bytes() -> None:
     assert cache.hits == hits + 2
     cache.product(SCORING, b, "v1", 0)
     assert cache.hits == hits + 2  # b was dropped
-
-
-def test_zero_bytes_keeps_nothing() -> None:
-    cache = ScoreCache(0)
-    u = vector(1)
-    np.testing.assert_array_equal(cache.product(SCORING, u, "v1", 0), SCORING @ u)
-    cache.product(SCORING, u, "v1", 0)
-    assert len(cache) == 0 and cache.hits == 0
 
 
 @pytest.fixture
@@ -118,3 +119,26 @@ def test_a_forget_empties_it(trained: Seenext) -> None:
     assert len(trained._scores) > 0
     trained.forget(Identifier("CUSTOMER_ID", "u4"))
     assert len(trained._scores) == 0
+
+
+def test_a_customer_whose_purchase_is_blended_in_gets_the_same_answers_from_the_cache(
+    trained: Seenext, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repurchase blend changes scores: on a kept product it works on a copy of its own, so the
+    next request of the vector starts from the model's scores again."""
+    flag_repeatable(trained, "flowers")  # flowers come back: a flower buyer's purchases blend in
+    lifted = []
+    blend = repurchase.blend
+
+    def counting(scores: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
+        out = blend(scores, *args, **kwargs)  # type: ignore[arg-type]
+        if out is not scores:
+            lifted.append(out)
+        return out
+
+    monkeypatch.setattr(repurchase, "blend", counting)
+    with Seenext(replace(settings, score_cache_mb=0)) as uncached:
+        buyers = [Identifier("CUSTOMER_ID", f"u{u}") for u in range(1, N_USERS, 3)]
+        for who in buyers:
+            assert answers(trained, who) == answers(uncached, who) == answers(trained, who)
+    assert lifted  # the blend ran on kept products
