@@ -15,6 +15,8 @@ from bench.fleet_qps import lines as fleet_qps_lines
 from bench.memory import MemoryFigures
 from bench.merchandising import MerchandisingFigures
 from bench.merchandising import lines as merchandising_lines
+from bench.page_view import PageViewFigures
+from bench.page_view import lines as page_view_lines
 from bench.recommend import Run
 from bench.retrain import RetrainFigures
 from bench.track import TrackFigures
@@ -65,6 +67,7 @@ class Results:
     track_postgres: TrackFigures | None = None  # the same measurement on a throwaway PostgreSQL
     memory: MemoryFigures | None = None
     merchandising: MerchandisingFigures | None = None
+    page_view: PageViewFigures | None = None
     fleet_qps: FleetQpsFigures | None = None
     k: int = 10
     duration: float = 0.0
@@ -314,6 +317,15 @@ def _merchandising_and_fleet_sections(r: Results) -> list[str]:
             "",
             "```",
             *merchandising_lines(r.merchandising),
+            "```",
+            "",
+        ]
+    if r.page_view:
+        lines += [
+            "## A page's Recommends with the customer's scores kept, through gRPC (bench/page_view.py)",
+            "",
+            "```",
+            *page_view_lines(r.page_view),
             "```",
             "",
         ]

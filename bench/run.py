@@ -11,11 +11,11 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench import fleet_qps, memory, merchandising, recommend, report, retrain, track, world
+from bench import fleet_qps, memory, merchandising, page_view, recommend, report, retrain, track, world
 from bench.conditions import Conditions
 from models.service import Seenext
 
@@ -128,6 +128,7 @@ STEPS = (
     "latency",
     "throughput",
     "merchandising",
+    "page_view",
     "track",
     "track-postgres",
     "memory",
@@ -156,20 +157,7 @@ def run_all(
         print(f"[{time.perf_counter() - t0:6.0f}s] {name}", file=sys.stderr, flush=True)
 
     data = work / "world"
-    overrides = {"epochs": scale.epochs} if scale.epochs else {}
-    customers: list[str] = []
-    if set(steps) - {"track", "track-postgres"}:  # the TrackBatch steps make their own fresh stores
-        if not (data / "seenext.db").exists():
-            step(f"world: demo retailer with {scale.items:,} items and {scale.customers:,} customers")
-            results.world = world.build(data, scale.items, scale.customers)
-        if "retrain" in steps or not (data / "models" / "CURRENT").exists():
-            step("retrain on the world's item events, and a bare fit")
-            results.retrain = retrain.measure(data, **overrides)
-        service = Seenext(world.settings_for(data))
-        try:
-            customers = world.known_customers(service, scale.sample)
-        finally:
-            service.close()
+    customers, items = _world(scale, data, steps, results, step)
     if "latency" in steps:
         step(f"Recommend and the no-op at concurrency 1 and {scale.concurrency_high}")
         results.latency, results.personalised_share = recommend.latency_runs(
@@ -193,6 +181,9 @@ def run_all(
         results.merchandising = merchandising.measure(
             data, customers[:300], scale.k, scale.merchandising_calls
         )
+    if "page_view" in steps:
+        step("a page's three Recommends through gRPC, with and without the customer's scores kept")
+        results.page_view = page_view.measure(data, customers[:300], items, scale.k)
     if "track" in steps:
         step(f"TrackBatch of {scale.track_events:,} events ({'PostgreSQL' if database_url else 'SQLite'})")
         results.track = track.measure(
@@ -221,6 +212,28 @@ def run_all(
     results.seconds = time.perf_counter() - t0
     step("done")
     return results
+
+
+def _world(
+    scale: Scale, data: Path, steps: Sequence[str], results: report.Results, step: Callable[[str], None]
+) -> tuple[list[str], list[str]]:
+    """The benchmark world in `data` (built and trained when missing, or retrained when asked), and the
+    known customers the load draws from and the items their pages show; none when only the TrackBatch
+    steps run (they make their own fresh stores)."""
+    overrides = {"epochs": scale.epochs} if scale.epochs else {}
+    if not set(steps) - {"track", "track-postgres"}:
+        return [], []
+    if not (data / "seenext.db").exists():
+        step(f"world: demo retailer with {scale.items:,} items and {scale.customers:,} customers")
+        results.world = world.build(data, scale.items, scale.customers)
+    if "retrain" in steps or not (data / "models" / "CURRENT").exists():
+        step("retrain on the world's item events, and a bare fit")
+        results.retrain = retrain.measure(data, **overrides)
+    service = Seenext(world.settings_for(data))
+    try:
+        return world.known_customers(service, scale.sample), page_view.page_items(service, 300)
+    finally:
+        service.close()
 
 
 def _track_postgres(work: Path, scale: Scale, database_url: str) -> track.TrackFigures:

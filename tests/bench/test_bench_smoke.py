@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import fleet_qps, memory, merchandising, recommend, report, retrain, track, world
+from bench import fleet_qps, memory, merchandising, page_view, recommend, report, retrain, track, world
 from bench.conditions import Conditions
 from bench.load import LoadResult
 from models.service import Seenext
@@ -198,3 +198,20 @@ def test_merchandising_cost_runs_as_a_server_and_puts_the_process_back(
     assert _finite_positive(f.before_p50_us, f.after_p50_us, f.matches_seconds)
     assert all(math.isfinite(v) for v in (f.cost_us, f.context_rule_cost_us, f.cpu_cost_us))
     assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0
+
+
+def test_a_page_view_on_two_servers_kept_and_computed(
+    toy_world: tuple[Path, world.WorldFigures, retrain.RetrainFigures], customers: list[str]
+) -> None:
+    service = Seenext(world.settings_for(toy_world[0]))
+    try:
+        items = page_view.page_items(service, 5)
+    finally:
+        service.close()
+    f = page_view.measure(toy_world[0], customers[:6], items, k=5, rounds=1)
+    assert f.customers == 6 and f.rounds == 1 and len(items) == 5
+    for figures in (f.kept_p50_ms, f.computed_p50_ms):
+        assert set(figures) == set(page_view.PLACEMENTS) and _finite_positive(*figures.values())
+    assert all(math.isfinite(v) for v in f.saved_ms.values())
+    text = "\n".join(page_view.lines(f))
+    assert "saved (paired median)" in text and "cart" in text
