@@ -81,6 +81,9 @@ class RecommendQuery:
     max_price: float = 0.0
     in_stock_only: bool = False
     explain: bool = False
+    # False for a campaign list (RecommendBatch asks each customer once): the customer's product with
+    # every item is not kept, and a long list does not push out the web's and the tills' kept ones
+    keep_scores: bool = True
 
 
 @dataclass
@@ -335,7 +338,14 @@ class Recommender:
         self._validate(first)
         return (
             self.recommend(
-                RecommendQuery(channel=channel, who=ident, placement=first.placement, k=k, explain=explain)
+                RecommendQuery(
+                    channel=channel,
+                    who=ident,
+                    placement=first.placement,
+                    k=k,
+                    explain=explain,
+                    keep_scores=False,
+                )
             )
             for ident in who
         )
@@ -412,6 +422,7 @@ class Recommender:
     ) -> Affinity | None:
         """The customer's scores over every item: their own vector, else their session's items."""
         space = model.items(snapshot)
+        cache = self.score_cache if q.keep_scores else None
         rows = _user_rows(model, state)
         if rows:  # merged since training: the mean of the vectors the model has for each merged id
             user = (
@@ -420,15 +431,13 @@ class Recommender:
                 else np.mean([model.user_vector(r) for r in rows], axis=0)
             )
             # fresh events fold in; own purchases due again blend in (models/serving/foldin.py)
-            scores = foldin.known_customer_scores(
-                model, space, state, user, due, self.tuning, self.score_cache
-            )
+            scores = foldin.known_customer_scores(model, space, state, user, due, self.tuning, cache)
             return Affinity(space, scores, "personalised")
         session = list(q.item_ids) + list(q.basket_item_ids)
         # the item "Similar to the X you looked at" names: never one bought or in the basket
         seen = looked_at.anchor(state.recent, q.item_ids, {*q.basket_item_ids, *state.purchases}, space.index)
         if state.known:  # known to the store but newer than the model: folded in from their first events
-            folded = foldin.newcomer_scores(model, space, state, session, due, self.tuning, self.score_cache)
+            folded = foldin.newcomer_scores(model, space, state, session, due, self.tuning, cache)
             if folded is not None:
                 return Affinity(space, folded[0], "similar_items", seen)
         rows = [space.index[i] for i in dict.fromkeys(session) if i in space.index]

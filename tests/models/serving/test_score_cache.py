@@ -142,3 +142,20 @@ def test_a_customer_whose_purchase_is_blended_in_gets_the_same_answers_from_the_
         for who in buyers:
             assert answers(trained, who) == answers(uncached, who) == answers(trained, who)
     assert lifted  # the blend ran on kept products
+
+
+def test_a_campaign_list_keeps_nothing_and_answers_as_one_request_at_a_time(trained: Seenext) -> None:
+    """RecommendBatch asks each customer once: keeping their products would only push out those of
+    the web's and the tills' customers."""
+    people = [Identifier("CUSTOMER_ID", f"u{u}") for u in range(12)]
+    campaign = [[r.item_id for r in rec.items] for rec in trained.recommend_batch(people, "WEB", "home", k=5)]
+    assert len(trained._scores) == 0
+    one_by_one = [
+        [
+            r.item_id
+            for r in trained.recommend(RecommendQuery(channel="WEB", who=w, placement="home", k=5)).items
+        ]
+        for w in people
+    ]
+    assert campaign == one_by_one and any(campaign)
+    assert len(trained._scores) > 0  # one request at a time keeps them
