@@ -345,16 +345,28 @@ class Seenext:
         """This process's operating figures, read each time the metrics endpoint is scraped (each key
         becomes the gauge `seenext_<key>`; server/metrics.py RUNTIME_FIGURES describes every key).
 
-        A figure that does not apply is left out rather than reported as 0. The fleet adds its own here:
-        the replica's position in the event log and its lag (`log_head_sequence`,
-        `foldin_applied_sequence`, `foldin_lag_events`, `foldin_lag_seconds`) and the PostgreSQL pool's
-        use (`db_pool_size`, `db_pool_in_use`, `db_pool_waiting`)."""
+        A figure that does not apply is left out rather than reported as 0: the replica's position in
+        the change feed and its lag (`log_head_sequence`, `foldin_applied_sequence`, `foldin_lag_events`,
+        `foldin_lag_seconds`) while it follows the feed, the PostgreSQL pool's use (`db_pool_size`,
+        `db_pool_in_use`, `db_pool_waiting`), the score cache's use while it is on."""
         figures = {"events_stored": float(self._events.count_events())}
         model = self._registry.current
         trained_at = model.manifest.get("trained_at") if model is not None else None
         if trained_at is not None:
             figures["model_trained_timestamp_seconds"] = float(trained_at)
             figures["model_age_seconds"] = max(0.0, time.time() - float(trained_at))
+        behind = self._feed.seconds_behind()
+        if behind is not None:  # following the change feed (what the other replicas wrote)
+            head = self._storage.feed_head()
+            figures["log_head_sequence"] = float(head)
+            figures["foldin_applied_sequence"] = float(self._feed.position)
+            figures["foldin_lag_events"] = float(max(0, head - self._feed.position))
+            figures["foldin_lag_seconds"] = behind
+        figures.update(self._storage.pool_figures())
+        if self._scores.max_bytes:
+            figures["score_cache_bytes"] = float(self._scores.size_bytes)
+            figures["score_cache_hits"] = float(self._scores.hits)
+            figures["score_cache_misses"] = float(self._scores.misses)
         return figures
 
     def reload_model(self) -> bool:

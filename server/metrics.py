@@ -50,14 +50,20 @@ RUNTIME_FIGURES: dict[str, str] = {
     "events_stored": "Events in the store (the event log's length).",
     "model_trained_timestamp_seconds": "When the serving model was trained (Unix time).",
     "model_age_seconds": "Seconds since the serving model was trained.",
-    # hooks of the fleet (issue 11): the replica's change feed and the PostgreSQL pool fill them in
-    "log_head_sequence": "Highest sequence number of the shared event log.",
-    "foldin_applied_sequence": "Highest sequence number of the event log this replica has applied.",
-    "foldin_lag_events": "Events of the log this replica has not applied to its memory yet.",
-    "foldin_lag_seconds": "Age of the oldest event of the log this replica has not applied yet.",
+    # the replica's change feed (models/serving/feed.py), while it follows it
+    "log_head_sequence": "Highest sequence number of the shared change feed (what every process wrote).",
+    "foldin_applied_sequence": "Highest sequence number of the change feed this replica has applied.",
+    "foldin_lag_events": "Sequence numbers of the change feed this replica has not applied yet.",
+    "foldin_lag_seconds": "Seconds since this replica last read the change feed to its end"
+    " (an upper bound on the age of any change it has not applied).",
+    # the PostgreSQL pool (absent on SQLite)
     "db_pool_size": "Connections the database pool may hold (PostgreSQL; absent on SQLite).",
     "db_pool_in_use": "Connections of the pool lent out to a request now.",
     "db_pool_waiting": "Requests waiting for a connection of the pool now.",
+    # customers' products kept for their next request (models/serving/score_cache.py), while it is on
+    "score_cache_bytes": "Bytes of customers' scores kept for their next request (SEENEXT_SCORE_CACHE_MB).",
+    "score_cache_hits": "Recommends that reused a customer's kept scores, since the process started.",
+    "score_cache_misses": "Recommends that computed a customer's scores while the cache was on, since start.",
 }
 
 RECOMMEND = "/seenext.v1.RecommendationService/Recommend"

@@ -137,6 +137,13 @@ class FeedFollower:
         self._thread = thread
         return thread
 
+    def seconds_behind(self) -> float | None:
+        """Seconds since this follower last read the feed to its end (an upper bound on the age of any
+        change it has not applied); None before its first complete read."""
+        if self._last_ok == -float("inf"):
+            return None
+        return max(0.0, time.monotonic() - self._last_ok)
+
     def join(self, timeout: float = 10.0) -> None:
         """Waits for the polling thread to end (after its `stop` was set): the store may close then."""
         if self._thread is not None:

@@ -77,5 +77,9 @@ class ScoreCache:
             self._entries.clear()
             self._bytes = 0
 
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
     def __len__(self) -> int:
         return len(self._entries)

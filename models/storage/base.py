@@ -62,6 +62,12 @@ class Storage(
     def count_statements(self) -> AbstractContextManager[list[str]]:
         """The statements this thread sends to the database inside the block (tests count reads)."""
 
+    def pool_figures(self) -> dict[str, float]:
+        """The connection pool's use, for the metrics endpoint: `db_pool_size` (connections it may
+        hold), `db_pool_in_use` (lent out now), `db_pool_waiting` (requests waiting for one). None for
+        a backend without a pool (SQLite: one writer and a reader per thread)."""
+        return {}
+
 
 def chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
     """Slices of a long id list, for `IN (...)` lists under every backend's parameter limit."""

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -23,7 +24,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from bench.serving import free_port
+from models.domain import Event, Identifier
 from models.service import Seenext
+from models.settings import Settings
 from protos.seenext.v1 import (
     common_pb2,
     events_pb2,
@@ -192,3 +195,51 @@ def _wait_for_metrics(port: int, server: subprocess.Popen[str]) -> None:
         assert value(samples, "process_cpu_seconds_total") is not None  # each process's own CPU
         return
     raise TimeoutError(f"no metrics on port {port}")
+
+
+@pytest.mark.both_backends
+def test_a_replica_reports_its_feed_lag_its_pool_and_its_kept_scores(
+    settings: Settings, backend: str
+) -> None:
+    """What an operator watches on a fleet (docs/deploy.md): how far this replica's memory is behind the
+    change feed the other processes write, the PostgreSQL pool's use, and the score cache's."""
+    settings = replace(settings, metrics_port=free_port())
+    service = Seenext(settings)
+    service.upsert_items(tiny_items())
+    assert not service.track_batch(tiny_events()).rejected
+    service.train()
+    running = create_server(settings, service)
+    try:
+        u0 = common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_CUSTOMER_ID, value="u0")
+        request = recommendation_pb2.RecommendRequest(who=u0, channel=common_pb2.CHANNEL_WEB, k=3)
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+            recommend = recommendation_pb2_grpc.RecommendationServiceStub(ch).Recommend
+            first, second = recommend(request), recommend(request)  # the second reuses u0's scores
+        assert [i.item_id for i in first.items] == [i.item_id for i in second.items]
+        before = value(scrape(settings.metrics_port), "seenext_log_head_sequence")
+        assert before is not None and before > 0
+        # another process writes: the replica applies it from the feed, and its lag goes back to 0
+        with Seenext(settings) as other:
+            other.track(Event("m-other", (Identifier("CUSTOMER_ID", "u9"),), "WEB", "VIEW", "phone-2"))
+        deadline = time.monotonic() + 5
+        while True:
+            samples = scrape(settings.metrics_port)
+            head = value(samples, "seenext_log_head_sequence")
+            applied = value(samples, "seenext_foldin_applied_sequence")
+            if head is not None and applied is not None and applied >= head > before:
+                break
+            assert time.monotonic() < deadline, f"head {head}, applied {applied}"
+            time.sleep(0.05)
+        assert value(samples, "seenext_foldin_lag_events") == 0
+        lag = value(samples, "seenext_foldin_lag_seconds")
+        assert lag is not None and 0 <= lag < 5
+        assert (value(samples, "seenext_score_cache_hits") or 0) >= 1
+        assert (value(samples, "seenext_score_cache_misses") or 0) >= 1
+        assert (value(samples, "seenext_score_cache_bytes") or 0) > 0
+        pool = [value(samples, f"seenext_db_pool_{k}") for k in ("size", "in_use", "waiting")]
+        if backend == "postgres":
+            assert pool[0] == settings.database_pool_size and 0 <= pool[1] <= pool[0] and pool[2] == 0  # type: ignore[operator]
+        else:
+            assert pool == [None, None, None]  # no pool on SQLite: absent, not 0
+    finally:
+        running.stop(grace=1.0)

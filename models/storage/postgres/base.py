@@ -68,6 +68,14 @@ class PostgresBase:
             self.pool.close()
             raise
 
+    def pool_figures(self) -> dict[str, float]:
+        stats = self.pool.get_stats()
+        return {
+            "db_pool_size": float(stats["pool_max"]),
+            "db_pool_in_use": float(stats["pool_size"] - stats["pool_available"]),
+            "db_pool_waiting": float(stats.get("requests_waiting", 0)),
+        }
+
     # -- connections and transactions ------------------------------------------------------------
 
     @contextmanager
