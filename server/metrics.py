@@ -6,7 +6,8 @@ What it exports, and how to read it, is in docs/deploy.md ("Reading the metrics"
   dashboards and alerts read them unchanged;
 - what the calls did: Recommend strategies served by channel, events ingested by outcome;
 - figures read from the service when Prometheus scrapes (`Seenext.runtime_figures()`): model version and
-  age, events stored, and the hooks of the fleet (fold-in lag behind the event log, pool use).
+  age, events stored, the replica's lag behind the change feed, the PostgreSQL pool's use, the score
+  cache's use.
 
 The interceptor is the outermost one (server/app.py puts it first), so the status it records is the one
 the caller receives: a refusal of the API-key check, an error the error interceptor turned into a status,
