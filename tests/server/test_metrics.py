@@ -2,7 +2,8 @@
 
 Counts by final status (the API-key check's refusals and the error interceptor's statuses included), the
 latency histogram, strategies served, events ingested, and the figures read from the service at scrape
-time (model version and age, events stored)."""
+time (model version and age, events stored, the replica's lag behind the change feed, the pool's and the
+score cache's use)."""
 
 from __future__ import annotations
 
