@@ -64,7 +64,7 @@ class Storage(
 
     def pool_figures(self) -> dict[str, float]:
         """The connection pool's use, for the metrics endpoint: `db_pool_size` (connections it may
-        hold), `db_pool_in_use` (lent out now), `db_pool_waiting` (requests waiting for one). None for
+        hold), `db_pool_in_use` (lent out now), `db_pool_waiting` (requests waiting for one); empty for
         a backend without a pool (SQLite: one writer and a reader per thread)."""
         return {}
 
