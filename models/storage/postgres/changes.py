@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from models.storage.changes import Change, ChangeNotes, Listener
+from models.storage.changes import Change, ChangeNotes, Listener, Told
 from models.storage.postgres.base import Conn, PostgresBase
 
 _INSERT = "INSERT INTO changes (changed_at, kind, subject) VALUES (%s, %s, %s)"
@@ -65,8 +65,10 @@ class PostgresChanges(PostgresBase):
                 )
             )
 
-    def listen_changes(self, listener: Listener) -> None:
-        self._notes.listen(listener)
+    def listen_changes(self, listener: Listener) -> Told:
+        # The rows' seqs are not learnt here (they would cost a reply to wait for inside the pipeline):
+        # nothing is handed over, a follower reads this process's rows back like any other.
+        return self._notes.listen(listener)
 
     def take_lease(self, name: str, holder: str, seconds: float, now: float) -> bool:
         with self._write() as conn:
