@@ -135,6 +135,7 @@ class ChangeNotes:
         if pending is None:
             pending = self._local.pending = []
             self._local.ranges = []
+            self._local.later = []
             self._local.forgets = False
         pending.extend(rows)
         if kind == FORGET and rows:
@@ -146,20 +147,33 @@ class ChangeNotes:
         between is another transaction's)."""
         self._local.ranges.append((first, last))
 
+    def numbered_later(self, read: Callable[[], tuple[int, int] | None]) -> None:
+        """As `numbered`, from a reply that may come only with the COMMIT (`read` is called after it;
+        None: the seqs are unknown, and the follower reads the rows back)."""
+        self._local.later.append(read)
+
     def committed(self) -> None:
         pending: list[tuple[str, str]] = getattr(self._local, "pending", None) or []
         self._local.pending = None
         if pending and self._listeners:
             changes = [Change(0, kind, subject) for kind, subject in pending]  # seq unknown: 0
-            ranges: list[tuple[int, int]] = self._local.ranges
-            # Handed over only when every row was numbered. Not a Forget's: the follower reads those back
-            # and tells `on_forget`, as it always did (a local Forget rewrites the model files itself,
-            # and the read-back also drops the vectors of the model in memory at once).
-            told = not self._local.forgets and sum(b - a + 1 for a, b in ranges) == len(pending)
-            for listener, to in self._listeners:
+            # Not a Forget's: the follower reads those back and tells `on_forget`, as it always did (a
+            # local Forget rewrites the model files itself; the read-back drops the vectors in memory).
+            ranges = None if self._local.forgets else self._numbered(len(pending))
+            for listener, told in self._listeners:
                 listener(changes)
-                if told:
-                    to.add(ranges)
+                if ranges is not None:
+                    told.add(ranges)
+
+    def _numbered(self, rows: int) -> list[tuple[int, int]] | None:
+        """The seq ranges of the thread's committed rows; None unless every row's seq is known."""
+        ranges: list[tuple[int, int]] = list(self._local.ranges)
+        for read in self._local.later:
+            numbered = read()
+            if numbered is None:
+                return None
+            ranges.append(numbered)
+        return ranges if sum(last - first + 1 for first, last in ranges) == rows else None
 
     def discarded(self) -> None:
         self._local.pending = None
