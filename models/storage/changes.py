@@ -164,6 +164,7 @@ class ChangeNotes:
                 listener(changes)
                 if ranges is not None:
                     told.add(ranges)
+        self._local.ranges, self._local.later = [], []  # the replies read: not kept until the next write
 
     def _numbered(self, rows: int) -> list[tuple[int, int]] | None:
         """The seq ranges of the thread's committed rows; None unless every row's seq is known."""
@@ -177,6 +178,7 @@ class ChangeNotes:
 
     def discarded(self) -> None:
         self._local.pending = None
+        self._local.ranges, self._local.later = [], []
 
 
 class ChangeStorage(ABC):
