@@ -149,7 +149,7 @@ class ChangeNotes:
 
     def numbered_later(self, read: Callable[[], tuple[int, int] | None]) -> None:
         """As `numbered`, from a reply that may come only with the COMMIT (`read` is called after it;
-        None: the seqs are unknown, and the follower reads the rows back)."""
+        None: the seqs are unknown, and the follower reads those rows back)."""
         self._local.later.append(read)
 
     def committed(self) -> None:
@@ -159,22 +159,22 @@ class ChangeNotes:
             changes = [Change(0, kind, subject) for kind, subject in pending]  # seq unknown: 0
             # Not a Forget's: the follower reads those back and tells `on_forget`, as it always did (a
             # local Forget rewrites the model files itself; the read-back drops the vectors in memory).
-            ranges = None if self._local.forgets else self._numbered(len(pending))
+            ranges = [] if self._local.forgets else self._numbered()
             for listener, told in self._listeners:
                 listener(changes)
-                if ranges is not None:
+                if ranges:
                     told.add(ranges)
         self._local.ranges, self._local.later = [], []  # the replies read: not kept until the next write
 
-    def _numbered(self, rows: int) -> list[tuple[int, int]] | None:
-        """The seq ranges of the thread's committed rows; None unless every row's seq is known."""
+    def _numbered(self) -> list[tuple[int, int]]:
+        """The seq ranges of the thread's committed rows that are known (each exact: every seq in it is
+        one of these rows; a row of none is read back by the follower)."""
         ranges: list[tuple[int, int]] = list(self._local.ranges)
         for read in self._local.later:
             numbered = read()
-            if numbered is None:
-                return None
-            ranges.append(numbered)
-        return ranges if sum(last - first + 1 for first, last in ranges) == rows else None
+            if numbered is not None:
+                ranges.append(numbered)
+        return ranges
 
     def discarded(self) -> None:
         self._local.pending = None

@@ -74,18 +74,27 @@ def subjects(*ids: str) -> set[str]:
     return {customer_subject(i) for i in ids}
 
 
-def test_own_writes_move_the_follower_without_being_read_back(stores: tuple[Storage, Storage]) -> None:
+def test_own_writes_move_the_follower_without_being_read_back(
+    stores: tuple[Storage, Storage], backend: str
+) -> None:
     own, _ = stores
     p = Process(own)
     own.create_customers([("a1", NOW), ("a2", NOW), ("a3", NOW)])  # one statement for many rows
-    own.set_consent("a1", "ALL", "profiling", False, NOW)  # one row
     with own.transaction():  # two writes, one commit
-        own.set_consent("a2", "ALL", "profiling", False, NOW)
         own.create_customers([("a4", NOW), ("a5", NOW)])
-    applied = p.follower.poll()
+        own.create_customers([("a6", NOW), ("a7", NOW)])
+    assert p.follower.poll() == 0 and p.states.read_back() == []
     assert p.follower.position == own.feed_head()
-    assert {c.subject for c in p.states.at_commit()} == subjects("a1", "a2", "a3", "a4", "a5")
-    assert applied == 0 and p.states.read_back() == []
+    assert {c.subject for c in p.states.at_commit()} == subjects(*(f"a{i}" for i in range(1, 8)))
+    # A single row: SQLite knows its seq for free; PostgreSQL would pay more to learn it than to read
+    # the row back (models/storage/postgres/changes.py), so there it is read back as before.
+    own.set_consent("a1", "ALL", "profiling", False, NOW)
+    assert p.follower.poll() == (0 if backend == "sqlite" else 1)
+    with own.transaction():  # the rows a PostgreSQL transaction knows the seqs of are passed over
+        own.create_customers([("a8", NOW), ("a9", NOW)])
+        own.set_consent("a8", "ALL", "profiling", False, NOW)
+    assert p.follower.poll() == (0 if backend == "sqlite" else 1)
+    assert p.follower.position == own.feed_head()
 
 
 def test_another_writers_change_between_two_own_writes_is_applied(stores: tuple[Storage, Storage]) -> None:
@@ -115,7 +124,7 @@ def test_an_own_write_told_after_the_follower_lags_behind_another_writers_is_rea
     own.create_customers([("a1", NOW), ("a2", NOW)])
     assert p.follower.poll() == 3  # b's row first, so a1 and a2 are read back
     assert p.follower.position == own.feed_head()
-    own.set_consent("a3", "ALL", "profiling", False, NOW)  # the follower is right below it again
+    own.create_customers([("a3", NOW), ("a4", NOW)])  # the follower is right below it again
     assert p.follower.poll() == 0
     other.set_consent("b", "ALL", "profiling", True, NOW)
     assert p.follower.poll() == 1
@@ -203,6 +212,6 @@ def test_a_rolled_back_own_transaction_is_not_passed_over_and_its_seqs_stay_gaps
         assert p.follower.poll() == 1  # above the burnt seqs: read back
         assert set(p.follower._gaps) == {head + 1, head + 2}
     assert p.follower.position == own.feed_head()
-    own.set_consent("a2", "ALL", "profiling", False, NOW)
+    own.create_customers([("a2", NOW), ("a3", NOW)])
     assert p.follower.poll() == 0  # right above the position again: passed over
     assert p.follower.position == own.feed_head()
