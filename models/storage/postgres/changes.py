@@ -31,7 +31,9 @@ _INSERT_MANY = (
 # Asked only for an insert of several rows: the reply costs the client ~25 us (a cursor of its own, a
 # row to read), more than reading one or two rows back from the feed (a single Track's rows are read
 # back as before; a TrackBatch's few big inserts, a hundred rows or more in all, are passed over).
-_NUMBERED = "WITH ins AS ({} RETURNING seq) SELECT MIN(seq), MAX(seq), COUNT(*) FROM ins"
+_INSERT_MANY_NUMBERED = (
+    f"WITH ins AS ({_INSERT_MANY} RETURNING seq) SELECT MIN(seq), MAX(seq), COUNT(*) FROM ins"
+)
 
 
 def append_changes(
@@ -40,17 +42,14 @@ def append_changes(
     """One feed row per subject, in the caller's transaction; told to this process once it commits,
     with the seqs they got when a follower of this process takes them (`ChangeNotes.numbered_later`)."""
     rows = notes.note(kind, subjects)
-    if not rows:
-        return
-    args: tuple[object, ...]
     if len(rows) == 1:
-        sql, args = _INSERT, (time.time(), *rows[0])
-    else:
-        sql, args = _INSERT_MANY, (time.time(), [k for k, _ in rows], [s for _, s in rows])
-    if len(rows) > 1 and notes.numbering:
-        notes.numbered_later(_seqs(storage._run(conn, _NUMBERED.format(sql), args)))
-    else:
-        storage._send(conn, sql, args)
+        storage._send(conn, _INSERT, (time.time(), *rows[0]))
+    elif rows:
+        args = (time.time(), [k for k, _ in rows], [s for _, s in rows])
+        if notes.numbering:
+            notes.numbered_later(_seqs(storage._run(conn, _INSERT_MANY_NUMBERED, args)))
+        else:
+            storage._send(conn, _INSERT_MANY, args)
 
 
 def _seqs(cursor: psycopg.Cursor[tuple[Any, ...]]) -> Callable[[], tuple[int, int] | None]:
