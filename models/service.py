@@ -138,13 +138,14 @@ class Seenext:
         # Customer states in memory: dropped at this process's commits at once, and at other replicas'
         # through the change feed the follower reads (started with the background work).
         self._states = CustomerStates(self._storage, settings.state_cache_size, settings.feed_max_lag_seconds)
-        self._storage.listen_changes(self._states.apply)
+        told = self._storage.listen_changes(self._states.apply)
         self._feed = FeedFollower(
             self._storage,
             self._states,
             settings.feed_poll_seconds,
             settings.feed_retention_seconds,
             on_forget=self._forget_in_memory,
+            told=told,  # this process's own commits were applied already: passed over, not read back
         )
         self._merchandiser = Merchandiser(self._storage, self._catalog, settings.rules_refresh_seconds)
         self._scores = ScoreCache(settings.score_cache_mb * 2**20)

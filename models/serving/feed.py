@@ -13,6 +13,12 @@ rolled back). SQLite numbers rows at commit under one writer, so it never has ga
 such numbering should append its feed rows at the end of the transaction (just before COMMIT), so a
 long transaction (a bulk TrackBatch) does not hold a seq open for longer than `gap_seconds`.
 
+This process's own commits: their rows reach the cache at commit through `Storage.listen_changes`;
+with the `Told` that call returned, the follower passes over the seq ranges those commits wrote instead
+of reading them back, when a range starts right after its position (no other writer's row can hide
+below it then). Anything else, another process's rows between two of this process's or a range told
+after the follower read past it, is read as before.
+
 Pruning: every replica deletes, about every minute, the rows older than `retention_seconds` (by the
 feed head it noted that long ago). A follower that could not poll for half the retention may have lost
 rows to pruning: it clears the cache and starts again from the head.
@@ -28,7 +34,7 @@ from collections.abc import Callable
 
 from models.serving.state_cache import CustomerStates
 from models.storage import Storage
-from models.storage.changes import FORGET, Change
+from models.storage.changes import FORGET, Change, Told
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +53,10 @@ class FeedFollower:
         on_forget: Callable[[set[str]], None] = lambda subjects: None,
         gap_seconds: float = 5.0,
         batch: int = 10_000,
+        told: Told | None = None,
     ) -> None:
+        """`told`: what `storage.listen_changes(states.apply)` returned, when this process's commits are
+        applied to `states` that way (None: every row is read back)."""
         self.storage = storage
         self.states = states
         self.poll_seconds = poll_seconds
@@ -55,6 +64,7 @@ class FeedFollower:
         self.on_forget = on_forget
         self.gap_seconds = gap_seconds
         self.batch = batch
+        self.told = told
         self.position = 0  # every seq at or below this was applied, or is a gap below
         self._gaps: dict[int, float] = {}  # missing seq -> time.monotonic() it was first missed
         self._last_ok = -float("inf")
@@ -67,6 +77,8 @@ class FeedFollower:
 
     def start_at_head(self) -> None:
         """Starts following from now: what the store holds already is read by every fill."""
+        if self.told is not None:
+            self.told.start()  # before the head is read: a commit after it is handed over
         head = self.storage.feed_head()
         present = {c.seq for c in self.storage.changes_after(max(0, head - START_WINDOW))}
         now = time.monotonic()
@@ -86,6 +98,8 @@ class FeedFollower:
             self.start_at_head()
         found: list[Change] = []
         while True:
+            if self.told is not None:
+                self.position = self.told.pass_over(self.position)
             rows = self.storage.changes_after(self.position, self.batch)
             found += rows
             self._advance(rows, started)

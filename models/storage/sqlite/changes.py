@@ -13,18 +13,30 @@ import time
 from collections.abc import Iterable
 
 from models.storage.base import chunks
-from models.storage.changes import Change, ChangeNotes, Listener
+from models.storage.changes import Change, ChangeNotes, Listener, Told
 from models.storage.sqlite.base import SqliteBase
 
 _INSERT = "INSERT INTO changes (changed_at, kind, subject) VALUES (?, ?, ?)"
 
 
 def append_changes(conn: sqlite3.Connection, notes: ChangeNotes, kind: str, subjects: Iterable[str]) -> None:
-    """One feed row per subject, in the caller's transaction; told to this process once it commits."""
+    """One feed row per subject, in the caller's transaction; told to this process once it commits,
+    with the seqs they got when a follower of this process takes them (`ChangeNotes.numbered`)."""
     rows = notes.note(kind, subjects)
-    if rows:
-        now = time.time()
+    if not rows:
+        return
+    now = time.time()
+    if len(rows) == 1:
+        last = conn.execute(_INSERT, (now, *rows[0])).lastrowid
+    else:
         conn.executemany(_INSERT, [(now, k, s) for k, s in rows])
+        # executemany leaves no lastrowid; the connection's is the last row's, as long as it is asked
+        # before any other insert (the transaction holds the only writer: nobody else's can come between)
+        last = conn.execute("SELECT last_insert_rowid()").fetchone()[0] if notes.numbering else None
+    if last is not None:
+        # The rowid is max + 1 and the transaction is the only writer (no savepoint ever undoes part of
+        # it): the rows got the consecutive seqs ending at `last`.
+        notes.numbered(int(last) - len(rows) + 1, int(last))
 
 
 class SqliteChanges(SqliteBase):
@@ -60,8 +72,8 @@ class SqliteChanges(SqliteBase):
                 ).rowcount
             )
 
-    def listen_changes(self, listener: Listener) -> None:
-        self._notes.listen(listener)
+    def listen_changes(self, listener: Listener) -> Told:
+        return self._notes.listen(listener)
 
     def take_lease(self, name: str, holder: str, seconds: float, now: float) -> bool:
         with self._write() as conn:
