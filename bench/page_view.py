@@ -46,22 +46,16 @@ class PageViewFigures:
 def _requests(customer: str, item: str, k: int) -> dict[str, recommendation_pb2.RecommendRequest]:
     who = common_pb2.Identifier(kind=common_pb2.IDENTIFIER_KIND_CUSTOMER_ID, value=customer)
     web = common_pb2.CHANNEL_WEB
+    contexts = {  # what each page shows: nothing, the item on its page, the item in the basket
+        "home": recommendation_pb2.Context(),
+        "product": recommendation_pb2.Context(item_ids=[item]),
+        "cart": recommendation_pb2.Context(basket_item_ids=[item]),
+    }
     return {
-        "home": recommendation_pb2.RecommendRequest(who=who, channel=web, placement="home", k=k),
-        "product": recommendation_pb2.RecommendRequest(
-            who=who,
-            channel=web,
-            placement="product",
-            k=k,
-            context=recommendation_pb2.Context(item_ids=[item]),
-        ),
-        "cart": recommendation_pb2.RecommendRequest(
-            who=who,
-            channel=web,
-            placement="cart",
-            k=k,
-            context=recommendation_pb2.Context(basket_item_ids=[item]),
-        ),
+        placement: recommendation_pb2.RecommendRequest(
+            who=who, channel=web, placement=placement, k=k, context=context
+        )
+        for placement, context in contexts.items()
     }
 
 

@@ -49,22 +49,14 @@ def page_view(replica: Replica, who: common_pb2.Identifier) -> Page:
     """The home page's, a phone's page's and the basket's recommendations, as the web shop asks them."""
     stub = recommendation_pb2_grpc.RecommendationServiceStub(replica.channel)
     web = common_pb2.CHANNEL_WEB
+    contexts = {  # the home page: nothing; a phone's page; a basket with flowers in it
+        "home": recommendation_pb2.Context(),
+        "product": recommendation_pb2.Context(item_ids=["phone-2"]),
+        "cart": recommendation_pb2.Context(basket_item_ids=["flowers-3"]),
+    }
     requests = [
-        recommendation_pb2.RecommendRequest(who=who, channel=web, placement="home", k=6),
-        recommendation_pb2.RecommendRequest(
-            who=who,
-            channel=web,
-            placement="product",
-            k=6,
-            context=recommendation_pb2.Context(item_ids=["phone-2"]),
-        ),
-        recommendation_pb2.RecommendRequest(
-            who=who,
-            channel=web,
-            placement="cart",
-            k=6,
-            context=recommendation_pb2.Context(basket_item_ids=["flowers-3"]),
-        ),
+        recommendation_pb2.RecommendRequest(who=who, channel=web, placement=placement, k=6, context=context)
+        for placement, context in contexts.items()
     ]
     return [
         [
