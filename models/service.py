@@ -34,7 +34,7 @@ from models.identity.attributes import CustomerAttributes
 from models.identity.graph import IdentifyResult, IdentityGraph
 from models.insights import profile, reports
 from models.insights.reminders import DueReminders, Reminder
-from models.learning import schedule, trainer
+from models.learning import schedule
 from models.merchandising.diversity import DiversityPolicy
 from models.merchandising.experiments import Experiment, ExperimentSpec
 from models.merchandising.merchandiser import ExperimentChange, Merchandiser, Placement, PlacementChange
@@ -540,6 +540,10 @@ class Seenext:
 
     def train(self) -> ModelInfo:
         """Trains on everything stored and swaps the new model in; one training at a time."""
+        # Imported here: LightFM, scipy and pandas are ~100 MB a serving process that never trains
+        # would hold (docs/performance.md, "Serving memory").
+        from models.learning import trainer
+
         with self._exclusive_training():
             started = time.perf_counter()
             artifact = trainer.train(

@@ -25,7 +25,7 @@ from lightfm import LightFM
 
 from models.domain import DAY
 from models.evaluation.protocol import Ranker, Split
-from models.learning import dataset
+from models.learning.event_weights import parse_event_weights
 from models.settings import Settings
 
 
@@ -37,7 +37,7 @@ def _ranked(scores: pd.Series) -> list[str]:
 
 
 def interest(train: pd.DataFrame, settings: Settings) -> pd.Series:
-    weights = dataset.parse_event_weights(settings.event_weights)
+    weights = parse_event_weights(settings.event_weights)
     return train["type"].map(weights).fillna(0.0)
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from models.domain import DAY, Event, Identifier, Item
 from models.evaluation import baselines
+from models.evaluation.methods import DESCRIPTIONS, METHODS
 from models.evaluation.protocol import MethodResult, Ranker, Report, Split, bootstrap, evaluate_method
 from models.service import Seenext
 from models.serving.recommender import RecommendQuery
@@ -30,28 +31,6 @@ from models.settings import Settings
 from models.validation import MAX_BATCH
 
 log = logging.getLogger(__name__)
-
-METHODS = (
-    "popularity",
-    "popularity_recent",
-    "popularity_repeat",
-    "lightfm_ids",
-    "lightfm_defaults",
-    "pipeline",
-)
-DESCRIPTIONS = {
-    "popularity": "most interest over the whole train period",
-    "popularity_recent": "most interest over the last {recent_days:g} days before the cut-off",
-    "popularity_repeat": "own repeatable purchases (latest first), then popularity",
-    "lightfm_ids": "LightFM alone, the service's hyper-parameters: ids only, no weights, features or rules",
-    "lightfm_defaults": "LightFM alone as in its MovieLens example: WARP, 10 components, 10 epochs",
-    "pipeline": (
-        "seenext: weights, recency, features, fold-in, repurchase blend, complements, rules, fallbacks"
-    ),
-    "pipeline_stale": "the pipeline with a model {stale:g} days old; the events since are folded in",
-    "pipeline_stale_nofold": "the same stale model, fresh events not folded in (new customers fall back)",
-}
-STALE_METHODS = ("pipeline_stale", "pipeline_stale_nofold")  # need stale_days > 0
 
 
 def _events(train: pd.DataFrame) -> Iterator[Event]:

@@ -8,7 +8,6 @@ scored. Feature rows are normalised to sum to 1, as lightfm.data.Dataset does.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,15 +17,8 @@ import scipy.sparse as sp
 
 from models.domain import DAY, Item
 from models.events import InteractionLog
-
-# How much an event says about a customer's interest in an item.
-EVENT_WEIGHTS: Mapping[str, float] = {
-    "PURCHASE": 5.0,
-    "ADD_TO_CART": 3.0,
-    "WISHLIST": 2.0,  # kept for later: less than a basket, more than a look
-    "CLICK": 2.0,
-    "VIEW": 1.0,
-}
+from models.learning.event_weights import EVENT_WEIGHTS
+from models.learning.item_features import item_feature_tokens
 
 
 @dataclass
@@ -44,41 +36,6 @@ class TrainingData:
     @property
     def n_interactions(self) -> int:
         return int(self.interactions.nnz)
-
-
-def price_band(price: float) -> str:
-    """Bands that double: 0-1, 1-2, 2-4, 4-8, … — stable across catalogues of any price level."""
-    if price <= 0:
-        return "price:none"
-    low = 2 ** math.floor(math.log2(price)) if price >= 1 else 0
-    return f"price:{low:g}-{max(low * 2, 1):g}"
-
-
-def item_feature_tokens(item: Item) -> list[str]:
-    tokens = []
-    if item.category:
-        tokens.append(f"category:{item.category}")
-    if item.brand:
-        tokens.append(f"brand:{item.brand}")
-    if item.price > 0:  # an unknown price is no feature (it would tie every unpriced item together)
-        tokens.append(price_band(item.price))
-    tokens.extend(f"attr:{k}={v}" for k, v in sorted(item.attributes.items()) if v)
-    return tokens
-
-
-def parse_event_weights(text: str) -> dict[str, float]:
-    """ "PURCHASE=5,VIEW=1" -> {"PURCHASE": 5.0, "VIEW": 1.0}; types left out weigh 0."""
-    out: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, value = part.partition("=")
-        try:
-            weight = float(value)
-        except ValueError:
-            weight = float("nan")
-        if not math.isfinite(weight) or weight < 0 or not name.strip():
-            raise ValueError(f"SEENEXT_EVENT_WEIGHTS: {part!r} is not TYPE=weight with a weight >= 0")
-        out[name.strip().upper()] = weight
-    return out
 
 
 def build(

@@ -20,6 +20,7 @@ from models.errors import FailedPrecondition
 from models.events import InteractionLog
 from models.learning import dataset, metrics
 from models.learning.artifact import ModelArtifact
+from models.learning.event_weights import parse_event_weights
 from models.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def build_data(
         items,
         settings.recency_half_life_days,
         reference_time,
-        event_weights=dataset.parse_event_weights(settings.event_weights),
+        event_weights=parse_event_weights(settings.event_weights),
         item_identity_weight=settings.item_identity_weight,
         user_attributes=user_attributes,
         user_attribute_weight=settings.user_attribute_weight,

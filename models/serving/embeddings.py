@@ -16,7 +16,7 @@ import numpy as np
 
 from models.catalog import CatalogSnapshot
 from models.learning.artifact import ModelArtifact
-from models.learning.dataset import item_feature_tokens
+from models.learning.item_features import item_feature_tokens
 from models.storage.changes import customer_subject
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.catalog import CatalogSnapshot
-from models.learning.dataset import EVENT_WEIGHTS, parse_event_weights
+from models.learning.event_weights import EVENT_WEIGHTS, parse_event_weights
 from models.serving import repurchase
 from models.serving.customer_state import CustomerState
 from models.serving.embeddings import ItemSpace, RankingModel

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 
 from models.domain import DAY
-from models.learning.dataset import EVENT_WEIGHTS
+from models.learning.event_weights import EVENT_WEIGHTS
 from models.storage import Storage
 
 # Lists cached at most (channels and stores); the oldest goes first. A retailer has far fewer stores,

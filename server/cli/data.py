@@ -261,7 +261,7 @@ def _plain(obj: object) -> object:
 
 
 def _methods() -> tuple[str, ...]:
-    from models.evaluation.pipeline import METHODS
+    from models.evaluation.methods import METHODS
 
     return METHODS
 
@@ -377,6 +377,7 @@ def _with_overrides(settings: Settings, pairs: list[str]) -> Settings:
 
 
 def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from models.evaluation import methods as known_methods
     from models.evaluation import output, pipeline, protocol
 
     settings = _with_overrides(settings, args.set)
@@ -388,14 +389,14 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
             name, _, raw = pair.partition("=")
             overrides[variable(name.strip().lower().removeprefix("seenext_"))] = raw.strip()
         return cmd_front_door(settings, args, overrides)
-    known = pipeline.METHODS + pipeline.STALE_METHODS
-    methods = tuple(m.strip() for m in args.methods.split(",")) if args.methods else pipeline.METHODS
+    known = known_methods.METHODS + known_methods.STALE_METHODS
+    methods = tuple(m.strip() for m in args.methods.split(",")) if args.methods else known_methods.METHODS
     if args.stale_days > 0 and not args.methods:
-        methods += pipeline.STALE_METHODS
+        methods += known_methods.STALE_METHODS
     unknown = [m for m in methods if m not in known]
     if unknown:
         raise SystemExit(f"--methods: {', '.join(unknown)} not among {', '.join(known)}")
-    if any(m in pipeline.STALE_METHODS for m in methods) and args.stale_days <= 0:
+    if any(m in known_methods.STALE_METHODS for m in methods) and args.stale_days <= 0:
         raise SystemExit("--methods: pipeline_stale needs --stale-days > 0")
     service = Seenext(settings)
     try:

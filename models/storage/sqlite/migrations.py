@@ -9,13 +9,38 @@ PostgreSQL ones of models/storage/postgres/migrations.py.
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
+import sys
 from collections.abc import Callable
-
-import sqlite_utils
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from models.errors import FailedPrecondition
 from models.storage.migrations import Portable
+
+
+def _import_without_pandas(name: str) -> ModuleType:
+    """Imports `name` as if pandas were not installed, unless something imported pandas already.
+
+    sqlite-utils imports pandas whenever it can, only to map pandas column types; the migrations pass
+    it plain Python types. A serving process would hold ~75 MB for pandas and pyarrow it never uses
+    (docs/performance.md, "Serving memory"). A None in sys.modules makes that import fail as if
+    pandas were missing; it is taken out again at once, so a later `import pandas` works."""
+    if "pandas" in sys.modules:
+        return importlib.import_module(name)
+    sys.modules["pandas"] = None  # type: ignore[assignment]
+    try:
+        return importlib.import_module(name)
+    finally:
+        if sys.modules.get("pandas", 0) is None:
+            del sys.modules["pandas"]
+
+
+if TYPE_CHECKING:
+    import sqlite_utils
+else:
+    sqlite_utils = _import_without_pandas("sqlite_utils")
 
 
 def _m1_base(db: sqlite_utils.Database) -> None:

@@ -8,6 +8,7 @@ import pytest
 from models.domain import Item
 from models.events import InteractionLog
 from models.learning import dataset
+from models.learning.item_features import price_band
 
 DAY = 86400.0
 
@@ -78,7 +79,7 @@ def test_feature_rows_sum_to_one_and_catalogue_items_are_included() -> None:
 
 
 def test_price_bands_double() -> None:
-    assert [dataset.price_band(p) for p in (0, 0.5, 1, 3, 700)] == [
+    assert [price_band(p) for p in (0, 0.5, 1, 3, 700)] == [
         "price:none",
         "price:0-1",
         "price:1-2",
