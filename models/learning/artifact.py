@@ -93,8 +93,13 @@ class ModelArtifact:
         self.loaded_from = (folder, self.manifest["sha256"])
 
     @classmethod
-    def load(cls, folder: Path) -> ModelArtifact:
-        """The verified artifact; `DamagedArtifact` names the version and what is wrong with it."""
+    def load(cls, folder: Path, *, ids_as_utf8: bool = False) -> ModelArtifact:
+        """The verified artifact; `DamagedArtifact` names the version and what is wrong with it.
+
+        `ids_as_utf8`: `user_ids` as UTF-8 bytes (numpy `S`), read a slice at a time, for a process that
+        serves the model: the file holds them as fixed-width unicode, 4 bytes a character (~100 MB of
+        a 1M-customer model), the bytes take a quarter of that and the whole unicode array never
+        exists in memory (docs/performance.md, "Serving memory")."""
         name = folder.name
         try:
             manifest = json.loads((folder / "manifest.json").read_text())
@@ -114,7 +119,11 @@ class ModelArtifact:
                     raise DamagedArtifact(
                         f"model {name}: model format {fmt} is not supported (expected {FORMAT_VERSION})"
                     )
-                arrays = {k: z[k] for k in z.files if k != "format_version"}
+                arrays = {
+                    k: _utf8_column(z, k) if ids_as_utf8 and k == "user_ids" else z[k]
+                    for k in z.files
+                    if k != "format_version"
+                }
             artifact = cls(
                 version=manifest["version"], manifest=manifest, loaded_from=(folder, digest), **arrays
             )
@@ -147,13 +156,50 @@ class ModelArtifact:
         """Drops the rows of these users (an erasure); the number of rows dropped."""
         if not user_ids or not len(self.user_ids):
             return 0
-        keep = ~np.isin(self.user_ids.astype(str), np.array(sorted(user_ids), dtype=str))
+        wanted = sorted(user_ids)
+        if self.user_ids.dtype.kind == "S":  # loaded for serving (ids_as_utf8)
+            keep = ~np.isin(self.user_ids, np.array([u.encode() for u in wanted], dtype=bytes))
+        else:
+            keep = ~np.isin(self.user_ids.astype(str), np.array(wanted, dtype=str))
         dropped = int(len(keep) - keep.sum())
         if dropped:
             self.user_ids = self.user_ids[keep]
             self.user_vectors = self.user_vectors[keep]
             self.user_biases = self.user_biases[keep]
         return dropped
+
+
+_ROWS_PER_SLICE = 65_536
+
+
+def _utf8_column(npz: Any, key: str) -> np.ndarray:
+    """A unicode column of the archive as UTF-8 bytes, decoded a slice of rows at a time: at most one
+    slice of the unicode array exists at once, beside the slices' bytes and the result."""
+    with npz.zip.open(f"{key}.npy") as fp:
+        version = np.lib.format.read_magic(fp)
+        shape, _fortran, dtype = (
+            np.lib.format.read_array_header_1_0(fp)
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0(fp)
+        )
+        if dtype.kind != "U" or len(shape) != 1:
+            return np.asarray(
+                npz[key]
+            )  # not what this reads: numpy's own loader (the checks name what is wrong)
+        slices = []
+        for start in range(0, shape[0], _ROWS_PER_SLICE):
+            rows = min(_ROWS_PER_SLICE, shape[0] - start)
+            raw = fp.read(rows * dtype.itemsize)
+            if len(raw) != rows * dtype.itemsize:
+                raise ValueError(f"{key}: the file ends inside row {start + len(raw) // dtype.itemsize}")
+            slices.append(np.char.encode(np.frombuffer(raw, dtype=dtype), "utf-8"))
+    width = max((a.dtype.itemsize for a in slices), default=1)
+    out = np.empty(shape[0], dtype=f"S{width}")
+    start = 0
+    for a in slices:
+        out[start : start + len(a)] = a
+        start += len(a)
+    return out
 
 
 def _finite(values: np.ndarray) -> bool:

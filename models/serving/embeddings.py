@@ -45,6 +45,9 @@ class RankingModel:
             order = np.argsort(ids, kind="stable")
             ids, vectors = ids[order], vectors[order]
         self._user_ids = ids
+        # UTF-8 bytes when the registry loaded them for serving (a quarter of the unicode array); byte
+        # order is code point order, so the sorted array stays sorted and a lookup encodes the id.
+        self._ids_are_bytes = ids.dtype.kind == "S"
         self._users = np.ascontiguousarray(vectors, dtype=np.float32)
         d = vectors.shape[1]
         self._artifact_items = (artifact.item_ids.astype(object), artifact.item_vectors, artifact.item_biases)
@@ -68,8 +71,9 @@ class RankingModel:
         return len(self._artifact_items[0])
 
     def user_row(self, customer_id: str) -> int | None:
-        pos = int(np.searchsorted(self._user_ids, customer_id))
-        if pos < len(self._user_ids) and self._user_ids[pos] == customer_id and pos not in self._forgotten:
+        key: str | bytes = customer_id.encode() if self._ids_are_bytes else customer_id
+        pos = int(np.searchsorted(self._user_ids, key))
+        if pos < len(self._user_ids) and self._user_ids[pos] == key and pos not in self._forgotten:
             return pos
         return None
 
@@ -78,7 +82,11 @@ class RankingModel:
         names them (a hash of the id): at once, before the rewritten model version is loaded, so the
         same id coming back in the meantime is a newcomer here too. Returns the rows dropped."""
         if self._subjects is None:  # one hash per customer, once per loaded model (1M: about a second)
-            self._subjects = {customer_subject(str(u)): row for row, u in enumerate(self._user_ids)}
+            ids = self._user_ids.tolist()
+            self._subjects = {
+                customer_subject(u.decode() if isinstance(u, bytes) else str(u)): row
+                for row, u in enumerate(ids)
+            }
         rows = {self._subjects[s] for s in subjects if s in self._subjects}
         self._forgotten |= rows
         return len(rows)

@@ -80,7 +80,7 @@ class ModelRegistry:
         """Serves a kept version (a name from `versions()`) and points CURRENT at it."""
         name = self.kept(version)
         try:
-            model = self._servable(ModelArtifact.load(self.folder / name))
+            model = self._servable(ModelArtifact.load(self.folder / name, ids_as_utf8=True))
         except DamagedArtifact as exc:
             raise FailedPrecondition(
                 f"model_version: {exc.message}; choose another version from ListModels"
@@ -184,7 +184,7 @@ class ModelRegistry:
     def _open(self, version: str) -> RankingModel:
         if not _NAME.fullmatch(version) or not (self.folder / version / "manifest.json").exists():
             raise DamagedArtifact(f"model {version[:60]!r} is not a kept version")
-        return self._servable(ModelArtifact.load(self.folder / version))
+        return self._servable(ModelArtifact.load(self.folder / version, ids_as_utf8=True))
 
     def _servable(self, artifact: ModelArtifact) -> RankingModel:
         """The model to serve: without the rows of customers whose erasure is pending."""

@@ -173,11 +173,11 @@ def test_the_watch_thread_outlives_an_unexpected_error(
         failures = []
         real_load = ModelArtifact.load
 
-        def load_fails_once(folder: Path) -> ModelArtifact:
+        def load_fails_once(folder: Path, **how: bool) -> ModelArtifact:
             if not failures:
                 failures.append(folder)
                 raise MemoryError("simulated")
-            return real_load(folder)
+            return real_load(folder, **how)
 
         monkeypatch.setattr(ModelArtifact, "load", staticmethod(load_fails_once))
         watcher.start_background()
