@@ -201,6 +201,9 @@ def _track_section(t: TrackFigures) -> list[str]:
     return [
         f"## TrackBatch: {t.events:,} demo events in batches of {t.batch:,} ({_backend(t)})",
         "",
+        "Event ids as a retailer's systems send them (random 128-bit hex, like a uuid4), not the demo's",
+        "sequential ones: every event's id lands on its own page of the unique index (bench/track.py).",
+        "",
         "| path | seconds | events/s |",
         "|---|---|---|",
         (
