@@ -360,6 +360,10 @@ class Request:
         self.context = context
         self._ctx_act: Any = None
         self._memo: dict[tuple[str, str], bool] = {}
+        # A context condition's answers by the values of the item fields it reads (see `match`), and
+        # those fields in a fixed order per rule.
+        self._by_values: dict[tuple[str, tuple[Any, ...]], bool] = {}
+        self._field_order: dict[str, tuple[str, ...]] = {}
         p = self._prepared = prepared(rules, matches)
         self._sets = p.sets
         self.filters = p.filters
@@ -379,17 +383,39 @@ class Request:
             view = self.matches.views.get(item_id)
             if view is None:
                 hit = False
+            elif rule.condition.item_fields is None:
+                hit = self._test(rule, view)
             else:
-                if self._ctx_act is None:
-                    self._ctx_act = activation(context=self._context_read())
-                fields = rule.condition.item_fields
-                # only the fields the condition reads: turning a whole item into CEL values costs ~0.2 ms
-                self._ctx_act.add_variable(
-                    "item", view if fields is None else {f: view[f] for f in fields if f in view}
-                )
-                hit = rule.condition.test(self._ctx_act)
+                # A condition that reads only some item fields (and the request's context, the same for
+                # every candidate) answers alike for items with the same values of those fields: "the
+                # brand of something they own" is evaluated once per brand among the candidates, not
+                # once per candidate. Handing an item to the CEL runtime is what costs (~4-6 us for a
+                # one-field map, against ~1 us to evaluate). A field's values have one type (item_view),
+                # so equal values are the same value; a list or a map (attributes, accessory_for) is
+                # not hashable, and such an item is evaluated on its own.
+                order = self._field_order.get(rule.rule_id)
+                if order is None:
+                    order = self._field_order[rule.rule_id] = tuple(sorted(rule.condition.item_fields))
+                by_values = (rule.rule_id, tuple(view.get(f, _ABSENT) for f in order))
+                try:
+                    hit = self._by_values.get(by_values)
+                except TypeError:  # an unhashable value
+                    hit = self._test(rule, {f: view[f] for f in order if f in view})
+                else:
+                    if hit is None:
+                        hit = self._by_values[by_values] = self._test(
+                            rule, {f: view[f] for f in order if f in view}
+                        )
             self._memo[key] = hit
         return hit
+
+    def _test(self, rule: CompiledRule, item: Mapping[str, Any]) -> bool:
+        """The rule's condition for one item (only the fields it reads: turning a whole item into CEL
+        values costs ~0.2 ms) and this request's context."""
+        if self._ctx_act is None:
+            self._ctx_act = activation(context=self._context_read())
+        self._ctx_act.add_variable("item", item)
+        return rule.condition.test(self._ctx_act)
 
     def _context_read(self) -> dict[str, Any]:
         """The context, or only the fields the request's context conditions read (turning the customer's
@@ -556,6 +582,9 @@ class Request:
         out.insert(min(rule.spec.position - 1, len(out)), best)
         placed.add(best)
         return out[:k] if len(out) > k else out
+
+
+_ABSENT = object()  # an item field a condition names that the item's view lacks (a key of `_by_values`)
 
 
 def _take(it: Iterable[str], n: int) -> list[str]:

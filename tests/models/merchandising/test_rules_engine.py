@@ -11,7 +11,7 @@ from models.catalog import CatalogSnapshot
 from models.domain import Event, Identifier, Item, Offer
 from models.errors import InvalidArgument, NotFound
 from models.merchandising import rules as r
-from models.merchandising.cel_engine import compile_condition
+from models.merchandising.cel_engine import Condition, activation, compile_condition
 from models.merchandising.diversity import DiversityPolicy, diversify
 from models.merchandising.engine import Request, RulesInForce, context_view
 from models.merchandising.merchandiser import compile_rules
@@ -190,3 +190,50 @@ def test_two_instances_on_one_file_follow_each_others_changes(tmp_path: Path) ->
         assert two.merchandising_rules() == [] and len(two.rule_history()) == 2
         with pytest.raises(NotFound):
             two.update_rule(rule.rule_id, RuleSpec("x", "true", r.EXCLUDE), "tester")
+
+
+CONTEXT_CONDITIONS = [
+    "item.brand in context.owned_brands",  # one field: each brand evaluated once
+    'item.brand == context.page_item.brand && item.category != "phone"',  # two fields
+    "item.price > 100.0 && context.customer_known",
+    "item.accessory_for.exists(p, p in context.owned.map(o, o.id))",  # a list: not hashable
+    'item.attributes.colour == "red" && context.channel == "WEB"',  # a map; and items without it
+    "item.colour == context.channel",  # a field no item has: every item alike, no match
+]
+
+
+@pytest.mark.parametrize("condition", CONTEXT_CONDITIONS)
+def test_a_context_condition_answers_by_the_values_of_the_item_fields_it_reads(
+    condition: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Items with the same values of the fields a context condition reads share one evaluation per
+    request; the answers are those of evaluating each item on its own."""
+    snap = catalogue()
+    rules = in_force(RuleSpec("ctx", condition, r.EXCLUDE))
+    assert rules.rules[0].condition.uses_context
+    context = {"owned": ["p1", "h1"], "page": ["p2"], "known": True}
+
+    def alone(item_id: str) -> bool:  # the condition on this item's view by itself
+        req = request(rules, snap, **context)
+        view = req.matches.views[item_id]
+        fields = rules.rules[0].condition.item_fields
+        act = activation(
+            context=req.context, item=view if fields is None else {f: view[f] for f in fields if f in view}
+        )
+        return rules.rules[0].condition.test(act)
+
+    expected = {i: alone(i) for i in ORDER}
+    evaluated: list[str] = []
+    test = Condition.test
+    monkeypatch.setattr(Condition, "test", lambda self, act: evaluated.append("") or test(self, act))
+    req = request(rules, snap, **context)
+    assert {i: req.match(rules.rules[0], i) for i in ORDER} == expected
+    # one evaluation per distinct values of the fields read; an item holding a list or a map there, one each
+    views = req.matches.views
+    fields = sorted(rules.rules[0].condition.item_fields or ())
+    values = [tuple(views[i].get(f) for f in fields) for i in ORDER]
+    plain = [v for v in values if all(isinstance(x, str | float | int | bool | None) for x in v)]
+    evaluations = len(set(plain)) + len(values) - len(plain)
+    assert len(evaluated) == evaluations
+    assert {i: req.match(rules.rules[0], i) for i in ORDER} == expected  # and asked again: remembered
+    assert len(evaluated) == evaluations
