@@ -97,20 +97,17 @@ class TrackFigures:
         return self.inflight_server_cpu_seconds / self.events * 1e6
 
 
-def demo_events(n: int, seed: int = 11, random_ids: bool = True) -> list[Event]:
-    """The first `n` events (in time order) of a demo retailer big enough to have them; with `random_ids`,
-    each with a random 32-hex-digit event_id (seeded: the same ids every run) in place of the demo's."""
+def demo_events(n: int, seed: int = 11) -> list[Event]:
+    """The first `n` events (in time order) of a demo retailer big enough to have them, each with a random
+    32-hex-digit event_id (seeded: the same ids every run) in place of the demo's sequential one."""
     customers = max(20, n // 40)
     while True:
         events = generator.generate(generator.DemoConfig(customers=customers, items=2000, seed=seed)).events
         if len(events) >= n:
             break
         customers *= 2
-    events = events[:n]
-    if not random_ids:
-        return events
     rng = random.Random(seed)
-    return [replace(e, event_id=f"{rng.getrandbits(128):032x}") for e in events]
+    return [replace(e, event_id=f"{rng.getrandbits(128):032x}") for e in events[:n]]
 
 
 def measure(

@@ -360,10 +360,8 @@ class Request:
         self.context = context
         self._ctx_act: Any = None
         self._memo: dict[tuple[str, str], bool] = {}
-        # A context condition's answers by the values of the item fields it reads (see `match`), and
-        # those fields in a fixed order per rule.
+        # A context condition's answers by the values of the item fields it reads (see `match`).
         self._by_values: dict[tuple[str, tuple[Any, ...]], bool] = {}
-        self._field_order: dict[str, tuple[str, ...]] = {}
         p = self._prepared = prepared(rules, matches)
         self._sets = p.sets
         self.filters = p.filters
@@ -392,20 +390,19 @@ class Request:
                 # once per candidate. Handing an item to the CEL runtime is what costs (~4-6 us for a
                 # one-field map, against ~1 us to evaluate). A field's values have one type (item_view),
                 # so equal values are the same value; a list or a map (attributes, accessory_for) is
-                # not hashable, and such an item is evaluated on its own.
-                order = self._field_order.get(rule.rule_id)
-                if order is None:
-                    order = self._field_order[rule.rule_id] = tuple(sorted(rule.condition.item_fields))
-                by_values = (rule.rule_id, tuple(view.get(f, _ABSENT) for f in order))
+                # not hashable, and such an item is evaluated on its own. The fields are read in the
+                # frozenset's order, which is the same for every candidate (one object, never changed).
+                fields = rule.condition.item_fields
+                by_values = (rule.rule_id, tuple(view.get(f, _ABSENT) for f in fields))
                 try:
                     hit = self._by_values.get(by_values)
+                    shared = True
                 except TypeError:  # an unhashable value
-                    hit = self._test(rule, {f: view[f] for f in order if f in view})
-                else:
-                    if hit is None:
-                        hit = self._by_values[by_values] = self._test(
-                            rule, {f: view[f] for f in order if f in view}
-                        )
+                    shared = False
+                if hit is None:
+                    hit = self._test(rule, {f: view[f] for f in fields if f in view})
+                    if shared:
+                        self._by_values[by_values] = hit
             self._memo[key] = hit
         return hit
 
